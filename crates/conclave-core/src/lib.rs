@@ -1,0 +1,20 @@
+//! Conclave's pure core: session IDs, client-token codecs (T1 and JWT), REST credentials
+//! (`X-OPENTOK-AUTH`) and the REST wire types.
+//!
+//! Owns: every byte-level format that the official OpenTok SDKs produce or parse.
+//! Must not touch: sockets, files, clocks or randomness. Callers pass the current time and
+//! the random bytes in, so everything here is deterministic and testable.
+
+pub mod ids;
+pub mod jws;
+pub mod rest_auth;
+pub mod role;
+pub mod token;
+pub mod wire;
+
+pub use ids::SessionId;
+pub use role::Role;
+pub use token::{ClientClaims, TokenError, TokenFormat};
+
+/// Clock skew tolerated on every time check, in seconds (compat doc 3.5 and 5.2).
+pub const CLOCK_SKEW_SECS: u64 = 60;

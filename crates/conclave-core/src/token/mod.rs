@@ -1,0 +1,220 @@
+//! Client tokens: the per-participant credentials minted offline by the SDKs (compat doc 3).
+//!
+//! Owns: parsing, signature checks and claim limits for both the `T1==` and the JWT format,
+//! plus minting both formats. Must not touch: secret storage or session lookups; the caller
+//! resolves the API key to candidate secrets and checks the session binding against its store.
+//!
+//! Verification is two-phase so the caller can fetch secrets between the phases:
+//! [`UnverifiedToken::parse`] → [`UnverifiedToken::signature_matches`] →
+//! [`UnverifiedToken::into_claims`]. [`verify`] runs all three with a lookup closure.
+
+mod jwt;
+mod mint;
+mod t1;
+
+pub use jwt::StringOrNumber;
+pub use mint::{TokenParams, mint_jwt, mint_t1};
+
+use crate::CLOCK_SKEW_SECS;
+use crate::role::Role;
+use serde::Serialize;
+
+/// Longest token lifetime accepted (`expire - issue`), as OpenTok documents: 30 days.
+pub const MAX_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+/// Longest `connection_data`, in characters (compat doc 3.5; the issue fixes 1,000).
+pub const MAX_CONNECTION_DATA_CHARS: usize = 1000;
+/// Longest space-joined `initial_layout_class_list` (the Node SDK's limit).
+pub const MAX_LAYOUT_CLASS_LIST_CHARS: usize = 1024;
+/// Longest raw token we even try to decode.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    T1,
+    Jwt,
+}
+
+/// Why a client token was refused. `code()` is stable and appears in signaling errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("token signature is invalid or the project is unknown")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet (issued in the future)")]
+    NotYetValid,
+    #[error("token lifetime exceeds 30 days")]
+    LifetimeTooLong,
+    #[error("token role is not one of subscriber, publisher, publisheronly, moderator")]
+    InvalidRole,
+    #[error("token connection_data exceeds {MAX_CONNECTION_DATA_CHARS} characters")]
+    DataTooLong,
+    #[error("token initial_layout_class_list exceeds {MAX_LAYOUT_CLASS_LIST_CHARS} characters")]
+    LayoutTooLong,
+    #[error("not a client token (scope must be session.connect); REST credentials cannot join sessions")]
+    WrongScope,
+    #[error("token is for another session")]
+    WrongSession,
+    #[error("token is for another project")]
+    WrongProject,
+}
+
+impl TokenError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Malformed(_) => "token_malformed",
+            TokenError::BadSignature => "token_bad_signature",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::LifetimeTooLong => "token_lifetime_too_long",
+            TokenError::InvalidRole => "token_invalid_role",
+            TokenError::DataTooLong => "token_data_too_long",
+            TokenError::LayoutTooLong => "token_layout_too_long",
+            TokenError::WrongScope => "token_wrong_scope",
+            TokenError::WrongSession => "token_wrong_session",
+            TokenError::WrongProject => "token_wrong_project",
+        }
+    }
+}
+
+/// The verified content of a client token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientClaims {
+    pub format: TokenFormat,
+    pub api_key: String,
+    pub session_id: String,
+    pub role: Role,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    pub connection_data: Option<String>,
+    pub initial_layout_classes: Vec<String>,
+}
+
+impl ClientClaims {
+    /// The token must be for exactly `session_id`, owned by `project_api_key` per the store.
+    pub fn check_binding(&self, session_id: &str, project_api_key: &str) -> Result<(), TokenError> {
+        if self.api_key != project_api_key {
+            return Err(TokenError::WrongProject);
+        }
+        if self.session_id != session_id {
+            return Err(TokenError::WrongSession);
+        }
+        Ok(())
+    }
+}
+
+/// Claims as decoded, before the limits are applied. Shared by both formats.
+struct RawClaims {
+    session_id: String,
+    role: String,
+    issued_at: u64,
+    expires_at: u64,
+    connection_data: Option<String>,
+    layout: Option<String>,
+}
+
+enum Inner<'a> {
+    T1(t1::UnverifiedT1),
+    Jwt(jwt::UnverifiedJwt<'a>),
+}
+
+/// A token split into its signed part and signature; nothing in it is trusted yet.
+pub struct UnverifiedToken<'a> {
+    inner: Inner<'a>,
+}
+
+impl<'a> UnverifiedToken<'a> {
+    pub fn parse(raw: &'a str) -> Result<Self, TokenError> {
+        if raw.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed("too long"));
+        }
+        let inner = match raw.strip_prefix("T1==") {
+            Some(rest) => Inner::T1(t1::UnverifiedT1::parse(rest)?),
+            None => Inner::Jwt(jwt::UnverifiedJwt::parse(raw)?),
+        };
+        Ok(UnverifiedToken { inner })
+    }
+
+    pub fn format(&self) -> TokenFormat {
+        match self.inner {
+            Inner::T1(_) => TokenFormat::T1,
+            Inner::Jwt(_) => TokenFormat::Jwt,
+        }
+    }
+
+    /// The API key the token claims; use it only to look up candidate secrets.
+    pub fn api_key(&self) -> &str {
+        match &self.inner {
+            Inner::T1(t) => &t.partner_id,
+            Inner::Jwt(j) => &j.iss,
+        }
+    }
+
+    /// Constant-time check against one candidate secret (raw UTF-8 bytes, never hex-decoded).
+    pub fn signature_matches(&self, secret: &[u8]) -> bool {
+        match &self.inner {
+            Inner::T1(t) => t.signature_matches(secret),
+            Inner::Jwt(j) => j.signature_matches(secret),
+        }
+    }
+
+    /// Decodes the claims and applies every limit. Call only after a signature matched.
+    pub fn into_claims(self, now: u64) -> Result<ClientClaims, TokenError> {
+        let format = self.format();
+        let (api_key, raw) = match self.inner {
+            Inner::T1(t) => t.into_raw()?,
+            Inner::Jwt(j) => j.into_raw()?,
+        };
+        let role: Role = raw.role.parse().map_err(|_| TokenError::InvalidRole)?;
+        if raw.expires_at < raw.issued_at {
+            return Err(TokenError::Malformed("expires before it was issued"));
+        }
+        if raw.expires_at - raw.issued_at > MAX_LIFETIME_SECS {
+            return Err(TokenError::LifetimeTooLong);
+        }
+        if raw.issued_at > now + CLOCK_SKEW_SECS {
+            return Err(TokenError::NotYetValid);
+        }
+        if now > raw.expires_at + CLOCK_SKEW_SECS {
+            return Err(TokenError::Expired);
+        }
+        if raw.connection_data.as_deref().is_some_and(|d| d.chars().count() > MAX_CONNECTION_DATA_CHARS) {
+            return Err(TokenError::DataTooLong);
+        }
+        let layout = raw.layout.unwrap_or_default();
+        if layout.chars().count() > MAX_LAYOUT_CLASS_LIST_CHARS {
+            return Err(TokenError::LayoutTooLong);
+        }
+        Ok(ClientClaims {
+            format,
+            api_key,
+            session_id: raw.session_id,
+            role,
+            issued_at: raw.issued_at,
+            expires_at: raw.expires_at,
+            connection_data: raw.connection_data,
+            initial_layout_classes: layout.split(' ').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        })
+    }
+}
+
+/// Parses `raw`, asks `lookup` for the candidate secrets of the claimed API key (current and,
+/// during a rotation grace period, previous), and verifies against them.
+pub fn verify<I, S>(raw: &str, now: u64, lookup: impl FnOnce(&str) -> Option<I>) -> Result<ClientClaims, TokenError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<[u8]>,
+{
+    let token = UnverifiedToken::parse(raw)?;
+    let secrets = lookup(token.api_key()).ok_or(TokenError::BadSignature)?;
+    if !secrets.into_iter().any(|s| token.signature_matches(s.as_ref())) {
+        return Err(TokenError::BadSignature);
+    }
+    token.into_claims(now)
+}
+
+#[cfg(test)]
+mod tests;
