@@ -1,1 +1,49 @@
-//! placeholder
+//! Conclave's persistent state, behind the [`Store`] trait.
+//!
+//! Owns: the schema, migrations, and sealing of secrets at rest (the `sealing` module). The
+//! embedded SQLite implementation is the default; a PostgreSQL one plugs in behind the same
+//! trait. Must not touch: HTTP, token verification, or any decision about access: callers
+//! decide, the store remembers.
+
+mod records;
+pub mod sealing;
+mod sqlite;
+
+pub use records::{NewProject, Project, ProjectSummary, SessionRecord};
+pub use sealing::{MasterKey, MasterKeyError};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("the master key does not open this data directory's secrets (wrong CONCLAVE_MASTER_KEY or master.key?)")]
+    WrongMasterKey,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+}
+
+/// Everything the server persists. Implementations seal secrets themselves; callers only ever
+/// see plaintext secrets in memory (zeroized on drop).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn insert_project(&self, project: &NewProject) -> Result<(), StoreError>;
+    async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError>;
+    async fn list_projects(&self) -> Result<Vec<ProjectSummary>, StoreError>;
+    /// Replaces the secret; the old one stays valid until `previous_valid_until` (unix s).
+    async fn rotate_secret(&self, api_key: &str, new_secret: &str, previous_valid_until: u64, now_ms: u64) -> Result<(), StoreError>;
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+}

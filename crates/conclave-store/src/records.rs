@@ -1,0 +1,58 @@
+//! Plain records that cross the [`crate::Store`] boundary. No behaviour beyond small helpers.
+
+use conclave_core::wire::{ArchiveMode, MediaMode};
+use zeroize::Zeroizing;
+
+pub struct NewProject {
+    pub api_key: String,
+    pub name: String,
+    pub secret: Zeroizing<String>,
+    pub created_at_ms: u64,
+}
+
+/// A project with its secrets unsealed. Debug output redacts them.
+pub struct Project {
+    pub api_key: String,
+    pub name: String,
+    pub secret: Zeroizing<String>,
+    pub previous_secret: Option<(Zeroizing<String>, u64)>,
+    pub created_at_ms: u64,
+}
+
+impl Project {
+    /// Secrets that verify signatures at `now` (unix s): the current one, plus the previous
+    /// one while its rotation grace period lasts.
+    pub fn candidate_secrets(&self, now: u64) -> impl Iterator<Item = &[u8]> {
+        let previous = self.previous_secret.as_ref().filter(|(_, until)| now < *until).map(|(s, _)| s.as_bytes());
+        std::iter::once(self.secret.as_bytes()).chain(previous)
+    }
+}
+
+impl std::fmt::Debug for Project {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Project").field("api_key", &self.api_key).field("name", &self.name).field("secret", &"<redacted>").finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectSummary {
+    pub api_key: String,
+    pub name: String,
+    pub created_at_ms: u64,
+    pub rotation_grace_until: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub api_key: String,
+    pub media_mode: MediaMode,
+    pub archive_mode: ArchiveMode,
+    pub e2ee: bool,
+    pub max_participants: Option<u32>,
+    pub location: Option<String>,
+    pub archive_name: Option<String>,
+    pub archive_resolution: Option<String>,
+    pub created_at_ms: u64,
+    pub ended_at_ms: Option<u64>,
+}

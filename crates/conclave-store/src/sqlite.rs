@@ -1,0 +1,273 @@
+//! The embedded default: SQLite in the data directory, WAL mode, `busy_timeout` set, so the
+//! CLI can write (for example `project create`) while a server runs on the same directory.
+//!
+//! Owns: SQL for SQLite. Must not touch: plaintext secrets on disk (everything secret is
+//! sealed with the master key before it is bound to a statement).
+
+use crate::records::{NewProject, Project, ProjectSummary, SessionRecord};
+use crate::sealing::MasterKey;
+use crate::{Store, StoreError};
+use async_trait::async_trait;
+use conclave_core::wire::{ArchiveMode, MediaMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+pub const DATABASE_FILE: &str = "conclave.db";
+const KEY_CHECK: &str = "master-key-check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"conclave master key check v1";
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    key: MasterKey,
+}
+
+fn secret_context(api_key: &str) -> String {
+    format!("project-secret:{api_key}")
+}
+
+fn previous_secret_context(api_key: &str) -> String {
+    format!("project-previous-secret:{api_key}")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DATA_DIR/conclave.db`, runs migrations and checks that
+    /// `key` is the key this directory was sealed with.
+    pub async fn open(data_dir: &Path, key: MasterKey) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DATABASE_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let store = SqliteStore { pool, key };
+        store.check_master_key().await?;
+        Ok(store)
+    }
+
+    async fn check_master_key(&self) -> Result<(), StoreError> {
+        let sealed = self.key.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT);
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").bind(KEY_CHECK).bind(sealed).execute(&self.pool).await?;
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(KEY_CHECK).fetch_one(&self.pool).await?;
+        match self.key.unseal(KEY_CHECK, &stored) {
+            Some(p) if p.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(StoreError::WrongMasterKey),
+        }
+    }
+
+    fn unseal_text(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<String>, StoreError> {
+        let plain = self.key.unseal(context, sealed).ok_or(StoreError::WrongMasterKey)?;
+        let text = std::str::from_utf8(&plain).map_err(|_| StoreError::Corrupt("sealed secret is not UTF-8".into()))?;
+        Ok(Zeroizing::new(text.to_owned()))
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_project(&self, p: &NewProject) -> Result<(), StoreError> {
+        let sealed = self.key.seal(&secret_context(&p.api_key), p.secret.as_bytes());
+        sqlx::query("INSERT INTO projects (api_key, name, secret_sealed, created_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(&p.api_key)
+            .bind(&p.name)
+            .bind(sealed)
+            .bind(to_i64(p.created_at_ms))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+        Ok(())
+    }
+
+    async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError> {
+        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms FROM projects WHERE api_key = ?")
+            .bind(api_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let secret = self.unseal_text(&secret_context(api_key), &row.get::<Vec<u8>, _>("secret_sealed"))?;
+        let previous_secret = match (row.get::<Option<Vec<u8>>, _>("previous_secret_sealed"), row.get::<Option<i64>, _>("previous_valid_until")) {
+            (Some(sealed), Some(until)) => Some((self.unseal_text(&previous_secret_context(api_key), &sealed)?, until.max(0) as u64)),
+            _ => None,
+        };
+        Ok(Some(Project {
+            api_key: api_key.to_owned(),
+            name: row.get("name"),
+            secret,
+            previous_secret,
+            created_at_ms: row.get::<i64, _>("created_at_ms").max(0) as u64,
+        }))
+    }
+
+    async fn list_projects(&self) -> Result<Vec<ProjectSummary>, StoreError> {
+        let rows = sqlx::query("SELECT api_key, name, created_at_ms, previous_valid_until FROM projects ORDER BY created_at_ms, api_key")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ProjectSummary {
+                api_key: r.get("api_key"),
+                name: r.get("name"),
+                created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
+                rotation_grace_until: r.get::<Option<i64>, _>("previous_valid_until").map(|v| v.max(0) as u64),
+            })
+            .collect())
+    }
+
+    async fn rotate_secret(&self, api_key: &str, new_secret: &str, previous_valid_until: u64, now_ms: u64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let old: Option<Vec<u8>> = sqlx::query_scalar("SELECT secret_sealed FROM projects WHERE api_key = ?").bind(api_key).fetch_optional(&mut *tx).await?;
+        let old = old.ok_or(StoreError::NotFound)?;
+        let old_plain = self.unseal_text(&secret_context(api_key), &old)?;
+        let previous = self.key.seal(&previous_secret_context(api_key), old_plain.as_bytes());
+        let new = self.key.seal(&secret_context(api_key), new_secret.as_bytes());
+        sqlx::query("UPDATE projects SET secret_sealed = ?, previous_secret_sealed = ?, previous_valid_until = ?, rotated_at_ms = ? WHERE api_key = ?")
+            .bind(new)
+            .bind(previous)
+            .bind(to_i64(previous_valid_until))
+            .bind(to_i64(now_ms))
+            .bind(api_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (session_id, api_key, media_mode, archive_mode, e2ee, max_participants, location, archive_name, archive_resolution, created_at_ms, ended_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.session_id)
+        .bind(&s.api_key)
+        .bind(s.media_mode.as_str())
+        .bind(s.archive_mode.as_str())
+        .bind(s.e2ee)
+        .bind(s.max_participants.map(i64::from))
+        .bind(&s.location)
+        .bind(&s.archive_name)
+        .bind(&s.archive_resolution)
+        .bind(to_i64(s.created_at_ms))
+        .bind(s.ended_at_ms.map(to_i64))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+        Ok(())
+    }
+
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = ?").bind(session_id).fetch_optional(&self.pool).await?;
+        let Some(r) = row else { return Ok(None) };
+        let media_mode = match r.get::<String, _>("media_mode").as_str() {
+            "routed" => MediaMode::Routed,
+            _ => MediaMode::Relayed,
+        };
+        let archive_mode = match r.get::<String, _>("archive_mode").as_str() {
+            "always" => ArchiveMode::Always,
+            _ => ArchiveMode::Manual,
+        };
+        Ok(Some(SessionRecord {
+            session_id: r.get("session_id"),
+            api_key: r.get("api_key"),
+            media_mode,
+            archive_mode,
+            e2ee: r.get("e2ee"),
+            max_participants: r.get::<Option<i64>, _>("max_participants").map(|v| v.clamp(0, u32::MAX as i64) as u32),
+            location: r.get("location"),
+            archive_name: r.get("archive_name"),
+            archive_resolution: r.get("archive_resolution"),
+            created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
+            ended_at_ms: r.get::<Option<i64>, _>("ended_at_ms").map(|v| v.max(0) as u64),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(dir: &Path) -> MasterKey {
+        MasterKey::load_or_create(dir, None).unwrap()
+    }
+
+    fn project(api_key: &str, secret: &str) -> NewProject {
+        NewProject { api_key: api_key.into(), name: "t".into(), secret: Zeroizing::new(secret.into()), created_at_ms: 1 }
+    }
+
+    #[tokio::test]
+    async fn secrets_are_sealed_on_disk_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2";
+        {
+            let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
+            s.insert_project(&project("47000001", secret)).await.unwrap();
+            assert!(matches!(s.insert_project(&project("47000001", secret)).await, Err(StoreError::Conflict)));
+            s.pool.close().await;
+        }
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "plaintext secret on disk");
+        }
+        let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
+        let p = s.project("47000001").await.unwrap().unwrap();
+        assert_eq!(p.secret.as_str(), secret);
+        assert!(!format!("{p:?}").contains(secret));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_master_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open(dir.path(), key(dir.path())).await.unwrap().pool.close().await;
+        let other = MasterKey::from_hex(&hex::encode((0u8..32).collect::<Vec<_>>()), "t").unwrap();
+        assert!(matches!(SqliteStore::open(dir.path(), other).await, Err(StoreError::WrongMasterKey)));
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_the_previous_secret_for_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
+        let (old, new) = ("5e8ff9bf55ba3508199d22e984129be6f0e1c3d2", "a9f3c07b1e4d2a6c8b0f9e3d7c1a5b2e4f6d8c0a");
+        s.insert_project(&project("1", old)).await.unwrap();
+        s.rotate_secret("1", new, 1000, 5).await.unwrap();
+        let p = s.project("1").await.unwrap().unwrap();
+        let at = |now| p.candidate_secrets(now).map(|b| std::str::from_utf8(b).unwrap().to_owned()).collect::<Vec<_>>();
+        assert_eq!(at(999), [new, old]);
+        assert_eq!(at(1000), [new]);
+        assert!(matches!(s.rotate_secret("2", new, 1, 1).await, Err(StoreError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn sessions_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
+        s.insert_project(&project("1", "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2")).await.unwrap();
+        let rec = SessionRecord {
+            session_id: "1_abc".into(),
+            api_key: "1".into(),
+            media_mode: MediaMode::Routed,
+            archive_mode: ArchiveMode::Always,
+            e2ee: true,
+            max_participants: Some(10),
+            location: Some("1.2.3.4".into()),
+            archive_name: Some("n".into()),
+            archive_resolution: Some("1280x720".into()),
+            created_at_ms: 42,
+            ended_at_ms: None,
+        };
+        s.insert_session(&rec).await.unwrap();
+        assert_eq!(s.session("1_abc").await.unwrap().unwrap(), rec);
+        assert!(s.session("1_zzz").await.unwrap().is_none());
+        let foreign = SessionRecord { session_id: "1_x".into(), api_key: "999".into(), ..rec };
+        assert!(s.insert_session(&foreign).await.is_err(), "sessions must belong to an existing project");
+    }
+}
