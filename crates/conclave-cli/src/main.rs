@@ -1,1 +1,91 @@
-fn main(){}
+//! The `conclave` binary: `serve`, `project`, `token` and `bench`.
+//!
+//! Owns: argument parsing, logging set-up and exit codes. Must not touch: business logic,
+//! which lives in the server, store and core crates that these commands call.
+
+mod bench;
+mod duration;
+mod project;
+mod serve;
+mod token;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "conclave", version, about = "Self-hosted, OpenTok-compatible video platform")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "CONCLAVE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (REST API).
+    Serve(serve::ServeArgs),
+    /// Create, list and rotate projects (API key + secret).
+    #[command(subcommand)]
+    Project(project::ProjectCommand),
+    /// Mint a client token for a session, or verify one (`token verify`).
+    Token(token::TokenArgs),
+    /// Benchmarks that report numbers (never pass/fail).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// The data-directory flag shared by every command that touches state.
+#[derive(clap::Args, Clone)]
+pub struct DataDirArg {
+    /// Directory for the embedded database, master key and TLS material.
+    #[arg(long, default_value = "./conclave-data", env = "CONCLAVE_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// Opens the store in `data_dir`, creating the directory (0700) and master key on first use.
+pub async fn open_store(data_dir: &Path) -> anyhow::Result<conclave_store::SqliteStore> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !data_dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+    }
+    let env_key = std::env::var(conclave_store::sealing::MASTER_KEY_ENV).ok();
+    let key = conclave_store::MasterKey::load_or_create(data_dir, env_key.as_deref())?;
+    Ok(conclave_store::SqliteStore::open(data_dir, key).await?)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG").unwrap_or_else(|_| "info,str0m=info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Project(cmd) => project::run(cmd).await,
+        Command::Token(args) => token::run(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 /// The JSON error body used everywhere: `{"code": <int>, "message": "<text>"}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: i64,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaMode {
     /// Peer-to-peer (`p2p.preference=enabled`).
@@ -23,7 +23,7 @@ pub enum MediaMode {
     Routed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ArchiveMode {
     Manual,
@@ -148,7 +148,7 @@ impl SessionCreateRequest {
 }
 
 /// One element of the JSON array answered by `POST /session/create`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SessionCreated {
     pub session_id: String,
     pub project_id: String,
@@ -180,7 +180,7 @@ impl SessionCreated {
 }
 
 /// Conclave's view of a session (extension: `GET /v2/project/{apiKey}/session/{sessionId}`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     pub session_id: String,

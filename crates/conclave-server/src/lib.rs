@@ -1,1 +1,34 @@
-//! placeholder
+//! Conclave's server. Each capability is a module: `api` (REST), and later `signal`,
+//! `media`, `archive`, `webhook`. Shared plumbing: `auth` (credential checks against the
+//! store), `listen` (TLS policy and graceful shutdown), `provision` (projects and secrets).
+//!
+//! Must not touch: wire formats (those live in `conclave-core`) or SQL (in `conclave-store`).
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod listen;
+pub mod provision;
+pub mod tls;
+
+use conclave_store::Store;
+use std::sync::Arc;
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+}
+
+/// Request-size limits, applied before any parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 64 * 1024 }
+    }
+}

@@ -60,6 +60,10 @@ pub enum TokenError {
     WrongSession,
     #[error("token is for another project")]
     WrongProject,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("session has ended; its tokens no longer admit anyone")]
+    SessionEnded,
 }
 
 impl TokenError {
@@ -76,6 +80,8 @@ impl TokenError {
             TokenError::WrongScope => "token_wrong_scope",
             TokenError::WrongSession => "token_wrong_session",
             TokenError::WrongProject => "token_wrong_project",
+            TokenError::SessionNotFound => "session_not_found",
+            TokenError::SessionEnded => "session_ended",
         }
     }
 }

@@ -1,0 +1,96 @@
+//! `conclave project create | list | rotate-secret`. Safe to run while a server uses the
+//! same data directory (SQLite WAL with a busy timeout).
+
+use crate::{DataDirArg, open_store};
+use clap::Subcommand;
+use conclave_server::provision::{self, DEFAULT_ROTATION_GRACE};
+use conclave_store::Store;
+use std::process::ExitCode;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+#[derive(Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project and print its API key and secret (the secret is shown only here).
+    Create {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Print `{"api_key": "...", "api_secret": "..."}` on one line.
+        #[arg(long)]
+        json: bool,
+        /// Import an existing API key (with --import-secret-env) instead of generating one.
+        #[arg(long, requires = "import_secret_env")]
+        import_api_key: Option<String>,
+        /// Name of an environment variable holding the secret to import (never a flag value,
+        /// which would land in shell history and process lists).
+        #[arg(long, requires = "import_api_key")]
+        import_secret_env: Option<String>,
+    },
+    /// List projects (never their secrets).
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a project's secret. The old secret keeps working for --grace (default 24h).
+    RotateSecret {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        api_key: String,
+        #[arg(long, value_parser = crate::duration::parse, default_value = "24h")]
+        grace: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ProjectCommand::Create { data, name, json, import_api_key, import_secret_env } => {
+            let store = open_store(&data.data_dir).await?;
+            let import = match (import_api_key, import_secret_env) {
+                (Some(key), Some(var)) => {
+                    let secret = std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
+                    Some((key, Zeroizing::new(secret)))
+                }
+                _ => None,
+            };
+            let p = provision::create_project(&store, &name, import).await?;
+            if json {
+                println!("{}", serde_json::json!({"api_key": p.api_key, "api_secret": p.api_secret.as_str()}));
+            } else {
+                println!("API key:    {}\nAPI secret: {}\nKeep the secret on your server; it never belongs in a client.", p.api_key, p.api_secret.as_str());
+            }
+        }
+        ProjectCommand::List { data, json } => {
+            let store = open_store(&data.data_dir).await?;
+            let projects = store.list_projects().await?;
+            if json {
+                let items: Vec<_> = projects
+                    .iter()
+                    .map(|p| serde_json::json!({"api_key": p.api_key, "name": p.name, "created_at": p.created_at_ms, "rotation_grace_until": p.rotation_grace_until}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(items));
+            } else {
+                for p in projects {
+                    println!("{}\t{}", p.api_key, p.name);
+                }
+            }
+        }
+        ProjectCommand::RotateSecret { data, api_key, grace, json } => {
+            let _ = DEFAULT_ROTATION_GRACE;
+            let store = open_store(&data.data_dir).await?;
+            let (secret, until) = provision::rotate_secret(&store, &api_key, grace).await?;
+            if json {
+                println!("{}", serde_json::json!({"api_key": api_key, "api_secret": secret.as_str(), "previous_valid_until": until}));
+            } else {
+                println!("API key:    {api_key}\nAPI secret: {}\nThe previous secret keeps working until unix time {until}.", secret.as_str());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

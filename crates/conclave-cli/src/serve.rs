@@ -1,0 +1,56 @@
+//! `conclave serve`.
+
+use crate::{DataDirArg, open_store};
+use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
+use conclave_server::tls::TlsSource;
+use conclave_server::{AppState, Limits};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Address to listen on; repeat for several. Plain HTTP is allowed only on loopback.
+    #[arg(long, default_value = "127.0.0.1:4000", env = "CONCLAVE_LISTEN", value_delimiter = ',')]
+    listen: Vec<SocketAddr>,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate kept in the data directory (development).
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Allow plain HTTP on non-loopback addresses (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_body_bytes: usize,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+        (_, _, true) => Some(TlsSource::SelfSigned),
+        _ => None,
+    };
+    // Refuse a bad transport before touching the data directory.
+    conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
+    let store = open_store(&args.data.data_dir).await?;
+    let state = AppState { store: Arc::new(store), limits: Limits { max_body_bytes: args.max_body_bytes } };
+    let config = ServeConfig {
+        listen: args.listen,
+        tls,
+        insecure_http: args.insecure_http,
+        data_dir: args.data.data_dir,
+        shutdown_grace: Duration::from_secs(10),
+    };
+    serve(config, state, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

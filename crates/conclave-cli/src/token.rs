@@ -1,0 +1,122 @@
+//! `conclave token` (mint a client token for a session) and `conclave token verify`.
+
+use crate::{DataDirArg, open_store};
+use conclave_core::token::{MAX_CONNECTION_DATA_CHARS, MAX_LIFETIME_SECS, TokenParams, mint_jwt, mint_t1};
+use conclave_core::{Role, SessionId};
+use conclave_server::auth::{AuthFailure, verify_client_token};
+use conclave_server::clock;
+use conclave_store::Store;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    verify: Option<TokenCommand>,
+    #[command(flatten)]
+    mint: MintArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum TokenCommand {
+    /// Verify a client token for a session with the server's own verifier. Prints the claims
+    /// as JSON and exits 0, or prints `{"code","message"}` and exits 1.
+    Verify {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        session_id: String,
+        /// The token (or `-` to read it from standard input).
+        #[arg(long)]
+        token: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct MintArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    #[arg(long)]
+    session_id: Option<String>,
+    #[arg(long, default_value = "publisher")]
+    role: String,
+    #[arg(long, value_parser = crate::duration::parse, default_value = "1h")]
+    expire_in: Duration,
+    /// Connection data shown to every participant: never put personal data here.
+    #[arg(long)]
+    data: Option<String>,
+    /// Initial layout class; repeat for several.
+    #[arg(long = "layout-class")]
+    layout_classes: Vec<String>,
+    #[arg(long, value_enum, default_value = "jwt")]
+    format: Format,
+    /// Project; defaults to the owner of the session according to the store.
+    #[arg(long)]
+    api_key: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Jwt,
+    T1,
+}
+
+pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    match args.verify {
+        Some(TokenCommand::Verify { data, session_id, token }) => verify(&data, &session_id, token).await,
+        None => mint(args.mint).await,
+    }
+}
+
+async fn verify(data: &DataDirArg, session_id: &str, token: String) -> anyhow::Result<ExitCode> {
+    let token = if token == "-" { std::io::read_to_string(std::io::stdin())?.trim().to_owned() } else { token };
+    let store = open_store(&data.data_dir).await?;
+    match verify_client_token(&store, &token, session_id, clock::unix_secs()).await {
+        Ok((claims, _session)) => {
+            println!("{}", serde_json::to_string(&claims)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AuthFailure::Rejected(e)) => {
+            println!("{}", serde_json::json!({"code": e.code(), "message": e.to_string()}));
+            Ok(ExitCode::FAILURE)
+        }
+        Err(AuthFailure::Store(e)) => Err(e.into()),
+    }
+}
+
+async fn mint(a: MintArgs) -> anyhow::Result<ExitCode> {
+    let session_id = a.session_id.ok_or_else(|| anyhow::anyhow!("--session-id is required"))?;
+    let id = SessionId::parse(&session_id)?;
+    let role: Role = a.role.parse()?;
+    if a.data.as_deref().is_some_and(|d| d.chars().count() > MAX_CONNECTION_DATA_CHARS) {
+        anyhow::bail!("--data must be at most {MAX_CONNECTION_DATA_CHARS} characters");
+    }
+    if a.expire_in.as_secs() == 0 || a.expire_in.as_secs() > MAX_LIFETIME_SECS {
+        anyhow::bail!("--expire-in must be between 1s and 30d");
+    }
+    let store = open_store(&a.dir.data_dir).await?;
+    let session = store.session(id.as_str()).await?.ok_or_else(|| anyhow::anyhow!("no session {id} in this data directory"))?;
+    if a.api_key.as_deref().is_some_and(|k| k != session.api_key) {
+        anyhow::bail!("session {id} does not belong to project {}", a.api_key.unwrap_or_default());
+    }
+    let project = store.project(&session.api_key).await?.ok_or_else(|| anyhow::anyhow!("the session's project is missing"))?;
+    let now = clock::unix_secs();
+    let mut nonce = [0u8; 4];
+    getrandom::fill(&mut nonce)?;
+    let params = TokenParams {
+        session_id: id.as_str(),
+        role,
+        create_time: now,
+        expire_time: now + a.expire_in.as_secs(),
+        nonce: u32::from_le_bytes(nonce) % 1_000_000,
+        connection_data: a.data.as_deref(),
+        initial_layout_classes: &a.layout_classes,
+    };
+    let token = match a.format {
+        Format::Jwt => mint_jwt(&project.api_key, project.secret.as_bytes(), &params),
+        Format::T1 => mint_t1(&project.api_key, project.secret.as_bytes(), &params),
+    };
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,63 @@
+//! Request extractors: the authenticated REST caller, and the raw body with JSON errors.
+
+use super::ApiError;
+use crate::AppState;
+use crate::auth::{AuthFailure, verify_rest_credential};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::body::Bytes;
+use std::net::SocketAddr;
+
+pub const AUTH_HEADER: &str = "x-opentok-auth";
+
+/// A caller whose `X-OPENTOK-AUTH` credential verified; `api_key` is its project.
+pub struct RestCaller {
+    pub api_key: String,
+}
+
+impl RestCaller {
+    /// Path-scoped endpoints: the credential's project must be the one in the path.
+    pub fn require_project(&self, path_key: &str) -> Result<(), ApiError> {
+        if self.api_key == path_key {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("credential is for another project"))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for RestCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let raw = parts.headers.get(AUTH_HEADER).map(|v| v.to_str().unwrap_or("\u{0}"));
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+        let result = match raw {
+            None => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Missing)),
+            Some(raw) => verify_rest_credential(state.store.as_ref(), raw).await,
+        };
+        match result {
+            Ok(cred) => Ok(RestCaller { api_key: cred.api_key }),
+            Err(AuthFailure::Rejected(reason)) => {
+                // The reason and peer only: never the credential itself.
+                tracing::warn!(%peer, path = %parts.uri.path(), %reason, "REST authentication failed");
+                Err(ApiError::forbidden(format!("authentication failed: {reason}")))
+            }
+            Err(AuthFailure::Store(e)) => Err(ApiError::internal("store failed during authentication", &e)),
+        }
+    }
+}
+
+/// The request body as bytes; an oversized or unreadable body becomes a JSON 413/400.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) => Err(ApiError::new(e.status(), e.body_text())),
+        }
+    }
+}

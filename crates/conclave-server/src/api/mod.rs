@@ -1,0 +1,67 @@
+//! The REST API, OpenTok-compatible (compat doc 5 and 6) plus Conclave extensions.
+//!
+//! Owns: routing, the `X-OPENTOK-AUTH` extractor, and the rule that every error is JSON
+//! `{code, message}`. Must not touch: credential formats (core) or SQL (store).
+
+mod error;
+mod extract;
+mod openapi;
+mod sessions;
+
+pub use error::ApiError;
+
+use crate::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::middleware;
+use axum::routing::{get, post};
+
+/// The application router, before path normalisation (see [`service`]).
+pub fn router(state: AppState) -> Router {
+    let max_body = state.limits.max_body_bytes;
+    Router::new()
+        .route("/session/create", post(sessions::create))
+        .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get))
+        .route("/openapi.json", get(openapi::serve))
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn(error::log_requests))
+        .with_state(state)
+}
+
+/// Collapses repeated slashes, since both SDKs build URLs by concatenation and a configured
+/// base URL with a trailing slash yields `//session/create` (compat doc 2.2).
+pub fn normalize_path<B>(mut req: Request<B>) -> Request<B> {
+    let uri = req.uri();
+    if !uri.path().contains("//") {
+        return req;
+    }
+    let mut path = String::with_capacity(uri.path().len());
+    for c in uri.path().chars() {
+        if !(c == '/' && path.ends_with('/')) {
+            path.push(c);
+        }
+    }
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = pq.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(new) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = new;
+        }
+    }
+    req
+}
+
+/// The whole HTTP service: path normalisation around the router.
+/// Generic over the body type so it fits both hyper's `Incoming` and in-process tests.
+pub fn service<B>(state: AppState) -> tower::util::MapRequest<Router, fn(Request<B>) -> Request<B>> {
+    tower::util::MapRequest::new(router(state), normalize_path::<B> as fn(_) -> _)
+}

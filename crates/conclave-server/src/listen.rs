@@ -1,0 +1,132 @@
+//! Listeners: the rule that REST is never served in clear over a network, and serving with
+//! graceful shutdown.
+//!
+//! Policy: TLS when a certificate is configured (files or self-signed); otherwise plain HTTP
+//! only if every listen address is loopback, or with the explicit `insecure_http` opt-in,
+//! which logs a loud warning. Anything else refuses to start with a message saying how.
+
+use crate::tls::{TlsSource, rustls_config};
+use crate::{AppState, api};
+use anyhow::{Result, bail};
+use axum::ServiceExt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct ServeConfig {
+    pub listen: Vec<SocketAddr>,
+    pub tls: Option<TlsSource>,
+    pub insecure_http: bool,
+    pub data_dir: PathBuf,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tls,
+    PlainLoopback,
+    PlainInsecure,
+}
+
+/// Decides the transport, or explains why the configuration is refused.
+pub fn choose_transport(listen: &[SocketAddr], tls: bool, insecure_http: bool) -> Result<Transport> {
+    if listen.is_empty() {
+        bail!("no listen address given (use --listen 127.0.0.1:4000)");
+    }
+    if tls {
+        return Ok(Transport::Tls);
+    }
+    if listen.iter().all(|a| a.ip().is_loopback()) {
+        return Ok(Transport::PlainLoopback);
+    }
+    if insecure_http {
+        return Ok(Transport::PlainInsecure);
+    }
+    let public: Vec<String> = listen.iter().filter(|a| !a.ip().is_loopback()).map(ToString::to_string).collect();
+    bail!(
+        "refusing to serve the REST API over plain HTTP on non-loopback address(es) {}: API credentials and tokens would cross the network in clear. \
+         Use --tls-cert FILE --tls-key FILE (production), --tls-self-signed (development), \
+         or --insecure-http if a TLS-terminating proxy sits in front",
+        public.join(", ")
+    )
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests for `shutdown_grace`.
+pub async fn serve(config: ServeConfig, state: AppState, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let transport = choose_transport(&config.listen, config.tls.is_some(), config.insecure_http)?;
+    let handle = axum_server::Handle::new();
+    let tls = match &config.tls {
+        Some(source) => Some(rustls_config(source, &config.data_dir).await?),
+        None => None,
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    for addr in &config.listen {
+        let app = api::service(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let handle = handle.clone();
+        let addr = *addr;
+        match &tls {
+            Some(tls) => {
+                let server = axum_server::bind_rustls(addr, tls.clone()).handle(handle);
+                servers.spawn(async move { server.serve(app).await });
+                tracing::info!(%addr, "serving HTTPS");
+            }
+            None => {
+                let server = axum_server::bind(addr).handle(handle);
+                servers.spawn(async move { server.serve(app).await });
+                if transport == Transport::PlainInsecure && !addr.ip().is_loopback() {
+                    tracing::warn!(%addr, "!!! SERVING THE REST API OVER PLAIN HTTP ON A NETWORK ADDRESS (--insecure-http). Credentials cross the network in clear unless a TLS proxy terminates in front. !!!");
+                } else {
+                    tracing::info!(%addr, "serving plain HTTP on loopback");
+                }
+            }
+        }
+    }
+    tokio::select! {
+        _ = shutdown => {
+            tracing::info!("shutting down: draining in-flight requests");
+            handle.graceful_shutdown(Some(config.shutdown_grace));
+        }
+        Some(res) = servers.join_next() => {
+            handle.shutdown();
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("listener failed: {e}"),
+                Err(e) => bail!("listener task failed: {e}"),
+            }
+        }
+    }
+    while let Some(res) = servers.join_next().await {
+        if let Ok(Err(e)) = res {
+            tracing::warn!(error = %e, "listener ended with an error during shutdown");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback_or_by_explicit_opt_in() {
+        let lo: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:4000".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:4000".parse().unwrap();
+        assert_eq!(choose_transport(&[lo, lo6], false, false).unwrap(), Transport::PlainLoopback);
+        assert!(choose_transport(&[lo, any], false, false).unwrap_err().to_string().contains("--tls-cert"));
+        assert_eq!(choose_transport(&[any], false, true).unwrap(), Transport::PlainInsecure);
+        assert_eq!(choose_transport(&[any], true, false).unwrap(), Transport::Tls);
+        assert!(choose_transport(&[], true, false).is_err());
+    }
+}
