@@ -20,7 +20,11 @@ const KEY_CHECK: &str = "master-key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"conclave master key check v1";
 
 pub struct SqliteStore {
+    /// Reads run concurrently on several connections.
     pool: SqlitePool,
+    /// All writes go through one connection, so writers queue in-process instead of
+    /// spinning in SQLite's busy handler (which shows up as tail latency).
+    writer: SqlitePool,
     key: MasterKey,
 }
 
@@ -43,16 +47,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let store = SqliteStore { pool, key };
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
+        let store = SqliteStore { pool, writer, key };
         store.check_master_key().await?;
         Ok(store)
     }
 
     async fn check_master_key(&self) -> Result<(), StoreError> {
         let sealed = self.key.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT);
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").bind(KEY_CHECK).bind(sealed).execute(&self.pool).await?;
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").bind(KEY_CHECK).bind(sealed).execute(&self.writer).await?;
         let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(KEY_CHECK).fetch_one(&self.pool).await?;
         match self.key.unseal(KEY_CHECK, &stored) {
             Some(p) if p.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
@@ -84,7 +89,7 @@ impl Store for SqliteStore {
             .bind(&p.name)
             .bind(sealed)
             .bind(to_i64(p.created_at_ms))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
         Ok(())
@@ -126,7 +131,7 @@ impl Store for SqliteStore {
     }
 
     async fn rotate_secret(&self, api_key: &str, new_secret: &str, previous_valid_until: u64, now_ms: u64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let old: Option<Vec<u8>> = sqlx::query_scalar("SELECT secret_sealed FROM projects WHERE api_key = ?").bind(api_key).fetch_optional(&mut *tx).await?;
         let old = old.ok_or(StoreError::NotFound)?;
         let old_plain = self.unseal_text(&secret_context(api_key), &old)?;
@@ -159,7 +164,7 @@ impl Store for SqliteStore {
         .bind(&s.archive_resolution)
         .bind(to_i64(s.created_at_ms))
         .bind(s.ended_at_ms.map(to_i64))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
         Ok(())
@@ -213,6 +218,7 @@ mod tests {
             s.insert_project(&project("47000001", secret)).await.unwrap();
             assert!(matches!(s.insert_project(&project("47000001", secret)).await, Err(StoreError::Conflict)));
             s.pool.close().await;
+            s.writer.close().await;
         }
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
@@ -227,7 +233,11 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_master_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        SqliteStore::open(dir.path(), key(dir.path())).await.unwrap().pool.close().await;
+        {
+            let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
+            s.pool.close().await;
+            s.writer.close().await;
+        }
         let other = MasterKey::from_hex(&hex::encode((0u8..32).collect::<Vec<_>>()), "t").unwrap();
         assert!(matches!(SqliteStore::open(dir.path(), other).await, Err(StoreError::WrongMasterKey)));
     }
