@@ -10,6 +10,7 @@ pub mod ids;
 pub mod jws;
 pub mod rest_auth;
 pub mod role;
+pub mod signal;
 pub mod token;
 pub mod wire;
 

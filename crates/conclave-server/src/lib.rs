@@ -18,6 +18,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub hub: Arc<signal::hub::Hub>,
     pub limits: Limits,
 }
 
@@ -32,3 +33,4 @@ impl Default for Limits {
         Limits { max_body_bytes: 64 * 1024 }
     }
 }
+pub mod signal;

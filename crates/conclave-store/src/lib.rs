@@ -9,7 +9,7 @@ mod records;
 pub mod sealing;
 mod sqlite;
 
-pub use records::{NewProject, Project, ProjectSummary, SessionRecord};
+pub use records::{CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
 pub use sealing::{MasterKey, MasterKeyError};
 pub use sqlite::SqliteStore;
 
@@ -46,4 +46,16 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_secret(&self, api_key: &str, new_secret: &str, previous_valid_until: u64, now_ms: u64) -> Result<(), StoreError>;
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Marks a session ended; returns false when it was already ended or does not exist.
+    async fn end_session(&self, session_id: &str, now_ms: u64) -> Result<bool, StoreError>;
+    async fn set_default_max_participants(&self, api_key: &str, limit: Option<u32>) -> Result<(), StoreError>;
+
+    /// Blocks a token (by its SHA-256 fingerprint) until it would have expired anyway.
+    async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError>;
+    async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
+
+    async fn insert_callback(&self, callback: &CallbackRecord) -> Result<(), StoreError>;
+    async fn callbacks(&self, api_key: &str) -> Result<Vec<CallbackRecord>, StoreError>;
+    /// Returns false when no such callback belongs to the project.
+    async fn delete_callback(&self, api_key: &str, id: &str) -> Result<bool, StoreError>;
 }

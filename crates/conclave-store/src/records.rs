@@ -17,6 +17,8 @@ pub struct Project {
     pub secret: Zeroizing<String>,
     pub previous_secret: Option<(Zeroizing<String>, u64)>,
     pub created_at_ms: u64,
+    /// Applied to sessions created without `maxParticipants`.
+    pub default_max_participants: Option<u32>,
 }
 
 impl Project {
@@ -55,4 +57,15 @@ pub struct SessionRecord {
     pub archive_resolution: Option<String>,
     pub created_at_ms: u64,
     pub ended_at_ms: Option<u64>,
+}
+
+/// A registered webhook (compat doc 6.9): `group`/`event` such as `connection`/`created`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackRecord {
+    pub id: String,
+    pub api_key: String,
+    pub group: String,
+    pub event: String,
+    pub url: String,
+    pub created_at_ms: u64,
 }

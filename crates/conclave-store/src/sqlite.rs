@@ -4,7 +4,7 @@
 //! Owns: SQL for SQLite. Must not touch: plaintext secrets on disk (everything secret is
 //! sealed with the master key before it is bound to a statement).
 
-use crate::records::{NewProject, Project, ProjectSummary, SessionRecord};
+use crate::records::{CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
 use crate::sealing::MasterKey;
 use crate::{Store, StoreError};
 use async_trait::async_trait;
@@ -72,6 +72,10 @@ impl SqliteStore {
     }
 }
 
+fn clamp_u32(v: i64) -> u32 {
+    v.clamp(0, i64::from(u32::MAX)) as u32
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -96,7 +100,7 @@ impl Store for SqliteStore {
     }
 
     async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms FROM projects WHERE api_key = ?")
+        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms, default_max_participants FROM projects WHERE api_key = ?")
             .bind(api_key)
             .fetch_optional(&self.pool)
             .await?;
@@ -112,6 +116,7 @@ impl Store for SqliteStore {
             secret,
             previous_secret,
             created_at_ms: row.get::<i64, _>("created_at_ms").max(0) as u64,
+            default_max_participants: row.get::<Option<i64>, _>("default_max_participants").map(clamp_u32),
         }))
     }
 
@@ -187,13 +192,87 @@ impl Store for SqliteStore {
             media_mode,
             archive_mode,
             e2ee: r.get("e2ee"),
-            max_participants: r.get::<Option<i64>, _>("max_participants").map(|v| v.clamp(0, u32::MAX as i64) as u32),
+            max_participants: r.get::<Option<i64>, _>("max_participants").map(clamp_u32),
             location: r.get("location"),
             archive_name: r.get("archive_name"),
             archive_resolution: r.get("archive_resolution"),
             created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
             ended_at_ms: r.get::<Option<i64>, _>("ended_at_ms").map(|v| v.max(0) as u64),
         }))
+    }
+
+    async fn end_session(&self, session_id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET ended_at_ms = ? WHERE session_id = ? AND ended_at_ms IS NULL")
+            .bind(to_i64(now_ms))
+            .bind(session_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_default_max_participants(&self, api_key: &str, limit: Option<u32>) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE projects SET default_max_participants = ? WHERE api_key = ?")
+            .bind(limit.map(i64::from))
+            .bind(api_key)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO revoked_tokens (fingerprint, api_key, session_id, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(&fingerprint[..])
+            .bind(api_key)
+            .bind(session_id)
+            .bind(to_i64(expires_at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE fingerprint = ?").bind(&fingerprint[..]).fetch_optional(&self.pool).await?;
+        Ok(found.is_some())
+    }
+
+    async fn insert_callback(&self, c: &CallbackRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO callbacks (id, api_key, grp, event, url, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&c.id)
+            .bind(&c.api_key)
+            .bind(&c.group)
+            .bind(&c.event)
+            .bind(&c.url)
+            .bind(to_i64(c.created_at_ms))
+            .execute(&self.writer)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+        Ok(())
+    }
+
+    async fn callbacks(&self, api_key: &str) -> Result<Vec<CallbackRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, api_key, grp, event, url, created_at_ms FROM callbacks WHERE api_key = ? ORDER BY created_at_ms, id")
+            .bind(api_key)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CallbackRecord {
+                id: r.get("id"),
+                api_key: r.get("api_key"),
+                group: r.get("grp"),
+                event: r.get("event"),
+                url: r.get("url"),
+                created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn delete_callback(&self, api_key: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM callbacks WHERE api_key = ? AND id = ?").bind(api_key).bind(id).execute(&self.writer).await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 
@@ -279,5 +358,35 @@ mod tests {
         assert!(s.session("1_zzz").await.unwrap().is_none());
         let foreign = SessionRecord { session_id: "1_x".into(), api_key: "999".into(), ..rec };
         assert!(s.insert_session(&foreign).await.is_err(), "sessions must belong to an existing project");
+    }
+}
+
+#[cfg(test)]
+mod signaling_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn revocations_sessions_and_callbacks_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = || MasterKey::load_or_create(dir.path(), None).unwrap();
+        {
+            let s = SqliteStore::open(dir.path(), key()).await.unwrap();
+            s.insert_project(&NewProject { api_key: "1".into(), name: "t".into(), secret: Zeroizing::new("5e8ff9bf55ba3508199d22e984129be6f0e1c3d2".into()), created_at_ms: 1 }).await.unwrap();
+            s.revoke_token(&[7; 32], "1", "1_s", 99).await.unwrap();
+            s.set_default_max_participants("1", Some(5)).await.unwrap();
+            let cb = CallbackRecord { id: "cb1".into(), api_key: "1".into(), group: "connection".into(), event: "created".into(), url: "https://x".into(), created_at_ms: 3 };
+            s.insert_callback(&cb).await.unwrap();
+            s.pool.close().await;
+            s.writer.close().await;
+        }
+        let s = SqliteStore::open(dir.path(), key()).await.unwrap();
+        assert!(s.is_token_revoked(&[7; 32]).await.unwrap());
+        assert!(!s.is_token_revoked(&[8; 32]).await.unwrap());
+        assert_eq!(s.project("1").await.unwrap().unwrap().default_max_participants, Some(5));
+        assert_eq!(s.callbacks("1").await.unwrap().len(), 1);
+        assert!(!s.delete_callback("2", "cb1").await.unwrap(), "another project cannot delete it");
+        assert!(s.delete_callback("1", "cb1").await.unwrap());
+        assert!(s.callbacks("1").await.unwrap().is_empty());
+        assert!(!s.end_session("1_missing", 5).await.unwrap());
     }
 }

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/session/create", post(sessions::create))
         .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get))
         .route("/openapi.json", get(openapi::serve))
+        .route("/v1/signal", get(crate::signal::ws::upgrade))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })

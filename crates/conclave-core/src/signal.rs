@@ -1,0 +1,270 @@
+//! The signaling protocol, version 1: every message a client and the server exchange over
+//! the WebSocket, as JSON text frames. `docs/protocol.md` documents it for humans.
+//!
+//! Owns: message shapes, limits and typed error codes. Must not touch: sockets, rooms or
+//! authorization (the server decides what a role may do; this only describes the bytes).
+
+use crate::role::Role;
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest text frame accepted from a client.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// OpenTok's signal limits (compat doc 6.4).
+pub const MAX_SIGNAL_TYPE_BYTES: usize = 128;
+pub const MAX_SIGNAL_DATA_BYTES: usize = 8 * 1024;
+pub const MAX_STREAM_NAME_CHARS: usize = 256;
+pub const MAX_SDP_BYTES: usize = 12 * 1024;
+
+/// A client message with its optional request `id`, echoed in the `ack` or `error` reply.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ClientEnvelope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub msg: ClientMessage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoType {
+    #[default]
+    Camera,
+    Screen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdpKind {
+    Offer,
+    Answer,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ClientMessage {
+    /// First message on a socket: join `session_id` with `token`.
+    Connect { v: u32, session_id: String, token: String },
+    /// First message on a new socket after a drop: take back a suspended connection.
+    Resume { v: u32, connection_id: String, resume_token: String },
+    Ping,
+    /// Leave on purpose (reason `clientDisconnected`).
+    Disconnect,
+    Publish {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default = "yes")]
+        has_audio: bool,
+        #[serde(default = "yes")]
+        has_video: bool,
+        #[serde(default)]
+        video_type: VideoType,
+    },
+    Unpublish { stream_id: String },
+    SetStreamProperty {
+        stream_id: String,
+        #[serde(default)]
+        has_audio: Option<bool>,
+        #[serde(default)]
+        has_video: Option<bool>,
+    },
+    Subscribe { stream_id: String },
+    Unsubscribe { stream_id: String },
+    /// To everyone (no `to`), or to one connection.
+    Signal {
+        #[serde(default)]
+        to: Option<String>,
+        #[serde(default)]
+        signal_type: String,
+        #[serde(default)]
+        data: String,
+    },
+    ForceDisconnect { connection_id: String },
+    ForceUnpublish { stream_id: String },
+    ForceMute { stream_id: String },
+    ForceMuteAll {
+        #[serde(default)]
+        excluded_stream_ids: Vec<String>,
+    },
+    DisableForceMute,
+    /// Relayed sessions: an SDP offer or answer for the subscription of `stream_id`.
+    Sdp { to: String, stream_id: String, kind: SdpKind, sdp: String },
+    /// Relayed sessions: an ICE candidate (opaque JSON, as the browser produced it).
+    Ice { to: String, stream_id: String, candidate: serde_json::Value },
+}
+
+/// What everybody may know about a connection (never its role or token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionInfo {
+    pub connection_id: String,
+    pub data: String,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    pub stream_id: String,
+    pub connection_id: String,
+    pub name: String,
+    pub has_audio: bool,
+    pub has_video: bool,
+    pub video_type: VideoType,
+    pub layout_class_list: Vec<String>,
+    pub created_at: u64,
+    pub subscriber_count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DisconnectReason {
+    ClientDisconnected,
+    NetworkDisconnected,
+    ForceDisconnected,
+    SessionEnded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StreamDestroyedReason {
+    ClientUnpublished,
+    ClientDisconnected,
+    NetworkDisconnected,
+    ForceUnpublished,
+    ForceDisconnected,
+    SessionEnded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StreamProperty {
+    HasAudio,
+    HasVideo,
+    LayoutClassList,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ServerMessage {
+    Connected {
+        connection_id: String,
+        resume_token: String,
+        session_id: String,
+        role: Role,
+        data: String,
+        media_mode: crate::wire::MediaMode,
+        heartbeat_ms: u64,
+        reconnect_grace_ms: u64,
+        connections: Vec<ConnectionInfo>,
+        streams: Vec<StreamInfo>,
+    },
+    Resumed { connection_id: String, connections: Vec<ConnectionInfo>, streams: Vec<StreamInfo> },
+    Ack { id: u64 },
+    Published { id: Option<u64>, stream: StreamInfo },
+    Error { id: Option<u64>, code: ErrorCode, message: String },
+    Pong,
+    ConnectionCreated { connection: ConnectionInfo },
+    ConnectionDestroyed { connection_id: String, reason: DisconnectReason },
+    StreamCreated { stream: StreamInfo },
+    StreamDestroyed { stream_id: String, reason: StreamDestroyedReason },
+    StreamPropertyChanged { stream_id: String, property: StreamProperty, new_value: serde_json::Value },
+    SubscriberCount { stream_id: String, count: u32 },
+    /// `from` is absent when the signal came from the REST API.
+    Signal {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        signal_type: String,
+        data: String,
+    },
+    /// Sent to a publisher whose audio a moderator (or the REST API) muted.
+    MuteForced { stream_id: String },
+    /// Force-mute-all was switched on or off for the session.
+    MuteAllChanged { active: bool },
+    Sdp { from: String, stream_id: String, kind: SdpKind, sdp: String },
+    Ice { from: String, stream_id: String, candidate: serde_json::Value },
+    /// Last message before the server closes this socket.
+    SessionDisconnected { reason: DisconnectReason },
+}
+
+/// Typed signaling error codes (stable strings on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadMessage,
+    MessageTooLarge,
+    RateLimited,
+    UnsupportedVersion,
+    NotConnected,
+    AlreadyConnected,
+    InvalidToken,
+    TokenExpired,
+    TokenRevoked,
+    WrongSession,
+    SessionNotFound,
+    SessionEnded,
+    SessionFull,
+    ResumeFailed,
+    Forbidden,
+    NotFound,
+    InvalidArgument,
+    RelayedOnly,
+    Draining,
+}
+
+impl ErrorCode {
+    pub fn for_token_error(e: &crate::token::TokenError) -> ErrorCode {
+        use crate::token::TokenError as T;
+        match e {
+            T::Expired | T::NotYetValid => ErrorCode::TokenExpired,
+            T::WrongSession | T::WrongProject => ErrorCode::WrongSession,
+            T::SessionNotFound => ErrorCode::SessionNotFound,
+            T::SessionEnded => ErrorCode::SessionEnded,
+            _ => ErrorCode::InvalidToken,
+        }
+    }
+}
+
+/// Parses one client frame, enforcing the size limit first.
+pub fn parse_client_frame(text: &str) -> Result<ClientEnvelope, (ErrorCode, String)> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err((ErrorCode::MessageTooLarge, format!("messages are limited to {MAX_MESSAGE_BYTES} bytes")));
+    }
+    serde_json::from_str(text).map_err(|e| (ErrorCode::BadMessage, format!("unreadable message: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_client_messages_with_defaults() {
+        let e = parse_client_frame(r#"{"type":"connect","id":1,"v":1,"sessionId":"1_x","token":"T1==abc"}"#).unwrap();
+        assert_eq!(e.id, Some(1));
+        assert_eq!(e.msg, ClientMessage::Connect { v: 1, session_id: "1_x".into(), token: "T1==abc".into() });
+        let e = parse_client_frame(r#"{"type":"publish"}"#).unwrap();
+        assert_eq!(e.msg, ClientMessage::Publish { name: None, has_audio: true, has_video: true, video_type: VideoType::Camera });
+        let e = parse_client_frame(r#"{"type":"signal","signalType":"chat","data":"hi"}"#).unwrap();
+        assert_eq!(e.msg, ClientMessage::Signal { to: None, signal_type: "chat".into(), data: "hi".into() });
+    }
+
+    #[test]
+    fn refuses_bad_frames_with_typed_codes() {
+        assert_eq!(parse_client_frame(&"x".repeat(MAX_MESSAGE_BYTES + 1)).unwrap_err().0, ErrorCode::MessageTooLarge);
+        for bad in ["", "{", "[]", r#"{"type":"nope"}"#, r#"{"type":"subscribe"}"#, r#"{"type":"connect","v":"1"}"#] {
+            assert_eq!(parse_client_frame(bad).unwrap_err().0, ErrorCode::BadMessage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_messages_have_stable_names() {
+        let m = ServerMessage::ConnectionDestroyed { connection_id: "c".into(), reason: DisconnectReason::ForceDisconnected };
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"type":"connectionDestroyed","connectionId":"c","reason":"forceDisconnected"}"#);
+        let m = ServerMessage::Error { id: Some(3), code: ErrorCode::SessionFull, message: "full".into() };
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"type":"error","id":3,"code":"session_full","message":"full"}"#);
+    }
+}

@@ -1,0 +1,337 @@
+//! The hub: live rooms, the sockets attached to them, and delivery of room outputs.
+//!
+//! Owns: the map of live sessions, per-connection outbound queues, token revocation (in
+//! memory for immediate effect, and in the store so it survives restarts), and the sweeper
+//! that expires suspended connections. Must not touch: socket framing (`ws`) or the rules
+//! inside a session (`room`).
+
+use super::room::{ConnId, IdSource, JoinRequest, Output, Room, RoomError, SessionEvent, SessionMeta};
+use crate::auth::{AuthFailure, verify_client_token};
+use crate::clock;
+use conclave_core::signal::{ClientEnvelope, ConnectionInfo, DisconnectReason, ErrorCode, ServerMessage, StreamInfo};
+use conclave_store::Store;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+
+/// What a socket task receives.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Frame(Arc<str>),
+    /// Send `sessionDisconnected` with this reason, then close.
+    Close(DisconnectReason),
+}
+
+pub type OutboundTx = mpsc::Sender<Outbound>;
+
+#[derive(Debug, Clone)]
+pub struct SignalConfig {
+    pub heartbeat: Duration,
+    pub reconnect_grace: Duration,
+    pub connect_timeout: Duration,
+    pub messages_per_sec: u32,
+    pub burst: u32,
+    pub max_strikes: u32,
+    pub outbound_queue: usize,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        SignalConfig {
+            heartbeat: Duration::from_secs(15),
+            reconnect_grace: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            messages_per_sec: 50,
+            burst: 100,
+            max_strikes: 20,
+            outbound_queue: 512,
+        }
+    }
+}
+
+/// A session-monitoring event with the project and session it belongs to.
+#[derive(Debug, Clone)]
+pub struct HubEvent {
+    pub api_key: String,
+    pub session_id: String,
+    pub event: SessionEvent,
+    pub at_ms: u64,
+}
+
+struct LiveRoom {
+    room: Room,
+    senders: HashMap<ConnId, OutboundTx>,
+}
+
+pub struct Hub {
+    store: Arc<dyn Store>,
+    pub config: SignalConfig,
+    rooms: Mutex<HashMap<String, Arc<Mutex<LiveRoom>>>>,
+    conn_index: Mutex<HashMap<ConnId, String>>,
+    revoked: Mutex<HashSet<[u8; 32]>>,
+    events: Option<mpsc::UnboundedSender<HubEvent>>,
+}
+
+struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn next_id(&mut self) -> String {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).expect("the OS CSPRNG is available");
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    }
+}
+
+pub fn token_fingerprint(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub fn serialize(msg: &ServerMessage) -> Arc<str> {
+    serde_json::to_string(msg).expect("server messages serialize").into()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn Store>, config: SignalConfig, events: Option<mpsc::UnboundedSender<HubEvent>>) -> Arc<Hub> {
+        Arc::new(Hub { store, config, rooms: Default::default(), conn_index: Default::default(), revoked: Default::default(), events })
+    }
+
+    /// Starts the sweeper that expires suspended connections and drops empty rooms.
+    pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                hub.sweep();
+            }
+        })
+    }
+
+    fn sweep(&self) {
+        let grace = self.config.reconnect_grace.as_millis() as u64;
+        let rooms: Vec<(String, Arc<Mutex<LiveRoom>>)> = lock(&self.rooms).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (sid, cell) in rooms {
+            let mut live = lock(&cell);
+            let out = live.room.expire_suspended(clock::unix_ms(), grace);
+            self.deliver(&mut live, out);
+            if live.room.is_empty() {
+                drop(live);
+                let mut rooms = lock(&self.rooms);
+                if rooms.get(&sid).is_some_and(|c| lock(c).room.is_empty()) {
+                    rooms.remove(&sid);
+                }
+            }
+        }
+    }
+
+    /// Delivers outputs in order, under the room lock, so every client sees one order.
+    fn deliver(&self, live: &mut LiveRoom, outputs: Vec<Output>) {
+        let meta = live.room.meta().clone();
+        for o in outputs {
+            match o {
+                Output::Send { to, msg } => {
+                    let frame = serialize(&msg);
+                    for c in to {
+                        if let Some(tx) = live.senders.get(&c) {
+                            if tx.try_send(Outbound::Frame(frame.clone())).is_err() {
+                                // A consumer this far behind is treated as gone.
+                                tracing::warn!(connection = %c, "outbound queue full; dropping the socket");
+                                live.senders.remove(&c);
+                            }
+                        }
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    if let Some(tx) = live.senders.remove(&conn) {
+                        let _ = tx.try_send(Outbound::Close(reason));
+                    }
+                    lock(&self.conn_index).remove(&conn);
+                }
+                Output::Revoke { fingerprint, expires_at } => {
+                    lock(&self.revoked).insert(fingerprint);
+                    let store = self.store.clone();
+                    let (api_key, session_id) = (meta.api_key.clone(), meta.session_id.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.revoke_token(&fingerprint, &api_key, &session_id, expires_at).await {
+                            tracing::error!(error = %e, "persisting a token revocation failed (it holds in memory until restart)");
+                        }
+                    });
+                }
+                Output::Event(event) => {
+                    if let Some(events) = &self.events {
+                        let _ = events.send(HubEvent { api_key: meta.api_key.clone(), session_id: meta.session_id.clone(), event, at_ms: clock::unix_ms() });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn is_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, RoomError> {
+        if lock(&self.revoked).contains(fingerprint) {
+            return Ok(true);
+        }
+        self.store.is_token_revoked(fingerprint).await.map_err(|e| {
+            tracing::error!(error = %e, "revocation lookup failed");
+            RoomError::new(ErrorCode::InvalidToken, "token check unavailable; try again")
+        })
+    }
+
+    async fn room_for(&self, session_id: &str, api_key: &str, max_from_session: Option<u32>, media_mode: conclave_core::wire::MediaMode) -> Result<Arc<Mutex<LiveRoom>>, RoomError> {
+        if let Some(cell) = lock(&self.rooms).get(session_id) {
+            return Ok(cell.clone());
+        }
+        let default_max = match max_from_session {
+            Some(_) => None,
+            None => self.store.project(api_key).await.ok().flatten().and_then(|p| p.default_max_participants),
+        };
+        let meta = SessionMeta {
+            session_id: session_id.to_owned(),
+            api_key: api_key.to_owned(),
+            media_mode,
+            max_participants: max_from_session.or(default_max),
+        };
+        let mut rooms = lock(&self.rooms);
+        let cell = rooms
+            .entry(session_id.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(LiveRoom { room: Room::new(meta, Box::new(RandomIds)), senders: HashMap::new() })));
+        Ok(cell.clone())
+    }
+
+    /// Verifies the token and joins. Returns the connection ID and the `connected` reply.
+    pub async fn connect(&self, session_id: &str, token: &str, tx: OutboundTx) -> Result<(ConnId, ServerMessage), RoomError> {
+        let now = clock::unix_secs();
+        let (claims, session) = match verify_client_token(self.store.as_ref(), token, session_id, now).await {
+            Ok(ok) => ok,
+            Err(AuthFailure::Rejected(e)) => return Err(RoomError::new(ErrorCode::for_token_error(&e), e.to_string())),
+            Err(AuthFailure::Store(e)) => {
+                tracing::error!(error = %e, "store failed while verifying a token");
+                return Err(RoomError::new(ErrorCode::InvalidToken, "token check unavailable; try again"));
+            }
+        };
+        let fingerprint = token_fingerprint(token);
+        if self.is_revoked(&fingerprint).await? {
+            return Err(RoomError::new(ErrorCode::TokenRevoked, "this token was revoked when its participant was removed; ask for a new one"));
+        }
+        let cell = self.room_for(session_id, &session.api_key, session.max_participants, session.media_mode).await?;
+        let mut live = lock(&cell);
+        let req = JoinRequest {
+            role: claims.role,
+            data: claims.connection_data.clone().unwrap_or_default(),
+            layout_classes: claims.initial_layout_classes.clone(),
+            token_fingerprint: fingerprint,
+            token_expires_at: claims.expires_at,
+        };
+        let (conn, outputs) = live.room.join(req, clock::unix_ms())?;
+        live.senders.insert(conn.clone(), tx);
+        lock(&self.conn_index).insert(conn.clone(), session_id.to_owned());
+        self.deliver(&mut live, outputs);
+        let (connections, streams) = live.room.snapshot_for(&conn);
+        let reply = ServerMessage::Connected {
+            connection_id: conn.clone(),
+            resume_token: live.room.resume_token(&conn).unwrap_or_default().to_owned(),
+            session_id: session_id.to_owned(),
+            role: claims.role,
+            data: claims.connection_data.unwrap_or_default(),
+            media_mode: session.media_mode,
+            heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+            reconnect_grace_ms: self.config.reconnect_grace.as_millis() as u64,
+            connections,
+            streams,
+        };
+        tracing::info!(session_id, connection = %conn, role = %claims.role, "connected");
+        Ok((conn, reply))
+    }
+
+    fn cell_of(&self, conn: &str) -> Option<Arc<Mutex<LiveRoom>>> {
+        let sid = lock(&self.conn_index).get(conn).cloned()?;
+        lock(&self.rooms).get(&sid).cloned()
+    }
+
+    /// Takes back a suspended connection on a new socket.
+    pub fn resume(&self, conn: &str, resume_token: &str, tx: OutboundTx) -> Result<ServerMessage, RoomError> {
+        let failed = || RoomError::new(ErrorCode::ResumeFailed, "unknown connection or resume token; connect again");
+        let cell = self.cell_of(conn).ok_or_else(failed)?;
+        let mut live = lock(&cell);
+        let expected = live.room.resume_token(conn).ok_or_else(failed)?;
+        if !bool::from(expected.as_bytes().ct_eq(resume_token.as_bytes())) {
+            return Err(failed());
+        }
+        live.room.resume(conn)?;
+        if let Some(old) = live.senders.insert(conn.to_owned(), tx) {
+            let _ = old.try_send(Outbound::Close(DisconnectReason::NetworkDisconnected));
+        }
+        let (connections, streams) = live.room.snapshot_for(conn);
+        Ok(ServerMessage::Resumed { connection_id: conn.to_owned(), connections, streams })
+    }
+
+    /// A message from a connected socket.
+    pub fn handle(&self, conn: &str, env: ClientEnvelope) -> Result<(), RoomError> {
+        let cell = self.cell_of(conn).ok_or_else(|| RoomError::new(ErrorCode::NotConnected, "not connected"))?;
+        let mut live = lock(&cell);
+        let out = live.room.handle(conn, env.msg, env.id, clock::unix_ms())?;
+        self.deliver(&mut live, out);
+        Ok(())
+    }
+
+    /// The socket is gone without a goodbye: start the reconnect grace period.
+    pub fn socket_lost(&self, conn: &str, tx: &OutboundTx) {
+        if let Some(cell) = self.cell_of(conn) {
+            let mut live = lock(&cell);
+            // Only if this socket is still the connection's current one.
+            if live.senders.get(conn).is_some_and(|cur| cur.same_channel(tx)) {
+                live.senders.remove(conn);
+                live.room.suspend(conn, clock::unix_ms());
+            }
+        }
+    }
+
+    /// Removes a connection now (abuse, or a drop with no grace).
+    pub fn leave(&self, conn: &str, reason: DisconnectReason) {
+        if let Some(cell) = self.cell_of(conn) {
+            let mut live = lock(&cell);
+            let out = live.room.leave(conn, reason);
+            self.deliver(&mut live, out);
+        }
+    }
+
+    fn live_room(&self, session_id: &str) -> Option<Arc<Mutex<LiveRoom>>> {
+        lock(&self.rooms).get(session_id).cloned()
+    }
+
+    /// Runs `f` on a live session's room and delivers its outputs. `None`: nobody is connected.
+    pub fn with_room<T>(&self, session_id: &str, f: impl FnOnce(&mut Room) -> Result<(T, Vec<Output>), RoomError>) -> Option<Result<T, RoomError>> {
+        let cell = self.live_room(session_id)?;
+        let mut live = lock(&cell);
+        Some(f(&mut live.room).map(|(t, out)| {
+            self.deliver(&mut live, out);
+            t
+        }))
+    }
+
+    pub fn connections(&self, session_id: &str) -> Vec<ConnectionInfo> {
+        self.live_room(session_id).map(|c| lock(&c).room.connections()).unwrap_or_default()
+    }
+
+    pub fn streams(&self, session_id: &str) -> Vec<StreamInfo> {
+        self.live_room(session_id).map(|c| lock(&c).room.streams()).unwrap_or_default()
+    }
+
+    /// Ends a session everywhere: the store refuses its tokens from now on, and everyone
+    /// connected is disconnected.
+    pub async fn end_session(&self, session_id: &str) -> Result<bool, conclave_store::StoreError> {
+        let changed = self.store.end_session(session_id, clock::unix_ms()).await?;
+        self.with_room(session_id, |room| Ok(((), room.end())));
+        Ok(changed)
+    }
+}

@@ -1,0 +1,546 @@
+//! One session's live state as a pure state machine (sans-IO): connections, streams,
+//! subscriptions, force-mute, and the relaying of SDP for relayed sessions.
+//!
+//! Owns: every rule about who may do what inside a session, and the events each action
+//! produces. Takes time and fresh IDs as inputs and returns [`Output`]s; it never touches a
+//! socket, a clock or the store, so it is tested deterministically. Must not touch: token
+//! verification (done before `join`) or delivery (the hub's job).
+
+use conclave_core::Role;
+use conclave_core::signal::{
+    ClientMessage, ConnectionInfo, DisconnectReason, ErrorCode, MAX_SDP_BYTES, MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_TYPE_BYTES, MAX_STREAM_NAME_CHARS,
+    ServerMessage, StreamDestroyedReason, StreamInfo, StreamProperty,
+};
+use conclave_core::wire::MediaMode;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub type ConnId = String;
+pub type StreamId = String;
+
+/// What the room knows of its session.
+#[derive(Debug, Clone)]
+pub struct SessionMeta {
+    pub session_id: String,
+    pub api_key: String,
+    pub media_mode: MediaMode,
+    pub max_participants: Option<u32>,
+}
+
+/// A verified participant asking to join.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub role: Role,
+    pub data: String,
+    pub layout_classes: Vec<String>,
+    pub token_fingerprint: [u8; 32],
+    pub token_expires_at: u64,
+}
+
+/// Session-monitoring events, for webhooks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    ConnectionCreated(ConnectionInfo),
+    ConnectionDestroyed { connection: ConnectionInfo, reason: DisconnectReason },
+    StreamCreated(StreamInfo),
+    StreamDestroyed { stream: StreamInfo, reason: StreamDestroyedReason },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Deliver `msg` to each connection in `to` (serialise once, send many).
+    Send { to: Vec<ConnId>, msg: ServerMessage },
+    /// Tell `conn` why (`sessionDisconnected`) and close its socket.
+    Close { conn: ConnId, reason: DisconnectReason },
+    /// Persist that this token may not join again before it expires.
+    Revoke { fingerprint: [u8; 32], expires_at: u64 },
+    Event(SessionEvent),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl RoomError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RoomError { code, message: message.into() }
+    }
+}
+
+fn forbidden(what: &str, role: Role) -> RoomError {
+    RoomError::new(ErrorCode::Forbidden, format!("role {role} may not {what}"))
+}
+
+fn not_found(what: &str) -> RoomError {
+    RoomError::new(ErrorCode::NotFound, format!("{what} not found"))
+}
+
+/// Source of fresh, unguessable IDs (the shell passes a CSPRNG; tests pass a counter).
+pub trait IdSource: Send {
+    fn next_id(&mut self) -> String;
+}
+
+struct Connection {
+    info: ConnectionInfo,
+    role: Role,
+    layout_classes: Vec<String>,
+    resume_token: String,
+    token_fingerprint: [u8; 32],
+    token_expires_at: u64,
+    /// Set while the socket is gone and the reconnect grace period runs.
+    suspended_since: Option<u64>,
+    subscriptions: BTreeSet<StreamId>,
+}
+
+struct Stream {
+    info: StreamInfo,
+    subscribers: BTreeSet<ConnId>,
+}
+
+pub struct Room {
+    meta: SessionMeta,
+    ids: Box<dyn IdSource>,
+    /// Ordered by join, so snapshots list connections oldest first.
+    connections: BTreeMap<u64, ConnId>,
+    by_id: std::collections::HashMap<ConnId, (u64, Connection)>,
+    streams: BTreeMap<StreamId, Stream>,
+    join_seq: u64,
+    mute_all: Option<BTreeSet<StreamId>>,
+    ended: bool,
+}
+
+impl Room {
+    pub fn new(meta: SessionMeta, ids: Box<dyn IdSource>) -> Room {
+        Room {
+            meta,
+            ids,
+            connections: BTreeMap::new(),
+            by_id: Default::default(),
+            streams: BTreeMap::new(),
+            join_seq: 0,
+            mute_all: None,
+            ended: false,
+        }
+    }
+
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
+    }
+
+    /// No connection at all, suspended ones included: the room can be dropped.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn participant_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn all_except(&self, skip: Option<&str>) -> Vec<ConnId> {
+        self.connections
+            .values()
+            .filter(|c| Some(c.as_str()) != skip)
+            .filter(|c| self.by_id.get(*c).is_some_and(|(_, conn)| conn.suspended_since.is_none()))
+            .cloned()
+            .collect()
+    }
+
+    fn conn(&self, id: &str) -> Result<&Connection, RoomError> {
+        self.by_id.get(id).map(|(_, c)| c).ok_or_else(|| not_found("connection"))
+    }
+
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.connections.values().filter_map(|id| self.by_id.get(id)).map(|(_, c)| c.info.clone()).collect()
+    }
+
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.streams.values().map(|s| s.info.clone()).collect()
+    }
+
+    pub fn stream(&self, id: &str) -> Option<StreamInfo> {
+        self.streams.get(id).map(|s| s.info.clone())
+    }
+
+    pub fn resume_token(&self, conn: &str) -> Option<&str> {
+        self.by_id.get(conn).map(|(_, c)| c.resume_token.as_str())
+    }
+
+    /// Admits a verified participant, or refuses with `session_full` / `session_ended`.
+    /// The check and the insert happen under one `&mut self`, so the limit is exact.
+    pub fn join(&mut self, req: JoinRequest, now_ms: u64) -> Result<(ConnId, Vec<Output>), RoomError> {
+        if self.ended {
+            return Err(RoomError::new(ErrorCode::SessionEnded, "the session has ended"));
+        }
+        if let Some(max) = self.meta.max_participants {
+            if self.by_id.len() >= max as usize {
+                return Err(RoomError::new(ErrorCode::SessionFull, format!("the session is full ({max} participants)")));
+            }
+        }
+        let id = self.ids.next_id();
+        let info = ConnectionInfo { connection_id: id.clone(), data: req.data, created_at: now_ms };
+        let conn = Connection {
+            info: info.clone(),
+            role: req.role,
+            layout_classes: req.layout_classes,
+            resume_token: self.ids.next_id(),
+            token_fingerprint: req.token_fingerprint,
+            token_expires_at: req.token_expires_at,
+            suspended_since: None,
+            subscriptions: BTreeSet::new(),
+        };
+        self.join_seq += 1;
+        self.connections.insert(self.join_seq, id.clone());
+        self.by_id.insert(id.clone(), (self.join_seq, conn));
+        let outputs = vec![
+            Output::Send { to: self.all_except(Some(&id)), msg: ServerMessage::ConnectionCreated { connection: info.clone() } },
+            Output::Event(SessionEvent::ConnectionCreated(info)),
+        ];
+        Ok((id, outputs))
+    }
+
+    /// The snapshot a joiner receives: everyone else, and every stream.
+    pub fn snapshot_for(&self, conn: &str) -> (Vec<ConnectionInfo>, Vec<StreamInfo>) {
+        let others = self.connections().into_iter().filter(|c| c.connection_id != conn).collect();
+        (others, self.streams())
+    }
+
+    /// A socket dropped without a goodbye: keep the seat and say nothing during the grace.
+    pub fn suspend(&mut self, conn: &str, now_ms: u64) {
+        if let Some((_, c)) = self.by_id.get_mut(conn) {
+            c.suspended_since.get_or_insert(now_ms);
+        }
+    }
+
+    /// Takes a suspended connection back; the caller compared the resume token already.
+    pub fn resume(&mut self, conn: &str) -> Result<(), RoomError> {
+        match self.by_id.get_mut(conn) {
+            Some((_, c)) => {
+                c.suspended_since = None;
+                Ok(())
+            }
+            None => Err(RoomError::new(ErrorCode::ResumeFailed, "the connection is gone; connect again")),
+        }
+    }
+
+    /// Connections suspended for longer than `grace_ms` leave with `networkDisconnected`.
+    pub fn expire_suspended(&mut self, now_ms: u64, grace_ms: u64) -> Vec<Output> {
+        let expired: Vec<ConnId> = self
+            .by_id
+            .iter()
+            .filter(|(_, (_, c))| c.suspended_since.is_some_and(|t| now_ms.saturating_sub(t) >= grace_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        expired.into_iter().flat_map(|id| self.leave(&id, DisconnectReason::NetworkDisconnected)).collect()
+    }
+
+    /// Removes a connection with its streams and subscriptions, and tells everyone.
+    pub fn leave(&mut self, conn: &str, reason: DisconnectReason) -> Vec<Output> {
+        let Some((seq, c)) = self.by_id.remove(conn) else { return Vec::new() };
+        self.connections.remove(&seq);
+        let mut out = Vec::new();
+        let stream_reason = match reason {
+            DisconnectReason::ClientDisconnected => StreamDestroyedReason::ClientDisconnected,
+            DisconnectReason::NetworkDisconnected => StreamDestroyedReason::NetworkDisconnected,
+            DisconnectReason::ForceDisconnected => StreamDestroyedReason::ForceDisconnected,
+            DisconnectReason::SessionEnded => StreamDestroyedReason::SessionEnded,
+        };
+        let own: Vec<StreamId> = self.streams.values().filter(|s| s.info.connection_id == conn).map(|s| s.info.stream_id.clone()).collect();
+        for sid in own {
+            out.extend(self.destroy_stream(&sid, stream_reason));
+        }
+        for sid in &c.subscriptions {
+            out.extend(self.remove_subscriber(sid, conn));
+        }
+        out.push(Output::Close { conn: conn.to_owned(), reason });
+        if reason == DisconnectReason::ForceDisconnected {
+            out.push(Output::Revoke { fingerprint: c.token_fingerprint, expires_at: c.token_expires_at });
+        }
+        out.push(Output::Send { to: self.all_except(None), msg: ServerMessage::ConnectionDestroyed { connection_id: conn.to_owned(), reason } });
+        out.push(Output::Event(SessionEvent::ConnectionDestroyed { connection: c.info, reason }));
+        out
+    }
+
+    fn destroy_stream(&mut self, sid: &str, reason: StreamDestroyedReason) -> Vec<Output> {
+        let Some(s) = self.streams.remove(sid) else { return Vec::new() };
+        for sub in &s.subscribers {
+            if let Some((_, c)) = self.by_id.get_mut(sub) {
+                c.subscriptions.remove(sid);
+            }
+        }
+        vec![
+            Output::Send { to: self.all_except(None), msg: ServerMessage::StreamDestroyed { stream_id: sid.to_owned(), reason } },
+            Output::Event(SessionEvent::StreamDestroyed { stream: s.info, reason }),
+        ]
+    }
+
+    fn remove_subscriber(&mut self, sid: &str, conn: &str) -> Vec<Output> {
+        let Some(s) = self.streams.get_mut(sid) else { return Vec::new() };
+        if !s.subscribers.remove(conn) {
+            return Vec::new();
+        }
+        s.info.subscriber_count = s.subscribers.len() as u32;
+        let count = s.info.subscriber_count;
+        vec![Output::Send { to: self.all_except(Some(conn)), msg: ServerMessage::SubscriberCount { stream_id: sid.to_owned(), count } }]
+    }
+
+    /// Everything a connected client may ask for, with the role enforced here.
+    pub fn handle(&mut self, from: &str, msg: ClientMessage, req_id: Option<u64>, now_ms: u64) -> Result<Vec<Output>, RoomError> {
+        let role = self.conn(from)?.role;
+        let ack = |mut out: Vec<Output>| {
+            if let Some(id) = req_id {
+                out.insert(0, Output::Send { to: vec![from.to_owned()], msg: ServerMessage::Ack { id } });
+            }
+            out
+        };
+        match msg {
+            ClientMessage::Connect { .. } | ClientMessage::Resume { .. } => Err(RoomError::new(ErrorCode::AlreadyConnected, "this socket is already connected")),
+            ClientMessage::Ping => Ok(vec![Output::Send { to: vec![from.to_owned()], msg: ServerMessage::Pong }]),
+            ClientMessage::Disconnect => Ok(self.leave(from, DisconnectReason::ClientDisconnected)),
+            ClientMessage::Publish { name, has_audio, has_video, video_type } => {
+                if !role.can_publish() {
+                    return Err(forbidden("publish", role));
+                }
+                let name = name.unwrap_or_default();
+                if name.chars().count() > MAX_STREAM_NAME_CHARS {
+                    return Err(RoomError::new(ErrorCode::InvalidArgument, format!("stream names are limited to {MAX_STREAM_NAME_CHARS} characters")));
+                }
+                let stream_id = self.ids.next_id();
+                let muted = self.mute_all.as_ref().is_some_and(|excluded| !excluded.contains(&stream_id));
+                let info = StreamInfo {
+                    stream_id: stream_id.clone(),
+                    connection_id: from.to_owned(),
+                    name,
+                    has_audio: has_audio && !muted,
+                    has_video,
+                    video_type,
+                    layout_class_list: self.conn(from)?.layout_classes.clone(),
+                    created_at: now_ms,
+                    subscriber_count: 0,
+                };
+                self.streams.insert(stream_id.clone(), Stream { info: info.clone(), subscribers: BTreeSet::new() });
+                let mut out = vec![
+                    Output::Send { to: vec![from.to_owned()], msg: ServerMessage::Published { id: req_id, stream: info.clone() } },
+                    Output::Send { to: self.all_except(Some(from)), msg: ServerMessage::StreamCreated { stream: info.clone() } },
+                    Output::Event(SessionEvent::StreamCreated(info)),
+                ];
+                if muted && has_audio {
+                    out.push(Output::Send { to: vec![from.to_owned()], msg: ServerMessage::MuteForced { stream_id } });
+                }
+                Ok(out)
+            }
+            ClientMessage::Unpublish { stream_id } => {
+                let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
+                if s.info.connection_id != from {
+                    return Err(RoomError::new(ErrorCode::Forbidden, "only the publisher may unpublish a stream (moderators: forceUnpublish)"));
+                }
+                Ok(ack(self.destroy_stream(&stream_id, StreamDestroyedReason::ClientUnpublished)))
+            }
+            ClientMessage::SetStreamProperty { stream_id, has_audio, has_video } => {
+                let s = self.streams.get_mut(&stream_id).ok_or_else(|| not_found("stream"))?;
+                if s.info.connection_id != from {
+                    return Err(RoomError::new(ErrorCode::Forbidden, "only the publisher may change its stream"));
+                }
+                let mut changes = Vec::new();
+                if let Some(v) = has_audio.filter(|v| *v != s.info.has_audio) {
+                    s.info.has_audio = v;
+                    changes.push((StreamProperty::HasAudio, v));
+                }
+                if let Some(v) = has_video.filter(|v| *v != s.info.has_video) {
+                    s.info.has_video = v;
+                    changes.push((StreamProperty::HasVideo, v));
+                }
+                let to = self.all_except(None);
+                Ok(ack(changes
+                    .into_iter()
+                    .map(|(property, v)| Output::Send {
+                        to: to.clone(),
+                        msg: ServerMessage::StreamPropertyChanged { stream_id: stream_id.clone(), property, new_value: v.into() },
+                    })
+                    .collect()))
+            }
+            ClientMessage::Subscribe { stream_id } => {
+                if !role.can_subscribe() {
+                    return Err(forbidden("subscribe", role));
+                }
+                let s = self.streams.get_mut(&stream_id).ok_or_else(|| not_found("stream"))?;
+                if s.info.connection_id == from {
+                    return Err(RoomError::new(ErrorCode::InvalidArgument, "a client does not subscribe to its own stream"));
+                }
+                if !s.subscribers.insert(from.to_owned()) {
+                    return Ok(ack(Vec::new()));
+                }
+                s.info.subscriber_count = s.subscribers.len() as u32;
+                let count = s.info.subscriber_count;
+                if let Some((_, c)) = self.by_id.get_mut(from) {
+                    c.subscriptions.insert(stream_id.clone());
+                }
+                Ok(ack(vec![Output::Send { to: self.all_except(None), msg: ServerMessage::SubscriberCount { stream_id, count } }]))
+            }
+            ClientMessage::Unsubscribe { stream_id } => {
+                if !self.streams.contains_key(&stream_id) {
+                    return Err(not_found("stream"));
+                }
+                if let Some((_, c)) = self.by_id.get_mut(from) {
+                    c.subscriptions.remove(&stream_id);
+                }
+                let mut out = self.remove_subscriber(&stream_id, from);
+                // the unsubscriber learns the new count too
+                if let Some(Output::Send { to, .. }) = out.first_mut() {
+                    to.push(from.to_owned());
+                }
+                Ok(ack(out))
+            }
+            ClientMessage::Signal { to, signal_type, data } => {
+                if !role.can_signal() {
+                    return Err(forbidden("send signals", role));
+                }
+                Ok(ack(self.signal(Some(from), to.as_deref(), signal_type, data)?))
+            }
+            ClientMessage::ForceDisconnect { connection_id } => {
+                if !role.can_moderate() {
+                    return Err(forbidden("force-disconnect others", role));
+                }
+                Ok(ack(self.force_disconnect(&connection_id)?))
+            }
+            ClientMessage::ForceUnpublish { stream_id } => {
+                if !role.can_moderate() {
+                    return Err(forbidden("force-unpublish streams", role));
+                }
+                Ok(ack(self.force_unpublish(&stream_id)?))
+            }
+            ClientMessage::ForceMute { stream_id } => {
+                if !role.can_moderate() {
+                    return Err(forbidden("force-mute streams", role));
+                }
+                Ok(ack(self.mute_stream(&stream_id)?))
+            }
+            ClientMessage::ForceMuteAll { excluded_stream_ids } => {
+                if !role.can_moderate() {
+                    return Err(forbidden("force-mute streams", role));
+                }
+                Ok(ack(self.mute_all(true, excluded_stream_ids)))
+            }
+            ClientMessage::DisableForceMute => {
+                if !role.can_moderate() {
+                    return Err(forbidden("change force-mute", role));
+                }
+                Ok(ack(self.mute_all(false, Vec::new())))
+            }
+            ClientMessage::Sdp { to, stream_id, kind, sdp } => {
+                if sdp.len() > MAX_SDP_BYTES {
+                    return Err(RoomError::new(ErrorCode::InvalidArgument, "SDP too large"));
+                }
+                self.check_relay(from, &to, &stream_id)?;
+                Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Sdp { from: from.to_owned(), stream_id, kind, sdp } }])
+            }
+            ClientMessage::Ice { to, stream_id, candidate } => {
+                self.check_relay(from, &to, &stream_id)?;
+                Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Ice { from: from.to_owned(), stream_id, candidate } }])
+            }
+        }
+    }
+
+    /// Relayed sessions only: the two ends must be the stream's publisher and one of its
+    /// subscribers, so nobody can push SDP at arbitrary participants.
+    fn check_relay(&self, from: &str, to: &str, stream_id: &str) -> Result<(), RoomError> {
+        if self.meta.media_mode != MediaMode::Relayed {
+            return Err(RoomError::new(ErrorCode::RelayedOnly, "peer-to-peer negotiation is only for relayed sessions"));
+        }
+        let s = self.streams.get(stream_id).ok_or_else(|| not_found("stream"))?;
+        let publisher = s.info.connection_id.as_str();
+        let ok = (from == publisher && s.subscribers.contains(to)) || (to == publisher && s.subscribers.contains(from));
+        if !ok {
+            return Err(RoomError::new(ErrorCode::Forbidden, "SDP and ICE only flow between a stream's publisher and its subscribers"));
+        }
+        Ok(())
+    }
+
+    /// A signal from a connection (`from`) or from the REST API (`None`).
+    pub fn signal(&mut self, from: Option<&str>, to: Option<&str>, signal_type: String, data: String) -> Result<Vec<Output>, RoomError> {
+        if signal_type.len() > MAX_SIGNAL_TYPE_BYTES || data.len() > MAX_SIGNAL_DATA_BYTES {
+            return Err(RoomError::new(
+                ErrorCode::MessageTooLarge,
+                format!("signal type is limited to {MAX_SIGNAL_TYPE_BYTES} bytes and data to {MAX_SIGNAL_DATA_BYTES} bytes"),
+            ));
+        }
+        let recipients = match to {
+            Some(target) => {
+                self.conn(target)?;
+                vec![target.to_owned()]
+            }
+            None => self.all_except(None),
+        };
+        Ok(vec![Output::Send { to: recipients, msg: ServerMessage::Signal { from: from.map(str::to_owned), signal_type, data } }])
+    }
+
+    pub fn force_disconnect(&mut self, target: &str) -> Result<Vec<Output>, RoomError> {
+        self.conn(target)?;
+        Ok(self.leave(target, DisconnectReason::ForceDisconnected))
+    }
+
+    pub fn force_unpublish(&mut self, stream_id: &str) -> Result<Vec<Output>, RoomError> {
+        if !self.streams.contains_key(stream_id) {
+            return Err(not_found("stream"));
+        }
+        Ok(self.destroy_stream(stream_id, StreamDestroyedReason::ForceUnpublished))
+    }
+
+    pub fn mute_stream(&mut self, stream_id: &str) -> Result<Vec<Output>, RoomError> {
+        let s = self.streams.get_mut(stream_id).ok_or_else(|| not_found("stream"))?;
+        let publisher = s.info.connection_id.clone();
+        let mut out = vec![Output::Send { to: vec![publisher], msg: ServerMessage::MuteForced { stream_id: stream_id.to_owned() } }];
+        if s.info.has_audio {
+            s.info.has_audio = false;
+            out.push(Output::Send {
+                to: self.all_except(None),
+                msg: ServerMessage::StreamPropertyChanged { stream_id: stream_id.to_owned(), property: StreamProperty::HasAudio, new_value: false.into() },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Force-mute every stream but `excluded` (also those published later), or switch it off.
+    pub fn mute_all(&mut self, active: bool, excluded: Vec<String>) -> Vec<Output> {
+        let mut out = vec![Output::Send { to: self.all_except(None), msg: ServerMessage::MuteAllChanged { active } }];
+        if !active {
+            self.mute_all = None;
+            return out;
+        }
+        let excluded: BTreeSet<StreamId> = excluded.into_iter().collect();
+        let targets: Vec<StreamId> = self.streams.keys().filter(|k| !excluded.contains(*k)).cloned().collect();
+        self.mute_all = Some(excluded);
+        for sid in targets {
+            out.extend(self.mute_stream(&sid).unwrap_or_default());
+        }
+        out
+    }
+
+    /// Replaces layout class lists; all IDs are checked before anything changes.
+    pub fn set_class_lists(&mut self, items: Vec<(StreamId, Vec<String>)>) -> Result<Vec<Output>, RoomError> {
+        if let Some((missing, _)) = items.iter().find(|(id, _)| !self.streams.contains_key(id)) {
+            return Err(not_found(&format!("stream {missing}")));
+        }
+        let to = self.all_except(None);
+        let mut out = Vec::new();
+        for (id, classes) in items {
+            let s = self.streams.get_mut(&id).expect("checked above");
+            s.info.layout_class_list = classes.clone();
+            out.push(Output::Send {
+                to: to.clone(),
+                msg: ServerMessage::StreamPropertyChanged { stream_id: id, property: StreamProperty::LayoutClassList, new_value: classes.into() },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Ends the session: everyone leaves with `sessionEnded`, and nobody joins again.
+    pub fn end(&mut self) -> Vec<Output> {
+        self.ended = true;
+        let ids: Vec<ConnId> = self.connections.values().cloned().collect();
+        ids.iter().flat_map(|id| self.leave(id, DisconnectReason::SessionEnded)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

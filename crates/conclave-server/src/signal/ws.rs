@@ -1,0 +1,187 @@
+//! The WebSocket shell around the hub: `GET /v1/signal`.
+//!
+//! Owns: the handshake (first message `connect` or `resume`, within a deadline), message
+//! size and rate limits with typed errors, closing abusive sockets, and the heartbeat that
+//! detects dead peers. Must not touch: session rules (room) or delivery (hub).
+
+use super::hub::{Hub, Outbound, OutboundTx, serialize};
+use super::room::RoomError;
+use crate::AppState;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use conclave_core::signal::{ClientMessage, DisconnectReason, ErrorCode, PROTOCOL_VERSION, ServerMessage, parse_client_frame};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Frames above this are a protocol violation and close the socket outright; frames up to it
+/// but above the protocol limit get a typed `message_too_large` error.
+const HARD_FRAME_LIMIT: usize = 64 * 1024;
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    let hub = state.hub.clone();
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| run(socket, hub, peer))
+}
+
+fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Message {
+    Message::Text(serialize(&ServerMessage::Error { id, code, message: message.into() }).to_string().into())
+}
+
+async fn close_with(socket: &mut WebSocket, reason: DisconnectReason) {
+    let bye = serialize(&ServerMessage::SessionDisconnected { reason });
+    let _ = socket.send(Message::Text(bye.to_string().into())).await;
+    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+}
+
+/// A token bucket: `rate` messages per second, bursts up to `burst`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn handshake(socket: &mut WebSocket, hub: &Hub, tx: OutboundTx) -> Option<String> {
+    let first = tokio::time::timeout(hub.config.connect_timeout, socket.recv()).await;
+    let text = match first {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Ok(_))) => {
+            let _ = socket.send(error_frame(None, ErrorCode::BadMessage, "the first message must be a JSON text frame: connect or resume")).await;
+            return None;
+        }
+        _ => return None,
+    };
+    let env = match parse_client_frame(&text) {
+        Ok(env) => env,
+        Err((code, message)) => {
+            let _ = socket.send(error_frame(None, code, message)).await;
+            return None;
+        }
+    };
+    let result: Result<(String, ServerMessage), RoomError> = match env.msg {
+        ClientMessage::Connect { v, .. } | ClientMessage::Resume { v, .. } if v != PROTOCOL_VERSION => {
+            Err(RoomError::new(ErrorCode::UnsupportedVersion, format!("this server speaks protocol version {PROTOCOL_VERSION}")))
+        }
+        ClientMessage::Connect { session_id, token, .. } => hub.connect(&session_id, &token, tx).await,
+        ClientMessage::Resume { connection_id, resume_token, .. } => hub.resume(&connection_id, &resume_token, tx).map(|m| (connection_id, m)),
+        _ => Err(RoomError::new(ErrorCode::NotConnected, "send connect (or resume) first")),
+    };
+    match result {
+        Ok((conn, reply)) => {
+            let reply = serialize(&reply);
+            if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                hub.leave(&conn, DisconnectReason::NetworkDisconnected);
+                return None;
+            }
+            Some(conn)
+        }
+        Err(e) => {
+            let _ = socket.send(error_frame(env.id, e.code, e.message)).await;
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "".into() }))).await;
+            None
+        }
+    }
+}
+
+async fn run(mut socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
+    let (tx, mut rx) = mpsc::channel::<Outbound>(hub.config.outbound_queue);
+    let Some(conn) = handshake(&mut socket, &hub, tx.clone()).await else {
+        tracing::debug!(%peer, "signaling handshake refused");
+        return;
+    };
+    let cfg = hub.config.clone();
+    let mut bucket = Bucket { tokens: f64::from(cfg.burst), rate: f64::from(cfg.messages_per_sec), burst: f64::from(cfg.burst), last: Instant::now() };
+    let mut strikes = 0u32;
+    let mut last_seen = Instant::now();
+    let mut heartbeat = tokio::time::interval(cfg.heartbeat);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => { last_seen = Instant::now(); continue; }
+                    Some(Ok(Message::Binary(_))) => {
+                        strikes += 1;
+                        let _ = socket.send(error_frame(None, ErrorCode::BadMessage, "binary frames are not part of the protocol")).await;
+                        if strikes >= cfg.max_strikes { break_abusive(&mut socket, &hub, &conn, peer).await; return; }
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) => {
+                        // The client closed on purpose: that is a goodbye.
+                        hub.leave(&conn, DisconnectReason::ClientDisconnected);
+                        return;
+                    }
+                    None | Some(Err(_)) => {
+                        hub.socket_lost(&conn, &tx);
+                        return;
+                    }
+                };
+                last_seen = Instant::now();
+                let refused = if !bucket.take() {
+                    Some((None, ErrorCode::RateLimited, format!("at most {} messages per second", cfg.messages_per_sec)))
+                } else {
+                    match parse_client_frame(&text) {
+                        Ok(env) => {
+                            let id = env.id;
+                            hub.handle(&conn, env).err().map(|e| (id, e.code, e.message))
+                        }
+                        Err((code, message)) => Some((None, code, message)),
+                    }
+                };
+                if let Some((id, code, message)) = refused {
+                    if code == ErrorCode::NotConnected {
+                        return;
+                    }
+                    // Bad or excessive input counts against the socket; refused actions do not.
+                    if matches!(code, ErrorCode::BadMessage | ErrorCode::MessageTooLarge | ErrorCode::RateLimited) {
+                        strikes += 1;
+                    }
+                    if socket.send(error_frame(id, code, message)).await.is_err() { hub.socket_lost(&conn, &tx); return; }
+                    if strikes >= cfg.max_strikes { break_abusive(&mut socket, &hub, &conn, peer).await; return; }
+                }
+            }
+            out = rx.recv() => match out {
+                Some(Outbound::Frame(f)) => {
+                    if socket.send(Message::Text(f.to_string().into())).await.is_err() { hub.socket_lost(&conn, &tx); return; }
+                }
+                Some(Outbound::Close(reason)) => { close_with(&mut socket, reason).await; return; }
+                None => return,
+            },
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() > cfg.heartbeat * 2 {
+                    tracing::info!(connection = %conn, "heartbeat timed out");
+                    hub.socket_lost(&conn, &tx);
+                    return;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() { hub.socket_lost(&conn, &tx); return; }
+            }
+        }
+    }
+}
+
+async fn break_abusive(socket: &mut WebSocket, hub: &Hub, conn: &str, peer: SocketAddr) {
+    tracing::warn!(%peer, connection = %conn, "closing a socket after repeated bad or excessive messages");
+    hub.leave(conn, DisconnectReason::NetworkDisconnected);
+    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too many bad or excessive messages".into() }))).await;
+}
