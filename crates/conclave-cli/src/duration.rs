@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// Like [`parse`], and also accepts milliseconds (`250ms`), for short test settings.
+pub fn parse_ms(s: &str) -> Result<Duration, String> {
+    match s.trim().strip_suffix("ms") {
+        Some(n) => n.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("invalid duration {s:?}")),
+        None => parse(s),
+    }
+}
+
 pub fn parse(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));

@@ -2,6 +2,7 @@
 
 use crate::{DataDirArg, open_store};
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
+use conclave_server::signal::hub::{Hub, SignalConfig};
 use conclave_server::tls::TlsSource;
 use conclave_server::{AppState, Limits};
 use std::net::SocketAddr;
@@ -32,6 +33,12 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_body_bytes: usize,
+    /// Signaling heartbeat: the server pings every interval and drops a socket silent for two.
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "15s")]
+    signal_heartbeat: Duration,
+    /// How long a dropped connection keeps its seat and ID, waiting for a resume.
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "10s")]
+    reconnect_grace: Duration,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -42,8 +49,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // Refuse a bad transport before touching the data directory.
     conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
-    let store = open_store(&args.data.data_dir).await?;
-    let state = AppState { store: Arc::new(store), limits: Limits { max_body_bytes: args.max_body_bytes } };
+    let store: Arc<dyn conclave_store::Store> = Arc::new(open_store(&args.data.data_dir).await?);
+    let signal = SignalConfig { heartbeat: args.signal_heartbeat, reconnect_grace: args.reconnect_grace, ..SignalConfig::default() };
+    let hub = Hub::new(store.clone(), signal, None);
+    let _sweeper = hub.spawn_sweeper();
+    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes } };
     let config = ServeConfig {
         listen: args.listen,
         tls,

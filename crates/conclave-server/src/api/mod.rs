@@ -5,6 +5,7 @@
 
 mod error;
 mod extract;
+mod moderation;
 mod openapi;
 mod sessions;
 
@@ -15,14 +16,22 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 /// The application router, before path normalisation (see [`service`]).
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
     Router::new()
         .route("/session/create", post(sessions::create))
-        .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get))
+        .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get).delete(moderation::end_session))
+        .route("/v2/project/{api_key}/session/{session_id}/connection", get(moderation::list_connections))
+        .route("/v2/project/{api_key}/session/{session_id}/connection/{connection_id}", delete(moderation::force_disconnect))
+        .route("/v2/project/{api_key}/session/{session_id}/connection/{connection_id}/signal", post(moderation::signal_connection))
+        .route("/v2/project/{api_key}/session/{session_id}/signal", post(moderation::signal_session))
+        .route("/v2/project/{api_key}/session/{session_id}/mute", post(moderation::mute_all))
+        .route("/v2/project/{api_key}/session/{session_id}/stream", get(moderation::list_streams).put(moderation::set_class_lists))
+        .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}", get(moderation::get_stream))
+        .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}/mute", post(moderation::mute_stream))
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/signal", get(crate::signal::ws::upgrade))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))

@@ -85,11 +85,7 @@ pub async fn create(State(state): State<AppState>, caller: RestCaller, headers: 
     security(("opentok_auth" = []))
 )]
 pub async fn get(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<axum::Json<SessionInfo>, ApiError> {
-    caller.require_project(&api_key)?;
-    let not_found = || ApiError::not_found("session not found");
-    let id = SessionId::parse(&session_id).map_err(|_| not_found())?;
-    let record = state.store.session(id.as_str()).await.map_err(|e| ApiError::internal("session lookup failed", &e))?;
-    let record = record.filter(|r| r.api_key == caller.api_key).ok_or_else(not_found)?;
+    let record = super::moderation::owned_session(&state, &caller, &api_key, &session_id).await?;
     Ok(axum::Json(SessionInfo {
         session_id: record.session_id,
         project_id: record.api_key,
