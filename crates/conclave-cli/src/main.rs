@@ -4,6 +4,7 @@
 //! which lives in the server, store and core crates that these commands call.
 
 mod bench;
+mod client;
 mod duration;
 mod project;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
     Project(project::ProjectCommand),
     /// Mint a client token for a session, or verify one (`token verify`).
     Token(token::TokenArgs),
+    /// Join a session as a scriptable participant: events out as JSON lines, stdin lines in.
+    Client(client::ClientArgs),
     /// Benchmarks that report numbers (never pass/fail).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -79,6 +82,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Project(cmd) => project::run(cmd).await,
         Command::Token(args) => token::run(args).await,
+        Command::Client(args) => client::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     };
     match result {

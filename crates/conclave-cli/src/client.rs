@@ -1,0 +1,74 @@
+//! `conclave client`: a scriptable signaling participant (a bot). It prints every server
+//! message as one JSON line on stdout and sends each stdin line as a raw protocol message,
+//! so tests and tools in any language can drive a real participant.
+
+use conclave_client::signal::ServerMessage;
+use conclave_client::{Client, PublishOptions};
+use std::process::ExitCode;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(clap::Args)]
+pub struct ClientArgs {
+    /// Signaling URL, e.g. ws://127.0.0.1:4000/v1/signal.
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    session_id: String,
+    /// The client token (prefer the CONCLAVE_TOKEN environment variable: flags show up in
+    /// process lists).
+    #[arg(long, env = "CONCLAVE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Publish a stream with this name once connected.
+    #[arg(long)]
+    publish: Option<String>,
+    /// Subscribe to every stream, present and future.
+    #[arg(long)]
+    subscribe_all: bool,
+}
+
+fn emit(msg: &ServerMessage) {
+    println!("{}", serde_json::to_string(msg).expect("serializes"));
+}
+
+pub async fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
+    let mut client = match Client::connect(&a.url, &a.session_id, &a.token).await {
+        Ok(c) => c,
+        Err(conclave_client::ClientError::Refused { code, message }) => {
+            println!("{}", serde_json::json!({"type": "error", "code": code, "message": message}));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    emit(&client.welcome);
+    if let Some(name) = a.publish {
+        let stream = client.publish(PublishOptions { name: Some(name), ..Default::default() }).await?;
+        emit(&ServerMessage::Published { id: None, stream });
+    }
+    if a.subscribe_all {
+        for s in client.initial_streams() {
+            client.subscribe(&s.stream_id).await?;
+        }
+    }
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            event = client.next_event() => {
+                let Some(event) = event else { return Ok(ExitCode::SUCCESS) };
+                emit(&event);
+                match &event {
+                    ServerMessage::SessionDisconnected { .. } => return Ok(ExitCode::SUCCESS),
+                    ServerMessage::StreamCreated { stream } if a.subscribe_all => {
+                        let _ = client.subscribe(&stream.stream_id).await;
+                    }
+                    _ => {}
+                }
+            }
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(l)) if !l.trim().is_empty() => client.send_raw(l)?,
+                Ok(Some(_)) => {}
+                _ => stdin_open = false,
+            },
+        }
+    }
+}
