@@ -80,21 +80,8 @@ async fn rest(requests: usize, concurrency: usize) -> anyhow::Result<()> {
         let p = conclave_server::provision::create_project(&store, "bench", None).await?;
         (p.api_key, p.api_secret)
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(&dir)
-        .env("CONCLAVE_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = spawn_server(&dir, &[]).await?;
     let client = std::sync::Arc::new(Client::new(&key, &secret, &base)?);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let opts = SessionOptions::routed();
     for _ in 0..100 {
         client.create_session(&opts).await?;
@@ -137,6 +124,33 @@ async fn rest(requests: usize, concurrency: usize) -> anyhow::Result<()> {
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Starts `conclave serve` on a free loopback port; returns the child and its base URL.
+pub async fn spawn_server(dir: &std::path::Path, extra: &[&str]) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("CONCLAVE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                return Some(url.to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| anyhow::anyhow!("server did not start"))?;
+    Ok((child, base))
 }
 
 /// SIGTERM so the server shuts down gracefully.

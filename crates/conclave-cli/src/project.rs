@@ -35,6 +35,39 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set the participant limit for sessions created without maxParticipants.
+    SetMaxParticipants {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        api_key: String,
+        /// 1 to 10000, or 0 for no limit.
+        #[arg(long)]
+        max: u32,
+    },
+    /// Register a session-monitoring webhook (group/event: connection/created,
+    /// connection/destroyed, stream/created, stream/destroyed).
+    AddCallback {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        api_key: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        event: String,
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        policy: crate::serve::CallbackPolicyArgs,
+    },
+    /// List a project's webhooks.
+    Callbacks {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        api_key: String,
+    },
     /// Replace a project's secret. The old secret keeps working for --grace (default 24h).
     RotateSecret {
         #[command(flatten)]
@@ -79,6 +112,24 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
                 for p in projects {
                     println!("{}\t{}", p.api_key, p.name);
                 }
+            }
+        }
+        ProjectCommand::SetMaxParticipants { data, api_key, max } => {
+            anyhow::ensure!(max <= conclave_core::wire::MAX_PARTICIPANTS_LIMIT, "--max must be at most {}", conclave_core::wire::MAX_PARTICIPANTS_LIMIT);
+            let store = open_store(&data.data_dir).await?;
+            store.set_default_max_participants(&api_key, (max > 0).then_some(max)).await?;
+            println!("default maxParticipants for {api_key}: {}", if max > 0 { max.to_string() } else { "none".into() });
+        }
+        ProjectCommand::AddCallback { data, api_key, group, event, url, policy } => {
+            let store = open_store(&data.data_dir).await?;
+            let record = conclave_server::api::new_callback(&api_key, &group, &event, &url, policy.policy()).map_err(anyhow::Error::msg)?;
+            store.insert_callback(&record).await?;
+            println!("{}", serde_json::json!({"id": record.id, "group": record.group, "event": record.event, "url": record.url}));
+        }
+        ProjectCommand::Callbacks { data, api_key } => {
+            let store = open_store(&data.data_dir).await?;
+            for c in store.callbacks(&api_key).await? {
+                println!("{}\t{}/{}\t{}", c.id, c.group, c.event, c.url);
             }
         }
         ProjectCommand::RotateSecret { data, api_key, grace, json } => {

@@ -3,6 +3,7 @@
 use crate::{DataDirArg, open_store};
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
 use conclave_server::signal::hub::{Hub, SignalConfig};
+use conclave_server::webhook::{self, CallbackPolicy, WebhookConfig};
 use conclave_server::tls::TlsSource;
 use conclave_server::{AppState, Limits};
 use std::net::SocketAddr;
@@ -39,6 +40,25 @@ pub struct ServeArgs {
     /// How long a dropped connection keeps its seat and ID, waiting for a resume.
     #[arg(long, value_parser = crate::duration::parse_ms, default_value = "10s")]
     reconnect_grace: Duration,
+    #[command(flatten)]
+    callbacks: CallbackPolicyArgs,
+}
+
+/// Where webhooks may go. Off by default: https to public addresses only (SSRF-safe).
+#[derive(clap::Args, Clone, Copy)]
+pub struct CallbackPolicyArgs {
+    /// Allow callback URLs on loopback, private or link-local addresses (on-premises).
+    #[arg(long, env = "CONCLAVE_ALLOW_PRIVATE_CALLBACKS")]
+    pub allow_private_callbacks: bool,
+    /// Allow plain http:// callback URLs.
+    #[arg(long, env = "CONCLAVE_ALLOW_HTTP_CALLBACKS")]
+    pub allow_http_callbacks: bool,
+}
+
+impl CallbackPolicyArgs {
+    pub fn policy(self) -> CallbackPolicy {
+        CallbackPolicy { allow_private: self.allow_private_callbacks, allow_http: self.allow_http_callbacks }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -51,9 +71,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
     let store: Arc<dyn conclave_store::Store> = Arc::new(open_store(&args.data.data_dir).await?);
     let signal = SignalConfig { heartbeat: args.signal_heartbeat, reconnect_grace: args.reconnect_grace, ..SignalConfig::default() };
-    let hub = Hub::new(store.clone(), signal, None);
+    let policy = args.callbacks.policy();
+    let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() });
+    let hub = Hub::new(store.clone(), signal, Some(webhooks));
     let _sweeper = hub.spawn_sweeper();
-    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes } };
+    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy };
     let config = ServeConfig {
         listen: args.listen,
         tls,

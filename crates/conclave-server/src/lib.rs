@@ -10,6 +10,7 @@ pub mod clock;
 pub mod listen;
 pub mod provision;
 pub mod tls;
+pub mod webhook;
 
 use conclave_store::Store;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub hub: Arc<signal::hub::Hub>,
     pub limits: Limits,
+    pub callback_policy: webhook::CallbackPolicy,
 }
 
 /// Request-size limits, applied before any parsing.

@@ -54,40 +54,48 @@ pub fn choose_transport(listen: &[SocketAddr], tls: bool, insecure_http: bool) -
 /// Serves until `shutdown` resolves, then drains in-flight requests for `shutdown_grace`.
 pub async fn serve(config: ServeConfig, state: AppState, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let transport = choose_transport(&config.listen, config.tls.is_some(), config.insecure_http)?;
-    let handle = axum_server::Handle::new();
     let tls = match &config.tls {
         Some(source) => Some(rustls_config(source, &config.data_dir).await?),
         None => None,
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut servers = tokio::task::JoinSet::new();
+    let mut handles = Vec::new();
     for addr in &config.listen {
         let app = api::service(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let handle = handle.clone();
+        let handle = axum_server::Handle::new();
+        handles.push(handle.clone());
         let addr = *addr;
         match &tls {
             Some(tls) => {
-                let server = axum_server::bind_rustls(addr, tls.clone()).handle(handle);
+                let server = axum_server::bind_rustls(addr, tls.clone()).handle(handle.clone());
                 servers.spawn(async move { server.serve(app).await });
-                tracing::info!(%addr, "serving HTTPS");
             }
             None => {
-                let server = axum_server::bind(addr).handle(handle);
+                let server = axum_server::bind(addr).handle(handle.clone());
                 servers.spawn(async move { server.serve(app).await });
                 if transport == Transport::PlainInsecure && !addr.ip().is_loopback() {
                     tracing::warn!(%addr, "!!! SERVING THE REST API OVER PLAIN HTTP ON A NETWORK ADDRESS (--insecure-http). Credentials cross the network in clear unless a TLS proxy terminates in front. !!!");
-                } else {
-                    tracing::info!(%addr, "serving plain HTTP on loopback");
                 }
             }
         }
+        // The bound address (port 0 picks a free one); printed on stdout for scripts and tests.
+        match handle.listening().await {
+            Some(bound) => {
+                tracing::info!(addr = %bound, scheme, "listening");
+                println!("listening on {scheme}://{bound}");
+            }
+            None => bail!("could not listen on {addr} (is the port in use?)"),
+        }
     }
+    let handle_all = |f: &dyn Fn(&axum_server::Handle<SocketAddr>)| handles.iter().for_each(f);
     tokio::select! {
         _ = shutdown => {
             tracing::info!("shutting down: draining in-flight requests");
-            handle.graceful_shutdown(Some(config.shutdown_grace));
+            handle_all(&|h| h.graceful_shutdown(Some(config.shutdown_grace)));
         }
         Some(res) = servers.join_next() => {
-            handle.shutdown();
+            handle_all(&|h| h.shutdown());
             match res {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => bail!("listener failed: {e}"),

@@ -40,33 +40,38 @@ impl Server {
         Self::start_scheme(data_dir, extra, "http")
     }
 
+    /// Starts on `127.0.0.1:0`; the server prints the port it bound on stdout.
     pub fn start_scheme(data_dir: &Path, extra: &[&str], scheme: &str) -> Server {
-        let port = free_port();
-        let log = data_dir.with_extension(format!("{port}.log"));
-        let mut args = vec!["serve", "--data-dir", data_dir.to_str().unwrap()];
-        let listen = format!("127.0.0.1:{port}");
-        args.extend(["--listen", &listen]);
+        let log = data_dir.with_extension(format!("{}.log", free_port()));
+        let mut args = vec!["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"];
         args.extend(extra);
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .args(&args)
             .env("CONCLAVE_LOG", "debug,sqlx=warn")
             .env_remove("CONCLAVE_MASTER_KEY")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let server = Server { child, base: format!("{scheme}://127.0.0.1:{port}"), log, data_dir: data_dir.to_owned() };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = self.base.rsplit('/').next().unwrap().to_owned();
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start: {}", self.logs());
-            std::thread::sleep(Duration::from_millis(30));
-        }
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        assert!(base.starts_with(scheme), "{base}");
+        Server { child, base, log, data_dir: data_dir.to_owned() }
     }
 
     pub fn logs(&self) -> String {

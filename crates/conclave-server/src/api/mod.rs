@@ -3,12 +3,14 @@
 //! Owns: routing, the `X-OPENTOK-AUTH` extractor, and the rule that every error is JSON
 //! `{code, message}`. Must not touch: credential formats (core) or SQL (store).
 
+mod callbacks;
 mod error;
 mod extract;
 mod moderation;
 mod openapi;
 mod sessions;
 
+pub use callbacks::new_callback;
 pub use error::ApiError;
 
 use crate::AppState;
@@ -33,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}", get(moderation::get_stream))
         .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}/mute", post(moderation::mute_stream))
         .route("/openapi.json", get(openapi::serve))
+        .route("/v2/project/{api_key}/callback", get(callbacks::list).post(callbacks::register))
+        .route("/v2/project/{api_key}/callback/{callback_id}", delete(callbacks::remove))
         .route("/v1/signal", get(crate::signal::ws::upgrade))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -1,0 +1,145 @@
+//! Session-monitoring webhooks against a real receiver: signatures, order, retry after 500,
+//! and the SSRF policy on callback URLs.
+
+mod common;
+
+use common::*;
+use conclave_client::{Client, PublishOptions};
+use conclave_sdk::{Role, SessionOptions, TokenOptions};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Received {
+    /// (status we answered, auth header, body)
+    calls: Vec<(u16, String, Vec<u8>)>,
+}
+
+async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
+    let state = Arc::new(Mutex::new(Received::default()));
+    let s = state.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                let mut r = s.lock().unwrap();
+                let status = if r.calls.len() < fail_first { 500 } else { 200 };
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                r.calls.push((status, auth, body.to_vec()));
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, state)
+}
+
+#[tokio::test]
+async fn events_are_signed_ordered_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = create_project(&data);
+    let server = Server::start(&data, &["--allow-private-callbacks", "--allow-http-callbacks"]);
+    let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
+    let (url, received) = receiver(1).await;
+    let http = reqwest::Client::new();
+    for (group, event) in [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed")] {
+        let r = http
+            .post(format!("{}/v2/project/{}/callback", server.base, p.api_key))
+            .header("X-OPENTOK-AUTH", sdk.rest_credential())
+            .json(&serde_json::json!({"group": group, "event": event, "url": url}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!((v["group"].as_str(), v["event"].as_str()), (Some(group), Some(event)));
+    }
+    let listed: serde_json::Value = http
+        .get(format!("{}/v2/project/{}/callback", server.base, p.api_key))
+        .header("X-OPENTOK-AUTH", sdk.rest_credential())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 4);
+
+    let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let ws = format!("{}/v1/signal", server.base.replace("http://", "ws://"));
+    let mut o = TokenOptions::new(Role::Publisher);
+    o.data = Some("seat=3".into());
+    let a = Client::connect(&ws, &s, &sdk.generate_token(&s, &o).unwrap()).await.unwrap();
+    let st = a.publish(PublishOptions::default()).await.unwrap().stream_id;
+    a.unpublish(&st).await.unwrap();
+    let conn = a.connection_id.clone();
+    a.disconnect().await.unwrap();
+
+    // The first delivery is answered 500 and retried; all four then arrive in order.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ok = received.lock().unwrap().calls.iter().filter(|c| c.0 == 200).count();
+        if ok >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "webhooks did not arrive: {} ok", ok);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = &received.lock().unwrap().calls;
+    assert_eq!(calls[0].0, 500);
+    let first: serde_json::Value = serde_json::from_slice(&calls[0].2).unwrap();
+    let delivered: Vec<serde_json::Value> = calls.iter().filter(|c| c.0 == 200).map(|c| serde_json::from_slice(&c.2).unwrap()).collect();
+    let names: Vec<&str> = delivered.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    assert_eq!(names, ["connectionCreated", "streamCreated", "streamDestroyed", "connectionDestroyed"]);
+    assert_eq!(first, delivered[0], "the retried delivery carries the same body");
+    assert_eq!(delivered[0]["connection"]["id"], conn.as_str());
+    assert_eq!(delivered[0]["connection"]["data"], "seat=3");
+    assert_eq!(delivered[0]["sessionId"], s.as_str());
+    assert_eq!(delivered[1]["stream"]["id"], st.as_str());
+    assert_eq!(delivered[3]["reason"], "clientDisconnected");
+
+    // Every request is signed: HS256 with the API secret over the SHA-256 of the body.
+    for (_, auth, body) in calls {
+        let jwt = auth.strip_prefix("Bearer ").expect("bearer token");
+        let jws = conclave_core::jws::UnverifiedJws::split(jwt).unwrap();
+        assert!(jws.signature_matches(p.api_secret.as_bytes()));
+        assert!(!jws.signature_matches(b"5e8ff9bf55ba3508199d22e984129be6f0e1c3d2"));
+        let claims: serde_json::Value = serde_json::from_slice(&jws.payload).unwrap();
+        assert_eq!(claims["payload_hash"], hex::encode(Sha256::digest(body)));
+        assert_eq!(claims["iss"], p.api_key.as_str());
+    }
+}
+
+#[tokio::test]
+async fn callback_urls_on_private_addresses_are_refused_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = create_project(&data);
+    let server = Server::start(&data, &[]);
+    let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
+    for url in ["https://127.0.0.1/hook", "http://hooks.example.com/x", "https://169.254.169.254/", "https://[::1]:8443/"] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v2/project/{}/callback", server.base, p.api_key))
+            .header("X-OPENTOK-AUTH", sdk.rest_credential())
+            .json(&serde_json::json!({"group": "connection", "event": "created", "url": url}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{url}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["message"].as_str().unwrap().contains("callback url"), "{v}");
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/v2/project/{}/callback", server.base, p.api_key))
+        .header("X-OPENTOK-AUTH", sdk.rest_credential())
+        .json(&serde_json::json!({"group": "archive", "event": "nope", "url": "https://hooks.example.com/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

@@ -1,0 +1,313 @@
+//! Session-monitoring webhooks: `connectionCreated`, `connectionDestroyed`, `streamCreated`
+//! and `streamDestroyed`, POSTed to the project's registered callback URLs.
+//!
+//! Owns: the event bodies (OpenTok's session-monitoring shape), signing, SSRF checks on
+//! callback URLs, and delivery with retries and back-off, in order per session and target URL.
+//! Must not touch: signaling. Events arrive on an unbounded channel, so a receiver that is
+//! down never blocks a room.
+//!
+//! Signing: `Authorization: Bearer <JWT>`, HS256 with the project's API secret, claims
+//! `iss` (API key), `ist` = `project`, `iat`, `exp` (iat + 300), `jti` (delivery ID) and
+//! `payload_hash` = lowercase hex SHA-256 of the exact body bytes.
+
+use crate::clock;
+use crate::signal::hub::HubEvent;
+use crate::signal::room::SessionEvent;
+use conclave_core::jws::sign_hs256;
+use conclave_store::{CallbackRecord, Store};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Which callback targets are allowed. Both default to off: https only, public addresses only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallbackPolicy {
+    /// Allow loopback, private, link-local and other non-public targets (on-premises setups).
+    pub allow_private: bool,
+    /// Allow plain `http://` targets.
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub policy: CallbackPolicy,
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig { policy: CallbackPolicy::default(), max_attempts: 10, first_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(60) }
+    }
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 100 && (64..128).contains(&o[1]) // carrier-grade NAT
+                || o[0] == 0
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (seg[0] & 0xfe00) == 0xfc00 || (seg[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Checks a callback URL's form: scheme, host, no credentials. Literal IPs are checked here;
+/// names are checked again at delivery, after resolution (defeats DNS rebinding).
+pub fn check_callback_url(raw: &str, policy: CallbackPolicy) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(raw).map_err(|_| "callback url is not a valid absolute URL".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if policy.allow_http => {}
+        "http" => return Err("callback url must be https (plain http needs --allow-http-callbacks)".into()),
+        _ => return Err("callback url must be https".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("callback url must not carry credentials".into());
+    }
+    let host = url.host().ok_or("callback url has no host")?;
+    let literal = match host {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => Some(IpAddr::from([127, 0, 0, 1])),
+        url::Host::Domain(_) => None,
+    };
+    if let Some(ip) = literal {
+        if !policy.allow_private && !is_public(ip) {
+            return Err("callback url points at a private, loopback or link-local address (allow with --allow-private-callbacks)".into());
+        }
+    }
+    Ok(url)
+}
+
+async fn resolve_checked(url: &reqwest::Url, policy: CallbackPolicy) -> Result<(String, SocketAddr), String> {
+    let host = url.host_str().ok_or("no host")?.trim_matches(|c| c == '[' || c == ']').to_owned();
+    let port = url.port_or_known_default().ok_or("no port")?;
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+    let first = *addrs.first().ok_or_else(|| format!("{host} has no address"))?;
+    if !policy.allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(format!("{host} resolves to a non-public address"));
+    }
+    Ok((host, first))
+}
+
+/// The JSON body for an event, as OpenTok's session monitoring sends it.
+pub fn event_body(e: &HubEvent) -> (&'static str, &'static str, serde_json::Value) {
+    let base = |name: &str| serde_json::json!({"sessionId": e.session_id, "projectId": e.api_key, "event": name, "timestamp": e.at_ms});
+    let conn = |c: &conclave_core::signal::ConnectionInfo| serde_json::json!({"id": c.connection_id, "createdAt": c.created_at, "data": c.data});
+    let stream = |s: &conclave_core::signal::StreamInfo| {
+        serde_json::json!({"id": s.stream_id, "connection": {"id": s.connection_id}, "createdAt": s.created_at, "name": s.name, "videoType": s.video_type})
+    };
+    match &e.event {
+        SessionEvent::ConnectionCreated(c) => {
+            let mut b = base("connectionCreated");
+            b["connection"] = conn(c);
+            ("connection", "created", b)
+        }
+        SessionEvent::ConnectionDestroyed { connection, reason } => {
+            let mut b = base("connectionDestroyed");
+            b["connection"] = conn(connection);
+            b["reason"] = serde_json::to_value(reason).unwrap_or_default();
+            ("connection", "destroyed", b)
+        }
+        SessionEvent::StreamCreated(s) => {
+            let mut b = base("streamCreated");
+            b["stream"] = stream(s);
+            ("stream", "created", b)
+        }
+        SessionEvent::StreamDestroyed { stream: s, reason } => {
+            let mut b = base("streamDestroyed");
+            b["stream"] = stream(s);
+            b["reason"] = serde_json::to_value(reason).unwrap_or_default();
+            ("stream", "destroyed", b)
+        }
+    }
+}
+
+/// Signs `body` for project `api_key` with `secret` (see the module doc).
+pub fn sign(api_key: &str, secret: &[u8], body: &[u8], delivery_id: &str) -> String {
+    let now = clock::unix_secs();
+    let hash = hex::encode(Sha256::digest(body));
+    sign_hs256(&serde_json::json!({"iss": api_key, "ist": "project", "iat": now, "exp": now + 300, "jti": delivery_id, "payload_hash": hash}), secret)
+}
+
+struct Job {
+    api_key: String,
+    url: String,
+    body: Vec<u8>,
+    event: &'static str,
+}
+
+type Queues = Arc<Mutex<HashMap<(String, String), mpsc::UnboundedSender<Job>>>>;
+
+/// Starts the dispatcher; events sent to the returned channel are delivered in the background.
+pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig) -> mpsc::UnboundedSender<HubEvent> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<HubEvent>();
+    let queues: Queues = Arc::default();
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            let callbacks = match store.callbacks(&event.api_key).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "loading callbacks failed; event not delivered");
+                    continue;
+                }
+            };
+            let (group, name, body) = event_body(&event);
+            let body = serde_json::to_vec(&body).expect("serializes");
+            for cb in callbacks.into_iter().filter(|c| c.group == group && c.event == name) {
+                enqueue(&queues, &store, &config, &event.session_id, cb, body.clone(), serde_event_name(group, name));
+            }
+        }
+    });
+    tx
+}
+
+fn serde_event_name(group: &str, name: &str) -> &'static str {
+    match (group, name) {
+        ("connection", "created") => "connectionCreated",
+        ("connection", "destroyed") => "connectionDestroyed",
+        ("stream", "created") => "streamCreated",
+        _ => "streamDestroyed",
+    }
+}
+
+fn enqueue(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, session_id: &str, cb: CallbackRecord, body: Vec<u8>, event: &'static str) {
+    // Keyed by target URL, not by registration: one receiver sees a session's events in order
+    // even when each event type was registered separately.
+    let key = (cb.url.clone(), session_id.to_owned());
+    let mut job = Job { api_key: cb.api_key, url: cb.url, body, event };
+    let mut map = queues.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(q) = map.get(&key) {
+        match q.send(job) {
+            Ok(()) => return,
+            Err(mpsc::error::SendError(j)) => job = j,
+        }
+    }
+    // One worker per (URL, session): deliveries within a session keep their order.
+    let (q, mut jobs) = mpsc::unbounded_channel::<Job>();
+    q.send(job).expect("receiver alive");
+    map.insert(key.clone(), q);
+    let (store, config, queues) = (store.clone(), config.clone(), queues.clone());
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), jobs.recv()).await;
+            match next {
+                Ok(Some(job)) => deliver(&store, &config, job).await,
+                _ => {
+                    let mut map = queues.lock().unwrap_or_else(|p| p.into_inner());
+                    // Drain anything that raced in before removing the queue.
+                    if jobs.is_empty() {
+                        map.remove(&key);
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, job: Job) {
+    let mut delay = config.first_backoff;
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).expect("the OS CSPRNG is available");
+    let delivery_id = hex::encode(id);
+    for attempt in 1..=config.max_attempts {
+        match try_once(store, config, &job, &delivery_id, attempt).await {
+            Ok(()) => return,
+            Err((reason, permanent)) => {
+                if permanent || attempt == config.max_attempts {
+                    tracing::error!(url = %job.url, event = job.event, attempt, %reason, "webhook delivery abandoned");
+                    return;
+                }
+                tracing::warn!(url = %job.url, event = job.event, attempt, %reason, retry_in_ms = delay.as_millis() as u64, "webhook delivery failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(config.max_backoff);
+            }
+        }
+    }
+}
+
+async fn try_once(store: &Arc<dyn Store>, config: &WebhookConfig, job: &Job, delivery_id: &str, attempt: u32) -> Result<(), (String, bool)> {
+    let url = check_callback_url(&job.url, config.policy).map_err(|e| (e, true))?;
+    let (host, addr) = resolve_checked(&url, config.policy).await.map_err(|e| (e, false))?;
+    let project = store.project(&job.api_key).await.map_err(|e| (e.to_string(), false))?.ok_or(("project is gone".to_owned(), true))?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .resolve(&host, addr)
+        .build()
+        .map_err(|e| (e.to_string(), true))?;
+    let resp = client
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {}", sign(&job.api_key, project.secret.as_bytes(), &job.body, delivery_id)))
+        .header("X-Conclave-Delivery", delivery_id)
+        .header("X-Conclave-Attempt", attempt.to_string())
+        .body(job.body.clone())
+        .send()
+        .await
+        .map_err(|e| (format!("request failed: {e}"), false))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err((format!("receiver answered {}", resp.status()), false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_urls_are_ssrf_safe_by_default() {
+        let strict = CallbackPolicy::default();
+        assert!(check_callback_url("https://hooks.example.com/x", strict).is_ok());
+        for bad in [
+            "http://hooks.example.com/x",
+            "https://127.0.0.1/x",
+            "https://localhost:8080/x",
+            "https://10.0.0.5/x",
+            "https://192.168.1.1/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://user:pw@hooks.example.com/x",
+            "ftp://hooks.example.com/x",
+            "not a url",
+        ] {
+            assert!(check_callback_url(bad, strict).is_err(), "{bad}");
+        }
+        let onprem = CallbackPolicy { allow_private: true, allow_http: true };
+        assert!(check_callback_url("http://127.0.0.1:9000/hook", onprem).is_ok());
+    }
+
+    #[test]
+    fn signatures_bind_the_body() {
+        let t = sign("1", b"secret", b"{\"a\":1}", "d1");
+        let j = conclave_core::jws::UnverifiedJws::split(&t).unwrap();
+        assert!(j.signature_matches(b"secret"));
+        let claims: serde_json::Value = serde_json::from_slice(&j.payload).unwrap();
+        assert_eq!(claims["payload_hash"], hex::encode(Sha256::digest(b"{\"a\":1}")));
+        assert_eq!(claims["jti"], "d1");
+    }
+}
