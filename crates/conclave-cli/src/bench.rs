@@ -19,6 +19,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         iterations: u32,
     },
+    /// Concurrent signaling connections held by one server: memory per idle connection, and
+    /// join latency at a steady join rate.
+    Signal {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Participants per session (every join is announced to the whole session).
+        #[arg(long, default_value_t = 10)]
+        per_session: usize,
+        /// Joins per second during the latency run.
+        #[arg(long, default_value_t = 200)]
+        join_rate: u32,
+        /// Joins measured during the latency run.
+        #[arg(long, default_value_t = 2000)]
+        latency_joins: usize,
+    },
     /// Session creates per second through the REST API, with p50/p99 latency.
     Rest {
         #[arg(long, default_value_t = 2000)]
@@ -33,6 +48,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Tokens { iterations } => tokens(iterations),
         BenchCommand::Rest { requests, concurrency } => rest(requests, concurrency).await?,
+        BenchCommand::Signal { connections, per_session, join_rate, latency_joins } => signal(connections, per_session, join_rate, latency_joins).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -158,5 +174,103 @@ fn nix_kill(child: &tokio::process::Child) -> std::io::Result<()> {
     if let Some(pid) = child.id() {
         std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
     }
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_joins: usize) -> anyhow::Result<()> {
+    use conclave_client::Client as Participant;
+    use conclave_sdk::{TokenOptions, Role};
+    crate::raise_fd_limit();
+    let dir = std::env::temp_dir().join(format!("conclave-bench-signal-{}", std::process::id()));
+    let (key, secret) = {
+        let store = open_store(&dir).await?;
+        let p = conclave_server::provision::create_project(&store, "bench", None).await?;
+        (p.api_key, p.api_secret)
+    };
+    let (mut child, base) = spawn_server(&dir, &[]).await?;
+    let pid = child.id().unwrap_or(0);
+    let sdk = Client::new(&key, &secret, &base)?;
+    let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));
+    let sessions_needed = connections.div_ceil(per_session) + latency_joins.div_ceil(per_session);
+    let mut sessions = Vec::with_capacity(sessions_needed);
+    for _ in 0..sessions_needed {
+        sessions.push(sdk.create_session(&SessionOptions::routed()).await?.session_id);
+    }
+    let token_for = |i: usize| -> anyhow::Result<(String, String)> {
+        let s = sessions[i / per_session].clone();
+        let t = sdk.generate_token(&s, &TokenOptions::new(Role::Publisher))?;
+        Ok((s, t))
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kib(pid);
+
+    // Phase 1: hold `connections` idle participants (joined 64 at a time).
+    let mut held = Vec::with_capacity(connections);
+    let started = Instant::now();
+    for chunk in (0..connections).collect::<Vec<_>>().chunks(64) {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let (s, t) = token_for(i)?;
+            let ws = ws.clone();
+            set.spawn(async move { Participant::connect(&ws, &s, &t).await });
+        }
+        while let Some(r) = set.join_next().await {
+            held.push(r??);
+        }
+    }
+    let fill_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kib(pid);
+    let per_conn = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / connections as f64;
+
+    // Phase 2: join latency at a steady rate, while the others stay connected.
+    let interval = Duration::from_secs_f64(1.0 / f64::from(join_rate));
+    let mut ticker = tokio::time::interval(interval);
+    let mut set = tokio::task::JoinSet::new();
+    for j in 0..latency_joins {
+        ticker.tick().await;
+        let (s, t) = token_for(connections + j)?;
+        let ws = ws.clone();
+        set.spawn(async move {
+            let t0 = Instant::now();
+            let c = Participant::connect(&ws, &s, &t).await;
+            (t0.elapsed(), c)
+        });
+    }
+    let mut lat = Vec::with_capacity(latency_joins);
+    let mut late = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (d, c) = r?;
+        late.push(c?);
+        lat.push(d);
+    }
+    lat.sort();
+    println!("| connections held | sessions | fill time s | server RSS before MiB | after MiB | bytes per idle connection | join rate/s | joins | join p50 ms | join p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {:.2} | {:.2} |",
+        held.len(),
+        connections.div_ceil(per_session),
+        fill_secs,
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0,
+        per_conn,
+        join_rate,
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    drop(held);
+    drop(late);
+    let _ = nix_kill(&child);
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

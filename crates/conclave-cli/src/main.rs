@@ -65,6 +65,18 @@ pub async fn open_store(data_dir: &Path) -> anyhow::Result<conclave_store::Sqlit
     Ok(conclave_store::SqliteStore::open(data_dir, key).await?)
 }
 
+/// Raises the soft open-file limit to the hard limit: every participant holds a socket.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG").unwrap_or_else(|_| "info,str0m=info,sqlx=warn".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

@@ -67,6 +67,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (_, _, true) => Some(TlsSource::SelfSigned),
         _ => None,
     };
+    crate::raise_fd_limit();
     // Refuse a bad transport before touching the data directory.
     conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
     let store: Arc<dyn conclave_store::Store> = Arc::new(open_store(&args.data.data_dir).await?);
@@ -75,6 +76,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() });
     let hub = Hub::new(store.clone(), signal, Some(webhooks));
     let _sweeper = hub.spawn_sweeper();
+    let drain_hub = hub.clone();
     let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy };
     let config = ServeConfig {
         listen: args.listen,
@@ -83,6 +85,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data.data_dir,
         shutdown_grace: Duration::from_secs(10),
     };
-    serve(config, state, shutdown_signal()).await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        drain_hub.drain();
+    };
+    serve(config, state, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -420,3 +420,13 @@ async fn ws_recv(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::
         }
     }
 }
+
+#[tokio::test]
+async fn sigterm_drains_signaling_and_exits_cleanly() {
+    let mut e = env(&[]).await;
+    let s = e.session(SessionOptions::routed()).await;
+    let mut a = e.join(&s, Role::Publisher, "a").await;
+    assert!(e.server.stop(), "exit status 0 after SIGTERM with a client connected");
+    assert_eq!(a.wait_disconnected(T).await.unwrap(), DisconnectReason::NetworkDisconnected);
+    assert!(e.server.logs().contains("signaling drained"));
+}

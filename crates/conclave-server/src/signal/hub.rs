@@ -73,6 +73,7 @@ pub struct Hub {
     conn_index: Mutex<HashMap<ConnId, String>>,
     revoked: Mutex<HashSet<[u8; 32]>>,
     events: Option<mpsc::UnboundedSender<HubEvent>>,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 struct RandomIds;
@@ -102,7 +103,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Hub {
     pub fn new(store: Arc<dyn Store>, config: SignalConfig, events: Option<mpsc::UnboundedSender<HubEvent>>) -> Arc<Hub> {
-        Arc::new(Hub { store, config, rooms: Default::default(), conn_index: Default::default(), revoked: Default::default(), events })
+        Arc::new(Hub { store, config, rooms: Default::default(), conn_index: Default::default(), revoked: Default::default(), events, draining: Default::default() })
     }
 
     /// Starts the sweeper that expires suspended connections and drops empty rooms.
@@ -208,8 +209,25 @@ impl Hub {
         Ok(cell.clone())
     }
 
+    /// Shutting down: refuse new joins, and close every socket so clients reconnect once
+    /// the server (or another node) is back.
+    pub fn drain(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        let rooms: Vec<Arc<Mutex<LiveRoom>>> = lock(&self.rooms).values().cloned().collect();
+        for cell in rooms {
+            let mut live = lock(&cell);
+            for (_, tx) in live.senders.drain() {
+                let _ = tx.try_send(Outbound::Close(DisconnectReason::NetworkDisconnected));
+            }
+        }
+        tracing::info!("signaling drained: new joins refused, sockets closed");
+    }
+
     /// Verifies the token and joins. Returns the connection ID and the `connected` reply.
     pub async fn connect(&self, session_id: &str, token: &str, tx: OutboundTx) -> Result<(ConnId, ServerMessage), RoomError> {
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(RoomError::new(ErrorCode::Draining, "the server is shutting down; reconnect shortly"));
+        }
         let now = clock::unix_secs();
         let (claims, session) = match verify_client_token(self.store.as_ref(), token, session_id, now).await {
             Ok(ok) => ok,
