@@ -30,6 +30,8 @@ pub enum RestAuthError {
     LifetimeTooLong,
     #[error("credential ist must be \"project\"")]
     WrongIssuerType,
+    #[error("credential must carry iat and exp (unix seconds)")]
+    MissingTimes,
     #[error("credential is for another project")]
     WrongProject,
 }
@@ -96,7 +98,7 @@ impl<'a> UnverifiedRestCredential<'a> {
             return Err(RestAuthError::WrongIssuerType);
         }
         let (Some(iat), Some(exp)) = (c.iat, c.exp) else {
-            return Err(RestAuthError::Malformed);
+            return Err(RestAuthError::MissingTimes);
         };
         if exp < iat || exp - iat > MAX_REST_LIFETIME_SECS {
             return Err(RestAuthError::LifetimeTooLong);
@@ -181,5 +183,7 @@ mod tests {
         assert_eq!(verify(&account, NOW, lookup).unwrap_err(), RestAuthError::WrongIssuerType);
         assert_eq!(verify("", NOW, lookup).unwrap_err(), RestAuthError::Missing);
         assert_eq!(verify("garbage", NOW, lookup).unwrap_err(), RestAuthError::Malformed);
+        let no_iat = signed(serde_json::json!({"iss":KEY,"ist":"project","exp":NOW+100}));
+        assert_eq!(verify(&no_iat, NOW, lookup).unwrap_err(), RestAuthError::MissingTimes);
     }
 }
