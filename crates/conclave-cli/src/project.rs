@@ -45,6 +45,16 @@ pub enum ProjectCommand {
         #[arg(long)]
         max: u32,
     },
+    /// What to do when a token's connection data looks like personal data (email, phone,
+    /// card number): off, warn (default: log it) or reject (refuse the join).
+    SetPiiPolicy {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        api_key: String,
+        #[arg(long)]
+        policy: conclave_core::pii::PiiPolicy,
+    },
     /// Register a session-monitoring webhook (group/event: connection/created,
     /// connection/destroyed, stream/created, stream/destroyed).
     AddCallback {
@@ -119,6 +129,11 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             let store = open_store(&data.data_dir).await?;
             store.set_default_max_participants(&api_key, (max > 0).then_some(max)).await?;
             println!("default maxParticipants for {api_key}: {}", if max > 0 { max.to_string() } else { "none".into() });
+        }
+        ProjectCommand::SetPiiPolicy { data, api_key, policy } => {
+            let store = open_store(&data.data_dir).await?;
+            store.set_pii_policy(&api_key, policy).await?;
+            println!("personal-data policy for {api_key}: {}", policy.as_str());
         }
         ProjectCommand::AddCallback { data, api_key, group, event, url, policy } => {
             let store = open_store(&data.data_dir).await?;

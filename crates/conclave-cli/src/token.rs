@@ -73,8 +73,8 @@ async fn verify(data: &DataDirArg, session_id: &str, token: String) -> anyhow::R
     let token = if token == "-" { std::io::read_to_string(std::io::stdin())?.trim().to_owned() } else { token };
     let store = open_store(&data.data_dir).await?;
     match verify_client_token(&store, &token, session_id, clock::unix_secs()).await {
-        Ok((claims, _session)) => {
-            println!("{}", serde_json::to_string(&claims)?);
+        Ok(join) => {
+            println!("{}", serde_json::to_string(&join.claims)?);
             Ok(ExitCode::SUCCESS)
         }
         Err(AuthFailure::Rejected(e)) => {
@@ -94,6 +94,14 @@ async fn mint(a: MintArgs) -> anyhow::Result<ExitCode> {
     }
     if a.expire_in.as_secs() == 0 || a.expire_in.as_secs() > MAX_LIFETIME_SECS {
         anyhow::bail!("--expire-in must be between 1s and 30d");
+    }
+    if let Some(data) = a.data.as_deref() {
+        let found = conclave_core::pii::scan(data);
+        if !found.is_empty() {
+            eprintln!(
+                "warning: --data looks like personal data ({found:?}). Connection data is shown to every participant and ends up in client logs; use an opaque ID instead."
+            );
+        }
     }
     let store = open_store(&a.dir.data_dir).await?;
     let session = store.session(id.as_str()).await?.ok_or_else(|| anyhow::anyhow!("no session {id} in this data directory"))?;

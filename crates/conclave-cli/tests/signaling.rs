@@ -430,3 +430,44 @@ async fn sigterm_drains_signaling_and_exits_cleanly() {
     assert_eq!(a.wait_disconnected(T).await.unwrap(), DisconnectReason::NetworkDisconnected);
     assert!(e.server.logs().contains("signaling drained"));
 }
+
+#[tokio::test]
+async fn the_project_wide_participant_limit_applies_to_sessions_without_their_own() {
+    let e = env(&[]).await;
+    let d = e.server.data_dir.to_str().unwrap().to_owned();
+    let out = conclave(&["project", "set-max-participants", "--data-dir", &d, "--api-key", e.sdk.api_key(), "--max", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = e.session(SessionOptions::routed()).await;
+    let _a = e.join(&s, Role::Publisher, "").await;
+    let _b = e.join(&s, Role::Publisher, "").await;
+    assert_eq!(refused(Client::connect(&e.ws, &s, &e.token(&s, Role::Publisher, "")).await), ErrorCode::SessionFull);
+    // A session's own maxParticipants wins over the project default.
+    let mut opts = SessionOptions::routed();
+    opts.max_participants = Some(3);
+    let s3 = e.session(opts).await;
+    let _c: Vec<Client> = futures_join_all((0..3).map(|_| e.join(&s3, Role::Publisher, ""))).await;
+    assert_eq!(refused(Client::connect(&e.ws, &s3, &e.token(&s3, Role::Publisher, "")).await), ErrorCode::SessionFull);
+}
+
+#[tokio::test]
+async fn personal_data_in_connection_data_is_warned_or_rejected_per_policy() {
+    let e = env(&[]).await;
+    let d = e.server.data_dir.to_str().unwrap().to_owned();
+    let s = e.session(SessionOptions::routed()).await;
+    let email = "name=Bo&email=bo.smith@example.com";
+    // Default policy: warn. The join works; the log names the kind, never the data.
+    e.join(&s, Role::Publisher, email).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = e.server.logs();
+    assert!(logs.contains("looks like personal data") && logs.contains("Email"), "{logs}");
+    assert!(!logs.contains("bo.smith@example.com"));
+    // Policy reject: a typed refusal.
+    let out = conclave(&["project", "set-pii-policy", "--data-dir", &d, "--api-key", e.sdk.api_key(), "--policy", "reject"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(refused(Client::connect(&e.ws, &s, &e.token(&s, Role::Publisher, "card=4111 1111 1111 1111")).await), ErrorCode::PersonalData);
+    e.join(&s, Role::Publisher, "userId=8c1f2e").await;
+    // The CLI warns when minting.
+    let out = conclave(&["token", "--data-dir", &d, "--session-id", &s, "--data", "tel=+41 79 123 45 67"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("personal data"));
+}

@@ -8,6 +8,7 @@
 pub mod credentials;
 pub mod ids;
 pub mod jws;
+pub mod pii;
 pub mod rest_auth;
 pub mod role;
 pub mod signal;

@@ -214,6 +214,7 @@ pub enum ErrorCode {
     InvalidArgument,
     RelayedOnly,
     Draining,
+    PersonalData,
 }
 
 impl ErrorCode {

@@ -19,6 +19,7 @@ use conclave_core::wire::{ErrorBody, SessionCreated};
 use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
+pub use conclave_core::pii::{PiiKind, PiiPolicy};
 pub use conclave_core::wire::{ArchiveMode, MediaMode, SessionInfo};
 pub use conclave_core::{Role, SessionId, TokenFormat};
 
@@ -106,6 +107,7 @@ pub struct Client {
     api_secret: Zeroizing<String>,
     base_url: String,
     http: reqwest::Client,
+    pii_policy: PiiPolicy,
 }
 
 fn now_secs() -> u64 {
@@ -120,7 +122,21 @@ impl Client {
 
     /// Use a prepared `reqwest::Client` (for example one that trusts a development CA).
     pub fn with_http_client(api_key: &str, api_secret: &str, base_url: &str, http: reqwest::Client) -> Self {
-        Client { api_key: api_key.to_owned(), api_secret: Zeroizing::new(api_secret.to_owned()), base_url: base_url.trim_end_matches('/').to_owned(), http }
+        Client {
+            api_key: api_key.to_owned(),
+            api_secret: Zeroizing::new(api_secret.to_owned()),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            http,
+            pii_policy: PiiPolicy::Warn,
+        }
+    }
+
+    /// What `generate_token` does with connection data that looks personal: `Warn` (default,
+    /// a line on stderr), `Reject` (an error), or `Off`. Connection data is shown to every
+    /// participant and lands in client logs, so it should be an opaque ID.
+    pub fn with_pii_policy(mut self, policy: PiiPolicy) -> Self {
+        self.pii_policy = policy;
+        self
     }
 
     pub fn api_key(&self) -> &str {
@@ -185,6 +201,16 @@ impl Client {
         if options.data.as_deref().is_some_and(|d| d.chars().count() > MAX_CONNECTION_DATA_CHARS) {
             return Err(SdkError::InvalidArgument(format!("data must be at most {MAX_CONNECTION_DATA_CHARS} characters")));
         }
+        if let Some(data) = options.data.as_deref() {
+            let found = conclave_core::pii::scan(data);
+            match (self.pii_policy, found.is_empty()) {
+                (_, true) | (PiiPolicy::Off, _) => {}
+                (PiiPolicy::Warn, false) => eprintln!("conclave-sdk: token data looks like personal data ({found:?}); use an opaque ID"),
+                (PiiPolicy::Reject, false) => {
+                    return Err(SdkError::InvalidArgument(format!("token data looks like personal data ({found:?}); use an opaque ID")));
+                }
+            }
+        }
         let mut nonce = [0u8; 4];
         getrandom::fill(&mut nonce).map_err(|e| SdkError::InvalidArgument(e.to_string()))?;
         let params = TokenParams {
@@ -223,5 +249,12 @@ mod tests {
         let mut o = TokenOptions::new(Role::Publisher);
         o.expire_time = Some(now_secs() + 31 * 24 * 3600);
         assert!(c.generate_token(sid, &o).is_err());
+        let mut o = TokenOptions::new(Role::Publisher);
+        o.data = Some("email=bo@example.com".into());
+        assert!(c.generate_token(sid, &o).is_ok(), "warn is the default");
+        let strict = c.with_pii_policy(PiiPolicy::Reject);
+        assert!(matches!(strict.generate_token(sid, &o), Err(SdkError::InvalidArgument(m)) if m.contains("personal data")));
+        o.data = Some("userId=8c1f2e".into());
+        assert!(strict.generate_token(sid, &o).is_ok());
     }
 }

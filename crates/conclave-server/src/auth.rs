@@ -8,7 +8,16 @@
 use crate::clock;
 use conclave_core::rest_auth::{RestAuthError, RestCredential, UnverifiedRestCredential};
 use conclave_core::token::{ClientClaims, TokenError, UnverifiedToken};
+use conclave_core::pii::PiiPolicy;
 use conclave_store::{SessionRecord, Store, StoreError};
+
+/// A token that may join its session, with what the store says about both.
+#[derive(Debug)]
+pub struct VerifiedJoin {
+    pub claims: ClientClaims,
+    pub session: SessionRecord,
+    pub pii_policy: PiiPolicy,
+}
 
 /// Why a credential check did not succeed: a refusal, or the store failing underneath.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +50,7 @@ pub async fn verify_client_token(
     raw: &str,
     session_id: &str,
     now: u64,
-) -> Result<(ClientClaims, SessionRecord), AuthFailure<TokenError>> {
+) -> Result<VerifiedJoin, AuthFailure<TokenError>> {
     let reject = AuthFailure::Rejected;
     let token = UnverifiedToken::parse(raw).map_err(reject)?;
     let Some(project) = store.project(token.api_key()).await? else {
@@ -61,5 +70,5 @@ pub async fn verify_client_token(
     if session.ended_at_ms.is_some() {
         return Err(reject(TokenError::SessionEnded));
     }
-    Ok((claims, session))
+    Ok(VerifiedJoin { claims, session, pii_policy: project.pii_policy })
 }

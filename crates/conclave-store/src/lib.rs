@@ -49,6 +49,7 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a session ended; returns false when it was already ended or does not exist.
     async fn end_session(&self, session_id: &str, now_ms: u64) -> Result<bool, StoreError>;
     async fn set_default_max_participants(&self, api_key: &str, limit: Option<u32>) -> Result<(), StoreError>;
+    async fn set_pii_policy(&self, api_key: &str, policy: conclave_core::pii::PiiPolicy) -> Result<(), StoreError>;
 
     /// Blocks a token (by its SHA-256 fingerprint) until it would have expired anyway.
     async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError>;

@@ -19,6 +19,8 @@ pub struct Project {
     pub created_at_ms: u64,
     /// Applied to sessions created without `maxParticipants`.
     pub default_max_participants: Option<u32>,
+    /// What to do with connection data that looks personal.
+    pub pii_policy: conclave_core::pii::PiiPolicy,
 }
 
 impl Project {

@@ -100,7 +100,7 @@ impl Store for SqliteStore {
     }
 
     async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms, default_max_participants FROM projects WHERE api_key = ?")
+        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms, default_max_participants, pii_policy FROM projects WHERE api_key = ?")
             .bind(api_key)
             .fetch_optional(&self.pool)
             .await?;
@@ -117,6 +117,7 @@ impl Store for SqliteStore {
             previous_secret,
             created_at_ms: row.get::<i64, _>("created_at_ms").max(0) as u64,
             default_max_participants: row.get::<Option<i64>, _>("default_max_participants").map(clamp_u32),
+            pii_policy: row.get::<String, _>("pii_policy").parse().unwrap_or_default(),
         }))
     }
 
@@ -216,6 +217,14 @@ impl Store for SqliteStore {
             .bind(api_key)
             .execute(&self.writer)
             .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_pii_policy(&self, api_key: &str, policy: conclave_core::pii::PiiPolicy) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE projects SET pii_policy = ? WHERE api_key = ?").bind(policy.as_str()).bind(api_key).execute(&self.writer).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

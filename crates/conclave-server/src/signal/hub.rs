@@ -9,6 +9,7 @@ use super::room::{ConnId, IdSource, JoinRequest, Output, Room, RoomError, Sessio
 use crate::auth::{AuthFailure, verify_client_token};
 use crate::clock;
 use conclave_core::signal::{ClientEnvelope, ConnectionInfo, DisconnectReason, ErrorCode, ServerMessage, StreamInfo};
+use conclave_core::pii::PiiPolicy;
 use conclave_store::Store;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -229,14 +230,29 @@ impl Hub {
             return Err(RoomError::new(ErrorCode::Draining, "the server is shutting down; reconnect shortly"));
         }
         let now = clock::unix_secs();
-        let (claims, session) = match verify_client_token(self.store.as_ref(), token, session_id, now).await {
-            Ok(ok) => ok,
+        let (claims, session, pii_policy) = match verify_client_token(self.store.as_ref(), token, session_id, now).await {
+            Ok(ok) => (ok.claims, ok.session, ok.pii_policy),
             Err(AuthFailure::Rejected(e)) => return Err(RoomError::new(ErrorCode::for_token_error(&e), e.to_string())),
             Err(AuthFailure::Store(e)) => {
                 tracing::error!(error = %e, "store failed while verifying a token");
                 return Err(RoomError::new(ErrorCode::InvalidToken, "token check unavailable; try again"));
             }
         };
+        let found = claims.connection_data.as_deref().map(conclave_core::pii::scan).unwrap_or_default();
+        if !found.is_empty() {
+            // The kinds only: the data itself is exactly what must not reach a log.
+            match pii_policy {
+                PiiPolicy::Off => {}
+                PiiPolicy::Warn => tracing::warn!(session_id, api_key = %session.api_key, kinds = ?found, "connection data looks like personal data; use an opaque ID"),
+                PiiPolicy::Reject => {
+                    tracing::info!(session_id, kinds = ?found, "join refused: personal data in connection data");
+                    return Err(RoomError::new(
+                        ErrorCode::PersonalData,
+                        format!("the token's connection data looks like personal data ({found:?}); put an opaque ID there instead"),
+                    ));
+                }
+            }
+        }
         let fingerprint = token_fingerprint(token);
         if self.is_revoked(&fingerprint).await? {
             return Err(RoomError::new(ErrorCode::TokenRevoked, "this token was revoked when its participant was removed; ask for a new one"));
