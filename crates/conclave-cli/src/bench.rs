@@ -96,7 +96,7 @@ async fn rest(requests: usize, concurrency: usize) -> anyhow::Result<()> {
         let p = conclave_server::provision::create_project(&store, "bench", None).await?;
         (p.api_key, p.api_secret)
     };
-    let (mut child, base) = spawn_server(&dir, &[]).await?;
+    let (mut child, base) = spawn_server(&dir, &["--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"]).await?;
     let client = std::sync::Arc::new(Client::new(&key, &secret, &base)?);
     let opts = SessionOptions::routed();
     for _ in 0..100 {
@@ -194,7 +194,8 @@ async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_
         let p = conclave_server::provision::create_project(&store, "bench", None).await?;
         (p.api_key, p.api_secret)
     };
-    let (mut child, base) = spawn_server(&dir, &[]).await?;
+    // The bench joins far faster than one client IP is allowed to by default.
+    let (mut child, base) = spawn_server(&dir, &["--connect-rate-per-ip", "0", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"]).await?;
     let pid = child.id().unwrap_or(0);
     let sdk = Client::new(&key, &secret, &base)?;
     let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));

@@ -3,6 +3,7 @@
 use crate::{DataDirArg, open_store};
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
 use conclave_server::signal::hub::{Hub, SignalConfig};
+use conclave_server::ratelimit::{Limiters, Rate, RateLimits};
 use conclave_server::webhook::{self, CallbackPolicy, WebhookConfig};
 use conclave_server::tls::TlsSource;
 use conclave_server::{AppState, Limits};
@@ -42,6 +43,15 @@ pub struct ServeArgs {
     reconnect_grace: Duration,
     #[command(flatten)]
     callbacks: CallbackPolicyArgs,
+    /// REST requests per second per source IP (0 = unlimited); bursts of twice that.
+    #[arg(long, default_value_t = 1000)]
+    rest_rate_per_ip: u32,
+    /// REST requests per second per API key (0 = unlimited); bursts of twice that.
+    #[arg(long, default_value_t = 1000)]
+    rest_rate_per_key: u32,
+    /// Signaling connects per second per source IP (0 = unlimited); bursts of 2.5 times that.
+    #[arg(long, default_value_t = 200)]
+    connect_rate_per_ip: u32,
 }
 
 /// Where webhooks may go. Off by default: https to public addresses only (SSRF-safe).
@@ -77,7 +87,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let hub = Hub::new(store.clone(), signal, Some(webhooks));
     let _sweeper = hub.spawn_sweeper();
     let drain_hub = hub.clone();
-    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy };
+    let rate = |per_sec: u32, burst_factor: f64| Rate { per_sec, burst: (f64::from(per_sec) * burst_factor) as u32 };
+    let limiters = Arc::new(Limiters::new(RateLimits {
+        rest_per_ip: rate(args.rest_rate_per_ip, 2.0),
+        rest_per_key: rate(args.rest_rate_per_key, 2.0),
+        connect_per_ip: rate(args.connect_rate_per_ip, 2.5),
+    }));
+    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters };
     let config = ServeConfig {
         listen: args.listen,
         tls,

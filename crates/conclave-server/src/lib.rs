@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod listen;
 pub mod provision;
+pub mod ratelimit;
 pub mod tls;
 pub mod webhook;
 
@@ -22,6 +23,7 @@ pub struct AppState {
     pub hub: Arc<signal::hub::Hub>,
     pub limits: Limits,
     pub callback_policy: webhook::CallbackPolicy,
+    pub limiters: Arc<ratelimit::Limiters>,
 }
 
 /// Request-size limits, applied before any parsing.

@@ -12,11 +12,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: i64,
     pub message: String,
+    /// Seconds, sent as `Retry-After` (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, code: i64::from(status.as_u16()), message: message.into() }
+        ApiError { status, code: i64::from(status.as_u16()), message: message.into(), retry_after: None }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -26,8 +28,14 @@ impl ApiError {
     }
     /// 403 with OpenTok's `code: -1`, which both SDKs surface as an auth error.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, code: -1, message: message.into() }
+        ApiError { status: StatusCode::FORBIDDEN, code: -1, message: message.into(), retry_after: None }
     }
+    /// 429 with `Retry-After` (whole seconds, rounded up).
+    pub fn too_many(retry_after: std::time::Duration, what: &str) -> Self {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        ApiError { retry_after: Some(secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded for this {what}; retry after {secs} s")) }
+    }
+
     pub fn internal(what: &str, err: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %err, "{what}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
@@ -36,7 +44,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(ErrorBody { code: self.code, message: self.message })).into_response()
+        let mut resp = (self.status, axum::Json(ErrorBody { code: self.code, message: self.message })).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
@@ -57,6 +69,23 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Per-source-IP limit on every REST request, before any parsing or store access.
+pub async fn limit_per_ip(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    // The signaling upgrade has its own per-IP connect limit.
+    if req.uri().path() != "/v1/signal" {
+        if let Err(wait) = state.limiters.rest_per_ip.check(&ip, std::time::Instant::now()) {
+            tracing::warn!(%ip, "REST rate limit exceeded for a source address");
+            return ApiError::too_many(wait, "source address").into_response();
+        }
+    }
+    next.run(req).await
 }
 
 pub async fn log_requests(req: axum::extract::Request, next: axum::middleware::Next) -> Response {

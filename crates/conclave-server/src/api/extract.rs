@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 
 pub const AUTH_HEADER: &str = "x-opentok-auth";
 
+
+
 /// A caller whose `X-OPENTOK-AUTH` credential verified; `api_key` is its project.
 pub struct RestCaller {
     pub api_key: String,
@@ -37,7 +39,13 @@ impl FromRequestParts<AppState> for RestCaller {
             Some(raw) => verify_rest_credential(state.store.as_ref(), raw).await,
         };
         match result {
-            Ok(cred) => Ok(RestCaller { api_key: cred.api_key }),
+            Ok(cred) => {
+                if let Err(wait) = state.limiters.rest_per_key.check(&cred.api_key, std::time::Instant::now()) {
+                    tracing::warn!(api_key = %cred.api_key, "REST rate limit exceeded for an API key");
+                    return Err(ApiError::too_many(wait, "API key"));
+                }
+                Ok(RestCaller { api_key: cred.api_key })
+            }
             Err(AuthFailure::Rejected(reason)) => {
                 // The reason and peer only: never the credential itself.
                 tracing::warn!(%peer, path = %parts.uri.path(), %reason, "REST authentication failed");

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), error::limit_per_ip))
         .layer(middleware::from_fn(error::log_requests))
         .with_state(state)
 }

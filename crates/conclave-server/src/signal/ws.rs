@@ -9,7 +9,7 @@ use super::room::RoomError;
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use conclave_core::signal::{ClientMessage, DisconnectReason, ErrorCode, PROTOCOL_VERSION, ServerMessage, parse_client_frame};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +21,10 @@ use tokio::sync::mpsc;
 const HARD_FRAME_LIMIT: usize = 64 * 1024;
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if let Err(wait) = state.limiters.connect_per_ip.check(&peer.ip().to_string(), Instant::now()) {
+        tracing::warn!(ip = %peer.ip(), "signaling connect rate limit exceeded");
+        return crate::api::ApiError::too_many(wait, "source address").into_response();
+    }
     let hub = state.hub.clone();
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
