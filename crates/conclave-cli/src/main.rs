@@ -3,6 +3,7 @@
 //! Owns: argument parsing, logging set-up and exit codes. Must not touch: business logic,
 //! which lives in the server, store and core crates that these commands call.
 
+mod audit;
 mod bench;
 mod client;
 mod duration;
@@ -41,6 +42,8 @@ enum Command {
     Token(token::TokenArgs),
     /// Join a session as a scriptable participant: events out as JSON lines, stdin lines in.
     Client(client::ClientArgs),
+    /// The append-only audit log of administrative actions.
+    Audit(audit::AuditArgs),
     /// Benchmarks that report numbers (never pass/fail).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -95,6 +98,7 @@ async fn main() -> ExitCode {
         Command::Project(cmd) => project::run(cmd).await,
         Command::Token(args) => token::run(args).await,
         Command::Client(args) => client::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     };
     match result {

@@ -128,17 +128,24 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(max <= conclave_core::wire::MAX_PARTICIPANTS_LIMIT, "--max must be at most {}", conclave_core::wire::MAX_PARTICIPANTS_LIMIT);
             let store = open_store(&data.data_dir).await?;
             store.set_default_max_participants(&api_key, (max > 0).then_some(max)).await?;
+            let audit = conclave_server::audit::Actor::cli();
+            conclave_server::audit::record(&store, &audit, Some(&api_key), "project.set_max_participants", &api_key, serde_json::json!({"max": max})).await;
             println!("default maxParticipants for {api_key}: {}", if max > 0 { max.to_string() } else { "none".into() });
         }
         ProjectCommand::SetPiiPolicy { data, api_key, policy } => {
             let store = open_store(&data.data_dir).await?;
             store.set_pii_policy(&api_key, policy).await?;
+            let audit = conclave_server::audit::Actor::cli();
+            conclave_server::audit::record(&store, &audit, Some(&api_key), "project.set_pii_policy", &api_key, serde_json::json!({"policy": policy.as_str()})).await;
             println!("personal-data policy for {api_key}: {}", policy.as_str());
         }
         ProjectCommand::AddCallback { data, api_key, group, event, url, policy } => {
             let store = open_store(&data.data_dir).await?;
             let record = conclave_server::api::new_callback(&api_key, &group, &event, &url, policy.policy()).map_err(anyhow::Error::msg)?;
             store.insert_callback(&record).await?;
+            let audit = conclave_server::audit::Actor::cli();
+            let detail = serde_json::json!({"group": record.group, "event": record.event, "url": record.url});
+            conclave_server::audit::record(&store, &audit, Some(&api_key), "callback.register", &record.id, detail).await;
             println!("{}", serde_json::json!({"id": record.id, "group": record.group, "event": record.event, "url": record.url}));
         }
         ProjectCommand::Callbacks { data, api_key } => {

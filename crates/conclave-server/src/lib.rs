@@ -5,6 +5,7 @@
 //! Must not touch: wire formats (those live in `conclave-core`) or SQL (in `conclave-store`).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod listen;

@@ -60,7 +60,11 @@ pub async fn create_project(store: &dyn Store, name: &str, import: Option<(Strin
         let p = NewProject { api_key: api_key.clone(), name: name.to_owned(), secret: api_secret.clone(), created_at_ms: clock::unix_ms() };
         return match store.insert_project(&p).await {
             Err(StoreError::Conflict) => Err(ProvisionError::Exists(api_key)),
-            other => other.map(|_| CreatedProject { api_key, api_secret }).map_err(Into::into),
+            Err(e) => Err(e.into()),
+            Ok(()) => {
+                crate::audit::record(store, &crate::audit::Actor::cli(), Some(&api_key), "project.import", &api_key, serde_json::json!({"name": name})).await;
+                Ok(CreatedProject { api_key, api_secret })
+            }
         };
     }
     loop {
@@ -68,7 +72,10 @@ pub async fn create_project(store: &dyn Store, name: &str, import: Option<(Strin
         let api_secret = generate_secret();
         let p = NewProject { api_key: api_key.clone(), name: name.to_owned(), secret: api_secret.clone(), created_at_ms: clock::unix_ms() };
         match store.insert_project(&p).await {
-            Ok(()) => return Ok(CreatedProject { api_key, api_secret }),
+            Ok(()) => {
+                crate::audit::record(store, &crate::audit::Actor::cli(), Some(&api_key), "project.create", &api_key, serde_json::json!({"name": name})).await;
+                return Ok(CreatedProject { api_key, api_secret });
+            }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -82,6 +89,11 @@ pub async fn rotate_secret(store: &dyn Store, api_key: &str, grace: Duration) ->
     let until = clock::unix_secs() + grace.as_secs();
     match store.rotate_secret(api_key, &secret, until, clock::unix_ms()).await {
         Err(StoreError::NotFound) => Err(ProvisionError::NoSuchProject(api_key.to_owned())),
-        other => other.map(|_| (secret, until)).map_err(Into::into),
+        Err(e) => Err(e.into()),
+        Ok(()) => {
+            let detail = serde_json::json!({"grace_secs": grace.as_secs(), "previous_valid_until": until});
+            crate::audit::record(store, &crate::audit::Actor::cli(), Some(api_key), "project.rotate_secret", api_key, detail).await;
+            Ok((secret, until))
+        }
     }
 }

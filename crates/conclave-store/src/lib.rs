@@ -9,7 +9,7 @@ mod records;
 pub mod sealing;
 mod sqlite;
 
-pub use records::{CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
+pub use records::{AuditEntry, CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
 pub use sealing::{MasterKey, MasterKeyError};
 pub use sqlite::SqliteStore;
 
@@ -54,6 +54,11 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks a token (by its SHA-256 fingerprint) until it would have expired anyway.
     async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError>;
     async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
+
+    /// Appends to the audit log (`seq` is assigned by the store).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The newest `limit` entries, newest first, optionally for one project.
+    async fn audit_entries(&self, api_key: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 
     async fn insert_callback(&self, callback: &CallbackRecord) -> Result<(), StoreError>;
     async fn callbacks(&self, api_key: &str) -> Result<Vec<CallbackRecord>, StoreError>;

@@ -61,6 +61,20 @@ pub struct SessionRecord {
     pub ended_at_ms: Option<u64>,
 }
 
+/// One administrative action, as recorded in the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at_ms: u64,
+    pub actor: String,
+    pub source: String,
+    pub api_key: Option<String>,
+    pub action: String,
+    pub target: String,
+    /// A JSON object with the action's parameters (never a secret or a token).
+    pub detail: String,
+}
+
 /// A registered webhook (compat doc 6.9): `group`/`event` such as `connection`/`created`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackRecord {

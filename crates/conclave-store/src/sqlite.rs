@@ -4,7 +4,7 @@
 //! Owns: SQL for SQLite. Must not touch: plaintext secrets on disk (everything secret is
 //! sealed with the master key before it is bound to a statement).
 
-use crate::records::{CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
+use crate::records::{AuditEntry, CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
 use crate::sealing::MasterKey;
 use crate::{Store, StoreError};
 use async_trait::async_trait;
@@ -245,6 +245,42 @@ impl Store for SqliteStore {
     async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE fingerprint = ?").bind(&fingerprint[..]).fetch_optional(&self.pool).await?;
         Ok(found.is_some())
+    }
+
+    async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (at_ms, actor, source, api_key, action, target, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(to_i64(e.at_ms))
+            .bind(&e.actor)
+            .bind(&e.source)
+            .bind(&e.api_key)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.detail)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_entries(&self, api_key: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM audit_log WHERE (? IS NULL OR api_key = ?) ORDER BY seq DESC LIMIT ?")
+            .bind(api_key)
+            .bind(api_key)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                seq: r.get("seq"),
+                at_ms: r.get::<i64, _>("at_ms").max(0) as u64,
+                actor: r.get("actor"),
+                source: r.get("source"),
+                api_key: r.get("api_key"),
+                action: r.get("action"),
+                target: r.get("target"),
+                detail: r.get("detail"),
+            })
+            .collect())
     }
 
     async fn insert_callback(&self, c: &CallbackRecord) -> Result<(), StoreError> {

@@ -45,7 +45,8 @@ pub async fn register(State(state): State<AppState>, caller: RestCaller, Path(ap
     };
     let record = new_callback(&caller.api_key, &group, &event, &url, state.callback_policy).map_err(ApiError::bad_request)?;
     state.store.insert_callback(&record).await.map_err(|e| ApiError::internal("storing a callback failed", &e))?;
-    tracing::info!(api_key = %caller.api_key, group, event, "callback registered");
+    let detail = serde_json::json!({"group": group, "event": event, "url": record.url});
+    crate::audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "callback.register", &record.id, detail).await;
     Ok(axum::Json(to_json(&record)))
 }
 
@@ -58,7 +59,10 @@ pub async fn list(State(state): State<AppState>, caller: RestCaller, Path(api_ke
 pub async fn remove(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     caller.require_project(&api_key)?;
     match state.store.delete_callback(&caller.api_key, &id).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(true) => {
+            crate::audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "callback.remove", &id, serde_json::json!({})).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
         Ok(false) => Err(ApiError::not_found("callback not found")),
         Err(e) => Err(ApiError::internal("deleting a callback failed", &e)),
     }

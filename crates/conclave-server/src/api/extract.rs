@@ -15,9 +15,15 @@ pub const AUTH_HEADER: &str = "x-opentok-auth";
 /// A caller whose `X-OPENTOK-AUTH` credential verified; `api_key` is its project.
 pub struct RestCaller {
     pub api_key: String,
+    /// The source address, for the audit log.
+    pub ip: String,
 }
 
 impl RestCaller {
+    pub fn actor(&self) -> crate::audit::Actor {
+        crate::audit::Actor::rest(&self.api_key, &self.ip)
+    }
+
     /// Path-scoped endpoints: the credential's project must be the one in the path.
     pub fn require_project(&self, path_key: &str) -> Result<(), ApiError> {
         if self.api_key == path_key {
@@ -44,7 +50,7 @@ impl FromRequestParts<AppState> for RestCaller {
                     tracing::warn!(api_key = %cred.api_key, "REST rate limit exceeded for an API key");
                     return Err(ApiError::too_many(wait, "API key"));
                 }
-                Ok(RestCaller { api_key: cred.api_key })
+                Ok(RestCaller { api_key: cred.api_key, ip: peer })
             }
             Err(AuthFailure::Rejected(reason)) => {
                 // The reason and peer only: never the credential itself.

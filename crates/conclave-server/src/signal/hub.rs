@@ -90,6 +90,19 @@ impl IdSource for RandomIds {
     }
 }
 
+/// Moderator actions go to the audit log: (action, target, detail).
+fn moderation_audit(msg: &conclave_core::signal::ClientMessage) -> Option<(&'static str, String, serde_json::Value)> {
+    use conclave_core::signal::ClientMessage as M;
+    match msg {
+        M::ForceDisconnect { connection_id } => Some(("connection.force_disconnect", connection_id.clone(), serde_json::json!({}))),
+        M::ForceUnpublish { stream_id } => Some(("stream.force_unpublish", stream_id.clone(), serde_json::json!({}))),
+        M::ForceMute { stream_id } => Some(("stream.force_mute", stream_id.clone(), serde_json::json!({}))),
+        M::ForceMuteAll { excluded_stream_ids } => Some(("session.mute_all", String::new(), serde_json::json!({"active": true, "excludedStreamIds": excluded_stream_ids}))),
+        M::DisableForceMute => Some(("session.mute_all", String::new(), serde_json::json!({"active": false}))),
+        _ => None,
+    }
+}
+
 pub fn token_fingerprint(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -313,7 +326,15 @@ impl Hub {
     pub fn handle(&self, conn: &str, env: ClientEnvelope) -> Result<(), RoomError> {
         let cell = self.cell_of(conn).ok_or_else(|| RoomError::new(ErrorCode::NotConnected, "not connected"))?;
         let mut live = lock(&cell);
+        let audit = moderation_audit(&env.msg);
         let out = live.room.handle(conn, env.msg, env.id, clock::unix_ms())?;
+        if let Some((action, target, detail)) = audit {
+            let meta = live.room.meta().clone();
+            let store = self.store.clone();
+            let actor = crate::audit::Actor::moderator(conn);
+            let target = format!("{}/{target}", meta.session_id);
+            tokio::spawn(async move { crate::audit::record(store.as_ref(), &actor, Some(&meta.api_key), action, &target, detail).await });
+        }
         self.deliver(&mut live, out);
         Ok(())
     }
