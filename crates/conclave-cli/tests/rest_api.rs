@@ -69,8 +69,29 @@ async fn session_create_speaks_json_and_xml_exactly() {
     let info = client.get_session(&sid).await.unwrap();
     assert_eq!((info.media_mode, info.e2ee), (MediaMode::Routed, true));
     let openapi: serde_json::Value = reqwest::get(format!("{}/openapi.json", server.base)).await.unwrap().json().await.unwrap();
-    assert!(openapi["paths"]["/session/create"]["post"].is_object());
-    assert!(openapi["paths"]["/v2/project/{apiKey}/session/{sessionId}"]["get"].is_object());
+    // Every route the server answers is described.
+    let s = "/v2/project/{apiKey}/session/{sessionId}";
+    for (method, path) in [
+        ("post", "/session/create".to_owned()),
+        ("get", s.to_owned()),
+        ("delete", s.to_owned()),
+        ("get", format!("{s}/connection")),
+        ("delete", format!("{s}/connection/{{connectionId}}")),
+        ("post", format!("{s}/connection/{{connectionId}}/signal")),
+        ("post", format!("{s}/signal")),
+        ("post", format!("{s}/mute")),
+        ("get", format!("{s}/stream")),
+        ("put", format!("{s}/stream")),
+        ("get", format!("{s}/stream/{{streamId}}")),
+        ("post", format!("{s}/stream/{{streamId}}/mute")),
+        ("get", "/v2/project/{apiKey}/callback".to_owned()),
+        ("post", "/v2/project/{apiKey}/callback".to_owned()),
+        ("delete", "/v2/project/{apiKey}/callback/{callbackId}".to_owned()),
+        ("get", "/v1/signal".to_owned()),
+        ("get", "/healthz".to_owned()),
+    ] {
+        assert!(openapi["paths"][&path][method].is_object(), "{method} {path} missing from /openapi.json");
+    }
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use serde::Deserialize;
 /// Groups and events Conclave delivers.
 pub const EVENTS: [(&str, &str); 4] = [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed")];
 
-#[derive(Deserialize)]
-struct NewCallback {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewCallback {
     group: Option<String>,
     event: Option<String>,
     url: Option<String>,
@@ -37,6 +37,18 @@ pub fn new_callback(api_key: &str, group: &str, event: &str, url: &str, policy: 
     Ok(CallbackRecord { id: hex::encode(id), api_key: api_key.to_owned(), group: group.to_owned(), event: event.to_owned(), url: url.to_string(), created_at_ms: clock::unix_ms() })
 }
 
+#[utoipa::path(
+    post, path = "/v2/project/{apiKey}/callback", tag = "callbacks",
+    params(("apiKey" = String, Path)),
+    request_body(content = NewCallback),
+    responses(
+        (status = 200, description = "{id, group, event, url, createdAt}"),
+        (status = 400, description = "Unsupported group/event, or a URL refused by the SSRF policy", body = conclave_core::wire::ErrorBody),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn register(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>, RawBody(body): RawBody) -> Result<axum::Json<serde_json::Value>, ApiError> {
     caller.require_project(&api_key)?;
     let b: NewCallback = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
@@ -50,12 +62,32 @@ pub async fn register(State(state): State<AppState>, caller: RestCaller, Path(ap
     Ok(axum::Json(to_json(&record)))
 }
 
+#[utoipa::path(
+    get, path = "/v2/project/{apiKey}/callback", tag = "callbacks",
+    params(("apiKey" = String, Path)),
+    responses(
+        (status = 200, description = "[{id, group, event, url, createdAt}]"),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn list(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     caller.require_project(&api_key)?;
     let all = state.store.callbacks(&caller.api_key).await.map_err(|e| ApiError::internal("listing callbacks failed", &e))?;
     Ok(axum::Json(serde_json::Value::Array(all.iter().map(to_json).collect())))
 }
 
+#[utoipa::path(
+    delete, path = "/v2/project/{apiKey}/callback/{callbackId}", tag = "callbacks",
+    params(("apiKey" = String, Path), ("callbackId" = String, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn remove(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     caller.require_project(&api_key)?;
     match state.store.delete_callback(&caller.api_key, &id).await {

@@ -53,6 +53,16 @@ fn on_room<T>(state: &AppState, session_id: &str, missing: &str, f: impl FnOnce(
 }
 
 /// `DELETE …/session/{sessionId}/connection/{connectionId}` → 204. The token is revoked.
+#[utoipa::path(
+    delete, path = "/v2/project/{apiKey}/session/{sessionId}/connection/{connectionId}", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path), ("connectionId" = String, Path)),
+    responses(
+        (status = 204, description = "Disconnected; the token is revoked until it expires"),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn force_disconnect(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id, connection_id)): Path<(String, String, String)>) -> Result<StatusCode, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     on_room(&state, &session_id, "connection", |room| Ok(((), room.force_disconnect(&connection_id)?)))?;
@@ -62,6 +72,16 @@ pub async fn force_disconnect(State(state): State<AppState>, caller: RestCaller,
 }
 
 /// `POST …/stream/{streamId}/mute` → 200.
+#[utoipa::path(
+    post, path = "/v2/project/{apiKey}/session/{sessionId}/stream/{streamId}/mute", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path), ("streamId" = String, Path)),
+    responses(
+        (status = 200, description = "Muted; the publisher is told"),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn mute_stream(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id, stream_id)): Path<(String, String, String)>) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     on_room(&state, &session_id, "stream", |room| Ok(((), room.mute_stream(&stream_id)?)))?;
@@ -70,7 +90,7 @@ pub async fn mute_stream(State(state): State<AppState>, caller: RestCaller, Path
     Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MuteAllBody {
     active: Option<bool>,
@@ -81,6 +101,17 @@ pub struct MuteAllBody {
 }
 
 /// `POST …/session/{sessionId}/mute` with `{"active": true|false, excluded…}` → 200.
+#[utoipa::path(
+    post, path = "/v2/project/{apiKey}/session/{sessionId}/mute", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path)),
+    request_body(content = MuteAllBody),
+    responses(
+        (status = 200, description = "Force mute switched on (all but the excluded streams, also later ones) or off"),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn mute_all(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let b: MuteAllBody = json_or_default(&body)?;
@@ -93,7 +124,7 @@ pub async fn mute_all(State(state): State<AppState>, caller: RestCaller, Path((a
     Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SignalBody {
     #[serde(rename = "type", default)]
     signal_type: Option<String>,
@@ -112,12 +143,36 @@ async fn send_signal(state: &AppState, session_id: &str, to: Option<&str>, body:
 }
 
 /// `POST …/session/{sessionId}/signal` → 204.
+#[utoipa::path(
+    post, path = "/v2/project/{apiKey}/session/{sessionId}/signal", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path)),
+    request_body(content = SignalBody),
+    responses(
+        (status = 204, description = "Delivered to every connection"),
+        (status = 413, description = "type over 128 bytes or data over 8 KiB", body = conclave_core::wire::ErrorBody),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn signal_session(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     send_signal(&state, &session_id, None, &body).await
 }
 
 /// `POST …/connection/{connectionId}/signal` → 204.
+#[utoipa::path(
+    post, path = "/v2/project/{apiKey}/session/{sessionId}/connection/{connectionId}/signal", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path), ("connectionId" = String, Path)),
+    request_body(content = SignalBody),
+    responses(
+        (status = 204, description = "Delivered to the connection"),
+        (status = 413, description = "type over 128 bytes or data over 8 KiB", body = conclave_core::wire::ErrorBody),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn signal_connection(
     State(state): State<AppState>,
     caller: RestCaller,
@@ -129,10 +184,11 @@ pub async fn signal_connection(
 }
 
 /// The REST shape of a stream: OpenTok's fields plus Conclave's extras.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestStream {
     id: String,
+    #[schema(value_type = String, example = "camera")]
     video_type: conclave_core::signal::VideoType,
     name: String,
     layout_class_list: Vec<String>,
@@ -157,7 +213,24 @@ impl From<StreamInfo> for RestStream {
     }
 }
 
+/// The `{count, items}` answer of the stream list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RestStreamList {
+    count: usize,
+    items: Vec<RestStream>,
+}
+
 /// `GET …/session/{sessionId}/stream` → `{count, items}`.
+#[utoipa::path(
+    get, path = "/v2/project/{apiKey}/session/{sessionId}/stream", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path)),
+    responses(
+        (status = 200, description = "{count, items: [stream]}", body = RestStreamList),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn list_streams(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let items: Vec<RestStream> = state.hub.streams(&session_id).into_iter().map(Into::into).collect();
@@ -166,6 +239,16 @@ pub async fn list_streams(State(state): State<AppState>, caller: RestCaller, Pat
 
 /// `GET …/stream/{streamId}` → 200. Node ≥ 2.17 parses this response twice when it is
 /// labelled JSON (compat doc 6.5), so its user agent gets `text/plain` with the same bytes.
+#[utoipa::path(
+    get, path = "/v2/project/{apiKey}/session/{sessionId}/stream/{streamId}", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path), ("streamId" = String, Path)),
+    responses(
+        (status = 200, description = "The stream (text/plain for the Node SDK, same bytes)", body = RestStream),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn get_stream(State(state): State<AppState>, caller: RestCaller, headers: HeaderMap, Path((api_key, session_id, stream_id)): Path<(String, String, String)>) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let stream = state.hub.streams(&session_id).into_iter().find(|s| s.stream_id == stream_id).ok_or_else(|| ApiError::not_found("stream not found"))?;
@@ -177,13 +260,13 @@ pub async fn get_stream(State(state): State<AppState>, caller: RestCaller, heade
     Ok(resp)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ClassListBody {
     #[serde(default)]
     items: Vec<ClassListItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClassListItem {
     id: String,
@@ -192,6 +275,18 @@ pub struct ClassListItem {
 }
 
 /// `PUT …/session/{sessionId}/stream` → 200 (Python demands exactly 200).
+#[utoipa::path(
+    put, path = "/v2/project/{apiKey}/session/{sessionId}/stream", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path)),
+    request_body(content = ClassListBody),
+    responses(
+        (status = 200, description = "Class lists replaced, all or nothing"),
+        (status = 400, body = conclave_core::wire::ErrorBody),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn set_class_lists(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let b: ClassListBody = json_or_default(&body)?;
@@ -204,6 +299,16 @@ pub async fn set_class_lists(State(state): State<AppState>, caller: RestCaller, 
 }
 
 /// Conclave extension: `GET …/session/{sessionId}/connection` → `{count, items}`.
+#[utoipa::path(
+    get, path = "/v2/project/{apiKey}/session/{sessionId}/connection", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path)),
+    responses(
+        (status = 200, description = "Conclave extension: {count, items: [connection]}"),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn list_connections(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let items = state.hub.connections(&session_id);
@@ -212,6 +317,16 @@ pub async fn list_connections(State(state): State<AppState>, caller: RestCaller,
 
 /// Conclave extension: `DELETE /v2/project/{apiKey}/session/{sessionId}` ends the session:
 /// everyone is disconnected and no token for it works again. 204, also when already ended.
+#[utoipa::path(
+    delete, path = "/v2/project/{apiKey}/session/{sessionId}", tag = "sessions",
+    params(("apiKey" = String, Path), ("sessionId" = String, Path)),
+    responses(
+        (status = 204, description = "Conclave extension: ended; everyone disconnected, every token for it refused"),
+        (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
+        (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+    ),
+    security(("opentok_auth" = []))
+)]
 pub async fn end_session(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     state.hub.end_session(&session_id).await.map_err(|e| ApiError::internal("ending a session failed", &e))?;

@@ -6,7 +6,25 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Conclave REST API", description = "OpenTok-compatible REST API of Conclave, plus Conclave extensions."),
-    paths(super::sessions::create, super::sessions::get),
+    paths(
+        super::sessions::create,
+        super::sessions::get,
+        super::moderation::end_session,
+        super::moderation::list_connections,
+        super::moderation::force_disconnect,
+        super::moderation::signal_connection,
+        super::moderation::signal_session,
+        super::moderation::mute_all,
+        super::moderation::mute_stream,
+        super::moderation::list_streams,
+        super::moderation::get_stream,
+        super::moderation::set_class_lists,
+        super::callbacks::register,
+        super::callbacks::list,
+        super::callbacks::remove,
+        health,
+        signal_socket,
+    ),
     components(schemas(conclave_core::wire::ErrorBody, conclave_core::wire::SessionCreated, conclave_core::wire::SessionInfo)),
     modifiers(&AuthScheme)
 )]
@@ -26,6 +44,20 @@ impl utoipa::Modify for AuthScheme {
         );
     }
 }
+
+/// Liveness: 200 while the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "{\"status\": \"ok\"}")))]
+#[allow(dead_code)]
+fn health() {}
+
+/// The signaling WebSocket (protocol in docs/protocol.md); session ID and token go in the
+/// first message, never in the URL.
+#[utoipa::path(get, path = "/v1/signal", tag = "signaling", responses(
+    (status = 101, description = "Switching to the WebSocket protocol"),
+    (status = 429, description = "Too many connects from this address", body = conclave_core::wire::ErrorBody),
+))]
+#[allow(dead_code)]
+fn signal_socket() {}
 
 pub async fn serve() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
