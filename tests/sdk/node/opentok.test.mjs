@@ -1,129 +1,443 @@
-// The official OpenTok Node SDK (2.23.2 and 2.19.0), unmodified, against Conclave:
-// sessions, tokens, REST authentication, and (2.23.2) session control with live participants.
-import { test, before, after } from "node:test";
+// The official OpenTok Node SDK, unmodified, against a real Conclave server.
+//
+// Both published versions are installed side by side under npm aliases (see package.json):
+//   opentok-2.23.2  JWT client tokens by default, T1 with generateToken(id, opts, true)
+//   opentok-2.19.0  T1 client tokens only
+// Every check below runs for each of them. Run with `node --test` (scripts/sdk-tests does).
+//
+// This file starts its own `conclave serve` ($CONCLAVE_BIN, default target/debug/conclave) on
+// a free loopback port in a fresh data directory, with two projects, and stops it at the end.
+// Assertions are on behaviour: HTTP statuses and bodies, what the SDK reported, and the claims
+// that the server's own verifier (`conclave token verify`) reads back out of each token.
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, bot, call, require } from "./harness.mjs";
+import { spawn, spawnSync } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const require = createRequire(import.meta.url);
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const BIN = process.env.CONCLAVE_BIN || join(REPO, "target", "debug", "conclave");
 
 const VERSIONS = ["2.23.2", "2.19.0"];
-const DATA = "name=Zoë & co: +!'()*";
+const emitsJwt = (version) => version !== "2.19.0"; // JWT client tokens arrived in 2.21
+// Connection data with every character the two SDKs URL-encode differently inside T1 tokens
+// (space, ! ' ( ) *), characters that must be encoded (= & : +) and a non-ASCII one.
+const DATA = "name=Zoé & co: a+b !'()*";
+const LAYOUT = ["focus", "full"];
+const ROLES = ["subscriber", "publisher", "publisheronly", "moderator"]; // publisheronly: Node >= 2.18
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+// --- the server under test ---------------------------------------------------------------------
+
 let server;
 
-before(async () => { server = await startServer(); });
-after(async () => {
-  const logs = server.logs();
-  await server.stop();
-  for (const p of server.projects) assert.ok(!logs.includes(p.api_secret), "a secret reached the log");
-});
-
-const sdkFor = (version, project = 0, secret) => {
-  const OpenTok = require(`opentok-${version}`);
-  const p = server.projects[project];
-  return new OpenTok(p.api_key, secret || p.api_secret, { apiUrl: server.url });
-};
-
-async function sessionInfo(sessionId, project = 0) {
-  const p = server.projects[project];
-  const r = await fetch(`${server.url}/v2/project/${p.api_key}/session/${sessionId}`, { headers: { "X-OPENTOK-AUTH": server.restJwt(p) } });
-  return { status: r.status, body: await r.json() };
+function conclave(args) {
+  return spawnSync(BIN, args, { encoding: "utf8", timeout: 60_000 });
 }
 
-for (const version of VERSIONS) {
-  test(`node ${version}: session variants are created and stored as requested`, async () => {
-    const ot = sdkFor(version);
-    const cases = [
-      [{}, "relayed", "manual", false, null],
-      [{ mediaMode: "routed" }, "routed", "manual", false, null],
-      [{ mediaMode: "routed", e2ee: true }, "routed", "manual", true, null],
-      [{ mediaMode: "routed", archiveMode: "always", archiveName: "weekly", archiveResolution: "1280x720" }, "routed", "always", false, null],
-      [{ mediaMode: "routed", location: "12.34.56.78" }, "routed", "manual", false, "12.34.56.78"],
-    ];
-    for (const [opts, media, archive, e2ee, location] of cases) {
-      const session = await call(ot, "createSession", opts);
-      assert.match(session.sessionId, /^1_/);
-      const info = await sessionInfo(session.sessionId);
-      assert.equal(info.status, 200);
-      assert.deepEqual([info.body.mediaMode, info.body.archiveMode, info.body.e2ee, info.body.location], [media, archive, e2ee, location], JSON.stringify(opts));
-    }
-  });
-
-  test(`node ${version}: every token the SDK mints verifies for its session only`, async () => {
-    const ot = sdkFor(version);
-    const session = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
-    const other = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
-    const expireTime = Math.floor(Date.now() / 1000) + 3600;
-    // 2.19 emits T1 only; 2.23 emits JWT by default and T1 with the third argument.
-    const formats = version === "2.19.0" ? [["t1", undefined]] : [["jwt", undefined], ["t1", true]];
-    for (const role of ["subscriber", "publisher", "publisheronly", "moderator"]) {
-      for (const [format, useT1] of formats) {
-        const opts = { role, expireTime, data: DATA, initialLayoutClassList: ["focus", "full"] };
-        const token = useT1 === undefined ? ot.generateToken(session, opts) : ot.generateToken(session, opts, useT1);
-        assert.equal(token.startsWith("T1=="), format === "t1");
-        const ok = server.verify(session, token);
-        assert.ok(ok.ok, JSON.stringify(ok.body));
-        assert.equal(ok.body.format, format);
-        assert.equal(ok.body.role, role);
-        assert.equal(ok.body.connection_data, DATA);
-        assert.deepEqual(ok.body.initial_layout_classes, ["focus", "full"]);
-        assert.equal(ok.body.expires_at, expireTime);
-        const wrong = server.verify(other, token);
-        assert.equal(wrong.ok, false);
-        assert.equal(wrong.body.code, "token_wrong_session");
-      }
-    }
-  });
-
-  test(`node ${version}: a wrong secret is refused with 403`, async () => {
-    const bad = sdkFor(version, 0, "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2");
-    await assert.rejects(call(bad, "createSession", {}), (err) => {
-      assert.match(String(err.message || err), /Invalid API key or secret|authentication error occurred: \(403\)/);
-      return true;
+/** A loopback port that nothing listens on right now (the OS picks it). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.on("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
     });
   });
 }
 
-test("an expired REST credential and participant tokens are refused with 403 JSON", async () => {
-  const p = server.projects[0];
-  const post = (auth) =>
-    fetch(`${server.url}/session/create`, { method: "POST", headers: { "X-OPENTOK-AUTH": auth, Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" }, body: "p2p.preference=disabled" });
-  // Hand-minted with the SDKs' claim set but an hour old: patching Node's clock inside the
-  // SDK is impractical, and the bytes are the same.
-  let r = await post(server.restJwt(p, Math.floor(Date.now() / 1000) - 3600));
-  assert.equal(r.status, 403);
-  assert.match((await r.json()).message, /expired/);
-  const ot = sdkFor("2.23.2");
-  const session = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
-  const soon = Math.floor(Date.now() / 1000) + 120;
-  for (const token of [ot.generateToken(session, { role: "moderator", expireTime: soon }), ot.generateToken(session, { role: "moderator", expireTime: soon }, true)]) {
-    r = await post(token);
-    assert.equal(r.status, 403);
-    assert.equal(r.headers.get("content-type"), "application/json");
-    assert.match((await r.json()).message, /client tokens cannot be used/);
+async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), "conclave-sdk-node-"));
+  const data = join(dir, "data");
+  const logPath = join(dir, "server.log");
+  // Two projects: projects[0] is ours, projects[1] belongs to "someone else".
+  const projects = [0, 1].map(() => {
+    const r = conclave(["project", "create", "--data-dir", data, "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  });
+  for (let attempt = 0; attempt < 3; attempt++) { // the port may be taken between probe and bind
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const log = openSync(logPath, "a");
+    const proc = spawn(BIN, ["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", log, log] });
+    closeSync(log);
+    const exited = new Promise((resolve) => proc.once("exit", resolve));
+    if (await healthy(url, proc)) {
+      return { url, ws: `ws://127.0.0.1:${port}/v1/signal`, projects, data, dir, proc, exited, logPath };
+    }
+    await stopProcess(proc, exited);
   }
+  throw new Error("conclave serve did not become ready:\n" + readFileSync(logPath, "utf8").slice(-4000));
+}
+
+/** Polls GET /healthz until it answers 200 (true), the process exits or 30 s pass (false). */
+async function healthy(url, proc) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && proc.exitCode === null && proc.signalCode === null) {
+    try {
+      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** SIGTERM by PID (graceful shutdown), SIGKILL if still running after 5 s. */
+async function stopProcess(proc, exited) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill("SIGTERM");
+  const timer = new Promise((r) => setTimeout(() => r("timeout"), 5000).unref());
+  if ((await Promise.race([exited, timer])) === "timeout") {
+    proc.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/** The server's own token check: { ok: true, body: claims } or { ok: false, body: {code, message} }. */
+function verify(sessionId, token) {
+  const r = conclave(["token", "verify", "--data-dir", server.data, "--session-id", sessionId, "--token", token]);
+  assert.ok(r.status === 0 || r.status === 1, r.stderr);
+  return { ok: r.status === 0, body: JSON.parse(r.stdout) };
+}
+
+before(async () => {
+  server = await startServer();
 });
 
-test("another project's session is not found", async () => {
-  const theirs = (await call(sdkFor("2.23.2", 1), "createSession", { mediaMode: "routed" })).sessionId;
-  const info = await sessionInfo(theirs, 0);
-  assert.equal(info.status, 404);
-  assert.equal(info.body.message, "session not found");
+after(async () => {
+  if (!server) return;
+  await stopProcess(server.proc, server.exited);
+  const logs = readFileSync(server.logPath, "utf8");
+  rmSync(server.dir, { recursive: true, force: true });
+  for (const p of server.projects) assert.ok(!logs.includes(p.api_secret), "an API secret reached the server log");
 });
 
-test("node 2.23.2: session control reaches live participants", async () => {
-  const ot = sdkFor("2.23.2");
-  const session = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
-  // A T1 token (third argument) and a JWT from this SDK both connect.
-  const alice = await bot(server, session, ot.generateToken(session, { role: "publisher", data: "alice" }, true), { publish: "alice-cam" });
-  const bob = await bot(server, session, ot.generateToken(session, { role: "publisher", data: "bob" }), { publish: "bob-cam" });
-  const carol = await bot(server, session, ot.generateToken(session, { role: "subscriber", data: "carol" }), { subscribeAll: true });
+// --- helpers -----------------------------------------------------------------------------------
+
+/** An SDK client of the given version for one of the server's projects, pointed at the server. */
+function sdk(version, project = 0, secret = undefined) {
+  const OpenTok = require(`opentok-${version}`);
+  const p = server.projects[project];
+  return new OpenTok(p.api_key, secret ?? p.api_secret, { apiUrl: server.url });
+}
+
+/** Callback-style SDK method → promise. The SDK does its synchronous work (validation, signing
+ *  the REST credential) before this returns. */
+const call = (obj, method, ...args) =>
+  new Promise((resolve, reject) => obj[method](...args, (err, res) => (err ? reject(err) : resolve(res))));
+
+/** A REST credential (X-OPENTOK-AUTH) with the claims the SDKs send, signed HS256 by hand. */
+function restJwt(project, { now = nowSeconds(), secret = project.api_secret } = {}) {
+  const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ iss: project.api_key, ist: "project", iat: now, exp: now + 180 })}`;
+  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+}
+
+/** Conclave's extension: GET /v2/project/{apiKey}/session/{sessionId}. The credential is
+ *  `project`'s; the API key in the path is `pathProject`'s (default: the same). */
+async function getSession(sessionId, { project = 0, pathProject = project } = {}) {
+  const key = server.projects[pathProject].api_key;
+  const r = await fetch(`${server.url}/v2/project/${key}/session/${sessionId}`, {
+    headers: { "X-OPENTOK-AUTH": restJwt(server.projects[project]) },
+  });
+  return { status: r.status, type: r.headers.get("content-type"), text: await r.text() };
+}
+
+/** POST /session/create by hand (form body, as the SDKs send it). */
+async function createSessionRaw(auth, form) {
+  const r = await fetch(`${server.url}/session/create`, {
+    method: "POST",
+    headers: { "X-OPENTOK-AUTH": auth, Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(form).toString(),
+  });
+  return { status: r.status, type: r.headers.get("content-type"), text: await r.text() };
+}
+
+/** The error contract: the expected status, a JSON body, and a `message` string in it. */
+function assertJsonError(res, status) {
+  assert.equal(res.status, status, res.text);
+  assert.equal((res.type || "").split(";")[0].trim(), "application/json");
+  const body = JSON.parse(res.text);
+  assert.equal(typeof body.message, "string", res.text);
+  assert.ok(body.message.length > 0);
+  return body;
+}
+
+/** The SDK reported its authentication error for a 403. 2.23 maps 401/403 to AuthError
+ *  ("Invalid API key or secret"); 2.19 reports "An authentication error occurred: (403) <body>",
+ *  which also lets us check the body it got. */
+function assertSdkAuthError(version, err) {
+  const text = String(err?.message ?? err);
+  if (version === "2.19.0") {
+    const m = text.match(/An authentication error occurred: \(403\) (.*)$/s);
+    assert.ok(m, text);
+    assertJsonError({ status: 403, type: "application/json", text: m[1] }, 403);
+  } else {
+    assert.match(text, /Invalid API key or secret/);
+  }
+  return true;
+}
+
+/** Runs fn with the global clock (`new Date()`, `Date.now()`) shifted; restores it right after
+ *  fn returns. The SDKs sign their REST credential synchronously inside the call, with
+ *  Math.floor(new Date() / 1000), so this is the clock they sign with. */
+function withClockShift(seconds, fn) {
+  const RealDate = globalThis.Date;
+  const shift = seconds * 1000;
+  class ShiftedDate extends RealDate {
+    constructor(...args) {
+      if (args.length === 0) super(RealDate.now() + shift);
+      else super(...args);
+    }
+    static now() {
+      return RealDate.now() + shift;
+    }
+  }
+  globalThis.Date = ShiftedDate;
   try {
+    return fn();
+  } finally {
+    globalThis.Date = RealDate;
+  }
+}
+
+/** A well-formed session ID (the SDKs' format) that the server never issued. */
+function fakeSessionId(apiKey) {
+  const raw = `1~${apiKey}~~${Date.now()}~${randomBytes(18).toString("base64url")}~~~`;
+  return "1_" + Buffer.from(raw).toString("base64url");
+}
+
+// --- the checks, for each SDK version ------------------------------------------------------------
+
+const SESSION_CASES = {
+  // name: [createSession options, what GET must report: mediaMode, archiveMode, e2ee, location]
+  "relayed (default)": [{}, ["relayed", "manual", false, null]],
+  routed: [{ mediaMode: "routed" }, ["routed", "manual", false, null]],
+  "routed + e2ee": [{ mediaMode: "routed", e2ee: true }, ["routed", "manual", true, null]],
+  // Both versions forward archiveName and archiveResolution as given.
+  "routed + archiveMode always": [
+    { mediaMode: "routed", archiveMode: "always", archiveName: "weekly-standup", archiveResolution: "1280x720" },
+    ["routed", "always", false, null],
+  ],
+  "routed + location": [{ mediaMode: "routed", location: "12.34.56.78" }, ["routed", "manual", false, "12.34.56.78"]],
+};
+
+for (const version of VERSIONS) {
+  describe(`opentok ${version}`, () => {
+    const formats = emitsJwt(version) ? ["jwt", "t1"] : ["t1"];
+    /** generateToken in the requested format, the way an application would call it. */
+    const mint = (ot, sessionId, opts, format) =>
+      emitsJwt(version) && format === "t1" ? ot.generateToken(sessionId, opts, true) : ot.generateToken(sessionId, opts);
+
+    describe("create session", () => {
+      for (const [name, [opts, [media, archive, e2ee, location]]] of Object.entries(SESSION_CASES)) {
+        test(`${name} is stored as requested`, async () => {
+          const beforeMs = Date.now();
+          const session = await call(sdk(version), "createSession", { ...opts });
+          const afterMs = Date.now();
+          assert.match(session.sessionId, /^[12]_/);
+          const info = await getSession(session.sessionId);
+          assert.equal(info.status, 200, info.text);
+          const body = JSON.parse(info.text);
+          assert.equal(body.sessionId, session.sessionId);
+          assert.equal(String(body.projectId), server.projects[0].api_key);
+          assert.deepEqual([body.mediaMode, body.archiveMode, body.e2ee, body.location], [media, archive, e2ee, location]);
+          assert.equal(body.maxParticipants, null);
+          assert.equal(body.endedAt, null);
+          assert.ok(body.createdAt >= beforeMs - 5000 && body.createdAt <= afterMs + 5000, String(body.createdAt));
+        });
+      }
+
+      test("e2ee on a relayed session is refused (400 from the server)", async () => {
+        // The SDK forwards e2ee without checking the media mode; the server refuses it.
+        await assert.rejects(call(sdk(version), "createSession", { e2ee: true }));
+      });
+    });
+
+    describe("client tokens", () => {
+      let session;
+      let other;
+      before(async () => {
+        const ot = sdk(version);
+        session = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
+        other = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
+      });
+
+      for (const role of ROLES) {
+        for (const format of formats) {
+          test(`${role} ${format} token verifies with the claims it was minted with`, () => {
+            const expireTime = nowSeconds() + 3600;
+            const opts = { role, expireTime, data: DATA, initialLayoutClassList: LAYOUT };
+            const before = nowSeconds();
+            const token = mint(sdk(version), session, opts, format);
+            const after = nowSeconds();
+            assert.equal(token.startsWith("T1=="), format === "t1");
+
+            const v = verify(session, token);
+            assert.ok(v.ok, JSON.stringify(v.body));
+            const expected = {
+              format,
+              api_key: server.projects[0].api_key,
+              session_id: session,
+              role,
+              expires_at: expireTime,
+              connection_data: DATA,
+              initial_layout_classes: LAYOUT,
+            };
+            assert.deepEqual(Object.fromEntries(Object.keys(expected).map((k) => [k, v.body[k]])), expected);
+            // Node rounds the T1 create_time (Math.round), so allow a second either way.
+            assert.ok(v.body.issued_at >= before - 1 && v.body.issued_at <= after + 1, String(v.body.issued_at));
+
+            // The same token for another session of the same project is refused.
+            const wrong = verify(other, token);
+            assert.equal(wrong.ok, false);
+            assert.equal(wrong.body.code, "token_wrong_session");
+          });
+        }
+      }
+
+      test("default token: publisher, 24 h, no data", () => {
+        const now = nowSeconds();
+        const token = sdk(version).generateToken(session);
+        const v = verify(session, token);
+        assert.ok(v.ok, JSON.stringify(v.body));
+        assert.equal(v.body.format, formats[0]);
+        assert.equal(v.body.role, "publisher");
+        assert.equal(v.body.connection_data, null);
+        assert.deepEqual(v.body.initial_layout_classes, []);
+        assert.ok(Math.abs(v.body.expires_at - (now + 86400)) <= 2, String(v.body.expires_at));
+        assert.equal(verify(other, token).body.code, "token_wrong_session");
+      });
+    });
+
+    describe("REST authentication", () => {
+      test("a wrong secret is refused (403)", async () => {
+        const bad = sdk(version, 0, randomBytes(20).toString("hex")); // right key, wrong secret
+        await assert.rejects(call(bad, "createSession", {}), (err) => assertSdkAuthError(version, err));
+      });
+
+      test("an expired REST credential is refused (403)", async () => {
+        const ot = sdk(version);
+        // The SDK signs with the global clock: an hour behind, its credential expired ~55 min ago.
+        const signed = withClockShift(-3600, () => require(`opentok-${version}/lib/generateJwt.js`)(ot.client.c));
+        const claims = JSON.parse(Buffer.from(signed.split(".")[1], "base64url").toString());
+        assert.ok(claims.exp < nowSeconds() - 3000, JSON.stringify(claims));
+        const refused = withClockShift(-3600, () => call(ot, "createSession", {}));
+        await assert.rejects(refused, (err) => assertSdkAuthError(version, err));
+        // The same SDK object with the right clock works.
+        assert.ok((await call(ot, "createSession", {})).sessionId);
+      });
+
+      test("participant tokens are not REST credentials (403)", async () => {
+        const ot = sdk(version);
+        const session = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
+        const soon = nowSeconds() + 120; // short-lived, like a REST credential
+        for (const format of formats) {
+          const token = mint(ot, session, { role: "moderator", expireTime: soon }, format);
+          assert.ok(verify(session, token).ok, "a perfectly good client token...");
+          const res = await createSessionRaw(token, { archiveMode: "manual", "p2p.preference": "disabled" });
+          assertJsonError(res, 403); // ...but not a REST credential
+        }
+      });
+    });
+
+    describe("project isolation", () => {
+      test("another project's session is not found (404)", async () => {
+        const theirs = (await call(sdk(version, 1), "createSession", { mediaMode: "routed" })).sessionId;
+        assert.equal((await getSession(theirs, { project: 1 })).status, 200); // its owner sees it
+        const body = assertJsonError(await getSession(theirs, { project: 0 }), 404);
+        assert.ok("code" in body, JSON.stringify(body));
+        assertJsonError(await getSession(fakeSessionId(server.projects[0].api_key), { project: 0 }), 404);
+        // Project 0's credential under project 1's API key is an authentication failure.
+        assertJsonError(await getSession(theirs, { project: 0, pathProject: 1 }), 403);
+      });
+    });
+  });
+}
+
+// --- the same refusals by hand, with the bodies the SDKs do not show --------------------------------
+
+describe("server rules (raw HTTP)", () => {
+  test("refusals are 403 with a JSON message: wrong secret, expired credential", async () => {
+    const p = server.projects[0];
+    const form = { archiveMode: "manual", "p2p.preference": "enabled" };
+    assertJsonError(await createSessionRaw(restJwt(p, { secret: randomBytes(20).toString("hex") }), form), 403);
+    assertJsonError(await createSessionRaw(restJwt(p, { now: nowSeconds() - 3600 }), form), 403);
+  });
+
+  test("e2ee and archiveMode=always need a routed session (400 with a JSON message)", async () => {
+    const auth = () => restJwt(server.projects[0]);
+    assertJsonError(await createSessionRaw(auth(), { archiveMode: "manual", "p2p.preference": "enabled", e2ee: "true" }), 400);
+    assertJsonError(await createSessionRaw(auth(), { archiveMode: "always", "p2p.preference": "enabled" }), 400);
+  });
+});
+
+// --- session control with live participants (newest SDK) ---------------------------------------
+
+/** A real participant: `conclave client`, whose server messages arrive as JSON lines. */
+async function bot(sessionId, token, { publish, subscribeAll } = {}) {
+  const args = ["client", "--url", server.ws, "--session-id", sessionId];
+  if (publish) args.push("--publish", publish);
+  if (subscribeAll) args.push("--subscribe-all");
+  const proc = spawn(BIN, args, { env: { ...process.env, CONCLAVE_TOKEN: token }, stdio: ["pipe", "pipe", "ignore"] });
+  const queue = [];
+  let wake = () => {};
+  createInterface({ input: proc.stdout }).on("line", (line) => {
+    queue.push(JSON.parse(line));
+    wake();
+  });
+  const b = {
+    /** The next message matching pred (earlier, non-matching messages are dropped). */
+    async waitFor(pred, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const i = queue.findIndex(pred);
+        if (i >= 0) return queue.splice(0, i + 1).pop();
+        if (Date.now() > deadline) throw new Error("timed out waiting; got " + JSON.stringify(queue));
+        await new Promise((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+    },
+    stop: () => proc.kill("SIGKILL"),
+  };
+  const welcome = await b.waitFor((m) => m.type === "connected" || m.type === "error");
+  if (welcome.type !== "connected") throw new Error("bot refused: " + JSON.stringify(welcome));
+  b.connectionId = welcome.connectionId;
+  if (publish) b.streamId = (await b.waitFor((m) => m.type === "published")).stream.streamId;
+  return b;
+}
+
+test("opentok 2.23.2: session control reaches live participants", async () => {
+  const ot = sdk("2.23.2");
+  const session = (await call(ot, "createSession", { mediaMode: "routed" })).sessionId;
+  const bots = [];
+  try {
+    // A T1 token (third argument) and JWTs from this SDK all connect.
+    const alice = await bot(session, ot.generateToken(session, { role: "publisher", data: "alice" }, true), { publish: "alice-cam" });
+    bots.push(alice);
+    const bob = await bot(session, ot.generateToken(session, { role: "publisher", data: "bob" }), { publish: "bob-cam" });
+    bots.push(bob);
+    const carol = await bot(session, ot.generateToken(session, { role: "subscriber", data: "carol" }), { subscribeAll: true });
+    bots.push(carol);
     await alice.waitFor((m) => m.type === "subscriberCount" && m.streamId === alice.streamId && m.count === 1);
 
     const list = await call(ot, "listStreams", session);
     assert.deepEqual(list.map((s) => s.id).sort(), [alice.streamId, bob.streamId].sort());
     const stream = await call(ot, "getStream", session, alice.streamId);
-    assert.equal(stream.id, alice.streamId);
-    assert.equal(stream.name, "alice-cam");
-    assert.equal(stream.videoType, "camera");
+    assert.deepEqual([stream.id, stream.name, stream.videoType], [alice.streamId, "alice-cam", "camera"]);
 
     await call(ot, "setStreamClassLists", session, [{ id: bob.streamId, layoutClassList: ["focus"] }]);
     await carol.waitFor((m) => m.type === "streamPropertyChanged" && m.streamId === bob.streamId && m.property === "layoutClassList");
@@ -141,10 +455,9 @@ test("node 2.23.2: session control reaches live participants", async () => {
     await carol.waitFor((m) => m.type === "muteAllChanged" && m.active === false);
 
     await call(ot, "forceDisconnect", session, bob.connectionId);
-    const bye = await bob.waitFor((m) => m.type === "sessionDisconnected");
-    assert.equal(bye.reason, "forceDisconnected");
+    assert.equal((await bob.waitFor((m) => m.type === "sessionDisconnected")).reason, "forceDisconnected");
     await carol.waitFor((m) => m.type === "connectionDestroyed" && m.connectionId === bob.connectionId && m.reason === "forceDisconnected");
   } finally {
-    for (const b of [alice, bob, carol]) b.stop();
+    for (const b of bots) b.stop();
   }
 });
