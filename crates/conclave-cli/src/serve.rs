@@ -3,6 +3,7 @@
 use crate::{DataDirArg, open_store};
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
 use conclave_server::signal::hub::{Hub, SignalConfig};
+use conclave_server::metrics::{Cidr, Metrics};
 use conclave_server::ratelimit::{Limiters, Rate, RateLimits};
 use conclave_server::webhook::{self, CallbackPolicy, WebhookConfig};
 use conclave_server::tls::TlsSource;
@@ -52,6 +53,13 @@ pub struct ServeArgs {
     /// Signaling connects per second per source IP (0 = unlimited); bursts of 2.5 times that.
     #[arg(long, default_value_t = 200)]
     connect_rate_per_ip: u32,
+    /// Addresses or networks (CIDR) that may read /metrics; repeat or comma-separate.
+    /// Without it, /metrics answers 403 to everyone.
+    #[arg(long, value_delimiter = ',', env = "CONCLAVE_METRICS_ALLOW")]
+    metrics_allow: Vec<Cidr>,
+    /// Development mode: allows a self-signed certificate on non-loopback addresses.
+    #[arg(long)]
+    dev: bool,
 }
 
 /// Where webhooks may go. Off by default: https to public addresses only (SSRF-safe).
@@ -71,7 +79,22 @@ impl CallbackPolicyArgs {
     }
 }
 
+/// Configurations that would quietly weaken the deployment are refused, with the fix.
+fn refuse_weak_configuration(args: &ServeArgs) -> anyhow::Result<()> {
+    if let Some(everything) = args.metrics_allow.iter().find(|c| c.is_everything()) {
+        anyhow::bail!("--metrics-allow {everything:?} would open /metrics to every address; list the monitoring hosts or networks instead (e.g. --metrics-allow 10.0.5.7,10.0.6.0/24)");
+    }
+    if args.tls_self_signed && !args.dev && args.listen.iter().any(|a| !a.ip().is_loopback()) {
+        anyhow::bail!(
+            "refusing a self-signed certificate on a non-loopback address outside development: clients cannot verify it. \
+             Use --tls-cert FILE --tls-key FILE with a certificate from your CA (or ACME), or add --dev for a development setup"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    refuse_weak_configuration(&args)?;
     let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
         (_, _, true) => Some(TlsSource::SelfSigned),
@@ -83,8 +106,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn conclave_store::Store> = Arc::new(open_store(&args.data.data_dir).await?);
     let signal = SignalConfig { heartbeat: args.signal_heartbeat, reconnect_grace: args.reconnect_grace, ..SignalConfig::default() };
     let policy = args.callbacks.policy();
-    let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() });
-    let hub = Hub::new(store.clone(), signal, Some(webhooks));
+    let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
+    let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone());
+    let hub = Hub::new(store.clone(), signal, Some(webhooks), metrics.clone());
     let _sweeper = hub.spawn_sweeper();
     let drain_hub = hub.clone();
     let rate = |per_sec: u32, burst_factor: f64| Rate { per_sec, burst: (f64::from(per_sec) * burst_factor) as u32 };
@@ -93,7 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rest_per_key: rate(args.rest_rate_per_key, 2.0),
         connect_per_ip: rate(args.connect_rate_per_ip, 2.5),
     }));
-    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters };
+    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
     let config = ServeConfig {
         listen: args.listen,
         tls,

@@ -25,6 +25,7 @@ pub struct AppState {
     pub limits: Limits,
     pub callback_policy: webhook::CallbackPolicy,
     pub limiters: Arc<ratelimit::Limiters>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Request-size limits, applied before any parsing.
@@ -39,3 +40,4 @@ impl Default for Limits {
     }
 }
 pub mod signal;
+pub mod metrics;

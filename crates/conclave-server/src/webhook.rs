@@ -159,7 +159,7 @@ struct Job {
 type Queues = Arc<Mutex<HashMap<(String, String), mpsc::UnboundedSender<Job>>>>;
 
 /// Starts the dispatcher; events sent to the returned channel are delivered in the background.
-pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig) -> mpsc::UnboundedSender<HubEvent> {
+pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::metrics::Metrics>) -> mpsc::UnboundedSender<HubEvent> {
     let (tx, mut rx) = mpsc::unbounded_channel::<HubEvent>();
     let queues: Queues = Arc::default();
     tokio::spawn(async move {
@@ -174,7 +174,7 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig) -> mpsc::UnboundedSen
             let (group, name, body) = event_body(&event);
             let body = serde_json::to_vec(&body).expect("serializes");
             for cb in callbacks.into_iter().filter(|c| c.group == group && c.event == name) {
-                enqueue(&queues, &store, &config, &event.session_id, cb, body.clone(), serde_event_name(group, name));
+                enqueue(&queues, &store, &config, &metrics, &event.session_id, cb, body.clone(), serde_event_name(group, name));
             }
         }
     });
@@ -190,7 +190,17 @@ fn serde_event_name(group: &str, name: &str) -> &'static str {
     }
 }
 
-fn enqueue(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, session_id: &str, cb: CallbackRecord, body: Vec<u8>, event: &'static str) {
+#[allow(clippy::too_many_arguments)]
+fn enqueue(
+    queues: &Queues,
+    store: &Arc<dyn Store>,
+    config: &WebhookConfig,
+    metrics: &Arc<crate::metrics::Metrics>,
+    session_id: &str,
+    cb: CallbackRecord,
+    body: Vec<u8>,
+    event: &'static str,
+) {
     // Keyed by target URL, not by registration: one receiver sees a session's events in order
     // even when each event type was registered separately.
     let key = (cb.url.clone(), session_id.to_owned());
@@ -206,12 +216,12 @@ fn enqueue(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, sess
     let (q, mut jobs) = mpsc::unbounded_channel::<Job>();
     q.send(job).expect("receiver alive");
     map.insert(key.clone(), q);
-    let (store, config, queues) = (store.clone(), config.clone(), queues.clone());
+    let (store, config, queues, metrics) = (store.clone(), config.clone(), queues.clone(), metrics.clone());
     tokio::spawn(async move {
         loop {
             let next = tokio::time::timeout(Duration::from_secs(30), jobs.recv()).await;
             match next {
-                Ok(Some(job)) => deliver(&store, &config, job).await,
+                Ok(Some(job)) => deliver(&store, &config, &metrics, job).await,
                 _ => {
                     let mut map = queues.lock().unwrap_or_else(|p| p.into_inner());
                     // Drain anything that raced in before removing the queue.
@@ -225,19 +235,25 @@ fn enqueue(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, sess
     });
 }
 
-async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, job: Job) {
+async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate::metrics::Metrics, job: Job) {
+    use crate::metrics::inc;
     let mut delay = config.first_backoff;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).expect("the OS CSPRNG is available");
     let delivery_id = hex::encode(id);
     for attempt in 1..=config.max_attempts {
         match try_once(store, config, &job, &delivery_id, attempt).await {
-            Ok(()) => return,
+            Ok(()) => {
+                inc(&metrics.counters.webhook_deliveries);
+                return;
+            }
             Err((reason, permanent)) => {
                 if permanent || attempt == config.max_attempts {
+                    inc(&metrics.counters.webhook_failures);
                     tracing::error!(url = %job.url, event = job.event, attempt, %reason, "webhook delivery abandoned");
                     return;
                 }
+                inc(&metrics.counters.webhook_retries);
                 tracing::warn!(url = %job.url, event = job.event, attempt, %reason, retry_in_ms = delay.as_millis() as u64, "webhook delivery failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(config.max_backoff);

@@ -39,6 +39,8 @@ pub enum StoreError {
 /// see plaintext secrets in memory (zeroized on drop).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
     async fn insert_project(&self, project: &NewProject) -> Result<(), StoreError>;
     async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError>;
     async fn list_projects(&self) -> Result<Vec<ProjectSummary>, StoreError>;

@@ -86,6 +86,11 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn insert_project(&self, p: &NewProject) -> Result<(), StoreError> {
         let sealed = self.key.seal(&secret_context(&p.api_key), p.secret.as_bytes());
         sqlx::query("INSERT INTO projects (api_key, name, secret_sealed, created_at_ms) VALUES (?, ?, ?, ?)")

@@ -81,6 +81,7 @@ pub async fn limit_per_ip(
     // The signaling upgrade has its own per-IP connect limit.
     if req.uri().path() != "/v1/signal" {
         if let Err(wait) = state.limiters.rest_per_ip.check(&ip, std::time::Instant::now()) {
+            crate::metrics::inc(&state.metrics.counters.rate_limited);
             tracing::warn!(%ip, "REST rate limit exceeded for a source address");
             return ApiError::too_many(wait, "source address").into_response();
         }

@@ -47,12 +47,14 @@ impl FromRequestParts<AppState> for RestCaller {
         match result {
             Ok(cred) => {
                 if let Err(wait) = state.limiters.rest_per_key.check(&cred.api_key, std::time::Instant::now()) {
+                    crate::metrics::inc(&state.metrics.counters.rate_limited);
                     tracing::warn!(api_key = %cred.api_key, "REST rate limit exceeded for an API key");
                     return Err(ApiError::too_many(wait, "API key"));
                 }
                 Ok(RestCaller { api_key: cred.api_key, ip: peer })
             }
             Err(AuthFailure::Rejected(reason)) => {
+                crate::metrics::inc(&state.metrics.counters.rest_auth_failures);
                 // The reason and peer only: never the credential itself.
                 tracing::warn!(%peer, path = %parts.uri.path(), %reason, "REST authentication failed");
                 Err(ApiError::forbidden(format!("authentication failed: {reason}")))

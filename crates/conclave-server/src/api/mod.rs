@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod moderation;
 mod openapi;
+mod ops;
 mod sessions;
 
 pub use callbacks::new_callback;
@@ -38,7 +39,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/project/{api_key}/callback", get(callbacks::list).post(callbacks::register))
         .route("/v2/project/{api_key}/callback/{callback_id}", delete(callbacks::remove))
         .route("/v1/signal", get(crate::signal::ws::upgrade))
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
         .layer(DefaultBodyLimit::max(max_body))

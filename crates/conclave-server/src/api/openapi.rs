@@ -23,6 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
         super::callbacks::list,
         super::callbacks::remove,
         health,
+        ready,
         signal_socket,
     ),
     components(schemas(conclave_core::wire::ErrorBody, conclave_core::wire::SessionCreated, conclave_core::wire::SessionInfo)),
@@ -49,6 +50,14 @@ impl utoipa::Modify for AuthScheme {
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "{\"status\": \"ok\"}")))]
 #[allow(dead_code)]
 fn health() {}
+
+/// Readiness: 200 when the store answers and the server is not draining, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "{\"status\": \"ready\"}"),
+    (status = 503, description = "Draining or store unreachable", body = conclave_core::wire::ErrorBody),
+))]
+#[allow(dead_code)]
+fn ready() {}
 
 /// The signaling WebSocket (protocol in docs/protocol.md); session ID and token go in the
 /// first message, never in the URL.

@@ -75,6 +75,7 @@ pub struct Hub {
     revoked: Mutex<HashSet<[u8; 32]>>,
     events: Option<mpsc::UnboundedSender<HubEvent>>,
     draining: std::sync::atomic::AtomicBool,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 struct RandomIds;
@@ -116,8 +117,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>, config: SignalConfig, events: Option<mpsc::UnboundedSender<HubEvent>>) -> Arc<Hub> {
-        Arc::new(Hub { store, config, rooms: Default::default(), conn_index: Default::default(), revoked: Default::default(), events, draining: Default::default() })
+    pub fn new(store: Arc<dyn Store>, config: SignalConfig, events: Option<mpsc::UnboundedSender<HubEvent>>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Hub> {
+        Arc::new(Hub { store, config, rooms: Default::default(), conn_index: Default::default(), revoked: Default::default(), events, draining: Default::default(), metrics })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Live sessions, connections and streams, for `/metrics`.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let rooms: Vec<Arc<Mutex<LiveRoom>>> = lock(&self.rooms).values().cloned().collect();
+        let (mut conns, mut streams) = (0, 0);
+        for cell in &rooms {
+            let live = lock(cell);
+            conns += live.room.participant_count() as u64;
+            streams += live.room.streams().len() as u64;
+        }
+        (rooms.len() as u64, conns, streams)
     }
 
     /// Starts the sweeper that expires suspended connections and drops empty rooms.
@@ -239,6 +256,12 @@ impl Hub {
 
     /// Verifies the token and joins. Returns the connection ID and the `connected` reply.
     pub async fn connect(&self, session_id: &str, token: &str, tx: OutboundTx) -> Result<(ConnId, ServerMessage), RoomError> {
+        let result = self.try_connect(session_id, token, tx).await;
+        crate::metrics::inc(if result.is_ok() { &self.metrics.counters.joins } else { &self.metrics.counters.joins_refused });
+        result
+    }
+
+    async fn try_connect(&self, session_id: &str, token: &str, tx: OutboundTx) -> Result<(ConnId, ServerMessage), RoomError> {
         if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(RoomError::new(ErrorCode::Draining, "the server is shutting down; reconnect shortly"));
         }
@@ -254,6 +277,11 @@ impl Hub {
         let found = claims.connection_data.as_deref().map(conclave_core::pii::scan).unwrap_or_default();
         if !found.is_empty() {
             // The kinds only: the data itself is exactly what must not reach a log.
+            match pii_policy {
+                PiiPolicy::Off => {}
+                PiiPolicy::Warn => crate::metrics::inc(&self.metrics.counters.personal_data_warnings),
+                PiiPolicy::Reject => {}
+            }
             match pii_policy {
                 PiiPolicy::Off => {}
                 PiiPolicy::Warn => tracing::warn!(session_id, api_key = %session.api_key, kinds = ?found, "connection data looks like personal data; use an opaque ID"),

@@ -22,6 +22,7 @@ const HARD_FRAME_LIMIT: usize = 64 * 1024;
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
     if let Err(wait) = state.limiters.connect_per_ip.check(&peer.ip().to_string(), Instant::now()) {
+        crate::metrics::inc(&state.metrics.counters.rate_limited);
         tracing::warn!(ip = %peer.ip(), "signaling connect rate limit exceeded");
         return crate::api::ApiError::too_many(wait, "source address").into_response();
     }

@@ -1,0 +1,39 @@
+//! Operations endpoints: `/healthz` (alive), `/readyz` (store reachable, not draining) and
+//! `/metrics` (Prometheus text, only for allow-listed addresses; denied until configured).
+
+use super::ApiError;
+use crate::AppState;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+pub async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    if state.hub.is_draining() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down"));
+    }
+    state.store.ping().await.map_err(|e| {
+        tracing::error!(error = %e, "readiness: store unreachable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
+    })?;
+    Ok(axum::Json(serde_json::json!({"status": "ready"})))
+}
+
+pub async fn metrics(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Result<Response, ApiError> {
+    if !state.metrics.allowed(peer.ip()) {
+        return Err(ApiError::forbidden("metrics are only served to addresses in --metrics-allow"));
+    }
+    let (sessions, connections, streams) = state.hub.stats();
+    let body = state.metrics.render(&[
+        ("conclave_sessions_live", "Sessions with at least one connection", sessions),
+        ("conclave_connections", "Signaling connections, suspended ones included", connections),
+        ("conclave_streams", "Published streams", streams),
+    ]);
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    Ok(resp)
+}
