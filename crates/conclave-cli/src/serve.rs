@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// Development mode: allows a self-signed certificate on non-loopback addresses.
     #[arg(long)]
     dev: bool,
+    /// Serve the demo app at /demo/ (login page, meeting page, browser SDK). Passwords come
+    /// from CONCLAVE_DEMO_PASSWORD and CONCLAVE_DEMO_MODERATOR_PASSWORD, or are generated and
+    /// printed once at start.
+    #[arg(long)]
+    demo: bool,
 }
 
 /// Where webhooks may go. Off by default: https to public addresses only (SSRF-safe).
@@ -77,6 +82,28 @@ impl CallbackPolicyArgs {
     pub fn policy(self) -> CallbackPolicy {
         CallbackPolicy { allow_private: self.allow_private_callbacks, allow_http: self.allow_http_callbacks }
     }
+}
+
+/// The demo: the data directory's first project (created if there is none) and two passwords.
+async fn demo_app(store: &dyn conclave_store::Store, tls: bool) -> anyhow::Result<Arc<conclave_server::demo::Demo>> {
+    use conclave_server::demo::{Demo, DemoConfig};
+    let api_key = match store.list_projects().await?.first() {
+        Some(p) => p.api_key.clone(),
+        None => conclave_server::provision::create_project(store, "demo", None).await?.api_key,
+    };
+    let password = |var: &str| -> zeroize::Zeroizing<String> {
+        std::env::var(var).map(zeroize::Zeroizing::new).unwrap_or_else(|_| conclave_server::provision::generate_secret()[..12].to_owned().into())
+    };
+    let (password, moderator_password) = (password("CONCLAVE_DEMO_PASSWORD"), password("CONCLAVE_DEMO_MODERATOR_PASSWORD"));
+    anyhow::ensure!(password.as_str() != moderator_password.as_str(), "the demo and moderator passwords must differ");
+    println!("demo: participant password {} · moderator password {}", password.as_str(), moderator_password.as_str());
+    Ok(Demo::new(DemoConfig {
+        api_key,
+        password,
+        moderator_password,
+        default_mode: conclave_core::wire::MediaMode::Relayed,
+        secure_cookie: tls,
+    }))
 }
 
 /// Configurations that would quietly weaken the deployment are refused, with the fix.
@@ -117,7 +144,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rest_per_key: rate(args.rest_rate_per_key, 2.0),
         connect_per_ip: rate(args.connect_rate_per_ip, 2.5),
     }));
-    let state = AppState { store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
+    let demo = if args.demo { Some(demo_app(store.as_ref(), tls.is_some()).await?) } else { None };
+    let state = AppState { demo, store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
     let config = ServeConfig {
         listen: args.listen,
         tls,

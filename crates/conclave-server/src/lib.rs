@@ -26,6 +26,8 @@ pub struct AppState {
     pub callback_policy: webhook::CallbackPolicy,
     pub limiters: Arc<ratelimit::Limiters>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The demo app, when `serve --demo` runs it.
+    pub demo: Option<Arc<demo::Demo>>,
 }
 
 /// Request-size limits, applied before any parsing.
@@ -41,3 +43,4 @@ impl Default for Limits {
 }
 pub mod signal;
 pub mod metrics;
+pub mod demo;

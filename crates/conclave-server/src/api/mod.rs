@@ -9,7 +9,7 @@ mod extract;
 mod moderation;
 mod openapi;
 mod ops;
-mod sessions;
+pub mod sessions;
 
 pub use callbacks::new_callback;
 pub use error::ApiError;
@@ -24,7 +24,12 @@ use axum::routing::{delete, get, post};
 /// The application router, before path normalisation (see [`service`]).
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
+    let demo = match &state.demo {
+        Some(d) => crate::demo::router(d.clone()),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(demo)
         .route("/session/create", post(sessions::create))
         .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get).delete(moderation::end_session))
         .route("/v2/project/{api_key}/session/{session_id}/connection", get(moderation::list_connections))

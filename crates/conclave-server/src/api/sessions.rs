@@ -11,6 +11,36 @@ use conclave_core::ids::{SESSION_RANDOM_BYTES, SessionId, SessionIdParts};
 use conclave_core::wire::{MediaMode, SessionCreateRequest, SessionCreated, SessionInfo};
 use conclave_store::{SessionRecord, StoreError};
 
+/// Mints a fresh session ID (192 CSPRNG bits) and stores the session for `api_key`.
+/// Shared by the REST API and the demo app.
+pub async fn create_session(store: &dyn conclave_store::Store, api_key: &str, req: &SessionCreateRequest) -> Result<SessionRecord, ApiError> {
+    let created_ms = clock::unix_ms();
+    let location = req.location.map(|l| l.to_string());
+    loop {
+        let mut random = [0u8; SESSION_RANDOM_BYTES];
+        getrandom::fill(&mut random).map_err(|e| ApiError::internal("CSPRNG failed", &e))?;
+        let id = SessionId::mint(&SessionIdParts { api_key, location: location.as_deref(), created_ms, random, relayed: req.media_mode == MediaMode::Relayed });
+        let record = SessionRecord {
+            session_id: id.as_str().to_owned(),
+            api_key: api_key.to_owned(),
+            media_mode: req.media_mode,
+            archive_mode: req.archive_mode,
+            e2ee: req.e2ee,
+            max_participants: req.max_participants,
+            location: location.clone(),
+            archive_name: req.archive_name.clone(),
+            archive_resolution: req.archive_resolution.clone(),
+            created_at_ms: created_ms,
+            ended_at_ms: None,
+        };
+        match store.insert_session(&record).await {
+            Ok(()) => return Ok(record),
+            Err(StoreError::Conflict) => continue, // 192 random bits: practically unreachable
+            Err(e) => return Err(ApiError::internal("storing a new session failed", &e)),
+        }
+    }
+}
+
 fn wants_json(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains("application/json"))
 }
@@ -30,37 +60,8 @@ fn wants_json(headers: &HeaderMap) -> bool {
 )]
 pub async fn create(State(state): State<AppState>, caller: RestCaller, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     let req = SessionCreateRequest::from_form(&body).map_err(|e| ApiError::bad_request(e.0))?;
-    let created_ms = clock::unix_ms();
-    let location = req.location.map(|l| l.to_string());
-    let record = loop {
-        let mut random = [0u8; SESSION_RANDOM_BYTES];
-        getrandom::fill(&mut random).map_err(|e| ApiError::internal("CSPRNG failed", &e))?;
-        let id = SessionId::mint(&SessionIdParts {
-            api_key: &caller.api_key,
-            location: location.as_deref(),
-            created_ms,
-            random,
-            relayed: req.media_mode == MediaMode::Relayed,
-        });
-        let record = SessionRecord {
-            session_id: id.as_str().to_owned(),
-            api_key: caller.api_key.clone(),
-            media_mode: req.media_mode,
-            archive_mode: req.archive_mode,
-            e2ee: req.e2ee,
-            max_participants: req.max_participants,
-            location: location.clone(),
-            archive_name: req.archive_name.clone(),
-            archive_resolution: req.archive_resolution.clone(),
-            created_at_ms: created_ms,
-            ended_at_ms: None,
-        };
-        match state.store.insert_session(&record).await {
-            Ok(()) => break record,
-            Err(StoreError::Conflict) => continue, // 192 random bits: practically unreachable
-            Err(e) => return Err(ApiError::internal("storing a new session failed", &e)),
-        }
-    };
+    let record = create_session(state.store.as_ref(), &caller.api_key, &req).await?;
+    let created_ms = record.created_at_ms;
     tracing::info!(api_key = %caller.api_key, media_mode = record.media_mode.as_str(), "session created");
     let created = SessionCreated::new(&record.session_id, &caller.api_key, created_ms);
     if wants_json(&headers) {

@@ -1,0 +1,384 @@
+// Conclave browser SDK: an API close to OpenTok.js over Conclave's signaling protocol
+// (docs/protocol.md). Plain ES module, no build step.
+//
+// Owns: the signaling socket, reconnection, and one RTCPeerConnection per subscription.
+// Relayed sessions: the subscriber offers to the publisher through the server, which only
+// relays SDP and ICE (media is peer-to-peer). Each subscription is its own peer connection
+// and its subscriber is always the offerer, so negotiations never collide.
+
+const PROTOCOL_VERSION = 1;
+
+class Emitter {
+  #handlers = new Map();
+  on(type, fn) {
+    if (typeof type === "object") { for (const [t, f] of Object.entries(type)) this.on(t, f); return this; }
+    if (!this.#handlers.has(type)) this.#handlers.set(type, new Set());
+    this.#handlers.get(type).add(fn);
+    return this;
+  }
+  off(type, fn) { this.#handlers.get(type)?.delete(fn); return this; }
+  once(type, fn) { const w = (e) => { this.off(type, w); fn(e); }; return this.on(type, w); }
+  emit(type, event = {}) {
+    for (const fn of [...(this.#handlers.get(type) ?? [])]) {
+      try { fn({ type, target: this, ...event }); } catch (err) { console.error(err); }
+    }
+  }
+}
+
+/** Creates a session object; `options.url` is the signaling URL (default: same origin). */
+export function initSession(apiKey, sessionId, options = {}) {
+  return new Session(apiKey, sessionId, options);
+}
+
+/** Creates a publisher showing the local camera in `element` (an element or its id). */
+export function initPublisher(element, properties = {}) {
+  return new Publisher(element, properties);
+}
+
+function resolveElement(element) {
+  if (!element) return null;
+  return typeof element === "string" ? document.getElementById(element) : element;
+}
+
+function defaultUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/v1/signal`;
+}
+
+export class Publisher extends Emitter {
+  constructor(element, properties) {
+    super();
+    this.element = resolveElement(element);
+    this.properties = { publishAudio: true, publishVideo: true, name: "", videoType: "camera", ...properties };
+    this.stream = null;
+    this.session = null;
+    this.mediaStream = null;
+    this.ready = this.#start();
+  }
+
+  async #start() {
+    this.mediaStream = this.properties.mediaStream ??
+      (await navigator.mediaDevices.getUserMedia({ audio: this.properties.audio !== false, video: this.properties.video !== false }));
+    if (this.element) {
+      const video = document.createElement("video");
+      Object.assign(video, { autoplay: true, muted: true, playsInline: true, srcObject: this.mediaStream });
+      video.className = "conclave-publisher";
+      this.element.appendChild(video);
+      this.videoElement = video;
+    }
+    this.#applyEnabled();
+    return this;
+  }
+
+  #applyEnabled() {
+    this.mediaStream?.getAudioTracks().forEach((t) => (t.enabled = this.properties.publishAudio));
+    this.mediaStream?.getVideoTracks().forEach((t) => (t.enabled = this.properties.publishVideo));
+  }
+
+  publishAudio(on) { this.properties.publishAudio = on; this.#applyEnabled(); this.session?._streamProperty(this, { hasAudio: on }); }
+  publishVideo(on) { this.properties.publishVideo = on; this.#applyEnabled(); this.session?._streamProperty(this, { hasVideo: on }); }
+
+  destroy() {
+    this.mediaStream?.getTracks().forEach((t) => t.stop());
+    this.videoElement?.remove();
+  }
+}
+
+export class Subscriber extends Emitter {
+  constructor(session, stream, element, properties) {
+    super();
+    this.session = session;
+    this.stream = stream;
+    this.properties = properties;
+    this.element = resolveElement(element);
+    this.pc = null;
+    this.videoElement = null;
+  }
+  /** The receiving peer connection's stats (inbound-rtp etc.). */
+  getStats() { return this.pc ? this.pc.getStats() : Promise.resolve(new Map()); }
+}
+
+export class Session extends Emitter {
+  constructor(apiKey, sessionId, options) {
+    super();
+    this.apiKey = apiKey;
+    this.sessionId = sessionId;
+    this.url = options.url ?? defaultUrl();
+    this.iceServers = options.iceServers ?? [];
+    this.connection = null;
+    this.connections = new Map();
+    this.streams = new Map();
+    this.subscribers = new Map();      // streamId -> Subscriber
+    this.publisherPeers = new Map();   // `${streamId}/${subscriberConnectionId}` -> RTCPeerConnection
+    this.publishers = new Map();       // streamId -> Publisher
+    this.capabilities = {};
+    this.#socket = null;
+    this.#nextId = 1;
+    this.#pending = new Map();
+    this.#resume = null;
+    this.#closing = false;
+  }
+
+  #socket; #nextId; #pending; #resume; #closing;
+
+  /** Connects with a token; resolves once connected, rejects with the server's error. */
+  connect(token, callback) {
+    const p = this.#open({ type: "connect", v: PROTOCOL_VERSION, sessionId: this.sessionId, token });
+    if (callback) p.then(() => callback(), (e) => callback(e));
+    return p;
+  }
+
+  #open(first) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.url);
+      this.#socket = ws;
+      let welcomed = false;
+      ws.onopen = () => ws.send(JSON.stringify(first));
+      ws.onmessage = (m) => {
+        const msg = JSON.parse(m.data);
+        if (!welcomed) {
+          welcomed = true;
+          if (msg.type === "connected" || msg.type === "resumed") { this.#welcome(msg); resolve(this); }
+          else reject(Object.assign(new Error(msg.message ?? "refused"), { code: msg.code }));
+          return;
+        }
+        this.#dispatch(msg);
+      };
+      ws.onclose = () => {
+        if (!welcomed) { reject(new Error("the signaling connection closed")); return; }
+        if (ws === this.#socket) this.#lost();
+      };
+    });
+  }
+
+  #welcome(msg) {
+    if (msg.type === "connected") {
+      this.connection = { connectionId: msg.connectionId, data: msg.data, role: msg.role };
+      this.capabilities = { publish: msg.role !== "subscriber", subscribe: msg.role !== "publisheronly", forceDisconnect: msg.role === "moderator", forceUnpublish: msg.role === "moderator" };
+      this.#resume = { connectionId: msg.connectionId, resumeToken: msg.resumeToken, graceMs: msg.reconnectGraceMs };
+      this.emit("sessionConnected", { connection: this.connection });
+    } else {
+      this.emit("sessionReconnected");
+    }
+    for (const c of msg.connections) this.#connectionCreated(c);
+    for (const s of msg.streams) this.#streamCreated(s);
+  }
+
+  async #lost() {
+    if (this.#closing || !this.#resume) return;
+    // Network drop: keep our connection ID by resuming within the server's grace period.
+    this.emit("sessionReconnecting");
+    const deadline = Date.now() + this.#resume.graceMs;
+    while (Date.now() < deadline && !this.#closing) {
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        await this.#open({ type: "resume", v: PROTOCOL_VERSION, connectionId: this.#resume.connectionId, resumeToken: this.#resume.resumeToken });
+        return;
+      } catch { /* try again until the grace period ends */ }
+    }
+    this.#teardown("networkDisconnected");
+  }
+
+  #send(msg) { this.#socket?.readyState === WebSocket.OPEN && this.#socket.send(JSON.stringify(msg)); }
+
+  #request(msg) {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#send({ ...msg, id });
+    });
+  }
+
+  #connectionCreated(c) {
+    if (c.connectionId === this.connection?.connectionId || this.connections.has(c.connectionId)) return;
+    const connection = { connectionId: c.connectionId, data: c.data, creationTime: c.createdAt };
+    this.connections.set(c.connectionId, connection);
+    this.emit("connectionCreated", { connection });
+  }
+
+  #streamCreated(s) {
+    if (this.streams.has(s.streamId)) return;
+    const stream = { ...s, connection: this.connections.get(s.connectionId) ?? { connectionId: s.connectionId } };
+    this.streams.set(s.streamId, stream);
+    this.emit("streamCreated", { stream });
+  }
+
+  #dispatch(msg) {
+    const waiter = msg.id != null && (msg.type === "ack" || msg.type === "published" || msg.type === "error") ? this.#pending.get(msg.id) : null;
+    if (waiter) {
+      this.#pending.delete(msg.id);
+      msg.type === "error" ? waiter.reject(Object.assign(new Error(msg.message), { code: msg.code })) : waiter.resolve(msg);
+      return;
+    }
+    switch (msg.type) {
+      case "connectionCreated": return this.#connectionCreated(msg.connection);
+      case "connectionDestroyed": {
+        const connection = this.connections.get(msg.connectionId);
+        this.connections.delete(msg.connectionId);
+        for (const [key, pc] of this.publisherPeers) if (key.endsWith("/" + msg.connectionId)) { pc.close(); this.publisherPeers.delete(key); }
+        return this.emit("connectionDestroyed", { connection, reason: msg.reason });
+      }
+      case "streamCreated": return this.#streamCreated(msg.stream);
+      case "streamDestroyed": {
+        const stream = this.streams.get(msg.streamId);
+        this.streams.delete(msg.streamId);
+        const sub = this.subscribers.get(msg.streamId);
+        if (sub) { sub.pc?.close(); sub.videoElement?.remove(); this.subscribers.delete(msg.streamId); }
+        const own = this.publishers.get(msg.streamId);
+        if (own) { this.#closePublisherPeers(msg.streamId); this.publishers.delete(msg.streamId); own.stream = null; own.emit("streamDestroyed", { stream, reason: msg.reason }); }
+        return this.emit("streamDestroyed", { stream, reason: msg.reason });
+      }
+      case "streamPropertyChanged": {
+        const stream = this.streams.get(msg.streamId) ?? this.publishers.get(msg.streamId)?.stream;
+        if (stream) stream[msg.property] = msg.newValue;
+        return this.emit("streamPropertyChanged", { stream, changedProperty: msg.property, newValue: msg.newValue });
+      }
+      case "subscriberCount": {
+        const stream = this.streams.get(msg.streamId) ?? this.publishers.get(msg.streamId)?.stream;
+        if (stream) stream.subscriberCount = msg.count;
+        return this.emit("subscriberCountChanged", { stream, streamId: msg.streamId, count: msg.count });
+      }
+      case "signal": {
+        const from = msg.from ? this.connections.get(msg.from) ?? (msg.from === this.connection?.connectionId ? this.connection : { connectionId: msg.from }) : null;
+        const event = { type: msg.signalType, data: msg.data, from };
+        this.emit("signal", event);
+        if (msg.signalType) this.emit(`signal:${msg.signalType}`, event);
+        return;
+      }
+      case "muteForced": {
+        const pub = this.publishers.get(msg.streamId);
+        if (pub) { pub.properties.publishAudio = false; pub.mediaStream?.getAudioTracks().forEach((t) => (t.enabled = false)); pub.emit("muteForced"); }
+        return this.emit("muteForced", { streamId: msg.streamId });
+      }
+      case "muteAllChanged": return this.emit(msg.active ? "muteForced" : "muteForcedDisabled", { active: msg.active });
+      case "sdp": return this.#onSdp(msg);
+      case "ice": return this.#onIce(msg);
+      case "sessionDisconnected": return this.#teardown(msg.reason);
+      case "error": return this.emit("error", { code: msg.code, message: msg.message });
+    }
+  }
+
+  #teardown(reason) {
+    this.#closing = true;
+    for (const sub of this.subscribers.values()) { sub.pc?.close(); sub.videoElement?.remove(); }
+    for (const pc of this.publisherPeers.values()) pc.close();
+    this.subscribers.clear();
+    this.publisherPeers.clear();
+    this.#socket?.close();
+    this.emit("sessionDisconnected", { reason });
+  }
+
+  /** Publishes a Publisher (or creates one for `element`). */
+  async publish(publisher, callback) {
+    try {
+      if (!(publisher instanceof Publisher)) publisher = new Publisher(publisher, {});
+      await publisher.ready;
+      const p = publisher.properties;
+      const reply = await this.#request({ type: "publish", name: p.name, hasAudio: p.publishAudio, hasVideo: p.publishVideo, videoType: p.videoType });
+      publisher.stream = reply.stream;
+      publisher.session = this;
+      this.publishers.set(reply.stream.streamId, publisher);
+      publisher.emit("streamCreated", { stream: reply.stream });
+      callback?.();
+      return publisher;
+    } catch (e) { callback?.(e); throw e; }
+  }
+
+  async unpublish(publisher) {
+    if (!publisher.stream) return;
+    const id = publisher.stream.streamId;
+    await this.#request({ type: "unpublish", streamId: id });
+  }
+
+  _streamProperty(publisher, props) {
+    if (publisher.stream) this.#request({ type: "setStreamProperty", streamId: publisher.stream.streamId, ...props }).catch(() => {});
+  }
+
+  #closePublisherPeers(streamId) {
+    for (const [key, pc] of this.publisherPeers) if (key.startsWith(streamId + "/")) { pc.close(); this.publisherPeers.delete(key); }
+  }
+
+  /** Subscribes to a stream and renders it into `element`. */
+  subscribe(stream, element, properties = {}, callback) {
+    const sub = new Subscriber(this, stream, element, properties);
+    this.subscribers.set(stream.streamId, sub);
+    (async () => {
+      await this.#request({ type: "subscribe", streamId: stream.streamId });
+      const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+      sub.pc = pc;
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+      const remote = new MediaStream();
+      pc.ontrack = (e) => {
+        remote.addTrack(e.track);
+        if (!sub.videoElement && sub.element) {
+          const v = document.createElement("video");
+          Object.assign(v, { autoplay: true, playsInline: true, srcObject: remote });
+          v.className = "conclave-subscriber";
+          v.dataset.streamId = stream.streamId;
+          sub.element.appendChild(v);
+          sub.videoElement = v;
+        }
+        sub.emit("videoElementCreated", { element: sub.videoElement });
+      };
+      pc.onicecandidate = (e) => e.candidate && this.#send({ type: "ice", to: stream.connectionId, streamId: stream.streamId, candidate: e.candidate.toJSON() });
+      await pc.setLocalDescription(await pc.createOffer());
+      this.#send({ type: "sdp", to: stream.connectionId, streamId: stream.streamId, kind: "offer", sdp: pc.localDescription.sdp });
+      callback?.();
+    })().catch((e) => { sub.emit("error", { error: e }); callback?.(e); });
+    return sub;
+  }
+
+  unsubscribe(subscriber) {
+    subscriber.pc?.close();
+    subscriber.videoElement?.remove();
+    this.subscribers.delete(subscriber.stream.streamId);
+    return this.#request({ type: "unsubscribe", streamId: subscriber.stream.streamId });
+  }
+
+  async #onSdp(msg) {
+    if (msg.kind === "offer") {
+      // Someone subscribed to our stream: answer with our local tracks.
+      const publisher = this.publishers.get(msg.streamId);
+      if (!publisher) return;
+      const key = `${msg.streamId}/${msg.from}`;
+      this.publisherPeers.get(key)?.close();
+      const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+      this.publisherPeers.set(key, pc);
+      for (const track of publisher.mediaStream.getTracks()) pc.addTrack(track, publisher.mediaStream);
+      pc.onicecandidate = (e) => e.candidate && this.#send({ type: "ice", to: msg.from, streamId: msg.streamId, candidate: e.candidate.toJSON() });
+      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      this.#send({ type: "sdp", to: msg.from, streamId: msg.streamId, kind: "answer", sdp: pc.localDescription.sdp });
+    } else {
+      await this.subscribers.get(msg.streamId)?.pc?.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    }
+  }
+
+  async #onIce(msg) {
+    const pc = this.publishers.has(msg.streamId) ? this.publisherPeers.get(`${msg.streamId}/${msg.from}`) : this.subscribers.get(msg.streamId)?.pc;
+    try { await pc?.addIceCandidate(msg.candidate); } catch (e) { console.warn("ICE candidate refused", e); }
+  }
+
+  /**
+   * Sends a signal to everyone, or to `to` (a connection or its id).
+   * @param {{type?: string, data?: string, to?: any}} [signal]
+   * @param {(error?: Error) => void} [callback]
+   */
+  signal({ type = "", data = "", to } = {}, callback) {
+    const p = this.#request({ type: "signal", signalType: type, data, to: to?.connectionId ?? to });
+    if (callback) p.then(() => callback(), callback);
+    return p;
+  }
+
+  forceDisconnect(connection) { return this.#request({ type: "forceDisconnect", connectionId: connection?.connectionId ?? connection }); }
+  forceUnpublish(stream) { return this.#request({ type: "forceUnpublish", streamId: stream?.streamId ?? stream }); }
+  forceMuteStream(stream) { return this.#request({ type: "forceMute", streamId: stream?.streamId ?? stream }); }
+  forceMuteAll(excludedStreams = []) { return this.#request({ type: "forceMuteAll", excludedStreamIds: excludedStreams.map((s) => s?.streamId ?? s) }); }
+  disableForceMute() { return this.#request({ type: "disableForceMute" }); }
+
+  disconnect() {
+    this.#closing = true;
+    this.#send({ type: "disconnect" });
+  }
+}
