@@ -1,0 +1,22 @@
+//! Conclave's media layer: a sans-IO SFU core built on str0m.
+//!
+//! This crate owns the WebRTC state of every media peer (one str0m `Rtc`
+//! each), the demultiplexing of datagrams to peers, and the forwarding of
+//! media between publishers and subscribers. It owns no sockets, no clocks
+//! and no tasks: the caller feeds datagrams and time in and sends what comes
+//! out. It must not know about signaling, tokens, sessions or storage.
+//!
+//! The entry point is [`Sfu`]; see its docs for the run loop.
+
+mod error;
+mod forward;
+mod negotiate;
+mod peer;
+mod sfu;
+mod stun;
+
+pub use error::SfuError;
+pub use sfu::{Sfu, SfuEvent, SfuOutput};
+
+/// str0m types that appear in this crate's API.
+pub use str0m::media::{MediaKind, Mid};

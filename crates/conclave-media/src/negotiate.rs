@@ -1,0 +1,241 @@
+//! Server-driven renegotiation of what a subscriber receives.
+//!
+//! Owns subscribe/unsubscribe and the server offer / client answer cycle:
+//! the server is always the offerer after a peer joins, so offers never
+//! collide, and at most one offer per peer is outstanding (later changes
+//! queue up and go out when the answer arrives). It must not forward media.
+
+use std::time::Instant;
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind, Mid};
+
+use crate::SfuError;
+use crate::peer::{OutTrack, PeerKey};
+use crate::sfu::Sfu;
+
+impl Sfu {
+    /// Subscribes `subscriber` to every track `publisher` publishes now.
+    /// Returns the server offer to send to the subscriber, or `None` if
+    /// nothing changed or an earlier offer still awaits its answer (the
+    /// change then rides on the offer returned by [`Sfu::accept_answer`]).
+    pub fn subscribe(
+        &mut self,
+        subscriber: &str,
+        publisher: &str,
+        now: Instant,
+    ) -> Result<Option<String>, SfuError> {
+        let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
+        let mut mids: Vec<Mid> = self.peers[&pub_key].published.keys().copied().collect();
+        mids.sort_by_key(|m| m.to_string());
+        self.queue_adds(sub_key, pub_key, &mids);
+        self.offer(sub_key, now)
+    }
+
+    /// Subscribes `subscriber` to one track (`mid`) of `publisher`.
+    pub fn subscribe_track(
+        &mut self,
+        subscriber: &str,
+        publisher: &str,
+        mid: Mid,
+        now: Instant,
+    ) -> Result<Option<String>, SfuError> {
+        let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
+        if !self.peers[&pub_key].published.contains_key(&mid) {
+            let peer = publisher.to_string();
+            return Err(SfuError::UnknownTrack {
+                peer,
+                mid: mid.to_string(),
+            });
+        }
+        self.queue_adds(sub_key, pub_key, &[mid]);
+        self.offer(sub_key, now)
+    }
+
+    /// Stops sending `publisher`'s tracks to `subscriber` at once; the
+    /// returned offer (if any) stops the m-lines.
+    pub fn unsubscribe(
+        &mut self,
+        subscriber: &str,
+        publisher: &str,
+        now: Instant,
+    ) -> Result<Option<String>, SfuError> {
+        let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
+        let sub = self.peers.get_mut(&sub_key).expect("checked");
+        sub.want_add.retain(|(k, _)| *k != pub_key);
+        let gone: Vec<(Mid, Mid)> = sub
+            .out
+            .iter()
+            .filter(|(_, o)| o.source.0 == pub_key)
+            .map(|(m, o)| (*m, o.source.1))
+            .collect();
+        for (out_mid, _) in &gone {
+            sub.out.remove(out_mid);
+            sub.want_stop.push(*out_mid);
+        }
+        for (out_mid, pub_mid) in gone {
+            if let Some(t) = self
+                .peers
+                .get_mut(&pub_key)
+                .and_then(|p| p.published.get_mut(&pub_mid))
+            {
+                t.subscribers.retain(|s| *s != (sub_key, out_mid));
+            }
+        }
+        self.offer(sub_key, now)
+    }
+
+    /// Applies the peer's answer to the last server offer. Newly negotiated
+    /// tracks start flowing (from a keyframe). Returns a follow-up offer if
+    /// more changes queued up meanwhile.
+    pub fn accept_answer(
+        &mut self,
+        peer_id: &str,
+        answer_sdp: &str,
+        now: Instant,
+    ) -> Result<Option<String>, SfuError> {
+        let key = self.key(peer_id)?;
+        let answer =
+            SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let peer = self.peers.get_mut(&key).expect("key is valid");
+        let pending = peer
+            .pending_offer
+            .take()
+            .ok_or_else(|| SfuError::NoPendingOffer(peer_id.to_string()))?;
+        let result = peer.rtc.sdp_api().accept_answer(pending, answer);
+        self.settle(key);
+        if let Err(e) = result {
+            // The offer is void: its new tracks go back in the queue.
+            let peer = self.peers.get_mut(&key).expect("key is valid");
+            let void: Vec<Mid> = peer
+                .out
+                .iter()
+                .filter(|(_, o)| !o.active)
+                .map(|(m, _)| *m)
+                .collect();
+            for mid in void {
+                if let Some(o) = peer.out.remove(&mid) {
+                    peer.want_add.push(o.source);
+                }
+            }
+            self.process(now);
+            return Err(e.into());
+        }
+        self.activate(key, now);
+        self.process(now);
+        self.offer(key, now)
+    }
+
+    fn pair(&self, subscriber: &str, publisher: &str) -> Result<(PeerKey, PeerKey), SfuError> {
+        let sub_key = self.key(subscriber)?;
+        let pub_key = self.key(publisher)?;
+        if sub_key == pub_key {
+            return Err(SfuError::SelfSubscribe);
+        }
+        Ok((sub_key, pub_key))
+    }
+
+    fn queue_adds(&mut self, sub_key: PeerKey, pub_key: PeerKey, mids: &[Mid]) {
+        let sub = self.peers.get_mut(&sub_key).expect("checked");
+        for mid in mids {
+            let source = (pub_key, *mid);
+            let known =
+                sub.out.values().any(|o| o.source == source) || sub.want_add.contains(&source);
+            if !known {
+                sub.want_add.push(source);
+            }
+        }
+    }
+
+    /// Tracks negotiated by the accepted answer start forwarding.
+    fn activate(&mut self, key: PeerKey, now: Instant) {
+        let peer = self.peers.get_mut(&key).expect("key is valid");
+        let connected = peer.connected;
+        let fresh: Vec<(Mid, (PeerKey, Mid), MediaKind)> = peer
+            .out
+            .iter()
+            .filter(|(_, o)| !o.active)
+            .map(|(m, o)| (*m, o.source, o.kind))
+            .collect();
+        for (out_mid, (pub_key, pub_mid), kind) in fresh {
+            let linked = match self
+                .peers
+                .get_mut(&pub_key)
+                .and_then(|p| p.published.get_mut(&pub_mid))
+            {
+                Some(track) => {
+                    track.subscribers.push((key, out_mid));
+                    true
+                }
+                None => false,
+            };
+            let peer = self.peers.get_mut(&key).expect("key is valid");
+            if !linked {
+                // The publisher left while we negotiated.
+                peer.out.remove(&out_mid);
+                peer.want_stop.push(out_mid);
+                continue;
+            }
+            if let Some(o) = peer.out.get_mut(&out_mid) {
+                o.active = true;
+                o.needs_keyframe = kind == MediaKind::Video;
+            }
+            if connected {
+                self.request_keyframe(pub_key, pub_mid, Some(key), now);
+            }
+        }
+    }
+
+    /// Makes the next server offer from the queued changes, unless one is
+    /// outstanding.
+    fn offer(&mut self, key: PeerKey, now: Instant) -> Result<Option<String>, SfuError> {
+        let peer = &self.peers[&key];
+        if peer.pending_offer.is_some() || (peer.want_add.is_empty() && peer.want_stop.is_empty()) {
+            return Ok(None);
+        }
+        let adds: Vec<((PeerKey, Mid), MediaKind, String)> = peer
+            .want_add
+            .iter()
+            .filter_map(|&(pk, pm)| {
+                let publisher = self.peers.get(&pk)?;
+                let track = publisher.published.get(&pm)?;
+                Some(((pk, pm), track.kind, publisher.id.clone()))
+            })
+            .collect();
+        let peer = self.peers.get_mut(&key).expect("key is valid");
+        peer.want_add.clear();
+        let stops = std::mem::take(&mut peer.want_stop);
+        let mut api = peer.rtc.sdp_api();
+        let mut new_out = Vec::new();
+        for (source, kind, publisher_id) in adds {
+            let track_id = format!("{publisher_id}-{}", source.1);
+            let mid = api.add_media(
+                kind,
+                Direction::SendOnly,
+                Some(publisher_id),
+                Some(track_id),
+                None,
+            );
+            new_out.push((
+                mid,
+                OutTrack {
+                    source,
+                    kind,
+                    active: false,
+                    needs_keyframe: true,
+                },
+            ));
+        }
+        for mid in stops {
+            api.stop_media(mid);
+        }
+        let Some((offer, pending)) = api.apply() else {
+            return Ok(None);
+        };
+        peer.out.extend(new_out);
+        peer.pending_offer = Some(pending);
+        self.settle(key);
+        self.process(now);
+        Ok(Some(offer.to_sdp_string()))
+    }
+}

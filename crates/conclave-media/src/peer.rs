@@ -1,0 +1,137 @@
+//! One media peer: its str0m `Rtc`, the tracks it publishes and the tracks
+//! the server sends it, and the drain that keeps str0m's single-mutation
+//! invariant (every mutation is followed by `poll_output` down to a timeout).
+//!
+//! Owns per-peer state only. It must not reach into other peers: everything
+//! that crosses peers (forwarding, keyframe requests) lives in `forward`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::SdpPendingOffer;
+use str0m::media::{MediaKind, Mid};
+use str0m::{Candidate, Event, IceCreds, Output, Rtc};
+
+use crate::sfu::SfuOutput;
+
+/// Internal handle of a peer. Never reused, so a stale key finds nothing.
+pub(crate) type PeerKey = u64;
+
+/// A track this peer publishes (media the server receives from it).
+#[derive(Debug)]
+pub(crate) struct PublishedTrack {
+    pub kind: MediaKind,
+    /// Who gets it: (subscriber, the subscriber's outgoing mid).
+    pub subscribers: Vec<(PeerKey, Mid)>,
+    /// A keyframe is wanted but was not requested yet (throttled, or the
+    /// receive stream did not exist yet).
+    pub keyframe_wanted: bool,
+    pub last_keyframe_request: Option<Instant>,
+}
+
+/// A track the server sends to this peer, copied from a publisher.
+#[derive(Debug)]
+pub(crate) struct OutTrack {
+    pub source: (PeerKey, Mid),
+    pub kind: MediaKind,
+    /// False while the server's offer for it awaits the answer.
+    pub active: bool,
+    /// Video is held back until a keyframe, so a decoder never starts mid-GOP.
+    pub needs_keyframe: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub id: String,
+    pub rtc: Rtc,
+    pub ufrag: String,
+    /// Remote flows (source, destination) routed to this peer.
+    pub routes: Vec<(SocketAddr, SocketAddr)>,
+    pub deadline: Instant,
+    pub connected: bool,
+    /// `PeerDisconnected` was emitted (it is emitted once).
+    pub disconnect_reported: bool,
+    pub audio_forwarding: bool,
+    pub published: HashMap<Mid, PublishedTrack>,
+    pub out: HashMap<Mid, OutTrack>,
+    /// Server offer awaiting the answer.
+    pub pending_offer: Option<SdpPendingOffer>,
+    /// Subscriptions and stops waiting for the next server offer.
+    pub want_add: Vec<(PeerKey, Mid)>,
+    pub want_stop: Vec<Mid>,
+}
+
+impl Peer {
+    /// An ICE-lite `Rtc` with one host candidate and the codecs we forward.
+    pub fn new(
+        id: String,
+        creds: IceCreds,
+        host: SocketAddr,
+        now: Instant,
+    ) -> Result<Peer, crate::SfuError> {
+        let ufrag = creds.ufrag.clone();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_vp9(true)
+            .enable_h264(true)
+            .build(now);
+        let candidate =
+            Candidate::host(host, "udp").map_err(|e| crate::SfuError::Candidate(e.to_string()))?;
+        if rtc.add_local_candidate(candidate).is_none() {
+            return Err(crate::SfuError::Candidate(format!("{host} was refused")));
+        }
+        Ok(Peer {
+            id,
+            rtc,
+            ufrag,
+            routes: Vec::new(),
+            deadline: now,
+            connected: false,
+            disconnect_reported: false,
+            audio_forwarding: true,
+            published: HashMap::new(),
+            out: HashMap::new(),
+            pending_offer: None,
+            want_add: Vec::new(),
+            want_stop: Vec::new(),
+        })
+    }
+
+    /// Polls the `Rtc` until it yields its next timeout. Transmits go to
+    /// `out`, events to `events` (tagged with `key`). Returns false if the
+    /// `Rtc` failed and was disconnected.
+    pub fn drain(
+        &mut self,
+        key: PeerKey,
+        out: &mut VecDeque<SfuOutput>,
+        events: &mut VecDeque<(PeerKey, Event)>,
+    ) -> bool {
+        loop {
+            if !self.rtc.is_alive() {
+                return false;
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.deadline = t;
+                    return true;
+                }
+                Ok(Output::Transmit(t)) => out.push_back(SfuOutput::Transmit {
+                    source: t.source,
+                    destination: t.destination,
+                    bytes: t.contents.into(),
+                }),
+                Ok(Output::Event(e)) => events.push_back((key, e)),
+                Err(e) => {
+                    tracing::warn!(peer = %self.id, error = %e, "rtc failed; disconnecting peer");
+                    self.rtc.disconnect();
+                    return false;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The `Sfu` facade: peer registry, datagram demultiplexing, timers and the
+//! output queue.
+//!
+//! Owns the maps that find a peer (by id, by ICE ufrag, by remote flow) and
+//! the deadline index. It must not do I/O or read a clock: every `Instant`
+//! comes from the caller. Forwarding rules live in `forward`, server-driven
+//! SDP in `negotiate`.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::media::{MediaKind, Mid};
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::{Event, IceCreds, Input};
+
+use crate::SfuError;
+use crate::peer::{Peer, PeerKey};
+use crate::stun;
+
+/// What the SFU wants the caller to do.
+#[derive(Debug)]
+pub enum SfuOutput {
+    /// Send `bytes` from the local `source` address to `destination`.
+    Transmit {
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// Call [`Sfu::handle_timeout`] at this instant (earliest over all peers).
+    /// The queue is drained when this is returned.
+    Timeout(Instant),
+    /// Something the application may act on.
+    Event(SfuEvent),
+}
+
+/// Things that happened to peers and tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// ICE and DTLS are up: media can flow.
+    PeerConnected { peer_id: String },
+    /// ICE timed out, or the peer's WebRTC state failed. The peer stays
+    /// registered until [`Sfu::remove_peer`].
+    PeerDisconnected { peer_id: String },
+    /// The peer's offer carried a track it sends.
+    TrackPublished {
+        peer_id: String,
+        mid: Mid,
+        kind: MediaKind,
+    },
+    /// The server asked a publisher for a keyframe (PLI, or FIR if only
+    /// that was negotiated). `subscriber` is the peer that caused it, if any.
+    KeyframeRequested {
+        publisher: String,
+        mid: Mid,
+        subscriber: Option<String>,
+    },
+}
+
+/// A sans-IO selective forwarding unit: one ICE-lite str0m `Rtc` per peer,
+/// all behind one advertised host address.
+///
+/// Run loop: feed [`Sfu::handle_datagram`] and [`Sfu::handle_timeout`], and
+/// after each call (and each control call) drain [`Sfu::poll_output`] until it
+/// returns `Timeout` or `None` (no peers).
+#[derive(Debug)]
+pub struct Sfu {
+    host: SocketAddr,
+    next_key: PeerKey,
+    pub(crate) peers: HashMap<PeerKey, Peer>,
+    pub(crate) by_id: HashMap<String, PeerKey>,
+    by_ufrag: HashMap<String, PeerKey>,
+    routes: HashMap<(SocketAddr, SocketAddr), PeerKey>,
+    deadlines: BTreeSet<(Instant, PeerKey)>,
+    pub(crate) out: VecDeque<SfuOutput>,
+    pub(crate) events: VecDeque<(PeerKey, Event)>,
+}
+
+impl Sfu {
+    /// An SFU whose peers all use `host` (the advertised UDP address) as
+    /// their single ICE host candidate.
+    pub fn new(host: SocketAddr) -> Sfu {
+        Sfu {
+            host,
+            next_key: 1,
+            peers: HashMap::new(),
+            by_id: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            routes: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The advertised host candidate address.
+    pub fn host(&self) -> SocketAddr {
+        self.host
+    }
+
+    /// Accepts a client's offer and returns the answer SDP. Tracks the
+    /// client sends (sendonly/sendrecv m-lines) become published tracks.
+    pub fn add_peer(
+        &mut self,
+        peer_id: impl Into<String>,
+        offer_sdp: &str,
+        now: Instant,
+    ) -> Result<String, SfuError> {
+        let peer_id = peer_id.into();
+        if self.by_id.contains_key(&peer_id) {
+            return Err(SfuError::PeerExists(peer_id));
+        }
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let creds = loop {
+            let c = IceCreds::new();
+            if !self.by_ufrag.contains_key(&c.ufrag) {
+                break c;
+            }
+        };
+        let mut peer = Peer::new(peer_id.clone(), creds, self.host, now)?;
+        let answer = peer.rtc.sdp_api().accept_offer(offer)?.to_sdp_string();
+        let key = self.next_key;
+        self.next_key += 1;
+        self.by_ufrag.insert(peer.ufrag.clone(), key);
+        self.by_id.insert(peer_id, key);
+        self.deadlines.insert((peer.deadline, key));
+        self.peers.insert(key, peer);
+        // str0m emits MediaAdded only once SRTP is up; register the offered
+        // tracks now so they can be subscribed to at once.
+        for mid in sdp_mids(&answer) {
+            self.register_published(key, mid);
+        }
+        self.settle(key);
+        self.process(now);
+        Ok(answer)
+    }
+
+    /// Removes a peer at once: its `Rtc` is closed, its routes dropped, and
+    /// nothing it published is forwarded from here on. Subscribers' m-lines
+    /// for its tracks are stopped in their next server offer.
+    pub fn remove_peer(&mut self, peer_id: &str) -> Result<(), SfuError> {
+        let key = self
+            .by_id
+            .remove(peer_id)
+            .ok_or_else(|| SfuError::UnknownPeer(peer_id.to_string()))?;
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return Ok(());
+        };
+        self.by_ufrag.remove(&peer.ufrag);
+        self.deadlines.remove(&(peer.deadline, key));
+        for flow in &peer.routes {
+            if self.routes.get(flow) == Some(&key) {
+                self.routes.remove(flow);
+            }
+        }
+        self.unlink_peer(key, &peer);
+        // Say goodbye (RTCP BYE, DTLS close_notify) but drop every event.
+        if peer.rtc.close().is_ok() {
+            let mut ignored = VecDeque::new();
+            peer.drain(key, &mut self.out, &mut ignored);
+        }
+        Ok(())
+    }
+
+    /// Enables or disables forwarding of a publisher's audio (force mute).
+    pub fn set_audio_forwarding(&mut self, peer_id: &str, enabled: bool) -> Result<(), SfuError> {
+        let key = self.key(peer_id)?;
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.audio_forwarding = enabled;
+        }
+        Ok(())
+    }
+
+    /// The tracks a peer publishes.
+    pub fn published_tracks(&self, peer_id: &str) -> Result<Vec<(Mid, MediaKind)>, SfuError> {
+        let peer = &self.peers[&self.key(peer_id)?];
+        let mut tracks: Vec<_> = peer.published.iter().map(|(m, t)| (*m, t.kind)).collect();
+        tracks.sort_by_key(|(m, _)| m.to_string());
+        Ok(tracks)
+    }
+
+    /// Whether ICE and DTLS are up for this peer.
+    pub fn is_connected(&self, peer_id: &str) -> bool {
+        self.by_id
+            .get(peer_id)
+            .and_then(|k| self.peers.get(k))
+            .is_some_and(|p| p.connected)
+    }
+
+    /// Routes one received datagram. Returns false if it was dropped (no
+    /// peer owns the flow, or the bytes are not WebRTC traffic).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
+        let Ok(contents) = DatagramRecv::try_from(bytes) else {
+            tracing::trace!(%source, "dropping a datagram that is not WebRTC");
+            return false;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let flow = (source, destination);
+        // A binding request names its peer by ufrag; anything else must come
+        // from a flow that a verified binding request already opened.
+        let key = match stun::binding_request_local_ufrag(bytes) {
+            Some(ufrag) => {
+                let Some(&key) = self.by_ufrag.get(ufrag) else {
+                    tracing::debug!(%source, "binding request for an unknown ufrag");
+                    return false;
+                };
+                let peer = self.peers.get_mut(&key).expect("ufrag index is consistent");
+                if self.routes.get(&flow) != Some(&key) {
+                    // The peer's ICE agent checks MESSAGE-INTEGRITY here.
+                    if !peer.rtc.accepts(&input) {
+                        tracing::debug!(%source, "binding request failed the integrity check");
+                        return false;
+                    }
+                    if let Some(old) = self.routes.insert(flow, key)
+                        && let Some(p) = self.peers.get_mut(&old)
+                    {
+                        p.routes.retain(|f| *f != flow);
+                    }
+                    let peer = self.peers.get_mut(&key).expect("peer exists");
+                    peer.routes.push(flow);
+                }
+                key
+            }
+            None => match self.routes.get(&flow) {
+                Some(&key) => key,
+                None => {
+                    tracing::trace!(%source, "datagram from an unknown flow");
+                    return false;
+                }
+            },
+        };
+        let peer = self.peers.get_mut(&key).expect("route index is consistent");
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(peer = %peer.id, error = %e, "rtc refused a datagram");
+        }
+        self.settle(key);
+        self.process(now);
+        true
+    }
+
+    /// Drives every peer whose deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerKey> = self
+            .deadlines
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, k)| *k)
+            .collect();
+        for key in due {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(peer = %peer.id, error = %e, "rtc timeout failed");
+            }
+            self.settle(key);
+        }
+        self.process(now);
+    }
+
+    /// The next thing to do. After the queue empties, returns
+    /// `Timeout(earliest deadline)`, or `None` when there are no live peers.
+    pub fn poll_output(&mut self) -> Option<SfuOutput> {
+        if let Some(o) = self.out.pop_front() {
+            return Some(o);
+        }
+        self.deadlines.first().map(|(t, _)| SfuOutput::Timeout(*t))
+    }
+
+    pub(crate) fn key(&self, peer_id: &str) -> Result<PeerKey, SfuError> {
+        self.by_id
+            .get(peer_id)
+            .copied()
+            .ok_or_else(|| SfuError::UnknownPeer(peer_id.to_string()))
+    }
+
+    /// Drains a peer after a mutation and re-files its deadline.
+    pub(crate) fn settle(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        self.deadlines.remove(&(peer.deadline, key));
+        if peer.drain(key, &mut self.out, &mut self.events) {
+            self.deadlines.insert((peer.deadline, key));
+        } else {
+            // A dead Rtc has nothing more to time out.
+            self.report_disconnect(key);
+        }
+    }
+
+    /// Emits `PeerDisconnected` once per peer.
+    pub(crate) fn report_disconnect(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.connected = false;
+        if !peer.disconnect_reported {
+            peer.disconnect_reported = true;
+            let peer_id = peer.id.clone();
+            self.out
+                .push_back(SfuOutput::Event(SfuEvent::PeerDisconnected { peer_id }));
+        }
+    }
+
+    /// Handles queued str0m events until none are left (forwarding may
+    /// queue more, on other peers).
+    pub(crate) fn process(&mut self, now: Instant) {
+        while let Some((key, event)) = self.events.pop_front() {
+            self.on_event(key, event, now);
+        }
+    }
+}
+
+/// The `a=mid:` values of an SDP, in m-line order.
+fn sdp_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
+    sdp.lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        .map(Mid::from)
+}
