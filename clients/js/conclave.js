@@ -1,10 +1,12 @@
 // Conclave browser SDK: an API close to OpenTok.js over Conclave's signaling protocol
 // (docs/protocol.md). Plain ES module, no build step.
 //
-// Owns: the signaling socket, reconnection, and one RTCPeerConnection per subscription.
-// Relayed sessions: the subscriber offers to the publisher through the server, which only
-// relays SDP and ICE (media is peer-to-peer). Each subscription is its own peer connection
-// and its subscriber is always the offerer, so negotiations never collide.
+// Owns: the signaling socket, reconnection, and the peer connections.
+// Relayed sessions: one RTCPeerConnection per subscription; the subscriber offers to the
+// publisher through the server, which only relays SDP and ICE (media is peer to peer).
+// Routed sessions: one sending connection per published stream (the client offers once) and
+// one receiving connection per client, which the SFU renegotiates with server-driven offers.
+// In both cases each connection has one offerer only, so negotiations never collide.
 
 const PROTOCOL_VERSION = 1;
 
@@ -93,9 +95,19 @@ export class Subscriber extends Emitter {
     this.element = resolveElement(element);
     this.pc = null;
     this.videoElement = null;
+    /** @type {MediaStreamTrack[]} */
+    this.tracks = [];
+    /** @type {MediaStream | null} */
+    this.remote = null;
   }
-  /** The receiving peer connection's stats (inbound-rtp etc.). */
-  getStats() { return this.pc ? this.pc.getStats() : Promise.resolve(new Map()); }
+  /** The receiving stats for this stream (inbound-rtp, candidate pairs…). */
+  async getStats() {
+    if (!this.pc) return new Map();
+    if (!this.tracks?.length) return this.pc.getStats();
+    const merged = new Map();
+    for (const t of this.tracks) for (const [k, v] of await this.pc.getStats(t)) merged.set(k, v);
+    return merged;
+  }
 }
 
 export class Session extends Emitter {
@@ -111,6 +123,10 @@ export class Session extends Emitter {
     this.subscribers = new Map();      // streamId -> Subscriber
     this.publisherPeers = new Map();   // `${streamId}/${subscriberConnectionId}` -> RTCPeerConnection
     this.publishers = new Map();       // streamId -> Publisher
+    this.mediaMode = null;
+    this.sendingPeers = new Map();     // routed: streamId -> RTCPeerConnection
+    this.receiver = null;              // routed: { pc, chain } for everything received
+    this.answerWaiters = new Map();    // routed: streamId ("" = receiver) -> resolve(sdp)
     this.capabilities = {};
     this.#socket = null;
     this.#nextId = 1;
@@ -154,6 +170,7 @@ export class Session extends Emitter {
   #welcome(msg) {
     if (msg.type === "connected") {
       this.connection = { connectionId: msg.connectionId, data: msg.data, role: msg.role };
+      this.mediaMode = msg.mediaMode;
       this.capabilities = { publish: msg.role !== "subscriber", subscribe: msg.role !== "publisheronly", forceDisconnect: msg.role === "moderator", forceUnpublish: msg.role === "moderator" };
       this.#resume = { connectionId: msg.connectionId, resumeToken: msg.resumeToken, graceMs: msg.reconnectGraceMs };
       this.emit("sessionConnected", { connection: this.connection });
@@ -223,7 +240,7 @@ export class Session extends Emitter {
         const stream = this.streams.get(msg.streamId);
         this.streams.delete(msg.streamId);
         const sub = this.subscribers.get(msg.streamId);
-        if (sub) { sub.pc?.close(); sub.videoElement?.remove(); this.subscribers.delete(msg.streamId); }
+        if (sub) { if (sub.pc !== this.receiver?.pc) sub.pc?.close(); sub.videoElement?.remove(); this.subscribers.delete(msg.streamId); }
         const own = this.publishers.get(msg.streamId);
         if (own) { this.#closePublisherPeers(msg.streamId); this.publishers.delete(msg.streamId); own.stream = null; own.emit("streamDestroyed", { stream, reason: msg.reason }); }
         return this.emit("streamDestroyed", { stream, reason: msg.reason });
@@ -252,6 +269,8 @@ export class Session extends Emitter {
       }
       case "muteAllChanged": return this.emit(msg.active ? "muteForced" : "muteForcedDisabled", { active: msg.active });
       case "sdp": return this.#onSdp(msg);
+      case "mediaAnswer": { const w = this.answerWaiters.get(msg.streamId ?? ""); this.answerWaiters.delete(msg.streamId ?? ""); return w?.(msg.sdp); }
+      case "mediaOffer": return this.#onServerOffer(msg.sdp);
       case "ice": return this.#onIce(msg);
       case "sessionDisconnected": return this.#teardown(msg.reason);
       case "error": return this.emit("error", { code: msg.code, message: msg.message });
@@ -262,6 +281,8 @@ export class Session extends Emitter {
     this.#closing = true;
     for (const sub of this.subscribers.values()) { sub.pc?.close(); sub.videoElement?.remove(); }
     for (const pc of this.publisherPeers.values()) pc.close();
+    for (const pc of this.sendingPeers.values()) pc.close();
+    this.receiver?.pc.close();
     this.subscribers.clear();
     this.publisherPeers.clear();
     this.#socket?.close();
@@ -278,6 +299,7 @@ export class Session extends Emitter {
       publisher.stream = reply.stream;
       publisher.session = this;
       this.publishers.set(reply.stream.streamId, publisher);
+      if (this.mediaMode === "routed") await this.#sendToSfu(publisher, reply.stream.streamId);
       publisher.emit("streamCreated", { stream: reply.stream });
       callback?.();
       return publisher;
@@ -294,7 +316,73 @@ export class Session extends Emitter {
     if (publisher.stream) this.#request({ type: "setStreamProperty", streamId: publisher.stream.streamId, ...props }).catch(() => {});
   }
 
+  // Routed: waits until ICE gathering finished, so the offer carries our candidates (the SFU
+  // is ICE-lite and takes no trickled candidates).
+  async #gathered(pc) {
+    if (pc.iceGatheringState === "complete") return;
+    await new Promise((resolve) => {
+      const done = () => pc.iceGatheringState === "complete" && resolve();
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 3000);
+    });
+  }
+
+  async #offerToSfu(pc, streamId) {
+    await pc.setLocalDescription(await pc.createOffer());
+    await this.#gathered(pc);
+    const answer = new Promise((resolve) => this.answerWaiters.set(streamId ?? "", resolve));
+    this.#send({ type: "mediaOffer", streamId, sdp: pc.localDescription.sdp });
+    await pc.setRemoteDescription({ type: "answer", sdp: await answer });
+  }
+
+  async #sendToSfu(publisher, streamId) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.sendingPeers.set(streamId, pc);
+    for (const track of publisher.mediaStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [publisher.mediaStream] });
+    await this.#offerToSfu(pc, streamId);
+  }
+
+  #ensureReceiver() {
+    if (this.receiver) return;
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    pc.createDataChannel("conclave");
+    pc.ontrack = (e) => {
+      // The SFU labels each subscribed stream's tracks with the msid stream ID pub{streamId}.
+      const streamId = (e.streams[0]?.id ?? "").replace(/^pub:?/, "");
+      const sub = this.subscribers.get(streamId);
+      if (sub) this.#attachTrack(sub, e.track);
+    };
+    this.receiver = { pc, chain: this.#offerToSfu(pc, undefined) };
+  }
+
+  #onServerOffer(sdp) {
+    const r = this.receiver;
+    if (!r) return;
+    r.chain = r.chain.then(async () => {
+      await r.pc.setRemoteDescription({ type: "offer", sdp });
+      await r.pc.setLocalDescription(await r.pc.createAnswer());
+      this.#send({ type: "mediaAnswer", sdp: r.pc.localDescription.sdp });
+    }).catch((e) => this.emit("error", { code: "media_failed", message: String(e) }));
+  }
+
+  #attachTrack(sub, track) {
+    sub.tracks = [...sub.tracks, track];
+    sub.remote = sub.remote ?? new MediaStream();
+    sub.remote.addTrack(track);
+    if (!sub.videoElement && sub.element) {
+      const v = document.createElement("video");
+      Object.assign(v, { autoplay: true, playsInline: true, srcObject: sub.remote });
+      v.className = "conclave-subscriber";
+      v.dataset.streamId = sub.stream.streamId;
+      sub.element.appendChild(v);
+      sub.videoElement = v;
+    }
+    sub.emit("videoElementCreated", { element: sub.videoElement });
+  }
+
   #closePublisherPeers(streamId) {
+    this.sendingPeers.get(streamId)?.close();
+    this.sendingPeers.delete(streamId);
     for (const [key, pc] of this.publisherPeers) if (key.startsWith(streamId + "/")) { pc.close(); this.publisherPeers.delete(key); }
   }
 
@@ -304,23 +392,17 @@ export class Session extends Emitter {
     this.subscribers.set(stream.streamId, sub);
     (async () => {
       await this.#request({ type: "subscribe", streamId: stream.streamId });
+      if (this.mediaMode === "routed") {
+        this.#ensureReceiver();
+        sub.pc = this.receiver.pc;
+        callback?.();
+        return;
+      }
       const pc = new RTCPeerConnection({ iceServers: this.iceServers });
       sub.pc = pc;
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
-      const remote = new MediaStream();
-      pc.ontrack = (e) => {
-        remote.addTrack(e.track);
-        if (!sub.videoElement && sub.element) {
-          const v = document.createElement("video");
-          Object.assign(v, { autoplay: true, playsInline: true, srcObject: remote });
-          v.className = "conclave-subscriber";
-          v.dataset.streamId = stream.streamId;
-          sub.element.appendChild(v);
-          sub.videoElement = v;
-        }
-        sub.emit("videoElementCreated", { element: sub.videoElement });
-      };
+      pc.ontrack = (e) => this.#attachTrack(sub, e.track);
       pc.onicecandidate = (e) => e.candidate && this.#send({ type: "ice", to: stream.connectionId, streamId: stream.streamId, candidate: e.candidate.toJSON() });
       await pc.setLocalDescription(await pc.createOffer());
       this.#send({ type: "sdp", to: stream.connectionId, streamId: stream.streamId, kind: "offer", sdp: pc.localDescription.sdp });
@@ -330,7 +412,7 @@ export class Session extends Emitter {
   }
 
   unsubscribe(subscriber) {
-    subscriber.pc?.close();
+    if (subscriber.pc !== this.receiver?.pc) subscriber.pc?.close();
     subscriber.videoElement?.remove();
     this.subscribers.delete(subscriber.stream.streamId);
     return this.#request({ type: "unsubscribe", streamId: subscriber.stream.streamId });

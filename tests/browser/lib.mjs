@@ -35,12 +35,17 @@ export async function startServer(extraArgs = []) {
     env: { ...process.env, CONCLAVE_DEMO_PASSWORD: PASSWORD, CONCLAVE_DEMO_MODERATOR_PASSWORD: MODERATOR_PASSWORD },
     stdio: ["ignore", "pipe", openSync(log, "w")],
   });
+  let mediaPort = null;
   const base = await new Promise((resolve, reject) => {
-    createInterface({ input: proc.stdout }).on("line", (l) => l.startsWith("listening on ") && resolve(l.slice(13).trim()));
+    createInterface({ input: proc.stdout }).on("line", (l) => {
+      const media = l.match(/^media on udp:\/\/[^:]+:(\d+)/);
+      if (media) mediaPort = Number(media[1]);
+      if (l.startsWith("listening on ")) resolve(l.slice(13).trim());
+    });
     proc.on("exit", () => reject(new Error("server exited: " + readFileSync(log, "utf8"))));
   });
   return {
-    base, dir, proc,
+    base, dir, proc, mediaPort,
     logs: () => readFileSync(log, "utf8"),
     async stop() { proc.kill("SIGTERM"); await new Promise((r) => (proc.exitCode !== null ? r() : proc.on("exit", r))); },
   };
@@ -64,12 +69,11 @@ export async function launch(colour) {
 
 /** Logs in through the demo's login form, then opens the meeting page. */
 export async function joinMeeting(page, base, { name, password = PASSWORD, room, mode }) {
-  await page.goto(`${base}/demo/`);
+  await page.goto(`${base}/demo/${mode ? `?mode=${mode}` : ""}`);
   await page.fill("input[name=name]", name);
   await page.fill("input[name=password]", password);
   await page.fill("input[name=room]", room);
   await Promise.all([page.waitForURL(/meeting\.html/), page.click("button[type=submit]")]);
-  if (mode) await page.goto(`${base}/demo/meeting.html?room=${room}&mode=${mode}`);
   await page.waitForFunction(() => window.conclaveDemo?.publisher?.stream, null, { timeout: 15000 });
 }
 

@@ -36,3 +36,29 @@ test("force-mute stops the audio the other side receives", { timeout: 90000 }, a
     await server.stop();
   }
 });
+
+test("routed: force-mute is enforced by the SFU, even against a client that ignores it", { timeout: 90000 }, async () => {
+  const server = await startServer();
+  const mod = await launch("green");
+  const talker = await launch("blue");
+  try {
+    await joinMeeting(mod.page, server.base, { name: "Mo", password: MODERATOR_PASSWORD, room: "mute2", mode: "routed" });
+    await joinMeeting(talker.page, server.base, { name: "Tal", room: "mute2", mode: "routed" });
+    await waitForMedia(mod.page);
+    const before = await energyOver(mod.page, 1500);
+    assert.ok(before.energy > 0, `audible before: ${JSON.stringify(before)}`);
+
+    await mod.page.click(".force-mute");
+    await talker.page.waitForFunction(() => document.getElementById("status").textContent.includes("muted"), null, { timeout: 10000 });
+    // A misbehaving client turns its microphone back on behind the server's back.
+    await talker.page.evaluate(() => window.conclaveDemo.publisher.mediaStream.getAudioTracks().forEach((t) => (t.enabled = true)));
+    await mod.page.waitForTimeout(1000);
+    const after = await energyOver(mod.page, 1500);
+    assert.ok(after.energy < before.energy / 100, `the SFU must stop forwarding the audio: before ${before.energy}, after ${after.energy}`);
+    assert.ok(after.frames > 0, "video keeps flowing");
+  } finally {
+    await mod.browser.close();
+    await talker.browser.close();
+    await server.stop();
+  }
+});

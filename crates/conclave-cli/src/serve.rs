@@ -60,6 +60,12 @@ pub struct ServeArgs {
     /// Development mode: allows a self-signed certificate on non-loopback addresses.
     #[arg(long)]
     dev: bool,
+    /// The address advertised to browsers as the SFU's host candidate, and bound for media.
+    #[arg(long, default_value = "127.0.0.1", env = "CONCLAVE_RTC_HOST")]
+    rtc_host: std::net::IpAddr,
+    /// The one UDP port for all routed media (0 picks a free one).
+    #[arg(long, default_value_t = 0, env = "CONCLAVE_RTC_PORT")]
+    rtc_port: u16,
     /// Serve the demo app at /demo/ (login page, meeting page, browser SDK). Passwords come
     /// from CONCLAVE_DEMO_PASSWORD and CONCLAVE_DEMO_MODERATOR_PASSWORD, or are generated and
     /// printed once at start.
@@ -101,7 +107,7 @@ async fn demo_app(store: &dyn conclave_store::Store, tls: bool) -> anyhow::Resul
         api_key,
         password,
         moderator_password,
-        default_mode: conclave_core::wire::MediaMode::Relayed,
+        default_mode: conclave_core::wire::MediaMode::Routed,
         secure_cookie: tls,
     }))
 }
@@ -135,7 +141,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
     let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone());
-    let hub = Hub::new(store.clone(), signal, Some(webhooks), metrics.clone());
+    let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port)).await?;
+    println!("media on udp://{}", media.address);
+    let hub = Hub::new(store.clone(), signal, Some(webhooks), metrics.clone(), Some(media));
     let _sweeper = hub.spawn_sweeper();
     let drain_hub = hub.clone();
     let rate = |per_sec: u32, burst_factor: f64| Rate { per_sec, burst: (f64::from(per_sec) * burst_factor) as u32 };

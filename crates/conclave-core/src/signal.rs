@@ -95,6 +95,15 @@ pub enum ClientMessage {
     Sdp { to: String, stream_id: String, kind: SdpKind, sdp: String },
     /// Relayed sessions: an ICE candidate (opaque JSON, as the browser produced it).
     Ice { to: String, stream_id: String, candidate: serde_json::Value },
+    /// Routed sessions: an offer to the SFU, with ICE candidates gathered. With `streamId`,
+    /// the publishing connection for that stream; without, this client's receiving connection.
+    MediaOffer {
+        #[serde(default)]
+        stream_id: Option<String>,
+        sdp: String,
+    },
+    /// Routed sessions: the answer to the SFU's latest `mediaOffer` on the receiving connection.
+    MediaAnswer { sdp: String },
 }
 
 /// What everybody may know about a connection (never its role or token).
@@ -187,6 +196,16 @@ pub enum ServerMessage {
     MuteAllChanged { active: bool },
     Sdp { from: String, stream_id: String, kind: SdpKind, sdp: String },
     Ice { from: String, stream_id: String, candidate: serde_json::Value },
+    /// Routed sessions: the SFU's answer to a client `mediaOffer`.
+    MediaAnswer {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stream_id: Option<String>,
+        sdp: String,
+    },
+    /// Routed sessions: the SFU offers changed media (new subscriptions) on the receiving
+    /// connection; answer with `mediaAnswer`. Each subscribed stream's tracks carry the msid
+    /// stream ID `pub{streamId}` (str0m drops the colon of the peer ID).
+    MediaOffer { sdp: String },
     /// Last message before the server closes this socket.
     SessionDisconnected { reason: DisconnectReason },
 }
@@ -213,6 +232,10 @@ pub enum ErrorCode {
     NotFound,
     InvalidArgument,
     RelayedOnly,
+    /// `mediaOffer`/`mediaAnswer` in a relayed session, or the server runs no SFU.
+    RoutedOnly,
+    /// The SFU refused the SDP.
+    MediaFailed,
     Draining,
     PersonalData,
 }

@@ -44,3 +44,4 @@ impl Default for Limits {
 pub mod signal;
 pub mod metrics;
 pub mod demo;
+pub mod media;

@@ -76,6 +76,9 @@ pub struct Hub {
     events: Option<mpsc::UnboundedSender<HubEvent>>,
     draining: std::sync::atomic::AtomicBool,
     metrics: Arc<crate::metrics::Metrics>,
+    media: Option<crate::media::MediaHandle>,
+    /// Routed subscriptions waiting for both media peers to exist: (connection, stream).
+    pending_media: Mutex<HashSet<(String, String)>>,
 }
 
 struct RandomIds;
@@ -117,8 +120,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>, config: SignalConfig, events: Option<mpsc::UnboundedSender<HubEvent>>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Hub> {
-        Arc::new(Hub { store, config, rooms: Default::default(), conn_index: Default::default(), revoked: Default::default(), events, draining: Default::default(), metrics })
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: SignalConfig,
+        events: Option<mpsc::UnboundedSender<HubEvent>>,
+        metrics: Arc<crate::metrics::Metrics>,
+        media: Option<crate::media::MediaHandle>,
+    ) -> Arc<Hub> {
+        Arc::new(Hub {
+            store,
+            config,
+            rooms: Default::default(),
+            conn_index: Default::default(),
+            revoked: Default::default(),
+            events,
+            draining: Default::default(),
+            metrics,
+            media,
+            pending_media: Default::default(),
+        })
     }
 
     pub fn is_draining(&self) -> bool {
@@ -173,6 +193,16 @@ impl Hub {
         for o in outputs {
             match o {
                 Output::Send { to, msg } => {
+                    if let Some(media) = &self.media {
+                        // Force-mute reaches media: the SFU stops forwarding that audio.
+                        match &msg {
+                            ServerMessage::MuteForced { stream_id } => media.audio_forwarding(crate::media::publisher_peer(stream_id), false),
+                            ServerMessage::StreamPropertyChanged { stream_id, property: conclave_core::signal::StreamProperty::HasAudio, new_value } => {
+                                media.audio_forwarding(crate::media::publisher_peer(stream_id), new_value.as_bool() == Some(true))
+                            }
+                            _ => {}
+                        }
+                    }
                     let frame = serialize(&msg);
                     for c in to {
                         if let Some(tx) = live.senders.get(&c) {
@@ -201,6 +231,17 @@ impl Hub {
                     });
                 }
                 Output::Event(event) => {
+                    if let Some(media) = &self.media {
+                        // Nothing of a removed stream or participant is forwarded any more.
+                        match &event {
+                            SessionEvent::StreamDestroyed { stream, .. } => media.remove_peer(crate::media::publisher_peer(&stream.stream_id)),
+                            SessionEvent::ConnectionDestroyed { connection, .. } => {
+                                media.remove_peer(crate::media::receiver_peer(&connection.connection_id));
+                                lock(&self.pending_media).retain(|(c, _)| c != &connection.connection_id);
+                            }
+                            _ => {}
+                        }
+                    }
                     if let Some(events) = &self.events {
                         let _ = events.send(HubEvent { api_key: meta.api_key.clone(), session_id: meta.session_id.clone(), event, at_ms: clock::unix_ms() });
                     }
@@ -351,11 +392,45 @@ impl Hub {
     }
 
     /// A message from a connected socket.
-    pub fn handle(&self, conn: &str, env: ClientEnvelope) -> Result<(), RoomError> {
+    pub fn handle(self: &Arc<Self>, conn: &str, env: ClientEnvelope) -> Result<(), RoomError> {
+        use conclave_core::signal::ClientMessage as M;
         let cell = self.cell_of(conn).ok_or_else(|| RoomError::new(ErrorCode::NotConnected, "not connected"))?;
         let mut live = lock(&cell);
+        if let M::MediaOffer { .. } | M::MediaAnswer { .. } = &env.msg {
+            let stream = match &env.msg {
+                M::MediaOffer { stream_id, .. } => stream_id.as_deref(),
+                _ => None,
+            };
+            live.room.check_media(conn, stream)?;
+            let media = self.media.clone().ok_or_else(|| RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU"))?;
+            drop(live);
+            tokio::spawn(self.clone().negotiate(media, conn.to_owned(), env.msg));
+            return Ok(());
+        }
+        let routed_subscription = match &env.msg {
+            M::Subscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => Some((true, stream_id.clone())),
+            M::Unsubscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => Some((false, stream_id.clone())),
+            _ => None,
+        };
         let audit = moderation_audit(&env.msg);
         let out = live.room.handle(conn, env.msg, env.id, clock::unix_ms())?;
+        if let (Some((subscribe, stream)), Some(media)) = (routed_subscription, self.media.clone()) {
+            let hub = self.clone();
+            let conn = conn.to_owned();
+            tokio::spawn(async move {
+                if subscribe {
+                    lock(&hub.pending_media).insert((conn.clone(), stream.clone()));
+                    hub.try_subscriptions(&media, |c, s| c == conn && s == stream).await;
+                } else {
+                    lock(&hub.pending_media).remove(&(conn.clone(), stream.clone()));
+                    match media.unsubscribe(crate::media::receiver_peer(&conn), crate::media::publisher_peer(&stream)).await {
+                        Ok(Some(offer)) => hub.send_to(&conn, &ServerMessage::MediaOffer { sdp: offer }),
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(error = %e, "unsubscribe in the SFU"),
+                    }
+                }
+            });
+        }
         if let Some((action, target, detail)) = audit {
             let meta = live.room.meta().clone();
             let store = self.store.clone();
@@ -365,6 +440,70 @@ impl Hub {
         }
         self.deliver(&mut live, out);
         Ok(())
+    }
+
+    /// Sends one message to one connection, if it is attached.
+    fn send_to(&self, conn: &str, msg: &ServerMessage) {
+        if let Some(cell) = self.cell_of(conn) {
+            let live = lock(&cell);
+            if let Some(tx) = live.senders.get(conn) {
+                let _ = tx.try_send(Outbound::Frame(serialize(msg)));
+            }
+        }
+    }
+
+    /// Runs a client's media negotiation against the SFU and answers it.
+    async fn negotiate(self: Arc<Self>, media: crate::media::MediaHandle, conn: String, msg: conclave_core::signal::ClientMessage) {
+        use crate::media::{publisher_peer, receiver_peer};
+        use conclave_core::signal::ClientMessage as M;
+        let failed = |e: String| ServerMessage::Error { id: None, code: ErrorCode::MediaFailed, message: e };
+        match msg {
+            M::MediaOffer { stream_id, sdp } => {
+                let peer = stream_id.as_deref().map_or_else(|| receiver_peer(&conn), publisher_peer);
+                match media.add_peer(peer, sdp).await {
+                    Ok(answer) => {
+                        self.send_to(&conn, &ServerMessage::MediaAnswer { stream_id: stream_id.clone(), sdp: answer });
+                        // A stream that is muted (by its publisher or by force) starts unforwarded.
+                        if let Some(s) = &stream_id {
+                            let muted = self.cell_of(&conn).and_then(|c| lock(&c).room.stream(s)).is_some_and(|info| !info.has_audio);
+                            if muted {
+                                media.audio_forwarding(publisher_peer(s), false);
+                            }
+                        }
+                        // A new publisher or receiver may complete waiting subscriptions.
+                        match stream_id {
+                            Some(s) => self.try_subscriptions(&media, |_, stream| stream == s).await,
+                            None => self.try_subscriptions(&media, |c, _| c == conn).await,
+                        }
+                    }
+                    Err(e) => self.send_to(&conn, &failed(e)),
+                }
+            }
+            M::MediaAnswer { sdp } => match media.accept_answer(receiver_peer(&conn), sdp).await {
+                Ok(Some(offer)) => self.send_to(&conn, &ServerMessage::MediaOffer { sdp: offer }),
+                Ok(None) => {}
+                Err(e) => self.send_to(&conn, &failed(e)),
+            },
+            _ => {}
+        }
+    }
+
+    /// Asks the SFU for each waiting subscription that matches; those whose peers both exist
+    /// are done (an offer goes to the receiver), the others keep waiting.
+    async fn try_subscriptions(&self, media: &crate::media::MediaHandle, matches: impl Fn(&str, &str) -> bool) {
+        use crate::media::{publisher_peer, receiver_peer};
+        let candidates: Vec<(String, String)> = lock(&self.pending_media).iter().filter(|(c, s)| matches(c, s)).cloned().collect();
+        for (conn, stream) in candidates {
+            match media.subscribe(receiver_peer(&conn), publisher_peer(&stream)).await {
+                Ok(offer) => {
+                    lock(&self.pending_media).remove(&(conn.clone(), stream.clone()));
+                    if let Some(sdp) = offer {
+                        self.send_to(&conn, &ServerMessage::MediaOffer { sdp });
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, connection = %conn, stream = %stream, "subscription waits for its media peers"),
+            }
+        }
     }
 
     /// The socket is gone without a goodbye: start the reconnect grace period.

@@ -434,10 +434,33 @@ impl Room {
                 self.check_relay(from, &to, &stream_id)?;
                 Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Sdp { from: from.to_owned(), stream_id, kind, sdp } }])
             }
+            ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } => {
+                Err(RoomError::new(ErrorCode::RoutedOnly, "media negotiation needs a routed session on a server with an SFU"))
+            }
             ClientMessage::Ice { to, stream_id, candidate } => {
                 self.check_relay(from, &to, &stream_id)?;
                 Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Ice { from: from.to_owned(), stream_id, candidate } }])
             }
+        }
+    }
+
+    /// Routed sessions: may `from` negotiate media for `stream_id` (its own stream) or, without
+    /// a stream, receive media (any role but publisheronly)?
+    pub fn check_media(&self, from: &str, stream_id: Option<&str>) -> Result<(), RoomError> {
+        if self.meta.media_mode != MediaMode::Routed {
+            return Err(RoomError::new(ErrorCode::RoutedOnly, "relayed sessions negotiate peer to peer (sdp/ice)"));
+        }
+        let role = self.conn(from)?.role;
+        match stream_id {
+            Some(id) => {
+                let s = self.streams.get(id).ok_or_else(|| not_found("stream"))?;
+                if s.info.connection_id != from {
+                    return Err(RoomError::new(ErrorCode::Forbidden, "only a stream's publisher negotiates its media"));
+                }
+                Ok(())
+            }
+            None if role.can_subscribe() => Ok(()),
+            None => Err(forbidden("receive media", role)),
         }
     }
 

@@ -1,0 +1,135 @@
+//! Routed media: one UDP socket for all peers and the task that drives the sans-IO SFU
+//! (`conclave-media`) with real time and real datagrams.
+//!
+//! Owns: the socket, the clock, and the command channel the hub uses. Must not touch:
+//! session rules (the hub decides who may publish or subscribe) or SDP policy (the SFU's).
+//! Peer IDs: `pub:{streamId}` for a publishing connection, `sub:{connectionId}` for a
+//! client's receiving connection.
+
+use conclave_media::{Sfu, SfuOutput};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+pub fn publisher_peer(stream_id: &str) -> String {
+    format!("pub:{stream_id}")
+}
+
+pub fn receiver_peer(connection_id: &str) -> String {
+    format!("sub:{connection_id}")
+}
+
+type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+pub enum MediaCommand {
+    AddPeer { peer: String, offer: String, reply: Reply<String> },
+    AcceptAnswer { peer: String, answer: String, reply: Reply<Option<String>> },
+    Subscribe { receiver: String, publisher: String, reply: Reply<Option<String>> },
+    Unsubscribe { receiver: String, publisher: String, reply: Reply<Option<String>> },
+    RemovePeer { peer: String },
+    AudioForwarding { peer: String, enabled: bool },
+}
+
+/// The hub's handle on the SFU task.
+#[derive(Clone)]
+pub struct MediaHandle {
+    tx: mpsc::UnboundedSender<MediaCommand>,
+    pub address: SocketAddr,
+}
+
+impl MediaHandle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> MediaCommand) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| "the media task stopped".to_owned())?;
+        rx.await.map_err(|_| "the media task stopped".to_owned())?
+    }
+
+    pub async fn add_peer(&self, peer: String, offer: String) -> Result<String, String> {
+        self.ask(|reply| MediaCommand::AddPeer { peer, offer, reply }).await
+    }
+    pub async fn accept_answer(&self, peer: String, answer: String) -> Result<Option<String>, String> {
+        self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply }).await
+    }
+    pub async fn subscribe(&self, receiver: String, publisher: String) -> Result<Option<String>, String> {
+        self.ask(|reply| MediaCommand::Subscribe { receiver, publisher, reply }).await
+    }
+    pub async fn unsubscribe(&self, receiver: String, publisher: String) -> Result<Option<String>, String> {
+        self.ask(|reply| MediaCommand::Unsubscribe { receiver, publisher, reply }).await
+    }
+    pub fn remove_peer(&self, peer: String) {
+        let _ = self.tx.send(MediaCommand::RemovePeer { peer });
+    }
+    pub fn audio_forwarding(&self, peer: String, enabled: bool) {
+        let _ = self.tx.send(MediaCommand::AudioForwarding { peer, enabled });
+    }
+}
+
+/// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
+/// the host candidate every peer is offered.
+pub async fn start(address: SocketAddr) -> std::io::Result<MediaHandle> {
+    let socket = UdpSocket::bind(address).await?;
+    let address = socket.local_addr()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(socket, address, rx));
+    Ok(MediaHandle { tx, address })
+}
+
+fn apply(sfu: &mut Sfu, cmd: MediaCommand, now: Instant) {
+    let err = |e: conclave_media::SfuError| e.to_string();
+    match cmd {
+        MediaCommand::AddPeer { peer, offer, reply } => {
+            let _ = reply.send(sfu.add_peer(peer, &offer, now).map_err(err));
+        }
+        MediaCommand::AcceptAnswer { peer, answer, reply } => {
+            let _ = reply.send(sfu.accept_answer(&peer, &answer, now).map_err(err));
+        }
+        MediaCommand::Subscribe { receiver, publisher, reply } => {
+            let _ = reply.send(sfu.subscribe(&receiver, &publisher, now).map_err(err));
+        }
+        MediaCommand::Unsubscribe { receiver, publisher, reply } => {
+            let _ = reply.send(sfu.unsubscribe(&receiver, &publisher, now).map_err(err));
+        }
+        MediaCommand::RemovePeer { peer } => {
+            let _ = sfu.remove_peer(&peer);
+        }
+        MediaCommand::AudioForwarding { peer, enabled } => {
+            let _ = sfu.set_audio_forwarding(&peer, enabled);
+        }
+    }
+}
+
+async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+    let mut sfu = Sfu::new(local);
+    let mut buf = vec![0u8; 2048];
+    let mut deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        // Drain everything the SFU wants done, and learn its next deadline.
+        while let Some(out) = sfu.poll_output() {
+            match out {
+                SfuOutput::Transmit { destination, bytes, .. } => {
+                    if let Err(e) = socket.send_to(&bytes, destination).await {
+                        tracing::debug!(error = %e, %destination, "media send failed");
+                    }
+                }
+                SfuOutput::Timeout(t) => {
+                    deadline = t;
+                    break;
+                }
+                SfuOutput::Event(e) => tracing::debug!(event = ?e, "sfu"),
+            }
+        }
+        let sleep_until = tokio::time::Instant::from_std(deadline.max(Instant::now()).min(Instant::now() + Duration::from_secs(1)));
+        tokio::select! {
+            recv = socket.recv_from(&mut buf) => match recv {
+                Ok((n, source)) => { sfu.handle_datagram(Instant::now(), source, local, &buf[..n]); }
+                Err(e) => tracing::debug!(error = %e, "media receive failed"),
+            },
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => apply(&mut sfu, cmd, Instant::now()),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(sleep_until) => sfu.handle_timeout(Instant::now()),
+        }
+    }
+}
