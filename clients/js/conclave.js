@@ -171,6 +171,9 @@ export class Session extends Emitter {
     if (msg.type === "connected") {
       this.connection = { connectionId: msg.connectionId, data: msg.data, role: msg.role };
       this.mediaMode = msg.mediaMode;
+      this.e2ee = msg.e2ee === true;
+      // TURN from the server (time-limited credentials), plus any the app configured.
+      if (msg.iceServers?.length) this.iceServers = [...msg.iceServers, ...this.iceServers];
       this.capabilities = { publish: msg.role !== "subscriber", subscribe: msg.role !== "publisheronly", forceDisconnect: msg.role === "moderator", forceUnpublish: msg.role === "moderator" };
       this.#resume = { connectionId: msg.connectionId, resumeToken: msg.resumeToken, graceMs: msg.reconnectGraceMs };
       this.emit("sessionConnected", { connection: this.connection });

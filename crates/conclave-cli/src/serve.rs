@@ -2,7 +2,7 @@
 
 use crate::{DataDirArg, open_store};
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
-use conclave_server::signal::hub::{Hub, SignalConfig};
+use conclave_server::signal::hub::{Hub, SignalConfig, TurnConfig};
 use conclave_server::metrics::{Cidr, Metrics};
 use conclave_server::ratelimit::{Limiters, Rate, RateLimits};
 use conclave_server::webhook::{self, CallbackPolicy, WebhookConfig};
@@ -66,6 +66,16 @@ pub struct ServeArgs {
     /// The one UDP port for all routed media (0 picks a free one).
     #[arg(long, default_value_t = 0, env = "CONCLAVE_RTC_PORT")]
     rtc_port: u16,
+    /// A TURN server URL handed to clients (repeat for several), e.g.
+    /// `turn:turn.example.com:3478?transport=udp`. Needs --turn-secret-env.
+    #[arg(long = "turn-url", requires = "turn_secret_env")]
+    turn_urls: Vec<String>,
+    /// Environment variable holding the TURN server's `static-auth-secret` (coturn
+    /// `use-auth-secret`); clients get credentials valid for --turn-ttl.
+    #[arg(long)]
+    turn_secret_env: Option<String>,
+    #[arg(long, value_parser = crate::duration::parse, default_value = "12h")]
+    turn_ttl: Duration,
     /// Serve the demo app at /demo/ (login page, meeting page, browser SDK). Passwords come
     /// from CONCLAVE_DEMO_PASSWORD and CONCLAVE_DEMO_MODERATOR_PASSWORD, or are generated and
     /// printed once at start.
@@ -137,7 +147,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Refuse a bad transport before touching the data directory.
     conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
     let store: Arc<dyn conclave_store::Store> = Arc::new(open_store(&args.data.data_dir).await?);
-    let signal = SignalConfig { heartbeat: args.signal_heartbeat, reconnect_grace: args.reconnect_grace, ..SignalConfig::default() };
+    let turn = match &args.turn_secret_env {
+        Some(var) => {
+            let secret = std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the TURN secret) is not set"))?;
+            anyhow::ensure!(secret.len() >= 16, "the TURN secret in {var} is too short (use 32 random bytes, e.g. openssl rand -hex 32)");
+            anyhow::ensure!(!args.turn_urls.is_empty(), "--turn-secret-env needs at least one --turn-url");
+            Some(TurnConfig { urls: args.turn_urls.clone(), secret: zeroize::Zeroizing::new(secret), ttl: args.turn_ttl })
+        }
+        None => None,
+    };
+    let signal = SignalConfig { heartbeat: args.signal_heartbeat, reconnect_grace: args.reconnect_grace, turn, ..SignalConfig::default() };
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
     let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone());

@@ -471,3 +471,24 @@ async fn personal_data_in_connection_data_is_warned_or_rejected_per_policy() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("personal data"));
 }
+
+#[tokio::test]
+async fn clients_get_time_limited_turn_credentials() {
+    // SAFETY: a variable no other test reads; the child process inherits it at spawn.
+    unsafe { std::env::set_var("CONCLAVE_TEST_TURN_SECRET", "3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c") };
+    let e = env(&["--turn-url", "turn:turn.example.com:3478?transport=udp", "--turn-url", "turns:turn.example.com:5349", "--turn-secret-env", "CONCLAVE_TEST_TURN_SECRET", "--turn-ttl", "1h"]).await;
+    let s = e.session(SessionOptions::routed()).await;
+    let c = e.join(&s, Role::Publisher, "").await;
+    let ServerMessage::Connected { ice_servers, connection_id, .. } = &c.welcome else { panic!("{:?}", c.welcome) };
+    assert_eq!(ice_servers.len(), 1);
+    let turn = &ice_servers[0];
+    assert_eq!(turn.urls, ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349"]);
+    let username = turn.username.as_deref().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert_eq!(user, connection_id);
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((now() + 3500..=now() + 3700).contains(&expiry), "valid for the TTL");
+    let (_, expected) = conclave_client::signal::turn_credentials(b"3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c", connection_id, expiry);
+    assert_eq!(turn.credential.as_deref(), Some(expected.as_str()), "what coturn's use-auth-secret accepts");
+    assert!(!e.server.logs().contains("3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c"), "the TURN secret is never logged");
+}

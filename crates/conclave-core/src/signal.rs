@@ -106,6 +106,27 @@ pub enum ClientMessage {
     MediaAnswer { sdp: String },
 }
 
+/// An `RTCIceServer` as the browser takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Time-limited TURN credentials in coturn's REST-API style (`use-auth-secret`):
+/// username `"{expiry}:{user}"`, credential base64(HMAC-SHA1(secret, username)).
+pub fn turn_credentials(secret: &[u8], user: &str, expires_at: u64) -> (String, String) {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let username = format!("{expires_at}:{user}");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(username.as_bytes());
+    (username, base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
 /// What everybody may know about a connection (never its role or token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -171,6 +192,13 @@ pub enum ServerMessage {
         reconnect_grace_ms: u64,
         connections: Vec<ConnectionInfo>,
         streams: Vec<StreamInfo>,
+        /// STUN/TURN servers for the browser's peer connections (TURN with time-limited
+        /// credentials), as `RTCIceServer` objects.
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
+        /// The session requires end-to-end encryption of media (routed, E2EE).
+        #[serde(default)]
+        e2ee: bool,
     },
     Resumed { connection_id: String, connections: Vec<ConnectionInfo>, streams: Vec<StreamInfo> },
     Ack { id: u64 },
@@ -282,6 +310,14 @@ mod tests {
         for bad in ["", "{", "[]", r#"{"type":"nope"}"#, r#"{"type":"subscribe"}"#, r#"{"type":"connect","v":"1"}"#] {
             assert_eq!(parse_client_frame(bad).unwrap_err().0, ErrorCode::BadMessage, "{bad}");
         }
+    }
+
+    #[test]
+    fn turn_credentials_follow_coturns_rest_api() {
+        // printf '1700000000:alice' | openssl dgst -sha1 -hmac secret -binary | base64
+        let (u, c) = turn_credentials(b"secret", "alice", 1_700_000_000);
+        assert_eq!(u, "1700000000:alice");
+        assert_eq!(c, "d8soP47RbdIKLDUOpnJPVQyq5Ts=");
     }
 
     #[test]

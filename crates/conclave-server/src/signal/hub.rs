@@ -37,6 +37,7 @@ pub struct SignalConfig {
     pub burst: u32,
     pub max_strikes: u32,
     pub outbound_queue: usize,
+    pub turn: Option<TurnConfig>,
 }
 
 impl Default for SignalConfig {
@@ -49,7 +50,22 @@ impl Default for SignalConfig {
             burst: 100,
             max_strikes: 20,
             outbound_queue: 512,
+            turn: None,
         }
+    }
+}
+
+/// TURN servers handed to clients, with coturn `use-auth-secret` credentials.
+#[derive(Clone)]
+pub struct TurnConfig {
+    pub urls: Vec<String>,
+    pub secret: zeroize::Zeroizing<String>,
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig").field("urls", &self.urls).field("secret", &"<redacted>").field("ttl", &self.ttl).finish()
     }
 }
 
@@ -364,9 +380,19 @@ impl Hub {
             reconnect_grace_ms: self.config.reconnect_grace.as_millis() as u64,
             connections,
             streams,
+            ice_servers: self.ice_servers(&conn),
+            e2ee: session.e2ee,
         };
         tracing::info!(session_id, connection = %conn, role = %claims.role, "connected");
         Ok((conn, reply))
+    }
+
+    /// TURN credentials for one connection, valid for the configured TTL.
+    fn ice_servers(&self, conn: &str) -> Vec<conclave_core::signal::IceServer> {
+        let Some(turn) = &self.config.turn else { return Vec::new() };
+        let expires = clock::unix_secs() + turn.ttl.as_secs();
+        let (username, credential) = conclave_core::signal::turn_credentials(turn.secret.as_bytes(), conn, expires);
+        vec![conclave_core::signal::IceServer { urls: turn.urls.clone(), username: Some(username), credential: Some(credential) }]
     }
 
     fn cell_of(&self, conn: &str) -> Option<Arc<Mutex<LiveRoom>>> {
