@@ -5,6 +5,9 @@ import { initSession, initPublisher } from "./conclave.js";
 
 const room = new URLSearchParams(location.search).get("room") ?? "lobby";
 const mode = new URLSearchParams(location.search).get("mode") ?? "";
+// E2EE meetings: the shared secret lives in the URL fragment, which browsers never send to a
+// server; share the link out of band. The SFU only ever sees encrypted frames.
+const secret = new URLSearchParams(location.hash.slice(1)).get("secret");
 const $ = (id) => document.getElementById(id);
 const names = new Map(); // connectionId -> display name, learned from "hello" signals
 
@@ -15,7 +18,10 @@ function say(text, isError = false) {
 
 async function join() {
   // 1. A token for this meeting, from our own server (never from the browser).
-  const r = await fetch(`api/meetings/${encodeURIComponent(room)}/join${mode ? `?mode=${mode}` : ""}`, { method: "POST" });
+  const query = new URLSearchParams();
+  if (mode) query.set("mode", mode);
+  if (secret) query.set("e2ee", "1");
+  const r = await fetch(`api/meetings/${encodeURIComponent(room)}/join?${query}`, { method: "POST" });
   if (r.status === 401) { location.href = "./"; return; }
   const { apiKey, sessionId, token, name, role } = await r.json();
   $("title").textContent = `Meeting “${room}” as ${name}${role === "moderator" ? " (moderator)" : ""}`;
@@ -37,6 +43,10 @@ async function join() {
     muteForced: (e) => e.streamId === publisher.stream?.streamId && (say("a moderator muted you"), ($("toggle-audio").textContent = "Unmute")),
   });
   await session.connect(token);
+  if (session.e2ee) {
+    if (!secret) throw new Error("this meeting is end-to-end encrypted: open it with its #secret=… link");
+    await session.setEncryptionSecret(secret);
+  }
   await session.signal({ type: "hello", data: name });
   await session.publish(publisher);
   say("connected");

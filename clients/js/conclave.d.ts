@@ -74,6 +74,9 @@ export declare class Session extends Emitter<SessionEvents> {
   forceMuteAll(excludedStreams?: Array<Stream | string>): Promise<unknown>;
   disableForceMute(): Promise<unknown>;
   disconnect(): void;
+  /** E2EE sessions: the shared secret the app sets before publishing or subscribing. */
+  setEncryptionSecret(secret: string): Promise<void>;
+  readonly e2ee: boolean;
 }
 
 export declare function initSession(apiKey: string, sessionId: string, options?: SessionOptions): Session;

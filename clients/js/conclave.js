@@ -10,6 +10,64 @@
 
 const PROTOCOL_VERSION = 1;
 
+// ---- End-to-end encryption (routed E2EE sessions) ------------------------------------------
+// Each encoded frame becomes: clear header ‖ AES-GCM(ciphertext ‖ tag) ‖ IV (12 bytes). The
+// clear header keeps what the SFU and packetizers must read (the VP8 payload header: 10 bytes
+// of a keyframe, 3 of a delta frame; 1 byte of audio) and is authenticated as additional data.
+// The SFU forwards the frames untouched and never holds the key.
+
+async function deriveFrameKey(secret, sessionId) {
+  const material = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), "PBKDF2", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey(
+    { name: "PBKDF2", salt: new TextEncoder().encode(`conclave-e2ee:${sessionId}`), iterations: 100000, hash: "SHA-256" },
+    material, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+}
+
+function clearBytes(frame) {
+  if (frame.type === "key") return 10;
+  if (frame.type === "delta") return 3;
+  return 1; // audio
+}
+
+function encryptTransform(getKey) {
+  return new TransformStream({
+    async transform(frame, controller) {
+      const data = new Uint8Array(frame.data);
+      const n = Math.min(clearBytes(frame), data.length);
+      const iv = crypto.getRandomValues(new Uint8Array(12));
+      const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: data.subarray(0, n) }, await getKey(), data.subarray(n)));
+      const out = new Uint8Array(n + sealed.length + 12);
+      out.set(data.subarray(0, n)); out.set(sealed, n); out.set(iv, n + sealed.length);
+      frame.data = out.buffer;
+      controller.enqueue(frame);
+    },
+  });
+}
+
+function decryptTransform(getKey) {
+  return new TransformStream({
+    async transform(frame, controller) {
+      const data = new Uint8Array(frame.data);
+      const n = clearBytes(frame);
+      if (data.length < n + 16 + 12) return; // not ours: drop
+      try {
+        const iv = data.subarray(data.length - 12);
+        const plain = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: data.subarray(0, n) }, await getKey(), data.subarray(n, data.length - 12)));
+        const out = new Uint8Array(n + plain.length);
+        out.set(data.subarray(0, n)); out.set(plain, n);
+        frame.data = out.buffer;
+        controller.enqueue(frame);
+      } catch { /* wrong key or tampered: the frame is dropped, never shown */ }
+    },
+  });
+}
+
+function pipeThrough(endpoint, transform) {
+  // @ts-ignore: Chromium's insertable streams API
+  const { readable, writable } = endpoint.createEncodedStreams();
+  readable.pipeThrough(transform).pipeTo(writable);
+}
+
 class Emitter {
   #handlers = new Map();
   on(type, fn) {
@@ -127,6 +185,8 @@ export class Session extends Emitter {
     this.sendingPeers = new Map();     // routed: streamId -> RTCPeerConnection
     this.receiver = null;              // routed: { pc, chain } for everything received
     this.answerWaiters = new Map();    // routed: streamId ("" = receiver) -> resolve(sdp)
+    this.e2ee = false;
+    this.frameKey = null;              // E2EE: Promise<CryptoKey>
     this.capabilities = {};
     this.#socket = null;
     this.#nextId = 1;
@@ -136,6 +196,24 @@ export class Session extends Emitter {
   }
 
   #socket; #nextId; #pending; #resume; #closing;
+
+  /**
+   * E2EE sessions: the shared secret every participant's app sets (never sent to the server).
+   * @param {string} secret
+   */
+  setEncryptionSecret(secret) {
+    this.frameKey = deriveFrameKey(secret, this.sessionId);
+    return this.frameKey.then(() => undefined);
+  }
+
+  #peerConfig() {
+    // @ts-ignore: Chromium's insertable-streams switch for E2EE
+    return this.e2ee ? { iceServers: this.iceServers, encodedInsertableStreams: true } : { iceServers: this.iceServers };
+  }
+
+  #requireKey() {
+    if (this.e2ee && !this.frameKey) throw Object.assign(new Error("this session is end-to-end encrypted: call setEncryptionSecret first"), { code: "e2ee_secret_missing" });
+  }
 
   /** Connects with a token; resolves once connected, rejects with the server's error. */
   connect(token, callback) {
@@ -339,17 +417,23 @@ export class Session extends Emitter {
   }
 
   async #sendToSfu(publisher, streamId) {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.#requireKey();
+    const pc = new RTCPeerConnection(this.#peerConfig());
     this.sendingPeers.set(streamId, pc);
-    for (const track of publisher.mediaStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [publisher.mediaStream] });
+    for (const track of publisher.mediaStream.getTracks()) {
+      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [publisher.mediaStream] });
+      if (this.e2ee) pipeThrough(t.sender, encryptTransform(() => this.frameKey));
+    }
     await this.#offerToSfu(pc, streamId);
   }
 
   #ensureReceiver() {
     if (this.receiver) return;
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.#requireKey();
+    const pc = new RTCPeerConnection(this.#peerConfig());
     pc.createDataChannel("conclave");
     pc.ontrack = (e) => {
+      if (this.e2ee) pipeThrough(e.receiver, decryptTransform(() => this.frameKey));
       // The SFU labels each subscribed stream's tracks with the msid stream ID pub{streamId}.
       const streamId = (e.streams[0]?.id ?? "").replace(/^pub:?/, "");
       const sub = this.subscribers.get(streamId);

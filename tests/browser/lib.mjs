@@ -68,8 +68,8 @@ export async function launch(colour) {
 }
 
 /** Logs in through the demo's login form, then opens the meeting page. */
-export async function joinMeeting(page, base, { name, password = PASSWORD, room, mode }) {
-  await page.goto(`${base}/demo/${mode ? `?mode=${mode}` : ""}`);
+export async function joinMeeting(page, base, { name, password = PASSWORD, room, mode, secret }) {
+  await page.goto(`${base}/demo/${mode ? `?mode=${mode}` : ""}${secret ? `#secret=${encodeURIComponent(secret)}` : ""}`);
   await page.fill("input[name=name]", name);
   await page.fill("input[name=password]", password);
   await page.fill("input[name=room]", room);

@@ -46,7 +46,7 @@ struct Login {
 pub struct Demo {
     config: DemoConfig,
     logins: Mutex<HashMap<String, Arc<Login>>>,
-    meetings: Mutex<HashMap<(String, MediaMode), String>>,
+    meetings: Mutex<HashMap<(String, MediaMode, bool), String>>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -125,6 +125,8 @@ async fn login(axum::Extension(demo): axum::Extension<Arc<Demo>>, body: Result<a
 #[derive(serde::Deserialize)]
 struct JoinQuery {
     mode: Option<String>,
+    /// `1`: an end-to-end encrypted meeting (routed; the secret never reaches the server).
+    e2ee: Option<String>,
 }
 
 /// The token endpoint: one session per meeting (and media mode), one token per participant.
@@ -147,14 +149,18 @@ async fn join(
         None | Some("") => demo.config.default_mode,
         Some(_) => return Err(ApiError::bad_request("mode must be relayed or routed")),
     };
-    let existing = demo.meetings.lock().unwrap_or_else(|p| p.into_inner()).get(&(room.clone(), mode)).cloned();
+    let e2ee = q.e2ee.as_deref() == Some("1");
+    if e2ee && mode != MediaMode::Routed {
+        return Err(ApiError::bad_request("end-to-end encrypted meetings are routed"));
+    }
+    let existing = demo.meetings.lock().unwrap_or_else(|p| p.into_inner()).get(&(room.clone(), mode, e2ee)).cloned();
     let session_id = match existing {
         Some(id) => id,
         None => {
-            let req = SessionCreateRequest { media_mode: mode, ..SessionCreateRequest::from_form(b"").expect("the empty form is valid") };
+            let req = SessionCreateRequest { media_mode: mode, e2ee, ..SessionCreateRequest::from_form(b"").expect("the empty form is valid") };
             let record = create_session(state.store.as_ref(), &demo.config.api_key, &req).await?;
             let mut meetings = demo.meetings.lock().unwrap_or_else(|p| p.into_inner());
-            meetings.entry((room.clone(), mode)).or_insert(record.session_id).clone()
+            meetings.entry((room.clone(), mode, e2ee)).or_insert(record.session_id).clone()
         }
     };
     let project = state.store.project(&demo.config.api_key).await.map_err(|e| ApiError::internal("project lookup failed", &e))?;
