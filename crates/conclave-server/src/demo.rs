@@ -25,6 +25,9 @@ use zeroize::Zeroizing;
 
 const COOKIE: &str = "conclave_demo";
 const TOKEN_LIFETIME_SECS: u64 = 2 * 3600;
+/// Logins last as long as their cookie (12 h); at most this many are kept.
+const LOGIN_LIFETIME_SECS: u64 = 12 * 3600;
+const MAX_LOGINS: usize = 10_000;
 
 pub struct DemoConfig {
     pub api_key: String,
@@ -39,6 +42,7 @@ pub struct DemoConfig {
 struct Login {
     name: String,
     role: Role,
+    expires_at: u64,
     /// Opaque per-login ID: what goes into the token's connection data.
     uid: String,
 }
@@ -89,7 +93,7 @@ impl Demo {
     fn login_of(&self, headers: &HeaderMap) -> Option<Arc<Login>> {
         let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).map(str::trim);
         let id = cookies.filter_map(|c| c.strip_prefix(COOKIE)?.strip_prefix('=')).next()?;
-        self.logins.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.logins.lock().unwrap_or_else(|p| p.into_inner()).get(id).filter(|l| l.expires_at > clock::unix_secs()).cloned()
     }
 }
 
@@ -114,7 +118,14 @@ async fn login(axum::Extension(demo): axum::Extension<Arc<Demo>>, body: Result<a
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong password"));
     };
     let id = random_hex(32);
-    demo.logins.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), Arc::new(Login { name: name.to_owned(), role, uid: random_hex(8) }));
+    let now = clock::unix_secs();
+    let mut logins = demo.logins.lock().unwrap_or_else(|p| p.into_inner());
+    logins.retain(|_, l| l.expires_at > now);
+    if logins.len() >= MAX_LOGINS {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many demo logins; try again later"));
+    }
+    logins.insert(id.clone(), Arc::new(Login { name: name.to_owned(), role, uid: random_hex(8), expires_at: now + LOGIN_LIFETIME_SECS }));
+    drop(logins);
     let secure = if demo.config.secure_cookie { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={id}; Path=/demo; HttpOnly; SameSite=Strict; Max-Age=43200{secure}");
     let mut r = axum::Json(serde_json::json!({"name": name, "role": role})).into_response();
