@@ -17,6 +17,10 @@ struct Received {
 }
 
 async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
+    receiver_on("127.0.0.1:0", fail_first).await
+}
+
+async fn receiver_on(addr: &str, fail_first: usize) -> (String, Arc<Mutex<Received>>) {
     let state = Arc::new(Mutex::new(Received::default()));
     let s = state.clone();
     let app = axum::Router::new().route(
@@ -32,7 +36,7 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, state)
@@ -142,4 +146,50 @@ async fn callback_urls_on_private_addresses_are_refused_by_default() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = create_project(&data);
+    let flags = ["--allow-private-callbacks", "--allow-http-callbacks"];
+    let mut server = Server::start(&data, &flags);
+    let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
+    // The receiver is down: nothing listens on this port yet.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    for (group, event) in [("connection", "created"), ("connection", "destroyed")] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v2/project/{}/callback", server.base, p.api_key))
+            .header("X-OPENTOK-AUTH", sdk.rest_credential())
+            .json(&serde_json::json!({"group": group, "event": event, "url": url}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let ws = format!("{}/v1/signal", server.base.replace("http://", "ws://"));
+    let a = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
+    let conn = a.connection_id.clone();
+    a.disconnect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await; // at least one failed attempt
+    assert!(server.logs().contains("retrying"), "{}", server.logs());
+    assert!(server.stop());
+
+    // The receiver comes up, the server restarts on the same data directory.
+    let (_, received) = receiver_on(&format!("127.0.0.1:{port}"), 0).await;
+    let server = Server::start(&data, &flags);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while received.lock().unwrap().calls.len() < 2 {
+        assert!(Instant::now() < deadline, "undelivered webhooks did not arrive after the restart:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = &received.lock().unwrap().calls;
+    let names: Vec<String> = calls.iter().map(|c| serde_json::from_slice::<serde_json::Value>(&c.2).unwrap()["event"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["connectionCreated", "connectionDestroyed"]);
+    let first: serde_json::Value = serde_json::from_slice(&calls[0].2).unwrap();
+    assert_eq!(first["connection"]["id"], conn.as_str());
+    assert!(server.logs().contains("resuming undelivered webhooks"));
 }

@@ -14,7 +14,7 @@ use crate::clock;
 use crate::signal::hub::HubEvent;
 use crate::signal::room::SessionEvent;
 use conclave_core::jws::sign_hs256;
-use conclave_store::{CallbackRecord, Store};
+use conclave_store::Store;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -150,10 +150,12 @@ pub fn sign(api_key: &str, secret: &[u8], body: &[u8], delivery_id: &str) -> Str
 }
 
 struct Job {
+    /// The outbox row to delete once delivered or abandoned.
+    seq: i64,
     api_key: String,
     url: String,
     body: Vec<u8>,
-    event: &'static str,
+    event: String,
 }
 
 type Queues = Arc<Mutex<HashMap<(String, String), mpsc::UnboundedSender<Job>>>>;
@@ -163,6 +165,19 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
     let (tx, mut rx) = mpsc::unbounded_channel::<HubEvent>();
     let queues: Queues = Arc::default();
     tokio::spawn(async move {
+        // Webhooks a previous run did not deliver go first, in their original order.
+        match store.pending_webhooks().await {
+            Ok(pending) => {
+                if !pending.is_empty() {
+                    tracing::info!(count = pending.len(), "resuming undelivered webhooks");
+                }
+                for r in pending {
+                    let job = Job { seq: r.seq, api_key: r.api_key, url: r.url, body: r.body, event: r.event };
+                    enqueue(&queues, &store, &config, &metrics, &r.session_id, job);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "loading undelivered webhooks failed"),
+        }
         while let Some(event) = rx.recv().await {
             let callbacks = match store.callbacks(&event.api_key).await {
                 Ok(c) => c,
@@ -174,7 +189,25 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
             let (group, name, body) = event_body(&event);
             let body = serde_json::to_vec(&body).expect("serializes");
             for cb in callbacks.into_iter().filter(|c| c.group == group && c.event == name) {
-                enqueue(&queues, &store, &config, &metrics, &event.session_id, cb, body.clone(), serde_event_name(group, name));
+                let record = conclave_store::OutboxRecord {
+                    seq: 0,
+                    api_key: cb.api_key.clone(),
+                    session_id: event.session_id.clone(),
+                    url: cb.url.clone(),
+                    event: serde_event_name(group, name).to_owned(),
+                    body: body.clone(),
+                    created_at_ms: event.at_ms,
+                };
+                // Written before the first attempt, so a restart cannot lose it.
+                let seq = match store.enqueue_webhook(&record).await {
+                    Ok(seq) => seq,
+                    Err(e) => {
+                        tracing::error!(error = %e, "persisting a webhook failed; delivering it from memory only");
+                        0
+                    }
+                };
+                let job = Job { seq, api_key: record.api_key, url: record.url, body: record.body, event: record.event };
+                enqueue(&queues, &store, &config, &metrics, &event.session_id, job);
             }
         }
     });
@@ -190,21 +223,10 @@ fn serde_event_name(group: &str, name: &str) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn enqueue(
-    queues: &Queues,
-    store: &Arc<dyn Store>,
-    config: &WebhookConfig,
-    metrics: &Arc<crate::metrics::Metrics>,
-    session_id: &str,
-    cb: CallbackRecord,
-    body: Vec<u8>,
-    event: &'static str,
-) {
+fn enqueue(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &Arc<crate::metrics::Metrics>, session_id: &str, mut job: Job) {
     // Keyed by target URL, not by registration: one receiver sees a session's events in order
     // even when each event type was registered separately.
-    let key = (cb.url.clone(), session_id.to_owned());
-    let mut job = Job { api_key: cb.api_key, url: cb.url, body, event };
+    let key = (job.url.clone(), session_id.to_owned());
     let mut map = queues.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(q) = map.get(&key) {
         match q.send(job) {
@@ -236,13 +258,22 @@ fn enqueue(
 }
 
 async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate::metrics::Metrics, job: Job) {
+    deliver_with_retries(store, config, metrics, &job).await;
+    if job.seq > 0 {
+        if let Err(e) = store.delete_webhook(job.seq).await {
+            tracing::error!(error = %e, "removing a delivered webhook from the outbox failed (it may be sent again)");
+        }
+    }
+}
+
+async fn deliver_with_retries(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate::metrics::Metrics, job: &Job) {
     use crate::metrics::inc;
     let mut delay = config.first_backoff;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).expect("the OS CSPRNG is available");
     let delivery_id = hex::encode(id);
     for attempt in 1..=config.max_attempts {
-        match try_once(store, config, &job, &delivery_id, attempt).await {
+        match try_once(store, config, job, &delivery_id, attempt).await {
             Ok(()) => {
                 inc(&metrics.counters.webhook_deliveries);
                 return;
@@ -250,11 +281,11 @@ async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate
             Err((reason, permanent)) => {
                 if permanent || attempt == config.max_attempts {
                     inc(&metrics.counters.webhook_failures);
-                    tracing::error!(url = %job.url, event = job.event, attempt, %reason, "webhook delivery abandoned");
+                    tracing::error!(url = %job.url, event = %job.event, attempt, %reason, "webhook delivery abandoned");
                     return;
                 }
                 inc(&metrics.counters.webhook_retries);
-                tracing::warn!(url = %job.url, event = job.event, attempt, %reason, retry_in_ms = delay.as_millis() as u64, "webhook delivery failed; retrying");
+                tracing::warn!(url = %job.url, event = %job.event, attempt, %reason, retry_in_ms = delay.as_millis() as u64, "webhook delivery failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(config.max_backoff);
             }

@@ -9,7 +9,7 @@ mod records;
 pub mod sealing;
 mod sqlite;
 
-pub use records::{AuditEntry, CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
+pub use records::{AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
 pub use sealing::{MasterKey, MasterKeyError};
 pub use sqlite::SqliteStore;
 
@@ -61,6 +61,12 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The newest `limit` entries, newest first, optionally for one project.
     async fn audit_entries(&self, api_key: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Stores a webhook before its first attempt; returns its sequence number.
+    async fn enqueue_webhook(&self, record: &OutboxRecord) -> Result<i64, StoreError>;
+    /// Every undelivered webhook, oldest first.
+    async fn pending_webhooks(&self) -> Result<Vec<OutboxRecord>, StoreError>;
+    async fn delete_webhook(&self, seq: i64) -> Result<(), StoreError>;
 
     async fn insert_callback(&self, callback: &CallbackRecord) -> Result<(), StoreError>;
     async fn callbacks(&self, api_key: &str) -> Result<Vec<CallbackRecord>, StoreError>;

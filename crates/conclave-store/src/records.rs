@@ -75,6 +75,18 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A webhook waiting for delivery (the outbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    pub seq: i64,
+    pub api_key: String,
+    pub session_id: String,
+    pub url: String,
+    pub event: String,
+    pub body: Vec<u8>,
+    pub created_at_ms: u64,
+}
+
 /// A registered webhook (compat doc 6.9): `group`/`event` such as `connection`/`created`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackRecord {

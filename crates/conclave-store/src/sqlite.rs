@@ -4,7 +4,7 @@
 //! Owns: SQL for SQLite. Must not touch: plaintext secrets on disk (everything secret is
 //! sealed with the master key before it is bound to a statement).
 
-use crate::records::{AuditEntry, CallbackRecord, NewProject, Project, ProjectSummary, SessionRecord};
+use crate::records::{AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
 use crate::sealing::MasterKey;
 use crate::{Store, StoreError};
 use async_trait::async_trait;
@@ -286,6 +286,40 @@ impl Store for SqliteStore {
                 detail: r.get("detail"),
             })
             .collect())
+    }
+
+    async fn enqueue_webhook(&self, r: &OutboxRecord) -> Result<i64, StoreError> {
+        let done = sqlx::query("INSERT INTO webhook_outbox (api_key, session_id, url, event, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&r.api_key)
+            .bind(&r.session_id)
+            .bind(&r.url)
+            .bind(&r.event)
+            .bind(&r.body)
+            .bind(to_i64(r.created_at_ms))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.last_insert_rowid())
+    }
+
+    async fn pending_webhooks(&self) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM webhook_outbox ORDER BY seq").fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OutboxRecord {
+                seq: r.get("seq"),
+                api_key: r.get("api_key"),
+                session_id: r.get("session_id"),
+                url: r.get("url"),
+                event: r.get("event"),
+                body: r.get("body"),
+                created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn delete_webhook(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM webhook_outbox WHERE seq = ?").bind(seq).execute(&self.writer).await?;
+        Ok(())
     }
 
     async fn insert_callback(&self, c: &CallbackRecord) -> Result<(), StoreError> {
