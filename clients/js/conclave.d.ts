@@ -37,6 +37,8 @@ declare class Emitter<Events> {
 export interface PublisherProperties {
   name?: string; audio?: boolean; video?: boolean; publishAudio?: boolean; publishVideo?: boolean;
   videoType?: "camera" | "screen"; mediaStream?: MediaStream;
+  /** Routed sessions: send video in three simulcast layers (default true). */
+  simulcast?: boolean;
 }
 
 export declare class Publisher extends Emitter<{ streamCreated: { stream: Stream }; streamDestroyed: { stream?: Stream; reason: string }; muteForced: {} }> {
@@ -52,6 +54,8 @@ export declare class Subscriber extends Emitter<{ videoElementCreated: { element
   readonly stream: Stream;
   readonly videoElement: HTMLVideoElement | null;
   getStats(): Promise<RTCStatsReport | Map<string, unknown>>;
+  /** Routed sessions: the simulcast layer to receive, by size; no argument: the best. */
+  setPreferredResolution(resolution?: { width?: number; height?: number }): Promise<unknown>;
 }
 
 export interface SessionOptions { url?: string; iceServers?: RTCIceServer[] }

@@ -158,6 +158,15 @@ export class Subscriber extends Emitter {
     /** @type {MediaStream | null} */
     this.remote = null;
   }
+  /**
+   * Routed sessions: the simulcast layer to receive, by size (as OpenTok.js). No argument:
+   * the best layer available.
+   * @param {{width?: number, height?: number}} [resolution]
+   */
+  setPreferredResolution(resolution) {
+    return this.session._preferredResolution(this, resolution ?? {});
+  }
+
   /** The receiving stats for this stream (inbound-rtp, candidate pairs…). */
   async getStats() {
     if (!this.pc) return new Map();
@@ -393,6 +402,10 @@ export class Session extends Emitter {
     await this.#request({ type: "unpublish", streamId: id });
   }
 
+  _preferredResolution(subscriber, { width, height }) {
+    return this.#request({ type: "setPreferredResolution", streamId: subscriber.stream.streamId, width, height });
+  }
+
   _streamProperty(publisher, props) {
     if (publisher.stream) this.#request({ type: "setStreamProperty", streamId: publisher.stream.streamId, ...props }).catch(() => {});
   }
@@ -421,7 +434,12 @@ export class Session extends Emitter {
     const pc = new RTCPeerConnection(this.#peerConfig());
     this.sendingPeers.set(streamId, pc);
     for (const track of publisher.mediaStream.getTracks()) {
-      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [publisher.mediaStream] });
+      // Camera video goes out in three simulcast layers; the SFU gives each subscriber one.
+      const simulcast = track.kind === "video" && publisher.properties.simulcast !== false;
+      const sendEncodings = simulcast
+        ? [{ rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 }, { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 }, { rid: "h", maxBitrate: 1_500_000 }]
+        : undefined;
+      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [publisher.mediaStream], sendEncodings });
       if (this.e2ee) pipeThrough(t.sender, encryptTransform(() => this.frameKey));
     }
     await this.#offerToSfu(pc, streamId);

@@ -104,6 +104,28 @@ pub enum ClientMessage {
     },
     /// Routed sessions: the answer to the SFU's latest `mediaOffer` on the receiving connection.
     MediaAnswer { sdp: String },
+    /// Routed sessions: which simulcast layer of a subscribed stream to receive, as OpenTok.js's
+    /// `setPreferredResolution` (no size: the best layer available).
+    SetPreferredResolution {
+        stream_id: String,
+        #[serde(default)]
+        width: Option<u32>,
+        #[serde(default)]
+        height: Option<u32>,
+    },
+}
+
+/// The simulcast layer for a preferred size: `l` (≤ 400 px wide), `m` (≤ 800), else `h`;
+/// `None` without a size (the SFU then picks the best layer available).
+pub fn layer_for_resolution(width: Option<u32>, height: Option<u32>) -> Option<&'static str> {
+    let w = width.or(height.map(|h| h * 16 / 9))?;
+    Some(if w <= 400 {
+        "l"
+    } else if w <= 800 {
+        "m"
+    } else {
+        "h"
+    })
 }
 
 /// An `RTCIceServer` as the browser takes it.

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::{Event, IceConnectionState};
 
 use crate::peer::{Peer, PeerKey, PublishedTrack};
@@ -34,7 +34,8 @@ impl Sfu {
                     .filter(|o| o.active)
                     .map(|o| o.source);
                 if let Some((pub_key, pub_mid)) = source {
-                    self.request_keyframe(pub_key, pub_mid, Some(key), now);
+                    let layer = self.peers.get(&key).and_then(|p| p.out.get(&req.mid)).and_then(|o| o.layer);
+                    self.request_keyframe(pub_key, pub_mid, layer, Some(key), now);
                 }
             }
             _ => {}
@@ -56,8 +57,9 @@ impl Sfu {
         let track = PublishedTrack {
             kind,
             subscribers: Vec::new(),
-            keyframe_wanted: false,
+            keyframe_wanted: Vec::new(),
             last_keyframe_request: None,
+            layers: Vec::new(),
         };
         peer.published.insert(mid, track);
         let peer_id = peer.id.clone();
@@ -85,10 +87,10 @@ impl Sfu {
             .filter(|o| o.active && o.kind == MediaKind::Video)
         {
             out.needs_keyframe = true;
-            sources.push(out.source);
+            sources.push((out.source, out.layer));
         }
-        for (pub_key, pub_mid) in sources {
-            self.request_keyframe(pub_key, pub_mid, Some(key), now);
+        for ((pub_key, pub_mid), layer) in sources {
+            self.request_keyframe(pub_key, pub_mid, layer, Some(key), now);
         }
     }
 
@@ -105,14 +107,19 @@ impl Sfu {
         if kind == MediaKind::Audio && !audio_forwarding {
             return;
         }
-        if kind == MediaKind::Video && !data.contiguous {
-            track.keyframe_wanted = true;
+        if kind == MediaKind::Video && !data.contiguous && !track.keyframe_wanted.contains(&data.rid) {
+            track.keyframe_wanted.push(data.rid);
         }
+        if let Some(rid) = data.rid.filter(|r| !track.layers.contains(r)) {
+            track.layers.push(rid);
+        }
+        let layers = track.layers.clone();
         let subscribers = track.subscribers.clone();
-        if track.keyframe_wanted {
+        if !track.keyframe_wanted.is_empty() {
             self.flush_keyframe_request(key, data.mid, None, now);
         }
         let is_keyframe = data.is_keyframe();
+        let mut switch_wanted: Vec<Rid> = Vec::new();
         for (sub_key, out_mid) in subscribers {
             let Some(sub) = self.peers.get_mut(&sub_key) else {
                 continue;
@@ -123,6 +130,25 @@ impl Sfu {
             let Some(out) = sub.out.get_mut(&out_mid).filter(|o| o.active) else {
                 continue;
             };
+            if let (MediaKind::Video, Some(rid)) = (kind, data.rid) {
+                // Simulcast: forward one layer; move to the wanted one on its keyframe.
+                let wanted = out.target.filter(|t| layers.contains(t)).or_else(|| best_layer(&layers)).unwrap_or(rid);
+                if out.layer != Some(rid) {
+                    if rid != wanted {
+                        continue;
+                    }
+                    if !is_keyframe {
+                        if !switch_wanted.contains(&rid) {
+                            switch_wanted.push(rid);
+                        }
+                        continue;
+                    }
+                    out.layer = Some(rid);
+                    out.needs_keyframe = false;
+                } else if wanted != rid && !switch_wanted.contains(&wanted) {
+                    switch_wanted.push(wanted);
+                }
+            }
             if kind == MediaKind::Video && out.needs_keyframe {
                 if !is_keyframe {
                     continue;
@@ -141,14 +167,37 @@ impl Sfu {
             }
             self.settle(sub_key);
         }
+        for rid in switch_wanted {
+            self.request_keyframe(key, data.mid, Some(rid), None, now);
+        }
     }
 
-    /// Wants a keyframe from a publisher's track, and asks for it unless a
-    /// request went out very recently.
+    /// Subscriber preference for a publisher's simulcast layer (`None`: the
+    /// best available). Takes effect on that layer's next keyframe.
+    pub fn set_preferred_layer(&mut self, subscriber: &str, publisher: &str, rid: Option<&str>, now: Instant) -> Result<(), crate::SfuError> {
+        let sub_key = *self.by_id.get(subscriber).ok_or_else(|| crate::SfuError::UnknownPeer(subscriber.to_owned()))?;
+        let pub_key = *self.by_id.get(publisher).ok_or_else(|| crate::SfuError::UnknownPeer(publisher.to_owned()))?;
+        let target = rid.map(Rid::from);
+        let mut sources = Vec::new();
+        if let Some(sub) = self.peers.get_mut(&sub_key) {
+            for out in sub.out.values_mut().filter(|o| o.source.0 == pub_key && o.kind == MediaKind::Video) {
+                out.target = target;
+                sources.push(out.source.1);
+            }
+        }
+        for mid in sources {
+            self.request_keyframe(pub_key, mid, target, Some(sub_key), now);
+        }
+        Ok(())
+    }
+
+    /// Wants a keyframe from a publisher's track (one simulcast layer, or all
+    /// with `None`), and asks for it unless a request went out very recently.
     pub(crate) fn request_keyframe(
         &mut self,
         pub_key: PeerKey,
         mid: Mid,
+        rid: Option<Rid>,
         subscriber: Option<PeerKey>,
         now: Instant,
     ) {
@@ -162,7 +211,9 @@ impl Sfu {
         if track.kind != MediaKind::Video {
             return;
         }
-        track.keyframe_wanted = true;
+        if !track.keyframe_wanted.contains(&rid) {
+            track.keyframe_wanted.push(rid);
+        }
         self.flush_keyframe_request(pub_key, mid, subscriber, now);
     }
 
@@ -188,7 +239,7 @@ impl Sfu {
         let recent = track
             .last_keyframe_request
             .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
-        if !track.keyframe_wanted || recent {
+        if track.keyframe_wanted.is_empty() || recent {
             return;
         }
         let Some(mut writer) = rtc.writer(mid) else {
@@ -199,16 +250,33 @@ impl Sfu {
         } else if writer.is_request_keyframe_possible(KeyframeRequestKind::Fir) {
             KeyframeRequestKind::Fir
         } else {
-            track.keyframe_wanted = false;
+            track.keyframe_wanted.clear();
             return;
         };
-        if let Err(e) = writer.request_keyframe(None, kind) {
-            // Usually: no packet received yet, so no stream to ask on. The
-            // wish stays and is retried with the publisher's next frame.
-            tracing::trace!(publisher = %id, error = %e, "keyframe request deferred");
+        // `None` on a simulcast track means every layer.
+        let mut rids: Vec<Option<Rid>> = Vec::new();
+        for wanted in std::mem::take(&mut track.keyframe_wanted) {
+            match wanted {
+                None if !track.layers.is_empty() => rids.extend(track.layers.iter().map(|r| Some(*r))),
+                other => rids.push(other),
+            }
+        }
+        rids.dedup();
+        let mut sent = 0;
+        for rid in rids {
+            match writer.request_keyframe(rid, kind) {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    // Usually: no packet received yet, so no stream to ask on. The
+                    // wish stays and is retried with the publisher's next frame.
+                    tracing::trace!(publisher = %id, error = %e, "keyframe request deferred");
+                    track.keyframe_wanted.push(rid);
+                }
+            }
+        }
+        if sent == 0 {
             return;
         }
-        track.keyframe_wanted = false;
         track.last_keyframe_request = Some(now);
         let ev = SfuEvent::KeyframeRequested {
             publisher: id.clone(),
@@ -243,4 +311,15 @@ impl Sfu {
             }
         }
     }
+}
+
+/// The best simulcast layer by the usual names (h > m > l, then f/q), else the first seen.
+fn best_layer(layers: &[Rid]) -> Option<Rid> {
+    let rank = |r: &Rid| match &**r {
+        "h" | "f" => 3,
+        "m" => 2,
+        "l" | "q" => 1,
+        _ => 0,
+    };
+    layers.iter().copied().max_by_key(|r| rank(r))
 }

@@ -181,7 +181,7 @@ impl Sfu {
                 o.needs_keyframe = kind == MediaKind::Video;
             }
             if connected {
-                self.request_keyframe(pub_key, pub_mid, Some(key), now);
+                self.request_keyframe(pub_key, pub_mid, None, Some(key), now);
             }
         }
     }
@@ -223,6 +223,8 @@ impl Sfu {
                     kind,
                     active: false,
                     needs_keyframe: true,
+                    layer: None,
+                    target: None,
                 },
             ));
         }

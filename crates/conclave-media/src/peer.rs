@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
-use str0m::media::{MediaKind, Mid};
+use str0m::media::{MediaKind, Mid, Rid};
 use str0m::{Candidate, Event, IceCreds, Output, Rtc};
 
 use crate::sfu::SfuOutput;
@@ -24,10 +24,12 @@ pub(crate) struct PublishedTrack {
     pub kind: MediaKind,
     /// Who gets it: (subscriber, the subscriber's outgoing mid).
     pub subscribers: Vec<(PeerKey, Mid)>,
-    /// A keyframe is wanted but was not requested yet (throttled, or the
-    /// receive stream did not exist yet).
-    pub keyframe_wanted: bool,
+    /// Keyframes wanted but not requested yet (throttled, or the receive
+    /// stream did not exist yet), per simulcast layer (`None`: every layer).
+    pub keyframe_wanted: Vec<Option<Rid>>,
     pub last_keyframe_request: Option<Instant>,
+    /// Simulcast layers (RIDs) seen from this track, in order of appearance.
+    pub layers: Vec<Rid>,
 }
 
 /// A track the server sends to this peer, copied from a publisher.
@@ -39,6 +41,10 @@ pub(crate) struct OutTrack {
     pub active: bool,
     /// Video is held back until a keyframe, so a decoder never starts mid-GOP.
     pub needs_keyframe: bool,
+    /// Simulcast: the layer being forwarded now, and the one wanted (`None`:
+    /// the best available). Switches happen on a keyframe of the wanted layer.
+    pub layer: Option<Rid>,
+    pub target: Option<Rid>,
 }
 
 #[derive(Debug)]

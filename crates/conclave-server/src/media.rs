@@ -29,6 +29,7 @@ pub enum MediaCommand {
     Unsubscribe { receiver: String, publisher: String, reply: Reply<Option<String>> },
     RemovePeer { peer: String },
     AudioForwarding { peer: String, enabled: bool },
+    PreferredLayer { receiver: String, publisher: String, rid: Option<&'static str> },
 }
 
 /// The hub's handle on the SFU task.
@@ -63,6 +64,9 @@ impl MediaHandle {
     pub fn audio_forwarding(&self, peer: String, enabled: bool) {
         let _ = self.tx.send(MediaCommand::AudioForwarding { peer, enabled });
     }
+    pub fn preferred_layer(&self, receiver: String, publisher: String, rid: Option<&'static str>) {
+        let _ = self.tx.send(MediaCommand::PreferredLayer { receiver, publisher, rid });
+    }
 }
 
 /// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
@@ -95,6 +99,9 @@ fn apply(sfu: &mut Sfu, cmd: MediaCommand, now: Instant) {
         }
         MediaCommand::AudioForwarding { peer, enabled } => {
             let _ = sfu.set_audio_forwarding(&peer, enabled);
+        }
+        MediaCommand::PreferredLayer { receiver, publisher, rid } => {
+            let _ = sfu.set_preferred_layer(&receiver, &publisher, rid, now);
         }
     }
 }

@@ -439,7 +439,14 @@ impl Hub {
             _ => None,
         };
         let audit = moderation_audit(&env.msg);
+        let preferred = match &env.msg {
+            M::SetPreferredResolution { stream_id, width, height } => Some((stream_id.clone(), conclave_core::signal::layer_for_resolution(*width, *height))),
+            _ => None,
+        };
         let out = live.room.handle(conn, env.msg, env.id, clock::unix_ms())?;
+        if let (Some((stream, rid)), Some(media)) = (preferred, &self.media) {
+            media.preferred_layer(crate::media::receiver_peer(conn), crate::media::publisher_peer(&stream), rid);
+        }
         if let (Some((subscribe, stream)), Some(media)) = (routed_subscription, self.media.clone()) {
             let hub = self.clone();
             let conn = conn.to_owned();

@@ -434,6 +434,13 @@ impl Room {
                 self.check_relay(from, &to, &stream_id)?;
                 Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Sdp { from: from.to_owned(), stream_id, kind, sdp } }])
             }
+            ClientMessage::SetPreferredResolution { stream_id, .. } => {
+                let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
+                if !s.subscribers.contains(from) {
+                    return Err(RoomError::new(ErrorCode::InvalidArgument, "subscribe to the stream first"));
+                }
+                Ok(ack(Vec::new()))
+            }
             ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } => {
                 Err(RoomError::new(ErrorCode::RoutedOnly, "media negotiation needs a routed session on a server with an SFU"))
             }
