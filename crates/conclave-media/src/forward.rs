@@ -26,6 +26,11 @@ impl Sfu {
             }
             Event::MediaAdded(added) => self.register_published(key, added.mid),
             Event::MediaData(data) => self.forward(key, data, now),
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. } | str0m::bwe::BweKind::Remb { estimate, .. }) => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.estimate_bps = estimate.as_u64();
+                }
+            }
             Event::KeyframeRequest(req) => {
                 let source = self
                     .peers
@@ -118,9 +123,10 @@ impl Sfu {
         if !track.keyframe_wanted.is_empty() {
             self.flush_keyframe_request(key, data.mid, None, now);
         }
+        let budgets: Vec<u64> = subscribers.iter().map(|(k, _)| self.video_budget(*k)).collect();
         let is_keyframe = data.is_keyframe();
         let mut switch_wanted: Vec<Rid> = Vec::new();
-        for (sub_key, out_mid) in subscribers {
+        for ((sub_key, out_mid), budget) in subscribers.into_iter().zip(budgets) {
             let Some(sub) = self.peers.get_mut(&sub_key) else {
                 continue;
             };
@@ -132,7 +138,9 @@ impl Sfu {
             };
             if let (MediaKind::Video, Some(rid)) = (kind, data.rid) {
                 // Simulcast: forward one layer; move to the wanted one on its keyframe.
-                let wanted = out.target.filter(|t| layers.contains(t)).or_else(|| best_layer(&layers)).unwrap_or(rid);
+                // The preferred layer (or the best), capped by what the receiver's bandwidth allows.
+                let preferred = out.target.filter(|t| layers.contains(t)).or_else(|| best_layer(&layers)).unwrap_or(rid);
+                let wanted = cap_layer(preferred, &layers, budget);
                 if out.layer != Some(rid) {
                     if rid != wanted {
                         continue;
@@ -313,13 +321,65 @@ impl Sfu {
     }
 }
 
-/// The best simulcast layer by the usual names (h > m > l, then f/q), else the first seen.
-fn best_layer(layers: &[Rid]) -> Option<Rid> {
-    let rank = |r: &Rid| match &**r {
+impl Sfu {
+    /// Bits/s available per video track towards a subscriber (its estimate shared evenly).
+    fn video_budget(&self, key: PeerKey) -> u64 {
+        let Some(peer) = self.peers.get(&key) else { return u64::MAX };
+        let videos = peer.out.values().filter(|o| o.active && o.kind == MediaKind::Video).count().max(1) as u64;
+        peer.estimate_bps / videos
+    }
+}
+
+/// Bits/s a layer needs, by name (what the browser SDK's encodings send at most).
+fn layer_need_bps(rid: &Rid) -> u64 {
+    match &**rid {
+        "h" | "f" => 1_000_000,
+        "m" => 350_000,
+        _ => 0,
+    }
+}
+
+/// The preferred layer if the budget allows it, else the best one that fits (or the lowest).
+fn cap_layer(preferred: Rid, layers: &[Rid], budget_bps: u64) -> Rid {
+    if layer_need_bps(&preferred) <= budget_bps {
+        return preferred;
+    }
+    let rank = |r: &Rid| layer_rank(r);
+    layers
+        .iter()
+        .copied()
+        .filter(|r| rank(r) <= rank(&preferred) && layer_need_bps(r) <= budget_bps)
+        .max_by_key(rank)
+        .or_else(|| layers.iter().copied().min_by_key(rank))
+        .unwrap_or(preferred)
+}
+
+fn layer_rank(r: &Rid) -> u8 {
+    match &**r {
         "h" | "f" => 3,
         "m" => 2,
         "l" | "q" => 1,
         _ => 0,
-    };
-    layers.iter().copied().max_by_key(|r| rank(r))
+    }
+}
+
+/// The best simulcast layer by the usual names (h > m > l, then f/q), else the first seen.
+fn best_layer(layers: &[Rid]) -> Option<Rid> {
+    layers.iter().copied().max_by_key(layer_rank)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_follow_the_bandwidth_estimate() {
+        let layers: Vec<Rid> = ["l", "m", "h"].into_iter().map(Rid::from).collect();
+        let h = Rid::from("h");
+        assert_eq!(&*cap_layer(h, &layers, 3_000_000), "h");
+        assert_eq!(&*cap_layer(h, &layers, 600_000), "m");
+        assert_eq!(&*cap_layer(h, &layers, 100_000), "l");
+        assert_eq!(&*cap_layer(Rid::from("m"), &layers, 3_000_000), "m", "a preference is a ceiling");
+        assert_eq!(&*best_layer(&layers).unwrap(), "h");
+    }
 }

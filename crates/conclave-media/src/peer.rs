@@ -66,7 +66,12 @@ pub(crate) struct Peer {
     /// Subscriptions and stops waiting for the next server offer.
     pub want_add: Vec<(PeerKey, Mid)>,
     pub want_stop: Vec<Mid>,
+    /// The latest egress bandwidth estimate towards this peer, in bits/s.
+    pub estimate_bps: u64,
 }
+
+/// Where bandwidth estimation starts before feedback arrives.
+pub(crate) const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
 
 impl Peer {
     /// An ICE-lite `Rtc` with one host candidate and the codecs we forward.
@@ -85,6 +90,8 @@ impl Peer {
             .enable_vp8(true)
             .enable_vp9(true)
             .enable_h264(true)
+            // TWCC bandwidth estimation: what each receiver can take decides its layers.
+            .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
             .build(now);
         let candidate =
             Candidate::host(host, "udp").map_err(|e| crate::SfuError::Candidate(e.to_string()))?;
@@ -103,6 +110,7 @@ impl Peer {
             published: HashMap::new(),
             out: HashMap::new(),
             pending_offer: None,
+            estimate_bps: INITIAL_ESTIMATE_KBPS * 1000,
             want_add: Vec::new(),
             want_stop: Vec::new(),
         })
