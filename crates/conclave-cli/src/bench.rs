@@ -5,6 +5,9 @@
 //! - `rest`: session creates per second through the real REST API of a `conclave serve`
 //!   child process on loopback, with latency percentiles, using the Rust SDK as the client.
 
+#[path = "bench_media.rs"]
+mod bench_media;
+
 use crate::open_store;
 use conclave_core::Role;
 use conclave_core::token::{TokenParams, mint_jwt, mint_t1, verify};
@@ -34,6 +37,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         latency_joins: usize,
     },
+    /// Routed media through the SFU: forwarded packets/s, server CPU per forwarded packet,
+    /// added latency, loss and server memory per subscriber (see `bench_media.rs`).
+    Media {
+        #[arg(long, default_value_t = 4)]
+        sessions: usize,
+        /// Publishers per session (each sends Opus at 50 packets/s and VP8 at `--fps`).
+        #[arg(long, default_value_t = 2)]
+        publishers: usize,
+        /// Subscribers per session, each subscribed to every publisher of its session.
+        #[arg(long, default_value_t = 4)]
+        subscribers: usize,
+        /// Length of the measured run, after warm-up.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 30)]
+        fps: u32,
+        /// Bytes per VP8 delta frame (one RTP packet each; keyframes are 3x).
+        #[arg(long, default_value_t = 1100)]
+        video_bytes: usize,
+    },
     /// Session creates per second through the REST API, with p50/p99 latency.
     Rest {
         #[arg(long, default_value_t = 2000)]
@@ -49,6 +72,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Tokens { iterations } => tokens(iterations),
         BenchCommand::Rest { requests, concurrency } => rest(requests, concurrency).await?,
         BenchCommand::Signal { connections, per_session, join_rate, latency_joins } => signal(connections, per_session, join_rate, latency_joins).await?,
+        BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,12 @@
-//! `conclave client`: a scriptable signaling participant (a bot). It prints every server
-//! message as one JSON line on stdout and sends each stdin line as a raw protocol message,
-//! so tests and tools in any language can drive a real participant.
+//! `conclave client`: a scriptable participant (a bot). It prints every server message as one
+//! JSON line on stdout and sends each stdin line as a raw protocol message, so tests and tools
+//! in any language can drive a real participant. In routed sessions it also carries real
+//! media through the SFU: `--publish` sends synthetic Opus and VP8, `--subscribe-all` receives.
 
-use conclave_client::signal::ServerMessage;
+use conclave_client::media::{BotConfig, MediaBot};
+use conclave_client::signal::{ClientMessage, ServerMessage};
 use conclave_client::{Client, PublishOptions};
+use conclave_core::wire::MediaMode;
 use std::process::ExitCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -40,11 +43,28 @@ pub async fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     emit(&client.welcome);
+    let routed = matches!(client.welcome, ServerMessage::Connected { media_mode: MediaMode::Routed, .. });
+    let quiet = BotConfig { keep_frames: false, ..BotConfig::default() };
+    // Media peers, negotiated inside the event loop below so that no event is skipped while
+    // an answer is awaited. Held for their lifetime: dropping a bot stops its media.
+    let mut sender: Option<MediaBot> = None;
+    let mut receiver: Option<MediaBot> = None;
     if let Some(name) = a.publish {
         let stream = client.publish(PublishOptions { name: Some(name), ..Default::default() }).await?;
+        let id = stream.stream_id.clone();
         emit(&ServerMessage::Published { id: None, stream });
+        if routed {
+            let bot = MediaBot::start(quiet.clone()).await?;
+            client.send(ClientMessage::MediaOffer { stream_id: Some(id), sdp: bot.offer(true, false)? })?;
+            sender = Some(bot);
+        }
     }
     if a.subscribe_all {
+        if routed {
+            let bot = MediaBot::start(quiet).await?;
+            client.send(ClientMessage::MediaOffer { stream_id: None, sdp: bot.offer(false, false)? })?;
+            receiver = Some(bot);
+        }
         for s in client.initial_streams() {
             client.subscribe(&s.stream_id).await?;
         }
@@ -55,6 +75,28 @@ pub async fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             event = client.next_event() => {
                 let Some(event) = event else { return Ok(ExitCode::SUCCESS) };
+                // The SFU's renegotiations of the receiving connection are answered here.
+                let event = match &receiver {
+                    Some(bot) => match bot.on_server_message(&client, event)? {
+                        Some(e) => e,
+                        None => continue,
+                    },
+                    None => event,
+                };
+                match &event {
+                    ServerMessage::MediaAnswer { stream_id: Some(_), sdp } => {
+                        if let Some(bot) = &sender {
+                            bot.accept_answer(sdp)?;
+                            bot.start_sending();
+                        }
+                    }
+                    ServerMessage::MediaAnswer { stream_id: None, sdp } => {
+                        if let Some(bot) = &receiver {
+                            bot.accept_answer(sdp)?;
+                        }
+                    }
+                    _ => {}
+                }
                 emit(&event);
                 match &event {
                     ServerMessage::SessionDisconnected { .. } => return Ok(ExitCode::SUCCESS),

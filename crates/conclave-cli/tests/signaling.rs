@@ -100,17 +100,24 @@ async fn joins_leaves_snapshots_and_signals() {
 }
 
 #[tokio::test]
-async fn subscriber_counts_follow_subscriptions_and_are_readable_over_rest() {
+async fn subscriber_counts_follow_media_subscriptions_and_are_readable_over_rest() {
+    use conclave_client::signal::{ClientMessage, SdpKind};
     let e = env(&["--reconnect-grace", "300ms"]).await;
-    let s = e.session(SessionOptions::routed()).await;
+    // Relayed: a subscription counts once the publisher answered the subscriber's offer.
+    let s = e.session(SessionOptions::default()).await;
     let mut p = e.join(&s, Role::Publisher, "p").await;
     let st = p.publish(PublishOptions::default()).await.unwrap().stream_id;
     let s1 = e.join(&s, Role::Subscriber, "s1").await;
     let s2 = e.join(&s, Role::Moderator, "s2").await;
     let count_is = |n: u32| move |m: &ServerMessage| matches!(m, ServerMessage::SubscriberCount { count, .. } if *count == n);
+    let answer = |to: &str| ClientMessage::Sdp { to: to.to_owned(), stream_id: st.clone(), kind: SdpKind::Answer, sdp: "v=0".into() };
     s1.subscribe(&st).await.unwrap();
-    p.wait_for(count_is(1), T).await.unwrap();
     s2.subscribe(&st).await.unwrap();
+    let list: serde_json::Value = e.rest(reqwest::Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
+    assert_eq!(list["items"][0]["subscriberCount"], 0, "asking to subscribe is not watching");
+    p.send(answer(&s1.connection_id)).unwrap();
+    p.wait_for(count_is(1), T).await.unwrap();
+    p.send(answer(&s2.connection_id)).unwrap();
     p.wait_for(count_is(2), T).await.unwrap();
     let list: serde_json::Value = e.rest(reqwest::Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
     assert_eq!(list["count"], 1);

@@ -23,6 +23,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub use conclave_core::signal;
 
+pub mod media;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("WebSocket error: {0}")]

@@ -184,16 +184,16 @@ impl Sfu {
                 self.request_keyframe(pub_key, pub_mid, None, Some(key), now);
             }
         }
-        // Tell bandwidth estimation what we would like to send this peer: every video at its
-        // best layer, and enough to sustain the middle layers meanwhile.
+        // Tell bandwidth estimation what we would like to send this peer (every video at its
+        // best layer), so it probes towards it. No sustained minimum: padding stays at str0m's
+        // small floor instead of filling every subscriber connection up to a layer's rate.
         if let Some(peer) = self.peers.get_mut(&key) {
             let videos = peer.out.values().filter(|o| o.active && o.kind == MediaKind::Video).count() as u64;
             let audios = peer.out.values().filter(|o| o.active && o.kind == MediaKind::Audio).count() as u64;
             if videos + audios > 0 {
                 use str0m::bwe::Bitrate;
                 let desired = Bitrate::bps(videos * 1_600_000 + audios * 64_000);
-                let minimum = Bitrate::bps(videos * 350_000);
-                peer.rtc.bwe().set_bitrate(minimum, desired);
+                peer.rtc.bwe().set_bitrate(Bitrate::bps(0), desired);
                 self.settle(key);
             }
         }

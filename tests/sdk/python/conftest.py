@@ -133,7 +133,7 @@ class Bot:
             args += ["--subscribe-all"]
         env = dict(os.environ, CONCLAVE_TOKEN=token)  # never on the command line
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env)
+                                     stderr=open(os.environ.get("CONCLAVE_BOT_STDERR", os.devnull), "a"), text=True, env=env)
         self.events = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.welcome = self.wait_for(lambda m: m["type"] in ("connected", "error"))

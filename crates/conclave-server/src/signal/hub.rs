@@ -95,6 +95,9 @@ pub struct Hub {
     media: Option<crate::media::MediaHandle>,
     /// Routed subscriptions waiting for both media peers to exist: (connection, stream).
     pending_media: Mutex<HashSet<(String, String)>>,
+    /// Connections whose receiving connection got its `mediaAnswer`: only then may the SFU
+    /// send them offers (an offer before that answer would break the client's negotiation).
+    receivers_ready: Mutex<HashSet<String>>,
 }
 
 struct RandomIds;
@@ -154,6 +157,7 @@ impl Hub {
             metrics,
             media,
             pending_media: Default::default(),
+            receivers_ready: Default::default(),
         })
     }
 
@@ -254,6 +258,7 @@ impl Hub {
                             SessionEvent::ConnectionDestroyed { connection, .. } => {
                                 media.remove_peer(crate::media::receiver_peer(&connection.connection_id));
                                 lock(&self.pending_media).retain(|(c, _)| c != &connection.connection_id);
+                                lock(&self.receivers_ready).remove(&connection.connection_id);
                             }
                             _ => {}
                         }
@@ -496,6 +501,9 @@ impl Hub {
                 match media.add_peer(peer, sdp).await {
                     Ok(answer) => {
                         self.send_to(&conn, &ServerMessage::MediaAnswer { stream_id: stream_id.clone(), sdp: answer });
+                        if stream_id.is_none() {
+                            lock(&self.receivers_ready).insert(conn.clone());
+                        }
                         // A stream that is muted (by its publisher or by force) starts unforwarded.
                         if let Some(s) = &stream_id {
                             let muted = self.cell_of(&conn).and_then(|c| lock(&c).room.stream(s)).is_some_and(|info| !info.has_audio);
@@ -525,13 +533,20 @@ impl Hub {
     /// are done (an offer goes to the receiver), the others keep waiting.
     async fn try_subscriptions(&self, media: &crate::media::MediaHandle, matches: impl Fn(&str, &str) -> bool) {
         use crate::media::{publisher_peer, receiver_peer};
-        let candidates: Vec<(String, String)> = lock(&self.pending_media).iter().filter(|(c, s)| matches(c, s)).cloned().collect();
+        let ready = lock(&self.receivers_ready).clone();
+        let candidates: Vec<(String, String)> = lock(&self.pending_media).iter().filter(|(c, s)| ready.contains(c) && matches(c, s)).cloned().collect();
         for (conn, stream) in candidates {
             match media.subscribe(receiver_peer(&conn), publisher_peer(&stream)).await {
                 Ok(offer) => {
                     lock(&self.pending_media).remove(&(conn.clone(), stream.clone()));
                     if let Some(sdp) = offer {
                         self.send_to(&conn, &ServerMessage::MediaOffer { sdp });
+                    }
+                    // The SFU holds a real media subscription now: it counts.
+                    if let Some(cell) = self.cell_of(&conn) {
+                        let mut live = lock(&cell);
+                        let out = live.room.confirm_subscription(&conn, &stream);
+                        self.deliver(&mut live, out);
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, connection = %conn, stream = %stream, "subscription waits for its media peers"),

@@ -8,7 +8,7 @@
 
 use conclave_core::Role;
 use conclave_core::signal::{
-    ClientMessage, ConnectionInfo, DisconnectReason, ErrorCode, MAX_SDP_BYTES, MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_TYPE_BYTES, MAX_STREAM_NAME_CHARS,
+    ClientMessage, SdpKind, ConnectionInfo, DisconnectReason, ErrorCode, MAX_SDP_BYTES, MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_TYPE_BYTES, MAX_STREAM_NAME_CHARS,
     ServerMessage, StreamDestroyedReason, StreamInfo, StreamProperty,
 };
 use conclave_core::wire::MediaMode;
@@ -95,6 +95,10 @@ struct Connection {
 
 struct Stream {
     info: StreamInfo,
+    /// Asked to subscribe (signaling), media not confirmed yet or already confirmed.
+    requested: BTreeSet<ConnId>,
+    /// Subscribers whose media is really set up: what `subscriberCount` counts. Routed: the
+    /// SFU accepted the subscription; relayed: the publisher answered the subscriber's offer.
     subscribers: BTreeSet<ConnId>,
 }
 
@@ -263,7 +267,7 @@ impl Room {
 
     fn destroy_stream(&mut self, sid: &str, reason: StreamDestroyedReason) -> Vec<Output> {
         let Some(s) = self.streams.remove(sid) else { return Vec::new() };
-        for sub in &s.subscribers {
+        for sub in &s.requested {
             if let Some((_, c)) = self.by_id.get_mut(sub) {
                 c.subscriptions.remove(sid);
             }
@@ -276,6 +280,7 @@ impl Room {
 
     fn remove_subscriber(&mut self, sid: &str, conn: &str) -> Vec<Output> {
         let Some(s) = self.streams.get_mut(sid) else { return Vec::new() };
+        s.requested.remove(conn);
         if !s.subscribers.remove(conn) {
             return Vec::new();
         }
@@ -318,7 +323,7 @@ impl Room {
                     created_at: now_ms,
                     subscriber_count: 0,
                 };
-                self.streams.insert(stream_id.clone(), Stream { info: info.clone(), subscribers: BTreeSet::new() });
+                self.streams.insert(stream_id.clone(), Stream { info: info.clone(), requested: BTreeSet::new(), subscribers: BTreeSet::new() });
                 let mut out = vec![
                     Output::Send { to: vec![from.to_owned()], msg: ServerMessage::Published { id: req_id, stream: info.clone() } },
                     Output::Send { to: self.all_except(Some(from)), msg: ServerMessage::StreamCreated { stream: info.clone() } },
@@ -367,15 +372,12 @@ impl Room {
                 if s.info.connection_id == from {
                     return Err(RoomError::new(ErrorCode::InvalidArgument, "a client does not subscribe to its own stream"));
                 }
-                if !s.subscribers.insert(from.to_owned()) {
-                    return Ok(ack(Vec::new()));
-                }
-                s.info.subscriber_count = s.subscribers.len() as u32;
-                let count = s.info.subscriber_count;
+                // Counted once its media is set up (see `confirm_subscription`).
+                s.requested.insert(from.to_owned());
                 if let Some((_, c)) = self.by_id.get_mut(from) {
                     c.subscriptions.insert(stream_id.clone());
                 }
-                Ok(ack(vec![Output::Send { to: self.all_except(None), msg: ServerMessage::SubscriberCount { stream_id, count } }]))
+                Ok(ack(Vec::new()))
             }
             ClientMessage::Unsubscribe { stream_id } => {
                 if !self.streams.contains_key(&stream_id) {
@@ -390,6 +392,18 @@ impl Room {
                     to.push(from.to_owned());
                 }
                 Ok(ack(out))
+            }
+            ClientMessage::Sdp { to, stream_id, kind: SdpKind::Answer, sdp } => {
+                if sdp.len() > MAX_SDP_BYTES {
+                    return Err(RoomError::new(ErrorCode::InvalidArgument, "SDP too large"));
+                }
+                self.check_relay(from, &to, &stream_id)?;
+                let mut out = vec![Output::Send { to: vec![to.clone()], msg: ServerMessage::Sdp { from: from.to_owned(), stream_id: stream_id.clone(), kind: SdpKind::Answer, sdp } }];
+                // Relayed: the publisher answering a subscriber is the media subscription.
+                if self.streams.get(&stream_id).is_some_and(|s| s.info.connection_id == from) {
+                    out.extend(self.confirm_subscription(&to, &stream_id));
+                }
+                Ok(out)
             }
             ClientMessage::Signal { to, signal_type, data } => {
                 if !role.can_signal() {
@@ -436,7 +450,7 @@ impl Room {
             }
             ClientMessage::SetPreferredResolution { stream_id, .. } => {
                 let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
-                if !s.subscribers.contains(from) {
+                if !s.requested.contains(from) {
                     return Err(RoomError::new(ErrorCode::InvalidArgument, "subscribe to the stream first"));
                 }
                 Ok(ack(Vec::new()))
@@ -479,11 +493,22 @@ impl Room {
         }
         let s = self.streams.get(stream_id).ok_or_else(|| not_found("stream"))?;
         let publisher = s.info.connection_id.as_str();
-        let ok = (from == publisher && s.subscribers.contains(to)) || (to == publisher && s.subscribers.contains(from));
+        let ok = (from == publisher && s.requested.contains(to)) || (to == publisher && s.requested.contains(from));
         if !ok {
             return Err(RoomError::new(ErrorCode::Forbidden, "SDP and ICE only flow between a stream's publisher and its subscribers"));
         }
         Ok(())
+    }
+
+    /// The subscriber's media is set up: now it counts, and everyone learns the new count.
+    pub fn confirm_subscription(&mut self, conn: &str, stream_id: &str) -> Vec<Output> {
+        let Some(s) = self.streams.get_mut(stream_id) else { return Vec::new() };
+        if !s.requested.contains(conn) || !s.subscribers.insert(conn.to_owned()) {
+            return Vec::new();
+        }
+        s.info.subscriber_count = s.subscribers.len() as u32;
+        let count = s.info.subscriber_count;
+        vec![Output::Send { to: self.all_except(None), msg: ServerMessage::SubscriberCount { stream_id: stream_id.to_owned(), count } }]
     }
 
     /// A signal from a connection (`from`) or from the REST API (`None`).

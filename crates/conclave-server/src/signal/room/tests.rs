@@ -107,10 +107,17 @@ fn subscriber_counts_follow_subscriptions() {
     let s2 = join(&mut r, Role::Moderator);
     let st = publish(&mut r, &p);
     let out = r.handle(&s1, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap();
-    assert!(received(&out, &p).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 1 }));
+    assert!(received(&out, &p).is_empty(), "a signaling subscription alone does not count");
+    assert_eq!(r.stream(&st).unwrap().subscriber_count, 0);
+    let out = r.confirm_subscription(&s1, &st);
+    assert!(received(&out, &p).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 1 }), "counted once its media is up");
     r.handle(&s1, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap();
+    assert!(r.confirm_subscription(&s1, &st).is_empty(), "confirming twice counts once");
     r.handle(&s2, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap();
-    assert_eq!(r.stream(&st).unwrap().subscriber_count, 2, "subscribing twice counts once");
+    r.confirm_subscription(&s2, &st);
+    assert_eq!(r.stream(&st).unwrap().subscriber_count, 2);
+    let stranger = join(&mut r, Role::Subscriber);
+    assert!(r.confirm_subscription(&stranger, &st).is_empty(), "no confirmation without a subscription");
     let out = r.handle(&s2, ClientMessage::Unsubscribe { stream_id: st.clone() }, None, 1).unwrap();
     assert!(received(&out, &s2).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 1 }));
     let out = r.leave(&s1, DisconnectReason::NetworkDisconnected);
@@ -194,6 +201,10 @@ fn sdp_relay_only_between_publisher_and_subscriber_in_relayed_sessions() {
     r.handle(&s, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap();
     let out = r.handle(&p, offer(&s), None, 1).unwrap();
     assert!(matches!(&received(&out, &s)[..], [ServerMessage::Sdp { from, kind: SdpKind::Offer, .. }] if from == &p));
+    // The publisher's answer to the subscriber is the media subscription: it counts.
+    let answer = ClientMessage::Sdp { to: s.clone(), stream_id: st.clone(), kind: SdpKind::Answer, sdp: "v=0".into() };
+    let out = r.handle(&p, answer, None, 1).unwrap();
+    assert!(received(&out, &s).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 1 }));
     assert_eq!(r.handle(&stranger, offer(&s), None, 1).unwrap_err().code, ErrorCode::Forbidden);
     let mut routed = room(MediaMode::Routed, None);
     let p2 = join(&mut routed, Role::Publisher);

@@ -1,0 +1,184 @@
+//! `conclave bench media`: routed media through the SFU of a `conclave serve` child process.
+//!
+//! Owns: the media load run. S routed sessions, each with N publishing bots and M receiving
+//! bots subscribed to every publisher (`conclave_client::media`), real-rate synthetic Opus
+//! (50 packets/s) and VP8 (`--fps`, one `--video-bytes` frame per packet, a keyframe on
+//! request). Measures at the receivers and from `/proc/<server pid>`. Must not touch: the
+//! server's internals (it is a black box on loopback) or the other bench modes.
+
+use super::{nix_kill, percentile, rss_kib, spawn_server};
+use crate::open_store;
+use conclave_client::Client as Participant;
+use conclave_client::PublishOptions;
+use conclave_client::media::{BotConfig, MediaBot, publish_routed, receive_routed};
+use conclave_sdk::{Client, Role, SessionOptions, TokenOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// utime + stime of a process, in microseconds.
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000 / hz
+}
+
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    rx_pkts: u64,
+    rx_bytes: u64,
+    tx_pkts: u64,
+    tx_bytes: u64,
+    frames: u64,
+    frames_sent: u64,
+}
+
+fn totals(pubs: &[MediaBot], subs: &[Arc<MediaBot>]) -> Totals {
+    let mut t = Totals::default();
+    for p in pubs {
+        p.with_stats(|s| {
+            t.tx_pkts += s.rtp_out;
+            t.tx_bytes += s.rtp_out_bytes;
+            t.frames_sent += u64::from(s.audio_sent + s.video_sent);
+        });
+    }
+    for b in subs {
+        b.with_stats(|s| {
+            t.rx_pkts += s.rtp_in;
+            t.rx_bytes += s.rtp_in_bytes;
+            t.frames += s.audio_frames + s.video_frames;
+        });
+    }
+    t
+}
+
+pub async fn run(sessions: usize, publishers: usize, subscribers: usize, seconds: u64, fps: u32, video_bytes: usize) -> anyhow::Result<()> {
+    crate::raise_fd_limit();
+    let dir = std::env::temp_dir().join(format!("conclave-bench-media-{}", std::process::id()));
+    let (key, secret) = {
+        let store = open_store(&dir).await?;
+        let p = conclave_server::provision::create_project(&store, "bench", None).await?;
+        (p.api_key, p.api_secret)
+    };
+    let flags = ["--rtc-host", "127.0.0.1", "--rtc-port", "0", "--connect-rate-per-ip", "0", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"];
+    let (mut child, base) = spawn_server(&dir, &flags).await?;
+    let pid = child.id().unwrap_or(0);
+    let sdk = Client::new(&key, &secret, &base)?;
+    let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));
+    let cfg = |source: u32| BotConfig { source, audio_bytes: 100, video_fps: fps, video_bytes, keyframe_bytes: 3 * video_bytes, drop_every: 0, keep_frames: false };
+
+    // Publishers first, so the RSS step below is the subscribers' alone.
+    let mut pub_clients = Vec::new();
+    let mut pub_bots = Vec::new();
+    let mut streams: Vec<Vec<String>> = Vec::new();
+    let mut session_ids = Vec::new();
+    for s in 0..sessions {
+        let sid = sdk.create_session(&SessionOptions::routed()).await?.session_id;
+        let mut ids = Vec::new();
+        for p in 0..publishers {
+            let t = sdk.generate_token(&sid, &TokenOptions::new(Role::Publisher))?;
+            let mut c = Participant::connect(&ws, &sid, &t).await?;
+            let stream = c.publish(PublishOptions::default()).await?;
+            let bot = publish_routed(&mut c, &stream.stream_id, cfg((s * publishers + p) as u32)).await?;
+            bot.wait_connected(Duration::from_secs(10)).await?;
+            ids.push(stream.stream_id);
+            pub_clients.push(c);
+            pub_bots.push(bot);
+        }
+        streams.push(ids);
+        session_ids.push(sid);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = rss_kib(pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sub_bots = Vec::new();
+    let mut pumps = tokio::task::JoinSet::new();
+    for (s, sid) in session_ids.iter().enumerate() {
+        for _ in 0..subscribers {
+            let t = sdk.generate_token(sid, &TokenOptions::new(Role::Subscriber))?;
+            let mut c = Participant::connect(&ws, sid, &t).await?;
+            for id in &streams[s] {
+                c.subscribe(id).await?;
+            }
+            let bot = Arc::new(receive_routed(&mut c, cfg(u32::MAX)).await?);
+            sub_bots.push(bot.clone());
+            let stop = stop.clone();
+            pumps.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    bot.pump(&mut c, Duration::from_millis(200)).await?;
+                }
+                Ok::<_, conclave_client::media::MediaError>(c)
+            });
+        }
+    }
+    // Warm up: every subscriber gets video from every publisher it subscribed to.
+    let warm = Instant::now();
+    while !sub_bots.iter().all(|b| b.with_stats(|s| s.video_frames >= 10 * publishers as u64)) {
+        anyhow::ensure!(warm.elapsed() < Duration::from_secs(30), "subscribers did not all get video within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kib(pid);
+
+    let lat_marks: Vec<usize> = sub_bots.iter().map(|b| b.with_stats(|s| s.latency_us.len())).collect();
+    let t0 = totals(&pub_bots, &sub_bots);
+    let cpu0 = cpu_us(pid);
+    let self0 = cpu_us(std::process::id());
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let cpu1 = cpu_us(pid);
+    let self1 = cpu_us(std::process::id());
+    let t1 = totals(&pub_bots, &sub_bots);
+    let secs = started.elapsed().as_secs_f64();
+
+    let mut lat: Vec<Duration> = Vec::new();
+    for (b, mark) in sub_bots.iter().zip(&lat_marks) {
+        b.with_stats(|s| lat.extend(s.latency_us[*mark..].iter().map(|us| Duration::from_micros(*us))));
+    }
+    lat.sort();
+    let errors: usize = sub_bots.iter().map(|b| b.with_stats(|s| s.errors.len() + s.damaged_frames as usize)).sum::<usize>() + pub_bots.iter().map(|b| b.with_stats(|s| s.errors.len())).sum::<usize>();
+
+    let rx = t1.rx_pkts - t0.rx_pkts;
+    let tx = t1.tx_pkts - t0.tx_pkts;
+    // Every publisher's frame goes to each of the M subscribers in its session. Loss is
+    // counted in frames: receivers also get RTX/padding packets the publishers never sent.
+    let expected = (t1.frames_sent - t0.frames_sent) * subscribers as u64;
+    let got = t1.frames - t0.frames;
+    let loss = if expected == 0 { 0.0 } else { 100.0 * (1.0 - got as f64 / expected as f64) };
+    let by_pt = sub_bots.iter().fold(std::collections::BTreeMap::new(), |mut m, b| {
+        b.with_stats(|s| s.rtp_in_by_pt.iter().for_each(|(pt, n)| *m.entry(*pt).or_insert(0u64) += n));
+        m
+    });
+    eprintln!("publishers sent {tx} RTP packets ({} bytes) in the window; receivers got {rx}; receiver RTP by payload type (whole run): {by_pt:?}, {} with the padding bit", t1.tx_bytes - t0.tx_bytes, sub_bots.iter().map(|b| b.with_stats(|s| s.rtp_in_padded)).sum::<u64>());
+    let total_subs = sessions * subscribers;
+    println!("| sessions | pubs/session | subs/session | forwarded pkt/s | frames/s | avg pkt bytes | server CPU µs/pkt | server CPU % | bench CPU % | latency p50 ms | p99 ms | loss % | server RSS KiB/subscriber | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {sessions} | {publishers} | {subscribers} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {errors} |",
+        rx as f64 / secs,
+        got as f64 / secs,
+        (t1.rx_bytes - t0.rx_bytes) as f64 / rx.max(1) as f64,
+        (cpu1 - cpu0) as f64 / rx.max(1) as f64,
+        (cpu1 - cpu0) as f64 / secs / 1e4,
+        (self1 - self0) as f64 / secs / 1e4,
+        if lat.is_empty() { 0.0 } else { percentile(&lat, 0.5) },
+        if lat.is_empty() { 0.0 } else { percentile(&lat, 0.99) },
+        loss,
+        rss_after.saturating_sub(rss_before) as f64 / total_subs.max(1) as f64,
+    );
+    stop.store(true, Ordering::Relaxed);
+    while pumps.join_next().await.is_some() {}
+    drop(sub_bots);
+    drop(pub_bots);
+    drop(pub_clients);
+    let _ = nix_kill(&child);
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
