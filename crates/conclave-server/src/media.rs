@@ -106,6 +106,9 @@ fn apply(sfu: &mut Sfu, cmd: MediaCommand, now: Instant) {
     }
 }
 
+/// Datagrams handled per wake-up before the SFU's output is drained (amortises wake-ups).
+const RECV_BATCH: usize = 64;
+
 async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
     let mut sfu = Sfu::new(local);
     let mut buf = vec![0u8; 2048];
@@ -115,7 +118,12 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
         while let Some(out) = sfu.poll_output() {
             match out {
                 SfuOutput::Transmit { destination, bytes, .. } => {
-                    if let Err(e) = socket.send_to(&bytes, destination).await {
+                    // Non-blocking first; wait for socket space only when the buffer is full.
+                    let sent = match socket.try_send_to(&bytes, destination) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(&bytes, destination).await,
+                        other => other,
+                    };
+                    if let Err(e) = sent {
                         tracing::debug!(error = %e, %destination, "media send failed");
                     }
                 }
@@ -129,7 +137,17 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
         let sleep_until = tokio::time::Instant::from_std(deadline.max(Instant::now()).min(Instant::now() + Duration::from_secs(1)));
         tokio::select! {
             recv = socket.recv_from(&mut buf) => match recv {
-                Ok((n, source)) => { sfu.handle_datagram(Instant::now(), source, local, &buf[..n]); }
+                Ok((n, source)) => {
+                    let now = Instant::now();
+                    sfu.handle_datagram(now, source, local, &buf[..n]);
+                    // Take what else is already queued before producing output.
+                    for _ in 1..RECV_BATCH {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, source)) => { sfu.handle_datagram(now, source, local, &buf[..n]); }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Err(e) => tracing::debug!(error = %e, "media receive failed"),
             },
             cmd = commands.recv() => match cmd {
