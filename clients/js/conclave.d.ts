@@ -56,6 +56,8 @@ export declare class Subscriber extends Emitter<{ videoElementCreated: { element
   getStats(): Promise<RTCStatsReport | Map<string, unknown>>;
   /** Routed sessions: the simulcast layer to receive, by size; no argument: the best. */
   setPreferredResolution(resolution?: { width?: number; height?: number }): Promise<unknown>;
+  /** Routed sessions: the frame rate to receive; no argument: the full rate. */
+  setPreferredFrameRate(frameRate?: number): Promise<unknown>;
 }
 
 export interface SessionOptions { url?: string; iceServers?: RTCIceServer[] }

@@ -167,6 +167,14 @@ export class Subscriber extends Emitter {
     return this.session._preferredResolution(this, resolution ?? {});
   }
 
+  /**
+   * Routed sessions: the frame rate to receive (as OpenTok.js); no argument: the full rate.
+   * @param {number} [frameRate]
+   */
+  setPreferredFrameRate(frameRate) {
+    return this.session._preferredFrameRate(this, frameRate);
+  }
+
   /** The receiving stats for this stream (inbound-rtp, candidate pairs…). */
   async getStats() {
     if (!this.pc) return new Map();
@@ -402,6 +410,10 @@ export class Session extends Emitter {
     await this.#request({ type: "unpublish", streamId: id });
   }
 
+  _preferredFrameRate(subscriber, frameRate) {
+    return this.#request({ type: "setPreferredFrameRate", streamId: subscriber.stream.streamId, frameRate });
+  }
+
   _preferredResolution(subscriber, { width, height }) {
     return this.#request({ type: "setPreferredResolution", streamId: subscriber.stream.streamId, width, height });
   }
@@ -437,7 +449,13 @@ export class Session extends Emitter {
       // Camera video goes out in three simulcast layers; the SFU gives each subscriber one.
       const simulcast = track.kind === "video" && publisher.properties.simulcast !== false;
       const sendEncodings = simulcast
-        ? [{ rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 }, { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 }, { rid: "h", maxBitrate: 1_500_000 }]
+        ? [
+            // Three temporal layers each (¼, ½, full frame rate), so the SFU can also lower a
+            // subscriber's frame rate (setPreferredFrameRate).
+            { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000, scalabilityMode: "L1T3" },
+            { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000, scalabilityMode: "L1T3" },
+            { rid: "h", maxBitrate: 1_500_000, scalabilityMode: "L1T3" },
+          ]
         : undefined;
       const t = pc.addTransceiver(track, { direction: "sendonly", streams: [publisher.mediaStream], sendEncodings });
       if (this.e2ee) pipeThrough(t.sender, encryptTransform(() => this.frameKey));

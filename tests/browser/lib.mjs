@@ -17,12 +17,12 @@ export const MODERATOR_PASSWORD = "moderator-pass-2";
 const COLOURS = { red: [255, 0, 0], blue: [0, 0, 255], green: [0, 255, 0] };
 
 /** A solid-colour y4m file for Chromium's fake camera (made once with ffmpeg). */
-export function colourFile(name, size = "320x240") {
+export function colourFile(name, size = "320x240", fps = 15) {
   const dir = join(tmpdir(), "conclave-e2e-media");
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}-${size}.y4m`);
+  const file = join(dir, `${name}-${size}-${fps}.y4m`);
   if (!existsSync(file)) {
-    const r = spawnSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", `color=c=${name}:s=${size}:r=15`, "-t", "2", "-pix_fmt", "yuv420p", file]);
+    const r = spawnSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", `color=c=${name}:s=${size}:r=${fps}`, "-t", "2", "-pix_fmt", "yuv420p", file]);
     if (r.status !== 0) throw new Error("ffmpeg failed: " + r.stderr);
   }
   return file;
@@ -51,14 +51,14 @@ export async function startServer(extraArgs = []) {
   };
 }
 
-export async function launch(colour, size) {
+export async function launch(colour, size, fps) {
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
     args: [
       "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-      "--allow-loopback-in-peer-connection", `--use-file-for-fake-video-capture=${colourFile(colour, size)}`,
+      "--allow-loopback-in-peer-connection", `--use-file-for-fake-video-capture=${colourFile(colour, size, fps)}`,
     ],
   });
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });

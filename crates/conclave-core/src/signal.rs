@@ -113,6 +113,24 @@ pub enum ClientMessage {
         #[serde(default)]
         height: Option<u32>,
     },
+    /// Routed sessions: the frame rate to receive a subscribed stream at, as OpenTok.js's
+    /// `setPreferredFrameRate` (the SFU drops higher VP8 temporal layers; no rate: all).
+    SetPreferredFrameRate {
+        stream_id: String,
+        #[serde(default)]
+        frame_rate: Option<f64>,
+    },
+}
+
+/// The highest VP8 temporal layer to forward for a preferred frame rate, with the browser
+/// SDK's three temporal layers (L1T3: ¼, ½ and the full rate): `Some(0)` up to 1/4 of 30 fps,
+/// `Some(1)` up to 15 fps, `None` (every layer) above or without a rate.
+pub fn temporal_layer_for_frame_rate(frame_rate: Option<f64>) -> Option<u8> {
+    match frame_rate? {
+        r if r <= 7.5 => Some(0),
+        r if r <= 15.0 => Some(1),
+        _ => None,
+    }
 }
 
 /// The simulcast layer for a preferred size: `l` (≤ 400 px wide), `m` (≤ 800), else `h`;

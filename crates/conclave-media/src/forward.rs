@@ -163,6 +163,13 @@ impl Sfu {
                 }
                 out.needs_keyframe = false;
             }
+            // A lower frame rate: higher VP8 temporal layers are never references for lower
+            // ones, so dropping them leaves a decodable stream.
+            if let (Some(max), str0m::format::CodecExtra::Vp8(vp8)) = (out.max_temporal, &data.codec_extra) {
+                if vp8.layer_index > max && !is_keyframe {
+                    continue;
+                }
+            }
             let Some(writer) = sub.rtc.writer(out_mid) else {
                 continue;
             };
@@ -195,6 +202,19 @@ impl Sfu {
         }
         for mid in sources {
             self.request_keyframe(pub_key, mid, target, Some(sub_key), now);
+        }
+        Ok(())
+    }
+
+    /// Subscriber preference for a publisher's frame rate: the highest VP8 temporal layer to
+    /// forward (`None`: all).
+    pub fn set_max_temporal_layer(&mut self, subscriber: &str, publisher: &str, max: Option<u8>) -> Result<(), crate::SfuError> {
+        let sub_key = *self.by_id.get(subscriber).ok_or_else(|| crate::SfuError::UnknownPeer(subscriber.to_owned()))?;
+        let pub_key = *self.by_id.get(publisher).ok_or_else(|| crate::SfuError::UnknownPeer(publisher.to_owned()))?;
+        if let Some(sub) = self.peers.get_mut(&sub_key) {
+            for out in sub.out.values_mut().filter(|o| o.source.0 == pub_key && o.kind == MediaKind::Video) {
+                out.max_temporal = max;
+            }
         }
         Ok(())
     }

@@ -238,6 +238,7 @@ impl Sfu {
                     needs_keyframe: true,
                     layer: None,
                     target: None,
+                    max_temporal: None,
                 },
             ));
         }

@@ -45,6 +45,8 @@ pub(crate) struct OutTrack {
     /// the best available). Switches happen on a keyframe of the wanted layer.
     pub layer: Option<Rid>,
     pub target: Option<Rid>,
+    /// VP8 temporal layers above this are not forwarded (`None`: all, the full frame rate).
+    pub max_temporal: Option<u8>,
 }
 
 #[derive(Debug)]

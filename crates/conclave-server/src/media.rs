@@ -30,6 +30,7 @@ pub enum MediaCommand {
     RemovePeer { peer: String },
     AudioForwarding { peer: String, enabled: bool },
     PreferredLayer { receiver: String, publisher: String, rid: Option<&'static str> },
+    MaxTemporalLayer { receiver: String, publisher: String, max: Option<u8> },
 }
 
 /// The hub's handle on the SFU task.
@@ -67,6 +68,9 @@ impl MediaHandle {
     pub fn preferred_layer(&self, receiver: String, publisher: String, rid: Option<&'static str>) {
         let _ = self.tx.send(MediaCommand::PreferredLayer { receiver, publisher, rid });
     }
+    pub fn max_temporal_layer(&self, receiver: String, publisher: String, max: Option<u8>) {
+        let _ = self.tx.send(MediaCommand::MaxTemporalLayer { receiver, publisher, max });
+    }
 }
 
 /// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
@@ -102,6 +106,9 @@ fn apply(sfu: &mut Sfu, cmd: MediaCommand, now: Instant) {
         }
         MediaCommand::PreferredLayer { receiver, publisher, rid } => {
             let _ = sfu.set_preferred_layer(&receiver, &publisher, rid, now);
+        }
+        MediaCommand::MaxTemporalLayer { receiver, publisher, max } => {
+            let _ = sfu.set_max_temporal_layer(&receiver, &publisher, max);
         }
     }
 }

@@ -113,6 +113,12 @@ impl IdSource for RandomIds {
     }
 }
 
+/// A subscriber's wish for one stream: a simulcast layer, or a maximum temporal layer.
+enum Preference {
+    Layer(Option<&'static str>),
+    Temporal(Option<u8>),
+}
+
 /// Moderator actions go to the audit log: (action, target, detail).
 fn moderation_audit(msg: &conclave_core::signal::ClientMessage) -> Option<(&'static str, String, serde_json::Value)> {
     use conclave_core::signal::ClientMessage as M;
@@ -445,12 +451,19 @@ impl Hub {
         };
         let audit = moderation_audit(&env.msg);
         let preferred = match &env.msg {
-            M::SetPreferredResolution { stream_id, width, height } => Some((stream_id.clone(), conclave_core::signal::layer_for_resolution(*width, *height))),
+            M::SetPreferredResolution { stream_id, width, height } => Some((stream_id.clone(), Preference::Layer(conclave_core::signal::layer_for_resolution(*width, *height)))),
+            M::SetPreferredFrameRate { stream_id, frame_rate } => {
+                Some((stream_id.clone(), Preference::Temporal(conclave_core::signal::temporal_layer_for_frame_rate(*frame_rate))))
+            }
             _ => None,
         };
         let out = live.room.handle(conn, env.msg, env.id, clock::unix_ms())?;
-        if let (Some((stream, rid)), Some(media)) = (preferred, &self.media) {
-            media.preferred_layer(crate::media::receiver_peer(conn), crate::media::publisher_peer(&stream), rid);
+        if let (Some((stream, preference)), Some(media)) = (preferred, &self.media) {
+            let (receiver, publisher) = (crate::media::receiver_peer(conn), crate::media::publisher_peer(&stream));
+            match preference {
+                Preference::Layer(rid) => media.preferred_layer(receiver, publisher, rid),
+                Preference::Temporal(max) => media.max_temporal_layer(receiver, publisher, max),
+            }
         }
         if let (Some((subscribe, stream)), Some(media)) = (routed_subscription, self.media.clone()) {
             let hub = self.clone();

@@ -448,7 +448,7 @@ impl Room {
                 self.check_relay(from, &to, &stream_id)?;
                 Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Sdp { from: from.to_owned(), stream_id, kind, sdp } }])
             }
-            ClientMessage::SetPreferredResolution { stream_id, .. } => {
+            ClientMessage::SetPreferredResolution { stream_id, .. } | ClientMessage::SetPreferredFrameRate { stream_id, .. } => {
                 let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
                 if !s.requested.contains(from) {
                     return Err(RoomError::new(ErrorCode::InvalidArgument, "subscribe to the stream first"));
