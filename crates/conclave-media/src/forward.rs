@@ -190,8 +190,7 @@ impl Sfu {
     /// Subscriber preference for a publisher's simulcast layer (`None`: the
     /// best available). Takes effect on that layer's next keyframe.
     pub fn set_preferred_layer(&mut self, subscriber: &str, publisher: &str, rid: Option<&str>, now: Instant) -> Result<(), crate::SfuError> {
-        let sub_key = *self.by_id.get(subscriber).ok_or_else(|| crate::SfuError::UnknownPeer(subscriber.to_owned()))?;
-        let pub_key = *self.by_id.get(publisher).ok_or_else(|| crate::SfuError::UnknownPeer(publisher.to_owned()))?;
+        let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
         let target = rid.map(Rid::from);
         let mut sources = Vec::new();
         if let Some(sub) = self.peers.get_mut(&sub_key) {
@@ -209,8 +208,7 @@ impl Sfu {
     /// Subscriber preference for a publisher's frame rate: the highest VP8 temporal layer to
     /// forward (`None`: all).
     pub fn set_max_temporal_layer(&mut self, subscriber: &str, publisher: &str, max: Option<u8>) -> Result<(), crate::SfuError> {
-        let sub_key = *self.by_id.get(subscriber).ok_or_else(|| crate::SfuError::UnknownPeer(subscriber.to_owned()))?;
-        let pub_key = *self.by_id.get(publisher).ok_or_else(|| crate::SfuError::UnknownPeer(publisher.to_owned()))?;
+        let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
         if let Some(sub) = self.peers.get_mut(&sub_key) {
             for out in sub.out.values_mut().filter(|o| o.source.0 == pub_key && o.kind == MediaKind::Video) {
                 out.max_temporal = max;

@@ -126,7 +126,7 @@ impl Sfu {
         self.offer(key, now)
     }
 
-    fn pair(&self, subscriber: &str, publisher: &str) -> Result<(PeerKey, PeerKey), SfuError> {
+    pub(crate) fn pair(&self, subscriber: &str, publisher: &str) -> Result<(PeerKey, PeerKey), SfuError> {
         let sub_key = self.key(subscriber)?;
         let pub_key = self.key(publisher)?;
         if sub_key == pub_key {
