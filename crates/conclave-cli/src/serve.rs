@@ -160,7 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
     let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone());
-    let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port)).await?;
+    let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port), metrics.clone()).await?;
     println!("media on udp://{}", media.address);
     let hub = Hub::new(store.clone(), signal, Some(webhooks), metrics.clone(), Some(media));
     let _sweeper = hub.spawn_sweeper();

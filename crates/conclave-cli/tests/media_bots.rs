@@ -13,7 +13,13 @@ use std::time::{Duration, Instant};
 use conclave_client::media::Kind;
 
 const T: Duration = Duration::from_secs(10);
-const RTC: &[&str] = &["--rtc-host", "127.0.0.1", "--rtc-port", "0"];
+const RTC: &[&str] = &["--rtc-host", "127.0.0.1", "--rtc-port", "0", "--metrics-allow", "127.0.0.1"];
+
+/// A counter's value from the server's /metrics.
+async fn metric(base: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0)
+}
 
 struct Env {
     server: Server,
@@ -126,6 +132,10 @@ async fn routed_media_reaches_two_subscribers_in_order_and_the_late_one_starts_o
     assert!(!after.is_empty() && sent.keyframe_requests.len() > requests_before, "the publisher got a keyframe request after the late join");
     assert!(sent.keyframes_sent.iter().any(|(seq, _)| *seq == late_first.seq), "that keyframe was one the publisher sent on request");
     assert!(sent.keyframes_sent.len() >= 2, "a first keyframe and at least one on request: {:?}", sent.keyframes_sent);
+    // The SFU's traffic shows in /metrics.
+    let sent_packets = metric(&e.server.base, "conclave_media_packets_sent_total ").await;
+    assert!(sent_packets > 200, "{sent_packets}: {}", reqwest::get(format!("{}/metrics", e.server.base)).await.unwrap().text().await.unwrap());
+    assert!(metric(&e.server.base, "conclave_media_bytes_received_total ").await > 20_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

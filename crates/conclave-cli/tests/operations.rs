@@ -36,6 +36,8 @@ async fn allow_listed_addresses_read_live_metrics() {
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = r.text().await.unwrap();
+    // Media counters exist (the SFU socket is up; nothing flowed in this test).
+    assert!(text.contains("# TYPE conclave_media_packets_sent_total counter"));
     for line in ["conclave_joins_total 1", "conclave_joins_refused_total 1", "conclave_rest_auth_failures_total 1", "conclave_connections 1", "conclave_streams 1", "conclave_sessions_live 1"] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }

@@ -75,11 +75,11 @@ impl MediaHandle {
 
 /// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
 /// the host candidate every peer is offered.
-pub async fn start(address: SocketAddr) -> std::io::Result<MediaHandle> {
+pub async fn start(address: SocketAddr, metrics: std::sync::Arc<crate::metrics::Metrics>) -> std::io::Result<MediaHandle> {
     let socket = UdpSocket::bind(address).await?;
     let address = socket.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(socket, address, rx));
+    tokio::spawn(run(socket, address, rx, metrics));
     Ok(MediaHandle { tx, address })
 }
 
@@ -116,7 +116,9 @@ fn apply(sfu: &mut Sfu, cmd: MediaCommand, now: Instant) {
 /// Datagrams handled per wake-up before the SFU's output is drained (amortises wake-ups).
 const RECV_BATCH: usize = 64;
 
-async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::UnboundedReceiver<MediaCommand>, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+    use crate::metrics::add;
+    let c = &metrics.counters;
     let mut sfu = Sfu::new(local);
     let mut buf = vec![0u8; 2048];
     let mut deadline = Instant::now() + Duration::from_secs(1);
@@ -130,8 +132,12 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(&bytes, destination).await,
                         other => other,
                     };
-                    if let Err(e) = sent {
-                        tracing::debug!(error = %e, %destination, "media send failed");
+                    match sent {
+                        Ok(n) => {
+                            add(&c.media_packets_sent, 1);
+                            add(&c.media_bytes_sent, n as u64);
+                        }
+                        Err(e) => tracing::debug!(error = %e, %destination, "media send failed"),
                     }
                 }
                 SfuOutput::Timeout(t) => {
@@ -146,14 +152,21 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
             recv = socket.recv_from(&mut buf) => match recv {
                 Ok((n, source)) => {
                     let now = Instant::now();
+                    let (mut packets, mut bytes) = (1, n as u64);
                     sfu.handle_datagram(now, source, local, &buf[..n]);
                     // Take what else is already queued before producing output.
                     for _ in 1..RECV_BATCH {
                         match socket.try_recv_from(&mut buf) {
-                            Ok((n, source)) => { sfu.handle_datagram(now, source, local, &buf[..n]); }
+                            Ok((n, source)) => {
+                                packets += 1;
+                                bytes += n as u64;
+                                sfu.handle_datagram(now, source, local, &buf[..n]);
+                            }
                             Err(_) => break,
                         }
                     }
+                    add(&c.media_packets_received, packets);
+                    add(&c.media_bytes_received, bytes);
                 }
                 Err(e) => tracing::debug!(error = %e, "media receive failed"),
             },

@@ -19,6 +19,14 @@ pub struct Counters {
     pub webhook_retries: AtomicU64,
     pub webhook_failures: AtomicU64,
     pub personal_data_warnings: AtomicU64,
+    pub media_packets_sent: AtomicU64,
+    pub media_bytes_sent: AtomicU64,
+    pub media_packets_received: AtomicU64,
+    pub media_bytes_received: AtomicU64,
+}
+
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Relaxed);
 }
 
 pub fn inc(c: &AtomicU64) {
@@ -91,6 +99,10 @@ impl Metrics {
             ("conclave_webhook_retries_total", "Webhook delivery attempts retried", &c.webhook_retries),
             ("conclave_webhook_failures_total", "Webhooks abandoned after every retry", &c.webhook_failures),
             ("conclave_personal_data_warnings_total", "Joins whose connection data looked personal", &c.personal_data_warnings),
+            ("conclave_media_packets_sent_total", "UDP datagrams the SFU sent (media, RTCP, ICE)", &c.media_packets_sent),
+            ("conclave_media_bytes_sent_total", "Bytes the SFU sent", &c.media_bytes_sent),
+            ("conclave_media_packets_received_total", "UDP datagrams the SFU received", &c.media_packets_received),
+            ("conclave_media_bytes_received_total", "Bytes the SFU received", &c.media_bytes_received),
         ];
         let mut out = String::new();
         for (name, help, v) in counters {
