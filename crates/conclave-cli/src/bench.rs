@@ -7,6 +7,8 @@
 
 #[path = "bench_media.rs"]
 mod bench_media;
+#[path = "bench_soak.rs"]
+mod bench_soak;
 
 use crate::open_store;
 use conclave_core::Role;
@@ -39,6 +41,17 @@ pub enum BenchCommand {
     },
     /// Routed media through the SFU: forwarded packets/s, server CPU per forwarded packet,
     /// added latency, loss and server memory per subscriber (see `bench_media.rs`).
+    /// A bounded soak run: waves of participants (some with media) join, publish, signal,
+    /// leave and get kicked; fails unless nothing leaked and nothing failed.
+    Soak {
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
+        /// Participants alive at once.
+        #[arg(long, default_value_t = 24)]
+        concurrent: usize,
+    },
     Media {
         #[arg(long, default_value_t = 4)]
         sessions: usize,
@@ -72,6 +85,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Tokens { iterations } => tokens(iterations),
         BenchCommand::Rest { requests, concurrency } => rest(requests, concurrency).await?,
         BenchCommand::Signal { connections, per_session, join_rate, latency_joins } => signal(connections, per_session, join_rate, latency_joins).await?,
+        BenchCommand::Soak { seconds, sessions, concurrent } => {
+            if !bench_soak::run(seconds, sessions, concurrent).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?,
     }
     Ok(ExitCode::SUCCESS)
