@@ -1,0 +1,393 @@
+//! `StreamRecorder`: writes one stream's Opus audio and VP8 video to a WebM file as frames
+//! arrive, using libwebm's muxer (`webm` crate). It owns the file while recording, a small
+//! reorder buffer (libwebm needs timestamps that never go back across tracks) and the
+//! OpusHead it synthesizes. It must not decide which streams are recorded, nor upload,
+//! package or delete files.
+//!
+//! Crash behaviour: libwebm writes the Segment and each Cluster with an "unknown" size and
+//! patches sizes, Cues and Duration only in `finish()`. Bytes reach the OS at least once per
+//! `flush_interval` (default 1 s, see `FlushingFile`), so a crash leaves a file whose header
+//! and written clusters are readable by ffmpeg (unknown-size elements are legal Matroska);
+//! it lacks Duration and Cues (no seeking) and loses up to `flush_interval` plus the
+//! reorder window. The test `crash_leaves_decodable_prefix` checks this.
+
+mod codec;
+mod gate;
+
+pub use codec::{opus_head, opus_packet_duration_ns, vp8_is_keyframe, vp8_keyframe_size};
+pub use gate::{GateDecision, KeyframeGate};
+
+use crate::error::{ArchiveError, Result};
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use webm::mux::{
+    AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack,
+    Writer,
+};
+
+/// Fallback frame size when video is enabled, no size is configured and no keyframe arrives
+/// within `max_wait_for_keyframe`.
+const DEFAULT_SIZE: (u32, u32) = (640, 480);
+
+/// What to record and how.
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    pub audio: bool,
+    pub video: bool,
+    /// Video size; when `None` it is read from the first VP8 keyframe.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Opus channel count written to the OpusHead (1 or 2; WebRTC uses 2).
+    pub audio_channels: u8,
+    /// Frames are held this long so that audio and video can be interleaved in time order.
+    pub reorder_window: Duration,
+    /// How long (in media time) to wait for a first keyframe before starting the file
+    /// with `DEFAULT_SIZE` anyway.
+    pub max_wait_for_keyframe: Duration,
+    /// Buffered bytes are pushed to the OS at least this often (bounds what a crash loses).
+    pub flush_interval: Duration,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        Self {
+            audio: true,
+            video: true,
+            width: None,
+            height: None,
+            audio_channels: 2,
+            reorder_window: Duration::from_millis(300),
+            max_wait_for_keyframe: Duration::from_secs(3),
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Result of a finished recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub path: PathBuf,
+    pub duration_ms: u64,
+    pub size: u64,
+    pub has_audio: bool,
+    pub has_video: bool,
+    pub width: u32,
+    pub height: u32,
+    /// Caller timestamp (ns) of the first frame written; becomes media time 0.
+    pub first_timestamp_ns: Option<u64>,
+    pub audio_frames: u64,
+    pub video_frames: u64,
+    /// Frames dropped because they were too late, came before the first keyframe or
+    /// were rejected by the muxer.
+    pub dropped_frames: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Audio,
+    Video { key: bool },
+}
+
+struct Pending {
+    ts: u64,
+    kind: Kind,
+    data: Vec<u8>,
+}
+
+/// A `BufWriter<File>` that pushes its buffer to the OS at least once per `every`, so a
+/// crash loses at most that much media.
+struct FlushingFile {
+    inner: BufWriter<File>,
+    last_flush: Instant,
+    every: Duration,
+}
+
+impl Write for FlushingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if self.last_flush.elapsed() >= self.every {
+            self.inner.flush()?;
+            self.last_flush = Instant::now();
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Seek for FlushingFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+struct Muxer {
+    segment: Segment<FlushingFile>,
+    audio: Option<AudioTrack>,
+    video: Option<VideoTrack>,
+}
+
+/// Incremental WebM writer for one stream. Not `Sync`; move it into the task that owns
+/// the stream.
+pub struct StreamRecorder {
+    path: PathBuf,
+    cfg: RecorderConfig,
+    file: Option<File>,
+    mux: Option<Muxer>,
+    size: (u32, u32),
+    pending: Vec<Pending>,
+    max_ts: u64,
+    base: Option<u64>,
+    last_written: u64,
+    end_ns: u64,
+    video_started: bool,
+    audio_frames: u64,
+    video_frames: u64,
+    dropped: u64,
+}
+
+impl StreamRecorder {
+    /// Create (truncate) `path` and prepare to record. Fails if neither audio nor video is
+    /// enabled or the size is half given.
+    pub fn create(path: impl AsRef<Path>, cfg: RecorderConfig) -> Result<Self> {
+        if !cfg.audio && !cfg.video {
+            return Err(ArchiveError::Invalid(
+                "neither audio nor video enabled".into(),
+            ));
+        }
+        if !matches!(cfg.audio_channels, 1 | 2) {
+            return Err(ArchiveError::Invalid(
+                "audio_channels must be 1 or 2".into(),
+            ));
+        }
+        let size = match (cfg.width, cfg.height) {
+            (Some(w), Some(h)) if w > 0 && h > 0 => (w, h),
+            (None, None) => (0, 0),
+            _ => {
+                return Err(ArchiveError::Invalid(
+                    "width and height must both be set".into(),
+                ));
+            }
+        };
+        let path = path.as_ref().to_path_buf();
+        let file = File::create(&path)?;
+        let mut rec = Self {
+            path,
+            cfg,
+            file: Some(file),
+            mux: None,
+            size,
+            pending: Vec::new(),
+            max_ts: 0,
+            base: None,
+            last_written: 0,
+            end_ns: 0,
+            video_started: false,
+            audio_frames: 0,
+            video_frames: 0,
+            dropped: 0,
+        };
+        if !rec.cfg.video || size.0 > 0 {
+            rec.start_muxer()?;
+        }
+        Ok(rec)
+    }
+
+    /// Queue one Opus packet; `timestamp_ns` is on the same clock as the video.
+    pub fn write_audio(&mut self, packet: &[u8], timestamp_ns: u64) -> Result<()> {
+        if !self.cfg.audio {
+            return Err(ArchiveError::Invalid("audio not enabled".into()));
+        }
+        self.push(Pending {
+            ts: timestamp_ns,
+            kind: Kind::Audio,
+            data: packet.to_vec(),
+        })
+    }
+
+    /// Queue one whole VP8 frame.
+    pub fn write_video(
+        &mut self,
+        frame: &[u8],
+        timestamp_ns: u64,
+        is_keyframe: bool,
+    ) -> Result<()> {
+        if !self.cfg.video {
+            return Err(ArchiveError::Invalid("video not enabled".into()));
+        }
+        if self.mux.is_none()
+            && is_keyframe
+            && let Some(size) = vp8_keyframe_size(frame)
+        {
+            self.size = size;
+        }
+        self.push(Pending {
+            ts: timestamp_ns,
+            kind: Kind::Video { key: is_keyframe },
+            data: frame.to_vec(),
+        })?;
+        if self.mux.is_none() && self.size.0 > 0 {
+            self.start_muxer()?;
+            self.drain(false)?;
+        }
+        Ok(())
+    }
+
+    /// Write everything still buffered, finalize the WebM (sizes, Cues, Duration) and close it.
+    pub fn finish(mut self) -> Result<RecordedFile> {
+        if self.mux.is_none() {
+            if self.size.0 == 0 {
+                self.size = DEFAULT_SIZE;
+            }
+            self.start_muxer()?;
+        }
+        self.drain(true)?;
+        let mux = self.mux.take().expect("muxer started");
+        if self.audio_frames + self.video_frames == 0 {
+            drop(mux);
+            return Err(ArchiveError::Mux("no frames were recorded".into()));
+        }
+        let duration_ms = self.end_ns.div_ceil(1_000_000);
+        let writer = mux
+            .segment
+            .finalize(Some(duration_ms.max(1)))
+            .map_err(|_| ArchiveError::Mux("finalize failed".into()))?;
+        let mut out = writer.into_inner();
+        out.flush()?;
+        let file = out.inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let size = file.metadata()?.len();
+        Ok(RecordedFile {
+            path: self.path.clone(),
+            duration_ms,
+            size,
+            has_audio: self.cfg.audio,
+            has_video: self.cfg.video,
+            width: if self.cfg.video { self.size.0 } else { 0 },
+            height: if self.cfg.video { self.size.1 } else { 0 },
+            first_timestamp_ns: self.base,
+            audio_frames: self.audio_frames,
+            video_frames: self.video_frames,
+            dropped_frames: self.dropped,
+        })
+    }
+
+    /// Path being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn push(&mut self, p: Pending) -> Result<()> {
+        if self.base.is_some_and(|b| p.ts < b) {
+            self.dropped += 1;
+            return Ok(());
+        }
+        self.max_ts = self.max_ts.max(p.ts);
+        let at = self.pending.partition_point(|q| q.ts <= p.ts);
+        self.pending.insert(at, p);
+        if self.mux.is_none() {
+            let waited = self.max_ts - self.pending[0].ts;
+            if waited < self.cfg.max_wait_for_keyframe.as_nanos() as u64 {
+                return Ok(());
+            }
+            self.size = DEFAULT_SIZE;
+            self.start_muxer()?;
+        }
+        self.drain(false)
+    }
+
+    fn start_muxer(&mut self) -> Result<()> {
+        let file = self.file.take().expect("file present until muxer starts");
+        let out = FlushingFile {
+            inner: BufWriter::with_capacity(256 * 1024, file),
+            last_flush: Instant::now(),
+            every: self.cfg.flush_interval,
+        };
+        let err = |e: webm::mux::Error| ArchiveError::Mux(e.to_string());
+        let mut b = SegmentBuilder::new(Writer::new(out)).map_err(err)?;
+        b = b.set_mode(SegmentMode::File).map_err(err)?;
+        b = b.set_writing_app("conclave-archive").map_err(err)?;
+        let mut video = None;
+        if self.cfg.video {
+            let (nb, t) = b
+                .add_video_track(self.size.0, self.size.1, VideoCodecId::VP8, None)
+                .map_err(err)?;
+            b = nb;
+            video = Some(t);
+        }
+        let mut audio = None;
+        if self.cfg.audio {
+            let ch = self.cfg.audio_channels as u32;
+            let (nb, t) = b
+                .add_audio_track(48_000, ch, AudioCodecId::Opus, None)
+                .map_err(err)?;
+            b = nb
+                .set_codec_private(t, &opus_head(self.cfg.audio_channels))
+                .map_err(err)?;
+            audio = Some(t);
+        }
+        self.mux = Some(Muxer {
+            segment: b.build(),
+            audio,
+            video,
+        });
+        Ok(())
+    }
+
+    /// Write frames older than the reorder window (all of them when `all`).
+    fn drain(&mut self, all: bool) -> Result<()> {
+        let window = self.cfg.reorder_window.as_nanos() as u64;
+        let limit = if all {
+            u64::MAX
+        } else {
+            self.max_ts.saturating_sub(window)
+        };
+        let n = self.pending.partition_point(|p| p.ts <= limit);
+        let ready: Vec<Pending> = self.pending.drain(..n).collect();
+        for p in ready {
+            self.write_one(p)?;
+        }
+        Ok(())
+    }
+
+    fn write_one(&mut self, p: Pending) -> Result<()> {
+        let mux = self.mux.as_mut().expect("muxer started");
+        if let Kind::Video { key: false } = p.kind
+            && !self.video_started
+        {
+            self.dropped += 1;
+            return Ok(());
+        }
+        let base = *self.base.get_or_insert(p.ts);
+        let Some(rel) = p.ts.checked_sub(base).filter(|r| *r >= self.last_written) else {
+            self.dropped += 1;
+            return Ok(());
+        };
+        let (track, key, dur) = match p.kind {
+            Kind::Audio => (
+                mux.audio.map(u64::from),
+                true,
+                opus_packet_duration_ns(&p.data),
+            ),
+            Kind::Video { key } => (mux.video.map(u64::from), key, 0),
+        };
+        let track = track.expect("track exists for enabled kind");
+        if mux.segment.add_frame(track, &p.data, rel, key).is_err() {
+            self.dropped += 1;
+            return Ok(());
+        }
+        self.last_written = rel;
+        self.end_ns = self.end_ns.max(rel + dur);
+        match p.kind {
+            Kind::Audio => self.audio_frames += 1,
+            Kind::Video { .. } => {
+                self.video_started = true;
+                self.video_frames += 1;
+            }
+        }
+        Ok(())
+    }
+}

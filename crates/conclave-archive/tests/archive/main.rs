@@ -1,0 +1,10 @@
+//! Integration tests for conclave-archive, one binary (links once). Each module tests one
+//! library module against real files, real ffmpeg/ffprobe and a real moto S3 server.
+
+mod media;
+mod moto;
+mod t_encrypt;
+mod t_fallback;
+mod t_package;
+mod t_recorder;
+mod t_s3;

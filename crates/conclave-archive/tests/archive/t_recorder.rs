@@ -1,0 +1,252 @@
+//! Recorder tests: real ffmpeg-made VP8/Opus frames through `StreamRecorder`, checked with
+//! ffprobe and a full ffmpeg decode; crash behaviour; `KeyframeGate`.
+
+use crate::media::{self, Frame};
+use conclave_archive::recorder::{opus_head, vp8_keyframe_size};
+use conclave_archive::{KeyframeGate, RecorderConfig, StreamRecorder};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Offset added to every timestamp, as if the stream started 7 s into the archive.
+const T0: u64 = 7_000_000_000;
+
+enum Ev<'a> {
+    A(&'a Frame),
+    V(&'a Frame),
+}
+
+/// Feed audio and video in "arrival" order: video arrives 100 ms after its timestamp,
+/// so the recorder's reorder buffer must interleave them.
+fn feed(rec: &mut StreamRecorder, audio: &[Frame], video: &[Frame], skip_video: &[usize]) {
+    let mut evs: Vec<(u64, Ev)> = audio.iter().map(|a| (a.ts_ns, Ev::A(a))).collect();
+    evs.extend(
+        video
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skip_video.contains(i))
+            .map(|(_, v)| (v.ts_ns + 100_000_000, Ev::V(v))),
+    );
+    evs.sort_by_key(|e| e.0);
+    let mut gate = KeyframeGate::default();
+    let mut last_v: Option<u64> = None;
+    for (_, e) in evs {
+        match e {
+            Ev::A(a) => rec.write_audio(&a.data, T0 + a.ts_ns).unwrap(),
+            Ev::V(v) => {
+                let gap = last_v.is_some_and(|l| v.ts_ns - l > 70_000_000);
+                last_v = Some(v.ts_ns);
+                if gate.on_frame(v.key, gap, Instant::now()).write {
+                    rec.write_video(&v.data, T0 + v.ts_ns, v.key).unwrap();
+                }
+            }
+        }
+    }
+}
+
+fn check_media(path: &Path, expect_codecs: &[&str], secs: f64) {
+    let p = media::probe(path);
+    assert_eq!(p.codecs, expect_codecs);
+    assert!(
+        (p.duration - secs).abs() < 0.5,
+        "duration {} vs {secs}",
+        p.duration
+    );
+    let errs = media::decode_errors(path);
+    assert!(errs.is_empty(), "decode errors: {errs}");
+}
+
+#[test]
+fn recording_from_ffmpeg_frames_probes_and_decodes() {
+    let (_d, dir) = media::tmp();
+    let video = media::vp8_frames(&dir, 2);
+    let audio = media::opus_packets(&dir, 2);
+    assert!(
+        video.len() >= 29 && audio.len() >= 99,
+        "{} video, {} audio",
+        video.len(),
+        audio.len()
+    );
+    let out = dir.join("out.webm");
+    let mut rec = StreamRecorder::create(&out, RecorderConfig::default()).unwrap();
+    feed(&mut rec, &audio, &video, &[]);
+    let f = rec.finish().unwrap();
+    assert_eq!(f.size, std::fs::metadata(&out).unwrap().len());
+    assert_eq!((f.width, f.height), (320, 240));
+    assert_eq!(f.first_timestamp_ns, Some(T0));
+    assert_eq!(f.video_frames as usize, video.len());
+    assert_eq!(f.audio_frames as usize, audio.len());
+    assert_eq!(f.dropped_frames, 0);
+    assert!(
+        (f.duration_ms as i64 - 2000).abs() < 100,
+        "duration_ms {}",
+        f.duration_ms
+    );
+    assert_eq!(
+        &std::fs::read(&out).unwrap()[..4],
+        &[0x1a, 0x45, 0xdf, 0xa3]
+    );
+    check_media(&out, &["opus", "vp8"], 2.0);
+    assert_eq!(media::probe(&out).width, Some(320));
+}
+
+#[test]
+fn audio_only_and_video_only_recordings_decode() {
+    let (_d, dir) = media::tmp();
+    let video = media::vp8_frames(&dir, 2);
+    let audio = media::opus_packets(&dir, 2);
+    let a = dir.join("a.webm");
+    let mut rec = StreamRecorder::create(
+        &a,
+        RecorderConfig {
+            video: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    feed(&mut rec, &audio, &[], &[]);
+    assert!(!rec.finish().unwrap().has_video);
+    check_media(&a, &["opus"], 2.0);
+    let v = dir.join("v.webm");
+    let cfg = RecorderConfig {
+        audio: false,
+        width: Some(320),
+        height: Some(240),
+        ..Default::default()
+    };
+    let mut rec = StreamRecorder::create(&v, cfg).unwrap();
+    feed(&mut rec, &[], &video, &[]);
+    rec.finish().unwrap();
+    check_media(&v, &["vp8"], 2.0);
+}
+
+#[test]
+fn lost_video_frame_is_gated_until_next_keyframe() {
+    let (_d, dir) = media::tmp();
+    let video = media::vp8_frames(&dir, 2);
+    let audio = media::opus_packets(&dir, 2);
+    assert!(video[15].key && !video[5].key);
+    let out = dir.join("gap.webm");
+    let mut rec = StreamRecorder::create(&out, RecorderConfig::default()).unwrap();
+    feed(&mut rec, &audio, &video, &[5]); // frame 5 lost: 6..14 must be dropped
+    let f = rec.finish().unwrap();
+    assert_eq!(f.video_frames as usize, video.len() - 10);
+    check_media(&out, &["opus", "vp8"], 2.0);
+}
+
+#[test]
+fn crash_leaves_decodable_prefix() {
+    let (_d, dir) = media::tmp();
+    let video = media::vp8_frames(&dir, 3);
+    let audio = media::opus_packets(&dir, 3);
+    let out = dir.join("crash.webm");
+    let cfg = RecorderConfig {
+        flush_interval: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut rec = StreamRecorder::create(&out, cfg).unwrap();
+    feed(&mut rec, &audio, &video, &[]);
+    std::mem::forget(rec); // no finish(), no Drop: what a killed process leaves
+    let p = media::probe(&out);
+    assert_eq!(p.codecs, ["opus", "vp8"]);
+    let errs = media::decode_errors(&out);
+    assert!(errs.is_empty(), "decode errors: {errs}");
+    let secs = decoded_seconds(&out);
+    eprintln!(
+        "crash file: {secs} s of 3 s readable, {} bytes",
+        std::fs::metadata(&out).unwrap().len()
+    );
+    assert!(secs > 2.0, "only {secs} s recoverable");
+}
+
+/// Seconds of media ffmpeg can actually read (the crashed file has no Duration element).
+fn decoded_seconds(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn keyframe_gate_drops_until_keyframe_and_rate_limits_requests() {
+    let mut g = KeyframeGate::new(Duration::from_millis(500));
+    let t = Instant::now();
+    let d = g.on_frame(false, false, t);
+    assert!(
+        !d.write && d.request_keyframe,
+        "starts closed and asks for a keyframe"
+    );
+    assert!(g.on_frame(true, false, t).write);
+    assert!(g.on_frame(false, false, t).write);
+    let d = g.on_frame(false, true, t + Duration::from_millis(100));
+    assert!(!d.write && d.request_keyframe);
+    let d = g.on_frame(false, false, t + Duration::from_millis(200));
+    assert!(!d.write && !d.request_keyframe, "rate limited");
+    let d = g.on_frame(false, false, t + Duration::from_millis(700));
+    assert!(!d.write && d.request_keyframe);
+    assert!(
+        g.on_frame(true, false, t + Duration::from_millis(800))
+            .write
+    );
+    assert!(!g.is_waiting());
+    assert_eq!(g.dropped(), 4);
+}
+
+#[test]
+fn opus_head_and_vp8_header() {
+    let h = opus_head(2);
+    assert_eq!(&h[..8], b"OpusHead");
+    assert_eq!(h[8], 1);
+    assert_eq!(h[9], 2);
+    assert_eq!(u16::from_le_bytes([h[10], h[11]]), 312);
+    assert_eq!(u32::from_le_bytes(h[12..16].try_into().unwrap()), 48_000);
+    let key = [0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
+    assert_eq!(vp8_keyframe_size(&key), Some((320, 240)));
+    assert_eq!(
+        vp8_keyframe_size(&[0x51, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]),
+        None
+    );
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    let (_d, dir) = media::tmp();
+    let p = dir.join("x.webm");
+    assert!(
+        StreamRecorder::create(
+            &p,
+            RecorderConfig {
+                audio: false,
+                video: false,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        StreamRecorder::create(
+            &p,
+            RecorderConfig {
+                width: Some(320),
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    let rec = StreamRecorder::create(&p, RecorderConfig::default()).unwrap();
+    assert!(
+        rec.finish().is_err(),
+        "finishing an empty recording is an error"
+    );
+}
