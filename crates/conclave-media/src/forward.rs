@@ -105,10 +105,29 @@ impl Sfu {
             return;
         };
         let audio_forwarding = peer.audio_forwarding;
+        let tapped = peer.tapped.then(|| peer.id.clone());
         let Some(track) = peer.published.get_mut(&data.mid) else {
             return;
         };
         let kind = track.kind;
+        if let Some(publisher) = tapped {
+            // Recording sees what subscribers would (force-mute included), best layer only.
+            let best = best_layer(&track.layers);
+            let muted = kind == MediaKind::Audio && !audio_forwarding;
+            if !muted && (data.rid.is_none() || data.rid == best) {
+                self.out.push_back(SfuOutput::Recorded(crate::RecordedFrame {
+                    publisher,
+                    mid: data.mid,
+                    kind,
+                    keyframe: data.is_keyframe(),
+                    arrival: data.network_time,
+                    data: data.data.to_vec(),
+                }));
+            }
+        }
+        let Some(track) = self.peers.get_mut(&key).and_then(|p| p.published.get_mut(&data.mid)) else {
+            return;
+        };
         if kind == MediaKind::Audio && !audio_forwarding {
             return;
         }

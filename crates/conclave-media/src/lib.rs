@@ -16,7 +16,7 @@ mod sfu;
 mod stun;
 
 pub use error::SfuError;
-pub use sfu::{Sfu, SfuEvent, SfuOutput};
+pub use sfu::{RecordedFrame, Sfu, SfuEvent, SfuOutput};
 
 /// str0m types that appear in this crate's API.
 pub use str0m::media::{MediaKind, Mid};

@@ -61,6 +61,8 @@ pub(crate) struct Peer {
     /// `PeerDisconnected` was emitted (it is emitted once).
     pub disconnect_reported: bool,
     pub audio_forwarding: bool,
+    /// Its media is also handed out as `SfuOutput::Recorded` (archiving).
+    pub tapped: bool,
     pub published: HashMap<Mid, PublishedTrack>,
     pub out: HashMap<Mid, OutTrack>,
     /// Server offer awaiting the answer.
@@ -109,6 +111,7 @@ impl Peer {
             connected: false,
             disconnect_reported: false,
             audio_forwarding: true,
+            tapped: false,
             published: HashMap::new(),
             out: HashMap::new(),
             pending_offer: None,

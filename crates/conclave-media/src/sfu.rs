@@ -33,6 +33,21 @@ pub enum SfuOutput {
     Timeout(Instant),
     /// Something the application may act on.
     Event(SfuEvent),
+    /// A frame of a tapped publisher, for recording (see [`Sfu::set_tap`]). Simulcast
+    /// publishers hand out their best layer only.
+    Recorded(RecordedFrame),
+}
+
+/// One depacketized frame of a tapped publisher.
+#[derive(Debug)]
+pub struct RecordedFrame {
+    pub publisher: String,
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub keyframe: bool,
+    /// When its first packet arrived (a wall clock for muxing).
+    pub arrival: Instant,
+    pub data: Vec<u8>,
 }
 
 /// Things that happened to peers and tracks.
@@ -169,6 +184,25 @@ impl Sfu {
         let key = self.key(peer_id)?;
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.audio_forwarding = enabled;
+        }
+        Ok(())
+    }
+
+    /// Hands a publisher's media out as [`SfuOutput::Recorded`] frames (or stops). Starting
+    /// asks the publisher for a keyframe, so a recording starts decodable.
+    pub fn set_tap(&mut self, peer_id: &str, on: bool, now: Instant) -> Result<(), SfuError> {
+        let key = self.key(peer_id)?;
+        let mids: Vec<Mid> = match self.peers.get_mut(&key) {
+            Some(peer) => {
+                peer.tapped = on;
+                peer.published.iter().filter(|(_, t)| t.kind == MediaKind::Video).map(|(m, _)| *m).collect()
+            }
+            None => Vec::new(),
+        };
+        if on {
+            for mid in mids {
+                self.request_keyframe(key, mid, None, None, now);
+            }
         }
         Ok(())
     }

@@ -243,3 +243,37 @@ fn unknown_flows_and_bad_calls_are_refused() {
     // Subscribing twice to the same publisher changes nothing.
     assert_eq!(net.sfu.subscribe("sub1", "pub", net.now).unwrap(), None);
 }
+
+#[test]
+fn a_tapped_publisher_is_recorded_from_a_keyframe_without_muted_audio() {
+    let mut net = room();
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(600));
+    assert!(net.recorded.is_empty(), "nothing is recorded before the tap");
+    let now = net.now;
+    net.sfu.set_tap("pub", true, now).unwrap();
+    net.drain_sfu();
+    net.run_for(Duration::from_millis(1000));
+    let video: Vec<_> = net.recorded.iter().filter(|r| r.0 == MediaKind::Video).collect();
+    let audio = net.recorded.iter().filter(|r| r.0 == MediaKind::Audio).count();
+    assert!(audio >= 45, "audio recorded: {audio}");
+    assert!(video.len() >= 25, "video recorded: {}", video.len());
+    assert!(video.iter().any(|v| v.2), "the tap asked for a keyframe and got one");
+    assert!(video.windows(2).all(|w| w[0].1 < w[1].1), "in order");
+
+    // Force-muted audio is not recorded either; video is.
+    net.sfu.set_audio_forwarding("pub", false).unwrap();
+    let (a0, v0) = (audio, video.len());
+    net.run_for(Duration::from_millis(500));
+    let audio_now = net.recorded.iter().filter(|r| r.0 == MediaKind::Audio).count();
+    let video_now = net.recorded.iter().filter(|r| r.0 == MediaKind::Video).count();
+    assert!(audio_now <= a0 + 1, "no muted audio in the recording: {a0} -> {audio_now}");
+    assert!(video_now >= v0 + 10, "video still recorded");
+
+    // Untapped: nothing more.
+    let now = net.now;
+    net.sfu.set_tap("pub", false, now).unwrap();
+    let total = net.recorded.len();
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(net.recorded.len(), total, "nothing after the tap is removed");
+}

@@ -145,6 +145,8 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
                     break;
                 }
                 SfuOutput::Event(e) => tracing::debug!(event = ?e, "sfu"),
+                // No publisher is tapped until archiving attaches recorders to this loop.
+                SfuOutput::Recorded(_) => {}
             }
         }
         let sleep_until = tokio::time::Instant::from_std(deadline.max(Instant::now()).min(Instant::now() + Duration::from_secs(1)));

@@ -64,6 +64,8 @@ pub struct Net {
     pub sfu_addr: SocketAddr,
     pub sfu_deadline: Option<Instant>,
     pub sfu_events: Vec<SfuEvent>,
+    /// Frames of tapped publishers (`Sfu::set_tap`), decoded: (kind, seq, keyframe).
+    pub recorded: Vec<(MediaKind, u32, bool)>,
     pub clients: Vec<Client>,
     pub dropped_by_sfu: usize,
     /// Datagrams sent to the SFU from this address are also kept here.
@@ -114,6 +116,7 @@ impl Net {
         Net {
             start,
             now: start,
+            recorded: Vec::new(),
             sfu: Sfu::new(sfu_addr),
             sfu_addr,
             sfu_deadline: None,
@@ -250,6 +253,11 @@ impl Net {
                     return;
                 }
                 SfuOutput::Event(e) => self.sfu_events.push(e),
+                SfuOutput::Recorded(f) => {
+                    if let Some((seq, keyframe)) = decode(f.kind, &f.data) {
+                        self.recorded.push((f.kind, seq, keyframe));
+                    }
+                }
             }
         }
         self.sfu_deadline = None;
