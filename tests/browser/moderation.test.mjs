@@ -13,6 +13,10 @@ test("a moderator removes a participant, who cannot rejoin with the same token",
     const anon = await fetch(`${server.base}/demo/api/meetings/m1/join`, { method: "POST" });
     assert.equal(anon.status, 401, "no login, no token");
     assert.ok(!("token" in (await anon.json())));
+    const page = await fetch(`${server.base}/demo/`);
+    const csp = page.headers.get("content-security-policy");
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline.*script|script-src[^;]*unsafe-inline/, "no inline scripts allowed");
 
     await joinMeeting(mod.page, server.base, { name: "Mo", password: MODERATOR_PASSWORD, room: "m1", mode: "relayed" });
     await joinMeeting(guest.page, server.base, { name: "Gil", room: "m1", mode: "relayed" });

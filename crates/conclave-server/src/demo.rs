@@ -71,6 +71,7 @@ pub fn router(demo: Arc<Demo>) -> Router<AppState> {
         .route("/demo/", get(move || async move { static_file(include_str!("../../../clients/demo/index.html"), html) }))
         .route("/demo/meeting.html", get(move || async move { static_file(include_str!("../../../clients/demo/meeting.html"), html) }))
         .route("/demo/meeting.js", get(move || async move { static_file(include_str!("../../../clients/demo/meeting.js"), js) }))
+        .route("/demo/login.js", get(move || async move { static_file(include_str!("../../../clients/demo/login.js"), js) }))
         .route("/demo/demo.css", get(|| async { static_file(include_str!("../../../clients/demo/demo.css"), "text/css; charset=utf-8") }))
         .route("/demo/conclave.js", get(move || async move { static_file(include_str!("../../../clients/js/conclave.js"), js) }))
         .route("/demo/api/login", post(login))
@@ -81,7 +82,7 @@ pub fn router(demo: Arc<Demo>) -> Router<AppState> {
 fn static_file(body: &'static str, mime: &'static str) -> Response {
     let mut r = body.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-    r.headers_mut().insert("content-security-policy", HeaderValue::from_static("default-src 'self'; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; style-src 'self'; script-src 'self' 'unsafe-inline'"));
+    r.headers_mut().insert("content-security-policy", HeaderValue::from_static("default-src 'self'; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'"));
     r
 }
 
