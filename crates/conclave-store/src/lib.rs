@@ -56,6 +56,8 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks a token (by its SHA-256 fingerprint) until it would have expired anyway.
     async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError>;
     async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
+    /// Drops revocations of tokens expired before `before` (unix s); returns how many.
+    async fn purge_revocations(&self, before: u64) -> Result<u64, StoreError>;
 
     /// Appends to the audit log (`seq` is assigned by the store).
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;

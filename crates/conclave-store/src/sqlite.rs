@@ -247,6 +247,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn purge_revocations(&self, before: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?").bind(to_i64(before)).execute(&self.writer).await?;
+        Ok(done.rows_affected())
+    }
+
     async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE fingerprint = ?").bind(&fingerprint[..]).fetch_optional(&self.pool).await?;
         Ok(found.is_some())
@@ -466,6 +471,9 @@ mod signaling_tests {
         let s = SqliteStore::open(dir.path(), key()).await.unwrap();
         assert!(s.is_token_revoked(&[7; 32]).await.unwrap());
         assert!(!s.is_token_revoked(&[8; 32]).await.unwrap());
+        assert_eq!(s.purge_revocations(99).await.unwrap(), 0, "not expired yet at 99");
+        assert_eq!(s.purge_revocations(100).await.unwrap(), 1);
+        assert!(!s.is_token_revoked(&[7; 32]).await.unwrap());
         assert_eq!(s.project("1").await.unwrap().unwrap().default_max_participants, Some(5));
         assert_eq!(s.callbacks("1").await.unwrap().len(), 1);
         assert!(!s.delete_callback("2", "cb1").await.unwrap(), "another project cannot delete it");

@@ -88,7 +88,8 @@ pub struct Hub {
     pub config: SignalConfig,
     rooms: Mutex<HashMap<String, Arc<Mutex<LiveRoom>>>>,
     conn_index: Mutex<HashMap<ConnId, String>>,
-    revoked: Mutex<HashSet<[u8; 32]>>,
+    /// Revoked token fingerprints with the unix time their token expires (then they go).
+    revoked: Mutex<HashMap<[u8; 32], u64>>,
     events: Option<mpsc::UnboundedSender<HubEvent>>,
     draining: std::sync::atomic::AtomicBool,
     metrics: Arc<crate::metrics::Metrics>,
@@ -183,20 +184,34 @@ impl Hub {
         (rooms.len() as u64, conns, streams)
     }
 
-    /// Starts the sweeper that expires suspended connections and drops empty rooms.
+    /// Starts the sweeper that expires suspended connections and drops empty rooms, and
+    /// (every few minutes) purges stored revocations of tokens that have expired anyway.
     pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let hub = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let mut ticks: u64 = 0;
             loop {
                 tick.tick().await;
                 let Some(hub) = hub.upgrade() else { return };
                 hub.sweep();
+                ticks += 1;
+                if ticks % 600 == 1 {
+                    let before = clock::unix_secs().saturating_sub(conclave_core::CLOCK_SKEW_SECS);
+                    match hub.store.purge_revocations(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(purged = n, "expired token revocations purged"),
+                        Err(e) => tracing::warn!(error = %e, "purging expired revocations failed"),
+                    }
+                }
             }
         })
     }
 
     fn sweep(&self) {
+        // Revocations outlive nothing: an expired token is refused anyway.
+        let now = clock::unix_secs();
+        lock(&self.revoked).retain(|_, expires_at| *expires_at + conclave_core::CLOCK_SKEW_SECS >= now);
         let grace = self.config.reconnect_grace.as_millis() as u64;
         let rooms: Vec<(String, Arc<Mutex<LiveRoom>>)> = lock(&self.rooms).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (sid, cell) in rooms {
@@ -247,7 +262,7 @@ impl Hub {
                     lock(&self.conn_index).remove(&conn);
                 }
                 Output::Revoke { fingerprint, expires_at } => {
-                    lock(&self.revoked).insert(fingerprint);
+                    lock(&self.revoked).insert(fingerprint, expires_at);
                     let store = self.store.clone();
                     let (api_key, session_id) = (meta.api_key.clone(), meta.session_id.clone());
                     tokio::spawn(async move {
@@ -278,7 +293,7 @@ impl Hub {
     }
 
     async fn is_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, RoomError> {
-        if lock(&self.revoked).contains(fingerprint) {
+        if lock(&self.revoked).contains_key(fingerprint) {
             return Ok(true);
         }
         self.store.is_token_revoked(fingerprint).await.map_err(|e| {
