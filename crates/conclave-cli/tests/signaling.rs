@@ -499,3 +499,29 @@ async fn clients_get_time_limited_turn_credentials() {
     assert_eq!(turn.credential.as_deref(), Some(expected.as_str()), "what coturn's use-auth-secret accepts");
     assert!(!e.server.logs().contains("3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c"), "the TURN secret is never logged");
 }
+
+#[tokio::test]
+async fn the_rust_sdk_moderates_a_live_session() {
+    let e = env(&[]).await;
+    let s = e.session(SessionOptions::routed()).await;
+    let mut a = e.join(&s, Role::Publisher, "a").await;
+    let mut b = e.join(&s, Role::Publisher, "b").await;
+    let st = a.publish(PublishOptions::default()).await.unwrap().stream_id;
+    e.sdk.signal(&s, None, "notice", "all").await.unwrap();
+    b.wait_for(|m| matches!(m, ServerMessage::Signal { data, from: None, .. } if data == "all"), T).await.unwrap();
+    e.sdk.signal(&s, Some(&b.connection_id), "dm", "b").await.unwrap();
+    b.wait_for(|m| matches!(m, ServerMessage::Signal { data, .. } if data == "b"), T).await.unwrap();
+    e.sdk.mute_stream(&s, &st).await.unwrap();
+    a.wait_for(|m| matches!(m, ServerMessage::MuteForced { .. }), T).await.unwrap();
+    e.sdk.mute_all(&s, &[]).await.unwrap();
+    b.wait_for(|m| matches!(m, ServerMessage::MuteAllChanged { active: true }), T).await.unwrap();
+    e.sdk.disable_force_mute(&s).await.unwrap();
+    b.wait_for(|m| matches!(m, ServerMessage::MuteAllChanged { active: false }), T).await.unwrap();
+    assert_eq!(e.sdk.list_streams(&s).await.unwrap()["items"][0]["id"], st.as_str());
+    assert_eq!(e.sdk.list_connections(&s).await.unwrap()["count"], 2);
+    e.sdk.force_disconnect(&s, &b.connection_id).await.unwrap();
+    assert_eq!(b.wait_disconnected(T).await.unwrap(), DisconnectReason::ForceDisconnected);
+    assert!(matches!(e.sdk.force_disconnect(&s, "../x").await, Err(conclave_sdk::SdkError::InvalidArgument(_))));
+    e.sdk.end_session(&s).await.unwrap();
+    assert_eq!(a.wait_disconnected(T).await.unwrap(), DisconnectReason::SessionEnded);
+}

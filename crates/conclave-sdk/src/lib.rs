@@ -184,6 +184,77 @@ impl Client {
         Ok(Self::check(resp).await?.json().await?)
     }
 
+    fn project_url(&self, path: &str) -> String {
+        format!("{}/v2/project/{}{path}", self.base_url, self.api_key)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::Response, SdkError> {
+        let mut req = self.http.request(method, self.project_url(path)).header("X-OPENTOK-AUTH", self.rest_credential());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::check(req.send().await?).await
+    }
+
+    fn checked_id<'a>(what: &str, id: &'a str) -> Result<&'a str, SdkError> {
+        if !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            Ok(id)
+        } else {
+            Err(SdkError::InvalidArgument(format!("{what} has characters outside [A-Za-z0-9_-]")))
+        }
+    }
+
+    /// Disconnects a participant; its token stays refused until it expires.
+    pub async fn force_disconnect(&self, session_id: &str, connection_id: &str) -> Result<(), SdkError> {
+        let (s, c) = (Self::checked_id("session_id", session_id)?, Self::checked_id("connection_id", connection_id)?);
+        self.call(reqwest::Method::DELETE, &format!("/session/{s}/connection/{c}"), None).await.map(drop)
+    }
+
+    /// A signal to everyone in the session, or to one connection.
+    pub async fn signal(&self, session_id: &str, connection_id: Option<&str>, signal_type: &str, data: &str) -> Result<(), SdkError> {
+        let s = Self::checked_id("session_id", session_id)?;
+        let path = match connection_id {
+            Some(c) => format!("/session/{s}/connection/{}/signal", Self::checked_id("connection_id", c)?),
+            None => format!("/session/{s}/signal"),
+        };
+        self.call(reqwest::Method::POST, &path, Some(serde_json::json!({"type": signal_type, "data": data}))).await.map(drop)
+    }
+
+    /// Force-mutes one stream's audio.
+    pub async fn mute_stream(&self, session_id: &str, stream_id: &str) -> Result<(), SdkError> {
+        let (s, st) = (Self::checked_id("session_id", session_id)?, Self::checked_id("stream_id", stream_id)?);
+        self.call(reqwest::Method::POST, &format!("/session/{s}/stream/{st}/mute"), Some(serde_json::json!({}))).await.map(drop)
+    }
+
+    /// Force-mutes every stream but `excluded`, including streams published later.
+    pub async fn mute_all(&self, session_id: &str, excluded: &[&str]) -> Result<(), SdkError> {
+        let s = Self::checked_id("session_id", session_id)?;
+        self.call(reqwest::Method::POST, &format!("/session/{s}/mute"), Some(serde_json::json!({"active": true, "excludedStreamIds": excluded}))).await.map(drop)
+    }
+
+    pub async fn disable_force_mute(&self, session_id: &str) -> Result<(), SdkError> {
+        let s = Self::checked_id("session_id", session_id)?;
+        self.call(reqwest::Method::POST, &format!("/session/{s}/mute"), Some(serde_json::json!({"active": false}))).await.map(drop)
+    }
+
+    /// The session's streams (`{count, items}` with `subscriberCount`), as JSON.
+    pub async fn list_streams(&self, session_id: &str) -> Result<serde_json::Value, SdkError> {
+        let s = Self::checked_id("session_id", session_id)?;
+        Ok(self.call(reqwest::Method::GET, &format!("/session/{s}/stream"), None).await?.json().await?)
+    }
+
+    /// Conclave extension: the live connections (`{count, items}`), as JSON.
+    pub async fn list_connections(&self, session_id: &str) -> Result<serde_json::Value, SdkError> {
+        let s = Self::checked_id("session_id", session_id)?;
+        Ok(self.call(reqwest::Method::GET, &format!("/session/{s}/connection"), None).await?.json().await?)
+    }
+
+    /// Conclave extension: ends a session; everyone is disconnected and its tokens stop working.
+    pub async fn end_session(&self, session_id: &str) -> Result<(), SdkError> {
+        let s = Self::checked_id("session_id", session_id)?;
+        self.call(reqwest::Method::DELETE, &format!("/session/{s}"), None).await.map(drop)
+    }
+
     /// Mints a client token offline, with the same checks the official SDKs make.
     pub fn generate_token(&self, session_id: &str, options: &TokenOptions) -> Result<String, SdkError> {
         let id = SessionId::parse(session_id).map_err(|e| SdkError::InvalidArgument(e.to_string()))?;
