@@ -3,7 +3,7 @@
 
 use crate::{DataDirArg, open_store};
 use clap::Subcommand;
-use conclave_server::provision::{self, DEFAULT_ROTATION_GRACE};
+use conclave_server::provision;
 use conclave_store::Store;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,6 +84,7 @@ pub enum ProjectCommand {
         data: DataDirArg,
         #[arg(long)]
         api_key: String,
+        /// How long the previous secret keeps working (provision::DEFAULT_ROTATION_GRACE).
         #[arg(long, value_parser = crate::duration::parse, default_value = "24h")]
         grace: Duration,
         #[arg(long)]
@@ -155,7 +156,6 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ProjectCommand::RotateSecret { data, api_key, grace, json } => {
-            let _ = DEFAULT_ROTATION_GRACE;
             let store = open_store(&data.data_dir).await?;
             let (secret, until) = provision::rotate_secret(&store, &api_key, grace).await?;
             if json {

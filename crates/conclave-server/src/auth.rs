@@ -17,6 +17,8 @@ pub struct VerifiedJoin {
     pub claims: ClientClaims,
     pub session: SessionRecord,
     pub pii_policy: PiiPolicy,
+    /// The participant limit in force: the session's own, else the project's default.
+    pub max_participants: Option<u32>,
 }
 
 /// Why a credential check did not succeed: a refusal, or the store failing underneath.
@@ -70,5 +72,6 @@ pub async fn verify_client_token(
     if session.ended_at_ms.is_some() {
         return Err(reject(TokenError::SessionEnded));
     }
-    Ok(VerifiedJoin { claims, session, pii_policy: project.pii_policy })
+    let max_participants = session.max_participants.or(project.default_max_participants);
+    Ok(VerifiedJoin { claims, session, pii_policy: project.pii_policy, max_participants })
 }

@@ -35,9 +35,35 @@ impl Default for RateLimits {
     }
 }
 
-struct Bucket {
+/// A token bucket: `rate` tokens per second, at most `burst` stored.
+#[derive(Debug, Clone)]
+pub struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn full(rate: Rate, now: Instant) -> Bucket {
+        Bucket { tokens: f64::from(rate.burst.max(1)), last: now }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        let (per_sec, burst) = (f64::from(rate.per_sec), f64::from(rate.burst.max(1)));
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / per_sec))
+        }
+    }
+
+    fn is_full(&self, rate: Rate, now: Instant) -> bool {
+        self.tokens + now.duration_since(self.last).as_secs_f64() * f64::from(rate.per_sec) >= f64::from(rate.burst.max(1))
+    }
 }
 
 pub struct KeyedLimiter {
@@ -57,21 +83,13 @@ impl KeyedLimiter {
         if self.rate.per_sec == 0 {
             return Ok(());
         }
-        let (rate, burst) = (f64::from(self.rate.per_sec), f64::from(self.rate.burst.max(1)));
+        let rate = self.rate;
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > PRUNE_ABOVE {
             // Full buckets carry no information: drop them.
-            map.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            map.retain(|_, b| !b.is_full(rate, now));
         }
-        let b = map.entry(key.to_owned()).or_insert(Bucket { tokens: burst, last: now });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
-        }
+        map.entry(key.to_owned()).or_insert_with(|| Bucket::full(rate, now)).take(rate, now)
     }
 }
 

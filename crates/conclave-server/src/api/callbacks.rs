@@ -58,7 +58,7 @@ pub async fn register(State(state): State<AppState>, caller: RestCaller, Path(ap
     let record = new_callback(&caller.api_key, &group, &event, &url, state.callback_policy).map_err(ApiError::bad_request)?;
     state.store.insert_callback(&record).await.map_err(|e| ApiError::internal("storing a callback failed", &e))?;
     let detail = serde_json::json!({"group": group, "event": event, "url": record.url});
-    crate::audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "callback.register", &record.id, detail).await;
+    caller.audit(state.store.as_ref(), "callback.register", &record.id, detail).await;
     Ok(axum::Json(to_json(&record)))
 }
 
@@ -92,7 +92,7 @@ pub async fn remove(State(state): State<AppState>, caller: RestCaller, Path((api
     caller.require_project(&api_key)?;
     match state.store.delete_callback(&caller.api_key, &id).await {
         Ok(true) => {
-            crate::audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "callback.remove", &id, serde_json::json!({})).await;
+            caller.audit(state.store.as_ref(), "callback.remove", &id, serde_json::json!({})).await;
             Ok(StatusCode::NO_CONTENT)
         }
         Ok(false) => Err(ApiError::not_found("callback not found")),

@@ -20,8 +20,10 @@ pub struct RestCaller {
 }
 
 impl RestCaller {
-    pub fn actor(&self) -> crate::audit::Actor {
-        crate::audit::Actor::rest(&self.api_key, &self.ip)
+    /// Records an administrative action of this caller, on its own project.
+    pub async fn audit(&self, store: &dyn conclave_store::Store, action: &str, target: &str, detail: serde_json::Value) {
+        let actor = crate::audit::Actor::rest(&self.api_key, &self.ip);
+        crate::audit::record(store, &actor, Some(&self.api_key), action, target, detail).await;
     }
 
     /// Path-scoped endpoints: the credential's project must be the one in the path.

@@ -6,7 +6,7 @@
 
 use super::ApiError;
 use super::extract::{RawBody, RestCaller};
-use crate::{AppState, audit};
+use crate::AppState;
 use crate::signal::room::RoomError;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -67,7 +67,7 @@ pub async fn force_disconnect(State(state): State<AppState>, caller: RestCaller,
     owned_session(&state, &caller, &api_key, &session_id).await?;
     on_room(&state, &session_id, "connection", |room| Ok(((), room.force_disconnect(&connection_id)?)))?;
     let target = format!("{session_id}/{connection_id}");
-    audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "connection.force_disconnect", &target, serde_json::json!({})).await;
+    caller.audit(state.store.as_ref(), "connection.force_disconnect", &target, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -86,7 +86,7 @@ pub async fn mute_stream(State(state): State<AppState>, caller: RestCaller, Path
     owned_session(&state, &caller, &api_key, &session_id).await?;
     on_room(&state, &session_id, "stream", |room| Ok(((), room.mute_stream(&stream_id)?)))?;
     let target = format!("{session_id}/{stream_id}");
-    audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "stream.force_mute", &target, serde_json::json!({})).await;
+    caller.audit(state.store.as_ref(), "stream.force_mute", &target, serde_json::json!({})).await;
     Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
@@ -120,7 +120,7 @@ pub async fn mute_all(State(state): State<AppState>, caller: RestCaller, Path((a
     // With nobody connected there is nothing to mute now; the setting applies to the live room only.
     let detail = serde_json::json!({"active": active, "excludedStreamIds": excluded});
     state.hub.with_room(&session_id, |room| Ok(((), room.mute_all(active, excluded))));
-    audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "session.mute_all", &session_id, detail).await;
+    caller.audit(state.store.as_ref(), "session.mute_all", &session_id, detail).await;
     Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
@@ -330,6 +330,6 @@ pub async fn list_connections(State(state): State<AppState>, caller: RestCaller,
 pub async fn end_session(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     state.hub.end_session(&session_id).await.map_err(|e| ApiError::internal("ending a session failed", &e))?;
-    audit::record(state.store.as_ref(), &caller.actor(), Some(&caller.api_key), "session.end", &session_id, serde_json::json!({})).await;
+    caller.audit(state.store.as_ref(), "session.end", &session_id, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }

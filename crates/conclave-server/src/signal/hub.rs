@@ -302,25 +302,13 @@ impl Hub {
         })
     }
 
-    async fn room_for(&self, session_id: &str, api_key: &str, max_from_session: Option<u32>, media_mode: conclave_core::wire::MediaMode) -> Result<Arc<Mutex<LiveRoom>>, RoomError> {
-        if let Some(cell) = lock(&self.rooms).get(session_id) {
-            return Ok(cell.clone());
-        }
-        let default_max = match max_from_session {
-            Some(_) => None,
-            None => self.store.project(api_key).await.ok().flatten().and_then(|p| p.default_max_participants),
-        };
-        let meta = SessionMeta {
-            session_id: session_id.to_owned(),
-            api_key: api_key.to_owned(),
-            media_mode,
-            max_participants: max_from_session.or(default_max),
-        };
+    /// The live room of a session, created on its first join.
+    fn room_for(&self, meta: SessionMeta) -> Arc<Mutex<LiveRoom>> {
         let mut rooms = lock(&self.rooms);
         let cell = rooms
-            .entry(session_id.to_owned())
+            .entry(meta.session_id.clone())
             .or_insert_with(|| Arc::new(Mutex::new(LiveRoom { room: Room::new(meta, Box::new(RandomIds)), senders: HashMap::new() })));
-        Ok(cell.clone())
+        cell.clone()
     }
 
     /// Shutting down: refuse new joins, and close every socket so clients reconnect once
@@ -349,8 +337,8 @@ impl Hub {
             return Err(RoomError::new(ErrorCode::Draining, "the server is shutting down; reconnect shortly"));
         }
         let now = clock::unix_secs();
-        let (claims, session, pii_policy) = match verify_client_token(self.store.as_ref(), token, session_id, now).await {
-            Ok(ok) => (ok.claims, ok.session, ok.pii_policy),
+        let (claims, session, pii_policy, max_participants) = match verify_client_token(self.store.as_ref(), token, session_id, now).await {
+            Ok(ok) => (ok.claims, ok.session, ok.pii_policy, ok.max_participants),
             Err(AuthFailure::Rejected(e)) => return Err(RoomError::new(ErrorCode::for_token_error(&e), e.to_string())),
             Err(AuthFailure::Store(e)) => {
                 tracing::error!(error = %e, "store failed while verifying a token");
@@ -381,7 +369,12 @@ impl Hub {
         if self.is_revoked(&fingerprint).await? {
             return Err(RoomError::new(ErrorCode::TokenRevoked, "this token was revoked when its participant was removed; ask for a new one"));
         }
-        let cell = self.room_for(session_id, &session.api_key, session.max_participants, session.media_mode).await?;
+        let cell = self.room_for(SessionMeta {
+            session_id: session_id.to_owned(),
+            api_key: session.api_key.clone(),
+            media_mode: session.media_mode,
+            max_participants,
+        });
         let mut live = lock(&cell);
         let req = JoinRequest {
             role: claims.role,

@@ -6,6 +6,7 @@
 
 use super::hub::{Hub, Outbound, OutboundTx, serialize};
 use super::room::RoomError;
+use crate::ratelimit::{Bucket, Rate};
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -42,28 +43,6 @@ async fn close_with(socket: &mut WebSocket, reason: DisconnectReason) {
     let bye = serialize(&ServerMessage::SessionDisconnected { reason });
     let _ = socket.send(Message::Text(bye.to_string().into())).await;
     let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
-}
-
-/// A token bucket: `rate` messages per second, bursts up to `burst`.
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 async fn handshake(socket: &mut WebSocket, hub: &Hub, tx: OutboundTx) -> Option<String> {
@@ -115,7 +94,8 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
         return;
     };
     let cfg = hub.config.clone();
-    let mut bucket = Bucket { tokens: f64::from(cfg.burst), rate: f64::from(cfg.messages_per_sec), burst: f64::from(cfg.burst), last: Instant::now() };
+    let rate = Rate { per_sec: cfg.messages_per_sec, burst: cfg.burst };
+    let mut bucket = Bucket::full(rate, Instant::now());
     let mut strikes = 0u32;
     let mut last_seen = Instant::now();
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
@@ -143,7 +123,7 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
                     }
                 };
                 last_seen = Instant::now();
-                let refused = if !bucket.take() {
+                let refused = if bucket.take(rate, Instant::now()).is_err() {
                     Some((None, ErrorCode::RateLimited, format!("at most {} messages per second", cfg.messages_per_sec)))
                 } else {
                     match parse_client_frame(&text) {
