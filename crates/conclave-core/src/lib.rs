@@ -5,6 +5,7 @@
 //! Must not touch: sockets, files, clocks or randomness. Callers pass the current time and
 //! the random bytes in, so everything here is deterministic and testable.
 
+pub mod archive;
 pub mod credentials;
 pub mod ids;
 pub mod jws;

@@ -8,8 +8,9 @@
 mod records;
 pub mod sealing;
 mod sqlite;
+mod sqlite_archives;
 
-pub use records::{AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
+pub use records::{ArchiveRecord, AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
 pub use sealing::{MasterKey, MasterKeyError};
 pub use sqlite::SqliteStore;
 
@@ -74,4 +75,21 @@ pub trait Store: Send + Sync + 'static {
     async fn callbacks(&self, api_key: &str) -> Result<Vec<CallbackRecord>, StoreError>;
     /// Returns false when no such callback belongs to the project.
     async fn delete_callback(&self, api_key: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// A new archive; `Conflict` when the ID exists.
+    async fn insert_archive(&self, record: &ArchiveRecord) -> Result<(), StoreError>;
+    /// Replaces the archive only if its stored status is still `expected` (compare-and-set,
+    /// so racing writers cannot skip a lifecycle step); returns whether it did.
+    async fn update_archive(&self, record: &ArchiveRecord, expected: conclave_core::archive::ArchiveStatus) -> Result<bool, StoreError>;
+    async fn archive(&self, id: &str) -> Result<Option<ArchiveRecord>, StoreError>;
+    /// Newest first, `deleted` excluded; returns the total that matched and one page.
+    async fn list_archives(&self, api_key: &str, session_id: Option<&str>, offset: u32, count: u32) -> Result<(u64, Vec<ArchiveRecord>), StoreError>;
+    /// Every archive (all projects) in one of `statuses`, oldest first: recovery and sweeping.
+    async fn archives_in_status(&self, statuses: &[conclave_core::archive::ArchiveStatus]) -> Result<Vec<ArchiveRecord>, StoreError>;
+    /// Sets (or with `None` removes) the project's upload target, a JSON document that is
+    /// sealed at rest because it holds the bucket's secret key.
+    async fn set_archive_storage(&self, api_key: &str, config_json: Option<&str>, now_ms: u64) -> Result<(), StoreError>;
+    async fn archive_storage(&self, api_key: &str) -> Result<Option<zeroize::Zeroizing<String>>, StoreError>;
+    /// Sets (or removes) the public key new archives are encrypted to.
+    async fn set_archive_recipient(&self, api_key: &str, recipient: Option<&str>) -> Result<(), StoreError>;
 }

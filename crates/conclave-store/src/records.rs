@@ -21,6 +21,8 @@ pub struct Project {
     pub default_max_participants: Option<u32>,
     /// What to do with connection data that looks personal.
     pub pii_policy: conclave_core::pii::PiiPolicy,
+    /// Public key (age `age1…` or `ssh-rsa …`) every new archive is encrypted to.
+    pub archive_recipient: Option<String>,
 }
 
 impl Project {
@@ -96,4 +98,42 @@ pub struct CallbackRecord {
     pub event: String,
     pub url: String,
     pub created_at_ms: u64,
+}
+
+/// One archive: the indexed columns plus everything the Archive object and the server's
+/// pipeline need. Serialized whole into the row's `doc` (new fields need no migration).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArchiveRecord {
+    pub id: String,
+    pub api_key: String,
+    pub session_id: String,
+    pub status: conclave_core::archive::ArchiveStatus,
+    pub reason: String,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// Set while `available`: when the sweeper expires it.
+    pub expires_at_ms: Option<u64>,
+    pub name: Option<String>,
+    pub output_mode: conclave_core::archive::OutputMode,
+    pub stream_mode: conclave_core::archive::StreamMode,
+    pub has_audio: bool,
+    pub has_video: bool,
+    pub resolution: Option<String>,
+    pub layout: Option<conclave_core::archive::ArchiveLayout>,
+    pub multi_archive_tag: Option<String>,
+    pub max_bitrate: Option<i64>,
+    pub quantization_parameter: Option<i64>,
+    /// `manual` mode: the streams chosen with PATCH …/streams.
+    pub streams: Vec<conclave_core::archive::ArchiveStreamSelection>,
+    pub duration_s: u64,
+    pub size: u64,
+    pub sha256: String,
+    /// Encrypted to the project's recipient key.
+    pub encrypted: bool,
+    /// File name in the fallback store (`<id>.<ext>`) while one is kept there.
+    pub fallback_file: Option<String>,
+    /// Object key in the customer's bucket once uploaded.
+    pub uploaded_key: Option<String>,
+    /// The node that records it (cluster mode); `None` on a single node.
+    pub node: Option<String>,
 }

@@ -4,7 +4,7 @@
 //! Owns: SQL for SQLite. Must not touch: plaintext secrets on disk (everything secret is
 //! sealed with the master key before it is bound to a statement).
 
-use crate::records::{AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
+use crate::records::{ArchiveRecord, AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
 use crate::sealing::MasterKey;
 use crate::{Store, StoreError};
 use async_trait::async_trait;
@@ -21,11 +21,11 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"conclave master key check v1";
 
 pub struct SqliteStore {
     /// Reads run concurrently on several connections.
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// All writes go through one connection, so writers queue in-process instead of
     /// spinning in SQLite's busy handler (which shows up as tail latency).
-    writer: SqlitePool,
-    key: MasterKey,
+    pub(crate) writer: SqlitePool,
+    pub(crate) key: MasterKey,
 }
 
 fn secret_context(api_key: &str) -> String {
@@ -65,7 +65,7 @@ impl SqliteStore {
         }
     }
 
-    fn unseal_text(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<String>, StoreError> {
+    pub(crate) fn unseal_text(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<String>, StoreError> {
         let plain = self.key.unseal(context, sealed).ok_or(StoreError::WrongMasterKey)?;
         let text = std::str::from_utf8(&plain).map_err(|_| StoreError::Corrupt("sealed secret is not UTF-8".into()))?;
         Ok(Zeroizing::new(text.to_owned()))
@@ -76,11 +76,11 @@ fn clamp_u32(v: i64) -> u32 {
     v.clamp(0, i64::from(u32::MAX)) as u32
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
@@ -105,7 +105,7 @@ impl Store for SqliteStore {
     }
 
     async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms, default_max_participants, pii_policy FROM projects WHERE api_key = ?")
+        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms, default_max_participants, pii_policy, archive_recipient FROM projects WHERE api_key = ?")
             .bind(api_key)
             .fetch_optional(&self.pool)
             .await?;
@@ -123,6 +123,7 @@ impl Store for SqliteStore {
             created_at_ms: row.get::<i64, _>("created_at_ms").max(0) as u64,
             default_max_participants: row.get::<Option<i64>, _>("default_max_participants").map(clamp_u32),
             pii_policy: row.get::<String, _>("pii_policy").parse().unwrap_or_default(),
+            archive_recipient: row.get("archive_recipient"),
         }))
     }
 
@@ -362,6 +363,31 @@ impl Store for SqliteStore {
     async fn delete_callback(&self, api_key: &str, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM callbacks WHERE api_key = ? AND id = ?").bind(api_key).bind(id).execute(&self.writer).await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_archive(&self, r: &ArchiveRecord) -> Result<(), StoreError> {
+        self.archive_insert(r).await
+    }
+    async fn update_archive(&self, r: &ArchiveRecord, expected: conclave_core::archive::ArchiveStatus) -> Result<bool, StoreError> {
+        self.archive_update(r, expected).await
+    }
+    async fn archive(&self, id: &str) -> Result<Option<ArchiveRecord>, StoreError> {
+        self.archive_get(id).await
+    }
+    async fn list_archives(&self, api_key: &str, session_id: Option<&str>, offset: u32, count: u32) -> Result<(u64, Vec<ArchiveRecord>), StoreError> {
+        self.archive_list(api_key, session_id, offset, count).await
+    }
+    async fn archives_in_status(&self, statuses: &[conclave_core::archive::ArchiveStatus]) -> Result<Vec<ArchiveRecord>, StoreError> {
+        self.archive_in_status(statuses).await
+    }
+    async fn set_archive_storage(&self, api_key: &str, config_json: Option<&str>, now_ms: u64) -> Result<(), StoreError> {
+        self.storage_set(api_key, config_json, now_ms).await
+    }
+    async fn archive_storage(&self, api_key: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
+        self.storage_get(api_key).await
+    }
+    async fn set_archive_recipient(&self, api_key: &str, recipient: Option<&str>) -> Result<(), StoreError> {
+        self.recipient_set(api_key, recipient).await
     }
 }
 
