@@ -16,6 +16,8 @@ pub enum ArchiveError {
     Zip(#[from] zip::result::ZipError),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(String),
     #[error("encryption: {0}")]
     Encrypt(String),
     #[error("object store: {0}")]

@@ -1,15 +1,21 @@
 //! Conclave archive library: everything that happens to an archive's bytes after the SFU
-//! hands over depacketized frames. It owns the WebM recorder (`recorder`), the individual-mode
-//! ZIP package (`package`), age encryption (`encrypt`), S3 upload and the local fallback store
-//! (`upload`). It must not know about sessions, REST, the database or the SFU: callers pass
+//! hands over depacketized frames. It owns the WebM recorder (`recorder`), crash recovery of
+//! recordings (`recover`), the individual-mode ZIP package (`package`), the composed-mode
+//! MP4 (`compose`, via ffmpeg), age encryption (`encrypt`), S3 upload and the local fallback
+//! store (`upload`). It must not know about sessions, REST, the database or the SFU: callers pass
 //! plain frames, paths, ids and configs, and map the results onto the Archive object.
 
+pub mod compose;
 pub mod digest;
 pub mod encrypt;
 pub mod error;
+mod ffmpeg;
 pub mod package;
 pub mod recorder;
+pub mod recover;
 pub mod upload;
 
 pub use error::ArchiveError;
-pub use recorder::{GateDecision, KeyframeGate, RecordedFile, RecorderConfig, StreamRecorder};
+pub use recorder::{
+    GateDecision, KeyframeGate, RecordedFile, RecorderConfig, StreamRecorder, VideoCodec,
+};

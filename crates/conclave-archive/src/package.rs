@@ -1,13 +1,15 @@
 //! Individual-mode archive package: one ZIP holding each stream's WebM and a JSON manifest
 //! shaped like OpenTok's individual archives. It owns the ZIP layout and the manifest schema;
-//! it must not record, encrypt, upload or delete the input files.
+//! it must not record, encrypt, upload or delete the input files. The ZIP is written as a
+//! stream (local headers with data descriptors, no seeking), so it can be produced from
+//! decrypting readers straight into an `EncryptingWriter`.
 
 use crate::digest::sha256_file;
 use crate::error::{ArchiveError, Result};
 use crate::recorder::RecordedFile;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use zip::{CompressionMethod, ZipWriter, write::SimpleFileOptions};
 
@@ -37,7 +39,8 @@ pub struct Manifest {
     pub files: Vec<ManifestFile>,
 }
 
-/// One recorded stream to put into the package.
+/// One recorded stream to put into the package (`path` is only read by
+/// `write_individual_zip`; `write_individual_zip_to` takes a reader instead).
 #[derive(Debug, Clone)]
 pub struct PackageInput {
     pub stream_id: String,
@@ -95,7 +98,7 @@ pub fn stream_filename(stream_id: &str) -> Result<String> {
 }
 
 /// Write `out` as a ZIP of `streams` (stored, since WebM is already compressed) plus a
-/// deflated `<archive_id>.json` manifest, then hash it.
+/// deflated `<archive_id>.json` manifest, then fsync and hash it.
 pub fn write_individual_zip(
     out: &Path,
     archive_id: &str,
@@ -103,20 +106,48 @@ pub fn write_individual_zip(
     created_at_ms: u64,
     streams: &[PackageInput],
 ) -> Result<Package> {
+    let mut inputs: Vec<(PackageInput, Box<dyn Read + Send>)> = Vec::with_capacity(streams.len());
+    for s in streams {
+        inputs.push((s.clone(), Box::new(File::open(&s.path)?)));
+    }
+    let file = BufWriter::new(File::create(out)?);
+    let (manifest, w) =
+        write_individual_zip_to(file, archive_id, session_id, created_at_ms, inputs)?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let size = std::fs::metadata(out)?.len();
+    Ok(Package {
+        path: out.to_path_buf(),
+        size,
+        sha256: sha256_file(out)?,
+        manifest,
+    })
+}
+
+/// Stream a ZIP of `inputs` (each entry's bytes read to the end from its reader; the
+/// manifest `size` is the number of bytes read) plus the `<archive_id>.json` manifest into
+/// `out`, without seeking. Returns the manifest and `out` (flushed, not closed).
+pub fn write_individual_zip_to<W: Write>(
+    out: W,
+    archive_id: &str,
+    session_id: &str,
+    created_at_ms: u64,
+    inputs: Vec<(PackageInput, Box<dyn Read + Send>)>,
+) -> Result<(Manifest, W)> {
     let manifest_name = format!("{}.json", uuid_like(archive_id)?);
-    let mut zip = ZipWriter::new(BufWriter::new(File::create(out)?));
+    let names = inputs
+        .iter()
+        .map(|(s, _)| stream_filename(&s.stream_id))
+        .collect::<Result<Vec<_>>>()?;
+    let mut zip = ZipWriter::new_stream(out);
     let stored = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
         .large_file(true);
-    let mut files = Vec::with_capacity(streams.len());
-    for s in streams {
-        let filename = stream_filename(&s.stream_id)?;
-        let mut src = File::open(&s.path)?;
-        let size = src.metadata()?.len();
+    let mut files = Vec::with_capacity(inputs.len());
+    for ((s, mut src), filename) in inputs.into_iter().zip(names) {
         zip.start_file(filename.as_str(), stored)?;
-        std::io::copy(&mut src, &mut zip)?;
+        let size = std::io::copy(&mut src, &mut zip)?;
         files.push(ManifestFile {
-            stream_id: s.stream_id.clone(),
+            stream_id: s.stream_id,
             filename,
             start_time_offset: s.start_time_offset_ms,
             stop_time_offset: s.stop_time_offset_ms,
@@ -134,16 +165,9 @@ pub fn write_individual_zip(
     let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
     zip.start_file(manifest_name.as_str(), deflated)?;
     zip.write_all(&serde_json::to_vec_pretty(&manifest)?)?;
-    let mut w = zip.finish()?;
+    let mut w = zip.finish()?.into_inner();
     w.flush()?;
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    let size = std::fs::metadata(out)?.len();
-    Ok(Package {
-        path: out.to_path_buf(),
-        size,
-        sha256: sha256_file(out)?,
-        manifest,
-    })
+    Ok((manifest, w))
 }
 
 fn uuid_like(id: &str) -> Result<&str> {

@@ -1,15 +1,23 @@
-//! Streaming age encryption of a finished archive to one customer recipient: an X25519
-//! `age1…` key or an `ssh-rsa …` public key (RSA-OAEP, so a key from an X.509 certificate
-//! works once converted). It owns recipient parsing and the encrypt stream; it must not keep
-//! any plaintext copy, identity or private key.
+//! Streaming age encryption to a customer recipient: an X25519 `age1…` key, an `ssh-rsa …`
+//! public key, or an RSA key given as PEM (`PUBLIC KEY`, `RSA PUBLIC KEY` or an X.509
+//! `CERTIFICATE`, OpenTok's "partner certificate"), which is converted to `ssh-rsa` (age's
+//! RSA-OAEP recipient). It owns recipient parsing, the encrypt streams (`stream`) and the
+//! in-memory ephemeral key; it must not keep any plaintext copy on disk, nor persist any
+//! identity or private key.
+
+mod pem;
+mod stream;
+
+pub(crate) use stream::HashingWriter;
+pub use stream::{EncryptingWriter, EphemeralKey, open_decrypted};
 
 use crate::error::{ArchiveError, Result};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 /// A customer's public key.
+#[derive(Clone)]
 pub enum ArchiveRecipient {
     X25519(age::x25519::Recipient),
     Ssh(age::ssh::Recipient),
@@ -25,10 +33,14 @@ impl std::fmt::Debug for ArchiveRecipient {
 }
 
 impl ArchiveRecipient {
-    /// Parse `age1…` or an OpenSSH public key line (`ssh-rsa AAAA… comment`; `ssh-ed25519`
-    /// is accepted too).
+    /// Parse `age1…`, an OpenSSH public key line (`ssh-rsa AAAA… comment`; `ssh-ed25519`
+    /// is accepted too) or a PEM RSA public key / X.509 certificate (RSA keys only).
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
+        if s.starts_with("-----BEGIN ") {
+            let line = pem::rsa_pem_to_ssh(s)?;
+            return Self::parse(&line);
+        }
         if s.starts_with("age1") {
             return s
                 .parse()
@@ -46,10 +58,12 @@ impl ArchiveRecipient {
         ))
     }
 
-    fn as_dyn(&self) -> &dyn age::Recipient {
-        match self {
-            Self::X25519(r) => r,
-            Self::Ssh(r) => r,
+    /// An owned age recipient, for `StreamRecorder::create_encrypted` and
+    /// `EncryptingWriter::new`.
+    pub fn to_boxed(&self) -> Box<dyn age::Recipient + Send> {
+        match self.clone() {
+            Self::X25519(r) => Box::new(r),
+            Self::Ssh(r) => Box::new(r),
         }
     }
 }
@@ -69,27 +83,18 @@ pub fn encrypt_file(
     output: &Path,
     recipient: &ArchiveRecipient,
 ) -> Result<EncryptedFile> {
-    let r = encrypt_inner(input, output, recipient);
+    let out = File::create_new(output)?; // refuse to overwrite, and never delete, an existing file
+    let r = encrypt_inner(input, out, recipient);
     if r.is_err() {
         let _ = std::fs::remove_file(output);
     }
     r
 }
 
-fn encrypt_inner(
-    input: &Path,
-    output: &Path,
-    recipient: &ArchiveRecipient,
-) -> Result<EncryptedFile> {
+fn encrypt_inner(input: &Path, out: File, recipient: &ArchiveRecipient) -> Result<EncryptedFile> {
     let mut src = BufReader::new(File::open(input)?);
-    let out = HashingWriter {
-        inner: BufWriter::new(File::create_new(output)?),
-        hash: Sha256::new(),
-        n: 0,
-    };
-    let enc = age::Encryptor::with_recipients(std::iter::once(recipient.as_dyn()))
-        .map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
-    let mut w = enc.wrap_output(out)?;
+    let out = BufWriter::new(out);
+    let mut w = EncryptingWriter::new(out, &[recipient.to_boxed()])?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = src.read(&mut buf)?;
@@ -98,29 +103,7 @@ fn encrypt_inner(
         }
         w.write_all(&buf[..n])?;
     }
-    let mut out = w.finish()?;
-    out.inner.flush()?;
-    out.inner.get_ref().sync_all()?;
-    Ok(EncryptedFile {
-        size: out.n,
-        sha256: hex::encode(out.hash.finalize()),
-    })
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-    n: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+    let (info, out) = w.finish_into_inner()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(info)
 }

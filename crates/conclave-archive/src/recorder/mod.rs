@@ -1,27 +1,37 @@
-//! `StreamRecorder`: writes one stream's Opus audio and VP8 video to a WebM file as frames
-//! arrive, using libwebm's muxer (`webm` crate). It owns the file while recording, a small
-//! reorder buffer (libwebm needs timestamps that never go back across tracks) and the
+//! `StreamRecorder`: writes one stream's Opus audio and VP8 or VP9 video to a WebM file as
+//! frames arrive, using libwebm's muxer (`webm` crate). It owns the file while recording, a
+//! small reorder buffer (libwebm needs timestamps that never go back across tracks) and the
 //! OpusHead it synthesizes. It must not decide which streams are recorded, nor upload,
 //! package or delete files.
 //!
 //! Crash behaviour: libwebm writes the Segment and each Cluster with an "unknown" size and
 //! patches sizes, Cues and Duration only in `finish()`. Bytes reach the OS at least once per
-//! `flush_interval` (default 1 s, see `FlushingFile`), so a crash leaves a file whose header
+//! `flush_interval` (default 1 s, see `sink::Sink`), so a crash leaves a file whose header
 //! and written clusters are readable by ffmpeg (unknown-size elements are legal Matroska);
 //! it lacks Duration and Cues (no seeking) and loses up to `flush_interval` plus the
-//! reorder window. The test `crash_leaves_decodable_prefix` checks this.
+//! reorder window. The test `crash_leaves_decodable_prefix` checks this, and
+//! `crate::recover` turns such a file into a finished one.
+//!
+//! Encrypted recordings (`create_encrypted`) go through an age STREAM encryptor before the
+//! file, so the muxer runs in live, non-seek mode: the WebM never gets Duration or Cues (even
+//! after `finish`), and a crash additionally loses the open 64 KiB age chunk (see `sink`).
 
 mod codec;
 mod gate;
 
-pub use codec::{opus_head, opus_packet_duration_ns, vp8_is_keyframe, vp8_keyframe_size};
+mod sink;
+
+pub use codec::{
+    opus_head, opus_packet_duration_ns, vp8_is_keyframe, vp8_keyframe_size, vp9_is_keyframe,
+    vp9_keyframe_size,
+};
 pub use gate::{GateDecision, KeyframeGate};
 
 use crate::error::{ArchiveError, Result};
+use sink::Sink;
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use webm::mux::{
     AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack,
     Writer,
@@ -31,12 +41,40 @@ use webm::mux::{
 /// within `max_wait_for_keyframe`.
 const DEFAULT_SIZE: (u32, u32) = (640, 480);
 
+/// Video codec of the recorded track (what the SFU forwards; the recorder never transcodes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VideoCodec {
+    #[default]
+    Vp8,
+    Vp9,
+}
+
+impl VideoCodec {
+    /// True when the frame is a keyframe in this codec.
+    pub fn is_keyframe(self, frame: &[u8]) -> bool {
+        match self {
+            Self::Vp8 => vp8_is_keyframe(frame),
+            Self::Vp9 => vp9_is_keyframe(frame),
+        }
+    }
+
+    /// Frame size from a keyframe in this codec.
+    pub fn keyframe_size(self, frame: &[u8]) -> Option<(u32, u32)> {
+        match self {
+            Self::Vp8 => vp8_keyframe_size(frame),
+            Self::Vp9 => vp9_keyframe_size(frame),
+        }
+    }
+}
+
 /// What to record and how.
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
     pub audio: bool,
     pub video: bool,
-    /// Video size; when `None` it is read from the first VP8 keyframe.
+    /// Codec of the video frames given to `write_video`.
+    pub video_codec: VideoCodec,
+    /// Video size; when `None` it is read from the first keyframe.
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// Opus channel count written to the OpusHead (1 or 2; WebRTC uses 2).
@@ -55,6 +93,7 @@ impl Default for RecorderConfig {
         Self {
             audio: true,
             video: true,
+            video_codec: VideoCodec::Vp8,
             width: None,
             height: None,
             audio_channels: 2,
@@ -82,6 +121,9 @@ pub struct RecordedFile {
     /// Frames dropped because they were too late, came before the first keyframe or
     /// were rejected by the muxer.
     pub dropped_frames: u64,
+    /// Lowercase hex SHA-256 of the file on disk; set for encrypted recordings only (then
+    /// it is the hash of the ciphertext and `size` is the ciphertext size).
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,36 +138,8 @@ struct Pending {
     data: Vec<u8>,
 }
 
-/// A `BufWriter<File>` that pushes its buffer to the OS at least once per `every`, so a
-/// crash loses at most that much media.
-struct FlushingFile {
-    inner: BufWriter<File>,
-    last_flush: Instant,
-    every: Duration,
-}
-
-impl Write for FlushingFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        if self.last_flush.elapsed() >= self.every {
-            self.inner.flush()?;
-            self.last_flush = Instant::now();
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl Seek for FlushingFile {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.inner.seek(pos)
-    }
-}
-
 struct Muxer {
-    segment: Segment<FlushingFile>,
+    segment: Segment<Sink>,
     audio: Option<AudioTrack>,
     video: Option<VideoTrack>,
 }
@@ -135,7 +149,8 @@ struct Muxer {
 pub struct StreamRecorder {
     path: PathBuf,
     cfg: RecorderConfig,
-    file: Option<File>,
+    /// The output until the muxer starts (it then owns it).
+    sink: Option<Sink>,
     mux: Option<Muxer>,
     size: (u32, u32),
     pending: Vec<Pending>,
@@ -153,6 +168,29 @@ impl StreamRecorder {
     /// Create (truncate) `path` and prepare to record. Fails if neither audio nor video is
     /// enabled or the size is half given.
     pub fn create(path: impl AsRef<Path>, cfg: RecorderConfig) -> Result<Self> {
+        Self::validate(&cfg)?;
+        let path = path.as_ref().to_path_buf();
+        let sink = Sink::plain(File::create(&path)?, cfg.flush_interval);
+        Self::with_sink(path, cfg, sink)
+    }
+
+    /// Create (truncate) `path` and record into an age file (binary format) encrypted to
+    /// all `recipients` while it streams: the WebM (live mode, no Duration or Cues) only
+    /// exists in memory, the disk only ever sees ciphertext. The age header is on disk when
+    /// this returns; `finish` seals the last chunk.
+    pub fn create_encrypted(
+        path: impl AsRef<Path>,
+        cfg: RecorderConfig,
+        recipients: Vec<Box<dyn age::Recipient + Send>>,
+    ) -> Result<Self> {
+        Self::validate(&cfg)?;
+        let path = path.as_ref().to_path_buf();
+        let file = File::create(&path)?;
+        let sink = Sink::encrypted(file, cfg.flush_interval, &recipients)?;
+        Self::with_sink(path, cfg, sink)
+    }
+
+    fn validate(cfg: &RecorderConfig) -> Result<()> {
         if !cfg.audio && !cfg.video {
             return Err(ArchiveError::Invalid(
                 "neither audio nor video enabled".into(),
@@ -163,21 +201,21 @@ impl StreamRecorder {
                 "audio_channels must be 1 or 2".into(),
             ));
         }
-        let size = match (cfg.width, cfg.height) {
-            (Some(w), Some(h)) if w > 0 && h > 0 => (w, h),
-            (None, None) => (0, 0),
-            _ => {
-                return Err(ArchiveError::Invalid(
-                    "width and height must both be set".into(),
-                ));
-            }
-        };
-        let path = path.as_ref().to_path_buf();
-        let file = File::create(&path)?;
+        match (cfg.width, cfg.height) {
+            (Some(w), Some(h)) if w > 0 && h > 0 => Ok(()),
+            (None, None) => Ok(()),
+            _ => Err(ArchiveError::Invalid(
+                "width and height must both be set".into(),
+            )),
+        }
+    }
+
+    fn with_sink(path: PathBuf, cfg: RecorderConfig, sink: Sink) -> Result<Self> {
+        let size = cfg.width.zip(cfg.height).unwrap_or((0, 0));
         let mut rec = Self {
             path,
             cfg,
-            file: Some(file),
+            sink: Some(sink),
             mux: None,
             size,
             pending: Vec::new(),
@@ -208,7 +246,7 @@ impl StreamRecorder {
         })
     }
 
-    /// Queue one whole VP8 frame.
+    /// Queue one whole VP8 or VP9 frame (`RecorderConfig::video_codec`).
     pub fn write_video(
         &mut self,
         frame: &[u8],
@@ -220,7 +258,7 @@ impl StreamRecorder {
         }
         if self.mux.is_none()
             && is_keyframe
-            && let Some(size) = vp8_keyframe_size(frame)
+            && let Some(size) = self.cfg.video_codec.keyframe_size(frame)
         {
             self.size = size;
         }
@@ -255,10 +293,7 @@ impl StreamRecorder {
             .segment
             .finalize(Some(duration_ms.max(1)))
             .map_err(|_| ArchiveError::Mux("finalize failed".into()))?;
-        let mut out = writer.into_inner();
-        out.flush()?;
-        let file = out.inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let (file, encrypted) = writer.into_inner().finish()?;
         let size = file.metadata()?.len();
         Ok(RecordedFile {
             path: self.path.clone(),
@@ -272,6 +307,7 @@ impl StreamRecorder {
             audio_frames: self.audio_frames,
             video_frames: self.video_frames,
             dropped_frames: self.dropped,
+            sha256: encrypted.map(|e| e.sha256),
         })
     }
 
@@ -300,20 +336,24 @@ impl StreamRecorder {
     }
 
     fn start_muxer(&mut self) -> Result<()> {
-        let file = self.file.take().expect("file present until muxer starts");
-        let out = FlushingFile {
-            inner: BufWriter::with_capacity(256 * 1024, file),
-            last_flush: Instant::now(),
-            every: self.cfg.flush_interval,
-        };
+        let out = self.sink.take().expect("sink present until muxer starts");
         let err = |e: webm::mux::Error| ArchiveError::Mux(e.to_string());
-        let mut b = SegmentBuilder::new(Writer::new(out)).map_err(err)?;
-        b = b.set_mode(SegmentMode::File).map_err(err)?;
+        let (writer, mode) = if out.is_encrypted() {
+            (Writer::new_non_seek(out), SegmentMode::Live)
+        } else {
+            (Writer::new(out), SegmentMode::File)
+        };
+        let mut b = SegmentBuilder::new(writer).map_err(err)?;
+        b = b.set_mode(mode).map_err(err)?;
         b = b.set_writing_app("conclave-archive").map_err(err)?;
         let mut video = None;
         if self.cfg.video {
+            let codec = match self.cfg.video_codec {
+                VideoCodec::Vp8 => VideoCodecId::VP8,
+                VideoCodec::Vp9 => VideoCodecId::VP9,
+            };
             let (nb, t) = b
-                .add_video_track(self.size.0, self.size.1, VideoCodecId::VP8, None)
+                .add_video_track(self.size.0, self.size.1, codec, None)
                 .map_err(err)?;
             b = nb;
             video = Some(t);

@@ -3,8 +3,12 @@
 
 mod media;
 mod moto;
+mod t_compose;
 mod t_encrypt;
+mod t_encrypted_rec;
 mod t_fallback;
 mod t_package;
 mod t_recorder;
+mod t_recover;
 mod t_s3;
+mod t_vp9;

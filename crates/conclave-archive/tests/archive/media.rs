@@ -1,6 +1,6 @@
-//! Test helper: real VP8 and Opus frames made by ffmpeg (IVF and Ogg containers, parsed
-//! minimally here), and ffprobe/ffmpeg checks of a WebM file. Fails (never skips) without
-//! ffmpeg.
+//! Test helper: real VP8, VP9 and Opus frames made by ffmpeg (IVF and Ogg containers,
+//! parsed minimally here), ffprobe/ffmpeg checks of a media file, recording helpers and the
+//! stock `age` CLI. Fails (never skips) without ffmpeg or age.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,7 +58,43 @@ pub fn vp8_frames(dir: &Path, secs: u32) -> Vec<Frame> {
         "ivf",
         ivf.to_str().unwrap(),
     ]);
-    parse_ivf(&std::fs::read(&ivf).unwrap())
+    parse_ivf(
+        &std::fs::read(&ivf).unwrap(),
+        conclave_archive::recorder::vp8_is_keyframe,
+    )
+}
+
+/// `secs` of 320x240 15 fps VP9 test pattern (realtime mode, no alt-ref superframes),
+/// keyframe every 15 frames.
+pub fn vp9_frames(dir: &Path, secs: u32) -> Vec<Frame> {
+    require_ffmpeg();
+    let ivf = dir.join("v9.ivf");
+    let t = secs.to_string();
+    run_ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=15",
+        "-t",
+        &t,
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-lag-in-frames",
+        "0",
+        "-g",
+        "15",
+        "-f",
+        "ivf",
+        ivf.to_str().unwrap(),
+    ]);
+    parse_ivf(
+        &std::fs::read(&ivf).unwrap(),
+        conclave_archive::recorder::vp9_is_keyframe,
+    )
 }
 
 /// `secs` of 440 Hz stereo Opus at 48 kHz.
@@ -97,7 +133,7 @@ pub fn opus_packets(dir: &Path, secs: u32) -> Vec<Frame> {
         .collect()
 }
 
-fn parse_ivf(b: &[u8]) -> Vec<Frame> {
+fn parse_ivf(b: &[u8], is_key: fn(&[u8]) -> bool) -> Vec<Frame> {
     assert_eq!(&b[..4], b"DKIF");
     let hdr = u16::from_le_bytes([b[6], b[7]]) as usize;
     let den = u32::from_le_bytes(b[16..20].try_into().unwrap()) as u64;
@@ -109,7 +145,7 @@ fn parse_ivf(b: &[u8]) -> Vec<Frame> {
         let pts = u64::from_le_bytes(b[at + 4..at + 12].try_into().unwrap());
         let data = b[at + 12..at + 12 + len].to_vec();
         at += 12 + len;
-        let key = conclave_archive::recorder::vp8_is_keyframe(&data);
+        let key = is_key(&data);
         out.push(Frame {
             ts_ns: pts * num * 1_000_000_000 / den,
             data,
@@ -144,6 +180,7 @@ pub struct Probe {
     pub codecs: Vec<String>,
     pub duration: f64,
     pub width: Option<u64>,
+    pub height: Option<u64>,
 }
 
 /// ffprobe codecs, container duration and video width.
@@ -153,7 +190,7 @@ pub fn probe(file: &Path) -> Probe {
             "-v",
             "error",
             "-show_entries",
-            "stream=codec_name,duration,width:format=duration",
+            "stream=codec_name,duration,width,height:format=duration",
             "-of",
             "json",
         ])
@@ -182,10 +219,12 @@ pub fn probe(file: &Path) -> Probe {
         .and_then(|d| d.parse().ok())
         .unwrap_or(-1.0);
     let width = streams.iter().find_map(|s| s["width"].as_u64());
+    let height = streams.iter().find_map(|s| s["height"].as_u64());
     Probe {
         codecs,
         duration,
         width,
+        height,
     }
 }
 
@@ -209,4 +248,77 @@ pub fn tmp() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().to_path_buf();
     (d, p)
+}
+
+/// Seconds of media ffmpeg can actually read (largest packet pts; live-mode and crashed
+/// WebMs have no Duration element).
+pub fn last_pts(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .fold(0.0, f64::max)
+}
+
+/// Record `audio` and `video` (timestamps shifted by `t0_ns`) in time order into `rec`.
+pub fn feed_sorted(
+    rec: &mut conclave_archive::StreamRecorder,
+    audio: &[Frame],
+    video: &[Frame],
+    t0_ns: u64,
+) {
+    let mut evs: Vec<(u64, bool, &Frame)> = audio.iter().map(|a| (a.ts_ns, true, a)).collect();
+    evs.extend(video.iter().map(|v| (v.ts_ns, false, v)));
+    evs.sort_by_key(|e| e.0);
+    for (_, is_audio, f) in evs {
+        if is_audio {
+            rec.write_audio(&f.data, t0_ns + f.ts_ns).unwrap();
+        } else {
+            rec.write_video(&f.data, t0_ns + f.ts_ns, f.key).unwrap();
+        }
+    }
+}
+
+/// True when `needle` occurs anywhere in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+pub const WEBM_MAGIC: [u8; 4] = [0x1a, 0x45, 0xdf, 0xa3];
+
+/// Write `identity` as an `age-keygen` style identity file.
+pub fn write_identity(path: &Path, identity: &age::x25519::Identity) {
+    use age::secrecy::ExposeSecret;
+    let text = format!(
+        "# created by conclave-archive tests\n{}\n",
+        identity.to_string().expose_secret()
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// Run the stock `age -d -i identity` on `input`; returns (success, stdout, stderr).
+pub fn age_cli_decrypt(identity: &Path, input: &Path) -> (bool, Vec<u8>, String) {
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(input)
+        .output()
+        .expect("the `age` CLI is required for this test: apt-get install -y age");
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -82,3 +82,92 @@ fn bad_recipients_are_refused() {
     assert!(ArchiveRecipient::parse("ssh-rsa AAAA").is_err());
     assert!(ArchiveRecipient::parse("hello").is_err());
 }
+
+/// `ssh-keygen` RSA key in PEM form (openssl can read it) and its `.pub` line.
+fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let key = dir.join("id_rsa");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen is required for this test (apt-get install -y openssh-client)");
+    assert!(st.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public)
+}
+
+fn tool(bin: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{bin} is required for this test: {e}"));
+    assert!(
+        out.status.success(),
+        "{bin}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn pem_public_keys_and_certificates_become_ssh_rsa_recipients() {
+    let (_d, dir) = media::tmp();
+    let (key, public) = rsa_key(&dir);
+    let pub_file = key.with_extension("pub");
+    let spki = tool(
+        "ssh-keygen",
+        &[
+            "-e".as_ref(),
+            "-m".as_ref(),
+            "PKCS8".as_ref(),
+            "-f".as_ref(),
+            pub_file.as_os_str(),
+        ],
+    );
+    assert!(spki.starts_with("-----BEGIN PUBLIC KEY-----"));
+    let pkcs1 = tool(
+        "ssh-keygen",
+        &[
+            "-e".as_ref(),
+            "-m".as_ref(),
+            "PEM".as_ref(),
+            "-f".as_ref(),
+            pub_file.as_os_str(),
+        ],
+    );
+    assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
+    let cert = tool(
+        "openssl",
+        &[
+            "req".as_ref(),
+            "-new".as_ref(),
+            "-x509".as_ref(),
+            "-key".as_ref(),
+            key.as_os_str(),
+            "-subj".as_ref(),
+            "/CN=partner".as_ref(),
+            "-days".as_ref(),
+            "2".as_ref(),
+        ],
+    );
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    let plain = sample(&dir, b"PK\x03\x04");
+    let want = std::fs::read(&plain).unwrap();
+    let id_file = key.clone();
+    for (i, pem) in [spki, pkcs1, cert].iter().enumerate() {
+        let r = ArchiveRecipient::parse(pem).unwrap();
+        let ArchiveRecipient::Ssh(ssh) = &r else {
+            panic!("not an ssh recipient")
+        };
+        // Same key as the OpenSSH line: age's recipient stanza tag is derived from it.
+        let direct: age::ssh::Recipient = public.trim().parse().unwrap();
+        assert_eq!(format!("{ssh:?}"), format!("{direct:?}"));
+        let enc = dir.join(format!("pem{i}.age"));
+        encrypt_file(&plain, &enc, &r).unwrap();
+        let (ok, got, err) = media::age_cli_decrypt(&id_file, &enc);
+        assert!(ok, "age -d with the RSA key failed: {err}");
+        assert_eq!(got, want);
+    }
+    let ec_or_junk = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
+    assert!(ArchiveRecipient::parse(ec_or_junk).is_err());
+}

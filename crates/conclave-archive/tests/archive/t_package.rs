@@ -138,3 +138,85 @@ fn record_package_encrypt_and_store_end_to_end() {
         format!("{ARCHIVE}.age")
     );
 }
+
+#[test]
+fn streamed_zip_from_decrypting_readers_into_an_encrypting_writer() {
+    use conclave_archive::encrypt::{EncryptingWriter, EphemeralKey, open_decrypted};
+    use conclave_archive::package::write_individual_zip_to;
+    use conclave_archive::{RecorderConfig, StreamRecorder};
+    let (_d, dir) = media::tmp();
+    let video = media::vp8_frames(&dir, 1);
+    let audio = media::opus_packets(&dir, 1);
+    let enc_dir = dir.join("enc");
+    std::fs::create_dir(&enc_dir).unwrap();
+    let customer = age::x25519::Identity::generate();
+    let eph = EphemeralKey::generate();
+    let mut inputs: Vec<(PackageInput, Box<dyn Read + Send>)> = Vec::new();
+    let mut plain_streams = Vec::new();
+    for (i, id) in ["stream-a", "stream-b"].into_iter().enumerate() {
+        let path = enc_dir.join(format!("{id}.webm.age"));
+        let mut rec = StreamRecorder::create_encrypted(
+            &path,
+            RecorderConfig::default(),
+            vec![Box::new(customer.to_public()), eph.boxed_recipient()],
+        )
+        .unwrap();
+        let t0 = 10_000_000_000 + i as u64 * 700_000_000;
+        media::feed_sorted(&mut rec, &audio, &video, t0);
+        let f = rec.finish().unwrap();
+        let mut plain = Vec::new();
+        open_decrypted(&path, &eph)
+            .unwrap()
+            .read_to_end(&mut plain)
+            .unwrap();
+        plain_streams.push(plain);
+        let input = PackageInput::from_recorded(id, &f, 10_000_000_000);
+        inputs.push((input, Box::new(open_decrypted(&path, &eph).unwrap())));
+    }
+    let zip_age = enc_dir.join("archive.zip.age");
+    let out = std::fs::File::create_new(&zip_age).unwrap();
+    let w = EncryptingWriter::new(out, &[Box::new(customer.to_public())]).unwrap();
+    let (manifest, w) = write_individual_zip_to(w, ARCHIVE, "sess", 42, inputs).unwrap();
+    let info = w.finish().unwrap();
+    assert_eq!(info.sha256, sha256_file(&zip_age).unwrap());
+    for e in std::fs::read_dir(&enc_dir).unwrap() {
+        let b = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(b.starts_with(b"age-encryption.org/v1\n"));
+        assert!(!media::contains(&b, b"PK\x03\x04") && !media::contains(&b, &media::WEBM_MAGIC));
+    }
+    assert_eq!(manifest.files[1].start_time_offset, 700);
+    assert_eq!(manifest.files[0].size, plain_streams[0].len() as u64);
+
+    let id_file = dir.join("customer.txt");
+    media::write_identity(&id_file, &customer);
+    let (ok, zip_bytes, err) = media::age_cli_decrypt(&id_file, &zip_age);
+    assert!(ok, "age -d failed: {err}");
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(&zip_bytes)).unwrap();
+    assert_eq!(z.len(), 3);
+    for (i, name) in ["stream-a.webm", "stream-b.webm"].into_iter().enumerate() {
+        let mut got = Vec::new();
+        z.by_name(name).unwrap().read_to_end(&mut got).unwrap();
+        assert_eq!(got, plain_streams[i], "{name}");
+    }
+    let mut json = String::new();
+    z.by_name(&format!("{ARCHIVE}.json"))
+        .unwrap()
+        .read_to_string(&mut json)
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), manifest);
+    let zip_file = dir.join("decrypted.zip");
+    std::fs::write(&zip_file, &zip_bytes).unwrap();
+    let t = std::process::Command::new("unzip")
+        .arg("-t")
+        .arg(&zip_file)
+        .output()
+        .expect("unzip is required for this test (apt-get install -y unzip)");
+    assert!(
+        t.status.success(),
+        "unzip -t: {}",
+        String::from_utf8_lossy(&t.stdout)
+    );
+    let webm = dir.join("a.webm");
+    std::fs::write(&webm, &plain_streams[0]).unwrap();
+    assert_eq!(media::probe(&webm).codecs, ["opus", "vp8"]);
+}

@@ -1,0 +1,214 @@
+//! Composed archives: per-stream WebMs (files, or decrypting readers) mixed by ffmpeg into
+//! one H.264 + AAC MP4 grid at the requested size, checked with ffprobe and a full decode;
+//! the encrypted path decrypts with the stock `age` CLI.
+
+use crate::media::{self, Frame};
+use conclave_archive::compose::{
+    ComposeInput, ComposeOutput, ComposeSource, ComposedFile, compose_grid,
+};
+use conclave_archive::digest::sha256_file;
+use conclave_archive::encrypt::{EncryptingWriter, EphemeralKey, open_decrypted};
+use conclave_archive::{RecordedFile, RecorderConfig, StreamRecorder};
+use std::path::{Path, PathBuf};
+
+struct Media {
+    audio: Vec<Frame>,
+    video: Vec<Frame>,
+}
+
+fn media_2s(dir: &Path) -> Media {
+    Media {
+        audio: media::opus_packets(dir, 2),
+        video: media::vp8_frames(dir, 2),
+    }
+}
+
+fn record(dir: &Path, name: &str, m: &Media, audio: bool, video: bool) -> PathBuf {
+    let out = dir.join(name);
+    let cfg = RecorderConfig {
+        audio,
+        video,
+        ..Default::default()
+    };
+    let mut rec = StreamRecorder::create(&out, cfg).unwrap();
+    let a: &[Frame] = if audio { &m.audio } else { &[] };
+    let v: &[Frame] = if video { &m.video } else { &[] };
+    media::feed_sorted(&mut rec, a, v, 0);
+    rec.finish().unwrap();
+    out
+}
+
+fn input(path: &Path, offset_ms: u64, has_audio: bool, has_video: bool) -> ComposeInput {
+    ComposeInput {
+        source: ComposeSource::Path(path.to_path_buf()),
+        offset_ms,
+        has_audio,
+        has_video,
+    }
+}
+
+fn check(out: &Path, c: &ComposedFile, codecs: &[&str], size: Option<(u64, u64)>, secs: f64) {
+    assert_eq!(c.size, std::fs::metadata(out).unwrap().len());
+    assert_eq!(c.sha256, sha256_file(out).unwrap());
+    let p = media::probe(out);
+    assert_eq!(p.codecs, codecs);
+    if let Some((w, h)) = size {
+        assert_eq!((p.width, p.height), (Some(w), Some(h)));
+    }
+    assert!(
+        (p.duration - secs).abs() < 1.0,
+        "duration {} vs {secs}",
+        p.duration
+    );
+    assert!(
+        (c.duration_ms as f64 / 1000.0 - p.duration).abs() < 0.2,
+        "reported {} ms, ffprobe {} s",
+        c.duration_ms,
+        p.duration
+    );
+    let errs = media::decode_errors(out);
+    assert!(errs.is_empty(), "decode errors: {errs}");
+}
+
+#[test]
+fn two_streams_with_offsets_make_an_h264_aac_grid() {
+    let (_d, dir) = media::tmp();
+    let m = media_2s(&dir);
+    let a = record(&dir, "a.webm", &m, true, true);
+    let b = record(&dir, "b.webm", &m, true, true);
+    let out = dir.join("composed.mp4");
+    let c = compose_grid(
+        vec![input(&a, 0, true, true), input(&b, 1500, true, true)],
+        640,
+        480,
+        ComposeOutput::File(out.clone()),
+    )
+    .unwrap();
+    check(&out, &c, &["aac", "h264"], Some((640, 480)), 3.5);
+}
+
+#[test]
+fn portrait_grid_with_audio_only_and_video_only_streams() {
+    let (_d, dir) = media::tmp();
+    let m = media_2s(&dir);
+    let av = record(&dir, "av.webm", &m, true, true);
+    let a = record(&dir, "a.webm", &m, true, false);
+    let v = record(&dir, "v.webm", &m, false, true);
+    let out = dir.join("portrait.mp4");
+    let c = compose_grid(
+        vec![
+            input(&av, 0, true, true),
+            input(&a, 500, true, false),
+            input(&v, 1000, false, true),
+        ],
+        480,
+        640,
+        ComposeOutput::File(out.clone()),
+    )
+    .unwrap();
+    check(&out, &c, &["aac", "h264"], Some((480, 640)), 3.0);
+}
+
+#[test]
+fn audio_only_and_video_only_archives() {
+    let (_d, dir) = media::tmp();
+    let m = media_2s(&dir);
+    let a = record(&dir, "a.webm", &m, true, false);
+    let out = dir.join("audio.mp4");
+    let c = compose_grid(
+        vec![input(&a, 0, true, false), input(&a, 1000, true, false)],
+        640,
+        480,
+        ComposeOutput::File(out.clone()),
+    )
+    .unwrap();
+    check(&out, &c, &["aac"], None, 3.0);
+
+    let v = record(&dir, "v.webm", &m, false, true);
+    let out = dir.join("video.mp4");
+    let c = compose_grid(
+        vec![input(&v, 200, false, true)],
+        1280,
+        720,
+        ComposeOutput::File(out.clone()),
+    )
+    .unwrap();
+    check(&out, &c, &["h264"], Some((1280, 720)), 2.2);
+}
+
+#[test]
+fn bad_requests_are_refused() {
+    let (_d, dir) = media::tmp();
+    let p = dir.join("missing.webm");
+    let out = ComposeOutput::File(dir.join("x.mp4"));
+    assert!(compose_grid(vec![], 640, 480, out).is_err());
+    let out = ComposeOutput::File(dir.join("x.mp4"));
+    assert!(compose_grid(vec![input(&p, 0, true, true)], 641, 480, out).is_err());
+    let out = ComposeOutput::File(dir.join("x.mp4"));
+    let err = compose_grid(vec![input(&p, 0, true, true)], 640, 480, out).unwrap_err();
+    assert!(err.to_string().contains("missing.webm"), "{err}");
+}
+
+#[test]
+fn encrypted_inputs_compose_into_an_encrypted_mp4() {
+    let (_d, dir) = media::tmp();
+    let m = media_2s(&dir);
+    let enc_dir = dir.join("enc");
+    std::fs::create_dir(&enc_dir).unwrap();
+    let customer = age::x25519::Identity::generate();
+    let eph = EphemeralKey::generate();
+    let mut recorded: Vec<RecordedFile> = Vec::new();
+    for name in ["s1", "s2"] {
+        let path = enc_dir.join(format!("{name}.webm.age"));
+        let mut rec = StreamRecorder::create_encrypted(
+            &path,
+            RecorderConfig::default(),
+            vec![Box::new(customer.to_public()), eph.boxed_recipient()],
+        )
+        .unwrap();
+        media::feed_sorted(&mut rec, &m.audio, &m.video, 0);
+        recorded.push(rec.finish().unwrap());
+    }
+    let inputs = recorded
+        .iter()
+        .zip([0u64, 1000])
+        .map(|(r, offset_ms)| ComposeInput {
+            source: ComposeSource::Reader(Box::new(open_decrypted(&r.path, &eph).unwrap())),
+            offset_ms,
+            has_audio: true,
+            has_video: true,
+        })
+        .collect();
+    let archive = enc_dir.join("archive.mp4.age");
+    let file = std::fs::File::create_new(&archive).unwrap();
+    let mut w = EncryptingWriter::new(file, &[Box::new(customer.to_public())]).unwrap();
+    let c = compose_grid(inputs, 1280, 720, ComposeOutput::Writer(&mut w)).unwrap();
+    let info = w.finish().unwrap();
+    assert_eq!(info.size, std::fs::metadata(&archive).unwrap().len());
+    assert_eq!(info.sha256, sha256_file(&archive).unwrap());
+    assert!(
+        (c.duration_ms as i64 - 3000).abs() < 1000,
+        "{} ms",
+        c.duration_ms
+    );
+    for e in std::fs::read_dir(&enc_dir).unwrap() {
+        let b = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(b.starts_with(b"age-encryption.org/v1\n"));
+        assert!(!media::contains(&b, b"ftyp") && !media::contains(&b, &media::WEBM_MAGIC));
+    }
+
+    let id_file = dir.join("customer.txt");
+    media::write_identity(&id_file, &customer);
+    let (ok, plain, err) = media::age_cli_decrypt(&id_file, &archive);
+    assert!(ok, "age -d failed: {err}");
+    assert_eq!(plain.len() as u64, c.size);
+    assert_eq!(conclave_archive::digest::sha256_bytes(&plain), c.sha256);
+    let mp4 = dir.join("decrypted.mp4");
+    std::fs::write(&mp4, &plain).unwrap();
+    let p = media::probe(&mp4);
+    assert_eq!(p.codecs, ["aac", "h264"]);
+    assert_eq!((p.width, p.height), (Some(1280), Some(720)));
+    assert!((p.duration - 3.0).abs() < 1.0, "duration {}", p.duration);
+    let errs = media::decode_errors(&mp4);
+    assert!(errs.is_empty(), "decode errors: {errs}");
+}
