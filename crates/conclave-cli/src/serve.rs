@@ -81,6 +81,71 @@ pub struct ServeArgs {
     /// printed once at start.
     #[arg(long)]
     demo: bool,
+    #[command(flatten)]
+    archive: ArchiveArgs,
+}
+
+/// Archiving: retention, automatic stops, download URLs and alert email.
+#[derive(clap::Args)]
+pub struct ArchiveArgs {
+    /// How long an archive kept in the fallback store (`available`) stays downloadable,
+    /// counted from its creation.
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "72h")]
+    archive_retention: Duration,
+    /// A running archive with no published stream for this long stops by itself.
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "60s")]
+    archive_idle_stop: Duration,
+    /// Longest recording; the archive stops with reason "maximum duration exceeded".
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "4h")]
+    archive_max_duration: Duration,
+    /// How often expired fallback copies are swept.
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "30s")]
+    archive_sweep_every: Duration,
+    /// Base URL of this server as clients reach it (for signed archive download URLs);
+    /// defaults to the first listening address.
+    #[arg(long, env = "CONCLAVE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// SMTP relay for archive alerts (upload failures). Without it, alerts are logged only.
+    #[arg(long, env = "CONCLAVE_SMTP_HOST")]
+    smtp_host: Option<String>,
+    #[arg(long, default_value_t = 587)]
+    smtp_port: u16,
+    /// `starttls` (default), `tls`, or `none` (only for a relay on loopback).
+    #[arg(long, default_value = "starttls")]
+    smtp_security: String,
+    #[arg(long, env = "CONCLAVE_SMTP_USER")]
+    smtp_user: Option<String>,
+    /// Environment variable holding the SMTP password.
+    #[arg(long)]
+    smtp_password_env: Option<String>,
+    #[arg(long, default_value = "conclave@localhost")]
+    smtp_from: String,
+    /// Alert recipients (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    smtp_to: Vec<String>,
+}
+
+impl ArchiveArgs {
+    fn config(&self, data_dir: &std::path::Path) -> anyhow::Result<conclave_server::archive::ArchiveConfig> {
+        let mut c = conclave_server::archive::ArchiveConfig::new(data_dir, self.public_url.clone().unwrap_or_default());
+        c.retention = self.archive_retention;
+        c.idle_stop = self.archive_idle_stop;
+        c.max_duration = self.archive_max_duration;
+        c.sweep_every = self.archive_sweep_every;
+        if let Some(host) = &self.smtp_host {
+            anyhow::ensure!(!self.smtp_to.is_empty(), "--smtp-host needs at least one --smtp-to");
+            anyhow::ensure!(matches!(self.smtp_security.as_str(), "starttls" | "tls" | "none"), "--smtp-security must be starttls, tls or none");
+            if self.smtp_security == "none" && !matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1") {
+                anyhow::bail!("--smtp-security none sends mail in clear; it is allowed only for a relay on loopback");
+            }
+            let password = match &self.smtp_password_env {
+                Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the SMTP password) is not set"))?)),
+                None => None,
+            };
+            c.smtp = Some(conclave_server::archive::SmtpConfig { host: host.clone(), port: self.smtp_port, security: self.smtp_security.clone(), username: self.smtp_user.clone(), password, from: self.smtp_from.clone(), to: self.smtp_to.clone() });
+        }
+        Ok(c)
+    }
 }
 
 /// Where webhooks may go. Off by default: https to public addresses only (SSRF-safe).
@@ -162,9 +227,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone());
     let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port), metrics.clone()).await?;
     println!("media on udp://{}", media.address);
-    let hub = Hub::new(store.clone(), signal, Some(webhooks), metrics.clone(), Some(media));
+    let (hub_events, mut hub_rx) = tokio::sync::mpsc::unbounded_channel();
+    let hub = Hub::new(store.clone(), signal, Some(hub_events), metrics.clone(), Some(media.clone()));
     let _sweeper = hub.spawn_sweeper();
     let drain_hub = hub.clone();
+    let archive_config = args.archive.config(&args.data.data_dir)?;
+    let archiver = conclave_server::archive::Archiver::new(store.clone(), hub.clone(), Some(media), archive_config, Some(webhooks.clone()), metrics.clone())?;
+    // Session events feed the webhooks and the archiver, in order.
+    let events_archiver = archiver.clone();
+    tokio::spawn(async move {
+        while let Some(e) = hub_rx.recv().await {
+            let _ = webhooks.send(webhook::Notification::from(&e));
+            events_archiver.on_hub_event(&e).await;
+        }
+    });
+    archiver.recover().await;
+    archiver.spawn_timers();
+    let drain_archiver = archiver.clone();
     let rate = |per_sec: u32, burst_factor: f64| Rate { per_sec, burst: (f64::from(per_sec) * burst_factor) as u32 };
     let limiters = Arc::new(Limiters::new(RateLimits {
         rest_per_ip: rate(args.rest_rate_per_ip, 2.0),
@@ -172,7 +251,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         connect_per_ip: rate(args.connect_rate_per_ip, 2.5),
     }));
     let demo = if args.demo { Some(demo_app(store.as_ref(), tls.is_some()).await?) } else { None };
-    let state = AppState { demo, store, hub, limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
+    let state = AppState { demo, store, hub, archiver: Some(archiver), limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
     let config = ServeConfig {
         listen: args.listen,
         tls,
@@ -183,6 +262,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let shutdown = async move {
         shutdown_signal().await;
         drain_hub.drain();
+        // Recordings stop, then each is packaged and uploaded (or kept) before exit.
+        drain_archiver.drain().await;
     };
     serve(config, state, shutdown).await?;
     Ok(ExitCode::SUCCESS)

@@ -120,6 +120,8 @@ impl Sfu {
                     mid: data.mid,
                     kind,
                     keyframe: data.is_keyframe(),
+                    contiguous: data.contiguous,
+                    codec: codec_name(data.params.spec().codec),
                     arrival: data.network_time,
                     data: data.data.to_vec(),
                 }));
@@ -418,5 +420,18 @@ mod tests {
         assert_eq!(&*cap_layer(h, &layers, 100_000), "l");
         assert_eq!(&*cap_layer(Rid::from("m"), &layers, 3_000_000), "m", "a preference is a ceiling");
         assert_eq!(&*best_layer(&layers).unwrap(), "h");
+    }
+}
+
+/// The name a recorder needs for a codec.
+fn codec_name(codec: str0m::format::Codec) -> &'static str {
+    use str0m::format::Codec;
+    match codec {
+        Codec::Opus => "opus",
+        Codec::Vp8 => "vp8",
+        Codec::Vp9 => "vp9",
+        Codec::H264 => "h264",
+        Codec::Av1 => "av1",
+        _ => "other",
     }
 }

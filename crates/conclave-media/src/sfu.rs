@@ -45,6 +45,10 @@ pub struct RecordedFrame {
     pub mid: Mid,
     pub kind: MediaKind,
     pub keyframe: bool,
+    /// False when frames were lost just before this one (the recorder waits for a keyframe).
+    pub contiguous: bool,
+    /// Lowercase codec name: `opus`, `vp8`, `vp9`, `h264`, `av1`.
+    pub codec: &'static str,
     /// When its first packet arrived (a wall clock for muxing).
     pub arrival: Instant,
     pub data: Vec<u8>,
@@ -192,17 +196,22 @@ impl Sfu {
     /// asks the publisher for a keyframe, so a recording starts decodable.
     pub fn set_tap(&mut self, peer_id: &str, on: bool, now: Instant) -> Result<(), SfuError> {
         let key = self.key(peer_id)?;
-        let mids: Vec<Mid> = match self.peers.get_mut(&key) {
-            Some(peer) => {
-                peer.tapped = on;
-                peer.published.iter().filter(|(_, t)| t.kind == MediaKind::Video).map(|(m, _)| *m).collect()
-            }
-            None => Vec::new(),
-        };
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.tapped = on;
+        }
         if on {
-            for mid in mids {
-                self.request_keyframe(key, mid, None, None, now);
-            }
+            self.request_publisher_keyframe(peer_id, now)?;
+        }
+        Ok(())
+    }
+
+    /// Asks a publisher for a keyframe on each of its video tracks (a recorder that lost
+    /// frames waits for one). Throttled like every other keyframe request.
+    pub fn request_publisher_keyframe(&mut self, peer_id: &str, now: Instant) -> Result<(), SfuError> {
+        let key = self.key(peer_id)?;
+        let mids: Vec<Mid> = self.peers.get(&key).map(|p| p.published.iter().filter(|(_, t)| t.kind == MediaKind::Video).map(|(m, _)| *m).collect()).unwrap_or_default();
+        for mid in mids {
+            self.request_keyframe(key, mid, None, None, now);
         }
         Ok(())
     }

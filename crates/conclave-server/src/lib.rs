@@ -5,6 +5,7 @@
 //! Must not touch: wire formats (those live in `conclave-core`) or SQL (in `conclave-store`).
 
 pub mod api;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The demo app, when `serve --demo` runs it.
     pub demo: Option<Arc<demo::Demo>>,
+    /// Archiving (routed sessions); `None` when the server runs without media.
+    pub archiver: Option<Arc<archive::Archiver>>,
 }
 
 /// Request-size limits, applied before any parsing.

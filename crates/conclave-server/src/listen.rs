@@ -84,6 +84,9 @@ pub async fn serve(config: ServeConfig, state: AppState, shutdown: impl std::fut
             Some(bound) => {
                 tracing::info!(addr = %bound, scheme, "listening");
                 println!("listening on {scheme}://{bound}");
+                if let Some(a) = &state.archiver {
+                    a.default_public_url(&format!("{scheme}://{bound}"));
+                }
             }
             None => bail!("could not listen on {addr} (is the port in use?)"),
         }

@@ -6,7 +6,8 @@
 //! Peer IDs: `pub:{streamId}` for a publishing connection, `sub:{connectionId}` for a
 //! client's receiving connection.
 
-use conclave_media::{Sfu, SfuOutput};
+use conclave_media::{RecordedFrame, Sfu, SfuOutput};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -31,7 +32,19 @@ pub enum MediaCommand {
     AudioForwarding { peer: String, enabled: bool },
     PreferredLayer { receiver: String, publisher: String, rid: Option<&'static str> },
     MaxTemporalLayer { receiver: String, publisher: String, max: Option<u8> },
+    /// Attach (`Some`) or detach (`None`) a recording sink to a publisher peer, which may
+    /// not exist yet: the tap is applied when it appears.
+    Tap { peer: String, archive: String, sink: Option<FrameSink> },
+    RequestKeyframe { peer: String },
 }
+
+/// Receives a tapped publisher's frames on the media task; must not block (it should hand
+/// the frame to another thread and drop it when that thread is behind).
+pub type FrameSink = std::sync::Arc<dyn Fn(&RecordedFrame) + Send + Sync>;
+
+/// Recording sinks per publisher peer, each tagged with its archive.
+#[derive(Default)]
+struct Taps(HashMap<String, Vec<(String, FrameSink)>>);
 
 /// The hub's handle on the SFU task.
 #[derive(Clone)]
@@ -71,6 +84,12 @@ impl MediaHandle {
     pub fn max_temporal_layer(&self, receiver: String, publisher: String, max: Option<u8>) {
         let _ = self.tx.send(MediaCommand::MaxTemporalLayer { receiver, publisher, max });
     }
+    pub fn tap(&self, peer: String, archive: String, sink: Option<FrameSink>) {
+        let _ = self.tx.send(MediaCommand::Tap { peer, archive, sink });
+    }
+    pub fn request_keyframe(&self, peer: String) {
+        let _ = self.tx.send(MediaCommand::RequestKeyframe { peer });
+    }
 }
 
 /// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
@@ -83,11 +102,32 @@ pub async fn start(address: SocketAddr, metrics: std::sync::Arc<crate::metrics::
     Ok(MediaHandle { tx, address })
 }
 
-fn apply(sfu: &mut Sfu, cmd: MediaCommand, now: Instant) {
+fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
     let err = |e: conclave_media::SfuError| e.to_string();
     match cmd {
         MediaCommand::AddPeer { peer, offer, reply } => {
-            let _ = reply.send(sfu.add_peer(peer, &offer, now).map_err(err));
+            let tapped = taps.0.contains_key(&peer);
+            let answer = sfu.add_peer(peer.clone(), &offer, now).map_err(err);
+            if tapped && answer.is_ok() {
+                let _ = sfu.set_tap(&peer, true, now);
+            }
+            let _ = reply.send(answer);
+        }
+        MediaCommand::Tap { peer, archive, sink } => {
+            let sinks = taps.0.entry(peer.clone()).or_default();
+            sinks.retain(|(a, _)| *a != archive);
+            if let Some(sink) = sink {
+                sinks.push((archive, sink));
+            }
+            let on = !sinks.is_empty();
+            if !on {
+                taps.0.remove(&peer);
+            }
+            // The peer may not exist yet (or is gone): `AddPeer` applies the tap later.
+            let _ = sfu.set_tap(&peer, on, now);
+        }
+        MediaCommand::RequestKeyframe { peer } => {
+            let _ = sfu.request_publisher_keyframe(&peer, now);
         }
         MediaCommand::AcceptAnswer { peer, answer, reply } => {
             let _ = reply.send(sfu.accept_answer(&peer, &answer, now).map_err(err));
@@ -120,6 +160,7 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
     use crate::metrics::add;
     let c = &metrics.counters;
     let mut sfu = Sfu::new(local);
+    let mut taps = Taps::default();
     let mut buf = vec![0u8; 2048];
     let mut deadline = Instant::now() + Duration::from_secs(1);
     loop {
@@ -145,8 +186,13 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
                     break;
                 }
                 SfuOutput::Event(e) => tracing::debug!(event = ?e, "sfu"),
-                // No publisher is tapped until archiving attaches recorders to this loop.
-                SfuOutput::Recorded(_) => {}
+                SfuOutput::Recorded(frame) => {
+                    if let Some(sinks) = taps.0.get(&frame.publisher) {
+                        for (_, sink) in sinks {
+                            sink(&frame);
+                        }
+                    }
+                }
             }
         }
         let sleep_until = tokio::time::Instant::from_std(deadline.max(Instant::now()).min(Instant::now() + Duration::from_secs(1)));
@@ -173,7 +219,7 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
                 Err(e) => tracing::debug!(error = %e, "media receive failed"),
             },
             cmd = commands.recv() => match cmd {
-                Some(cmd) => apply(&mut sfu, cmd, Instant::now()),
+                Some(cmd) => apply(&mut sfu, &mut taps, cmd, Instant::now()),
                 None => return,
             },
             _ = tokio::time::sleep_until(sleep_until) => sfu.handle_timeout(Instant::now()),

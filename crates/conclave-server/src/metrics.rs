@@ -23,6 +23,13 @@ pub struct Counters {
     pub media_bytes_sent: AtomicU64,
     pub media_packets_received: AtomicU64,
     pub media_bytes_received: AtomicU64,
+    pub archives_started: AtomicU64,
+    pub archives_uploaded: AtomicU64,
+    pub archives_available: AtomicU64,
+    pub archives_failed: AtomicU64,
+    pub archives_expired: AtomicU64,
+    pub archive_upload_failures: AtomicU64,
+    pub archive_frames_dropped: AtomicU64,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {
@@ -103,6 +110,13 @@ impl Metrics {
             ("conclave_media_bytes_sent_total", "Bytes the SFU sent", &c.media_bytes_sent),
             ("conclave_media_packets_received_total", "UDP datagrams the SFU received", &c.media_packets_received),
             ("conclave_media_bytes_received_total", "Bytes the SFU received", &c.media_bytes_received),
+            ("conclave_archives_started_total", "Archives started", &c.archives_started),
+            ("conclave_archives_uploaded_total", "Archives delivered to a customer bucket", &c.archives_uploaded),
+            ("conclave_archives_available_total", "Archives kept in the fallback store", &c.archives_available),
+            ("conclave_archives_failed_total", "Archives that ended failed", &c.archives_failed),
+            ("conclave_archives_expired_total", "Fallback copies removed after retention", &c.archives_expired),
+            ("conclave_archive_upload_failures_total", "Uploads to a customer bucket that failed", &c.archive_upload_failures),
+            ("conclave_archive_frames_dropped_total", "Frames a recorder could not keep up with", &c.archive_frames_dropped),
         ];
         let mut out = String::new();
         for (name, help, v) in counters {

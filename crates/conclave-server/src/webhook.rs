@@ -160,9 +160,33 @@ struct Job {
 
 type Queues = Arc<Mutex<HashMap<(String, String), mpsc::UnboundedSender<Job>>>>;
 
-/// Starts the dispatcher; events sent to the returned channel are delivered in the background.
-pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::metrics::Metrics>) -> mpsc::UnboundedSender<HubEvent> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<HubEvent>();
+/// Something to POST to a project's registered callbacks of `group`/`event` (compat 6.9 and
+/// 7.3): session monitoring from the hub, archive status changes from the archiver.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub api_key: String,
+    pub session_id: String,
+    pub group: &'static str,
+    pub event: &'static str,
+    /// The event's name in the outbox and logs (`streamCreated`, `archive`, …).
+    pub name: &'static str,
+    pub body: serde_json::Value,
+    pub at_ms: u64,
+}
+
+impl From<&HubEvent> for Notification {
+    fn from(e: &HubEvent) -> Self {
+        let (group, event, body) = event_body(e);
+        Notification { api_key: e.api_key.clone(), session_id: e.session_id.clone(), group, event, name: serde_event_name(group, event), body, at_ms: e.at_ms }
+    }
+}
+
+pub type Webhooks = mpsc::UnboundedSender<Notification>;
+
+/// Starts the dispatcher; notifications sent to the returned channel are delivered in the
+/// background, in order per (target URL, session).
+pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::metrics::Metrics>) -> Webhooks {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
     let queues: Queues = Arc::default();
     tokio::spawn(async move {
         // Webhooks a previous run did not deliver go first, in their original order.
@@ -178,25 +202,24 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
             }
             Err(e) => tracing::error!(error = %e, "loading undelivered webhooks failed"),
         }
-        while let Some(event) = rx.recv().await {
-            let callbacks = match store.callbacks(&event.api_key).await {
+        while let Some(n) = rx.recv().await {
+            let callbacks = match store.callbacks(&n.api_key).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "loading callbacks failed; event not delivered");
                     continue;
                 }
             };
-            let (group, name, body) = event_body(&event);
-            let body = serde_json::to_vec(&body).expect("serializes");
-            for cb in callbacks.into_iter().filter(|c| c.group == group && c.event == name) {
+            let body = serde_json::to_vec(&n.body).expect("serializes");
+            for cb in callbacks.into_iter().filter(|c| c.group == n.group && c.event == n.event) {
                 let record = conclave_store::OutboxRecord {
                     seq: 0,
                     api_key: cb.api_key.clone(),
-                    session_id: event.session_id.clone(),
+                    session_id: n.session_id.clone(),
                     url: cb.url.clone(),
-                    event: serde_event_name(group, name).to_owned(),
+                    event: n.name.to_owned(),
                     body: body.clone(),
-                    created_at_ms: event.at_ms,
+                    created_at_ms: n.at_ms,
                 };
                 // Written before the first attempt, so a restart cannot lose it.
                 let seq = match store.enqueue_webhook(&record).await {
@@ -207,7 +230,7 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
                     }
                 };
                 let job = Job { seq, api_key: record.api_key, url: record.url, body: record.body, event: record.event };
-                enqueue(&queues, &store, &config, &metrics, &event.session_id, job);
+                enqueue(&queues, &store, &config, &metrics, &n.session_id, job);
             }
         }
     });

@@ -13,7 +13,7 @@ use conclave_store::CallbackRecord;
 use serde::Deserialize;
 
 /// Groups and events Conclave delivers.
-pub const EVENTS: [(&str, &str); 4] = [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed")];
+pub const EVENTS: [(&str, &str); 5] = [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed"), ("archive", "status")];
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewCallback {

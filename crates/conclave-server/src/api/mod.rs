@@ -3,6 +3,7 @@
 //! Owns: routing, the `X-OPENTOK-AUTH` extractor, and the rule that every error is JSON
 //! `{code, message}`. Must not touch: credential formats (core) or SQL (store).
 
+mod archives;
 mod callbacks;
 mod error;
 mod extract;
@@ -19,7 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 
 /// The application router, before path normalisation (see [`service`]).
 pub fn router(state: AppState) -> Router {
@@ -40,6 +41,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/project/{api_key}/session/{session_id}/stream", get(moderation::list_streams).put(moderation::set_class_lists))
         .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}", get(moderation::get_stream))
         .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}/mute", post(moderation::mute_stream))
+        .route("/v2/project/{api_key}/archive", get(archives::list).post(archives::start))
+        .route("/v2/project/{api_key}/archive/storage", put(archives::set_storage).delete(archives::delete_storage))
+        .route("/v2/project/{api_key}/archive/encryption", put(archives::set_encryption).delete(archives::delete_encryption))
+        .route("/v2/project/{api_key}/archive/{archive_id}", get(archives::get).delete(archives::delete))
+        .route("/v2/project/{api_key}/archive/{archive_id}/stop", post(archives::stop))
+        .route("/v2/project/{api_key}/archive/{archive_id}/streams", patch(archives::patch_streams))
+        .route("/v2/project/{api_key}/archive/{archive_id}/layout", put(archives::set_layout))
+        .route("/v2/project/{api_key}/archive/{archive_id}/download", get(archives::download))
         .route("/openapi.json", get(openapi::serve))
         .route("/v2/project/{api_key}/callback", get(callbacks::list).post(callbacks::register))
         .route("/v2/project/{api_key}/callback/{callback_id}", delete(callbacks::remove))

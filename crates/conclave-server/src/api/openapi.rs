@@ -19,6 +19,18 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
         super::moderation::list_streams,
         super::moderation::get_stream,
         super::moderation::set_class_lists,
+        super::archives::start,
+        super::archives::stop,
+        super::archives::get,
+        super::archives::list,
+        super::archives::delete,
+        super::archives::patch_streams,
+        super::archives::set_layout,
+        super::archives::set_storage,
+        super::archives::delete_storage,
+        super::archives::set_encryption,
+        super::archives::delete_encryption,
+        super::archives::download,
         super::callbacks::register,
         super::callbacks::list,
         super::callbacks::remove,
@@ -26,7 +38,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
         ready,
         signal_socket,
     ),
-    components(schemas(conclave_core::wire::ErrorBody, conclave_core::wire::SessionCreated, conclave_core::wire::SessionInfo)),
+    components(schemas(conclave_core::archive::ArchiveJson, conclave_core::archive::ArchiveList, conclave_core::wire::ErrorBody, conclave_core::wire::SessionCreated, conclave_core::wire::SessionInfo)),
     modifiers(&AuthScheme)
 )]
 pub struct ApiDoc;
