@@ -70,7 +70,7 @@ pub async fn run(sessions: usize, publishers: usize, subscribers: usize, seconds
     let pid = child.id().unwrap_or(0);
     let sdk = Client::new(&key, &secret, &base)?;
     let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));
-    let cfg = |source: u32| BotConfig { source, audio_bytes: 100, video_fps: fps, video_bytes, keyframe_bytes: 3 * video_bytes, drop_every: 0, keep_frames: false };
+    let cfg = |source: u32| BotConfig { source, audio_bytes: 100, video_fps: fps, video_bytes, keyframe_bytes: 3 * video_bytes, drop_every: 0, keep_frames: false, clip: None };
 
     // Publishers first, so the RSS step below is the subscribers' alone.
     let mut pub_clients = Vec::new();

@@ -27,6 +27,10 @@ pub struct ClientArgs {
     /// Subscribe to every stream, present and future.
     #[arg(long)]
     subscribe_all: bool,
+    /// Publish real encoded media (a VP8 test pattern and an Opus tone, encoded with ffmpeg
+    /// at start) instead of synthetic payloads, so that archives of it can be decoded.
+    #[arg(long, requires = "publish")]
+    real_media: bool,
 }
 
 fn emit(msg: &ServerMessage) {
@@ -45,6 +49,13 @@ pub async fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
     emit(&client.welcome);
     let routed = matches!(client.welcome, ServerMessage::Connected { media_mode: MediaMode::Routed, .. });
     let quiet = BotConfig { keep_frames: false, ..BotConfig::default() };
+    let clip = if a.real_media {
+        let dir = tempfile::tempdir()?;
+        let clip = conclave_client::clip::EncodedClip::generate(dir.path(), 4, 15).map_err(anyhow::Error::msg)?;
+        Some(std::sync::Arc::new(clip))
+    } else {
+        None
+    };
     // Media peers, negotiated inside the event loop below so that no event is skipped while
     // an answer is awaited. Held for their lifetime: dropping a bot stops its media.
     let mut sender: Option<MediaBot> = None;
@@ -54,7 +65,7 @@ pub async fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         let id = stream.stream_id.clone();
         emit(&ServerMessage::Published { id: None, stream });
         if routed {
-            let bot = MediaBot::start(quiet.clone()).await?;
+            let bot = MediaBot::start(BotConfig { clip: clip.clone(), ..quiet.clone() }).await?;
             client.send(ClientMessage::MediaOffer { stream_id: Some(id), sdp: bot.offer(true, false)? })?;
             sender = Some(bot);
         }

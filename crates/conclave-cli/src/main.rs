@@ -3,6 +3,7 @@
 //! Owns: argument parsing, logging set-up and exit codes. Must not touch: business logic,
 //! which lives in the server, store and core crates that these commands call.
 
+mod archive;
 mod audit;
 mod bench;
 mod client;
@@ -44,6 +45,9 @@ enum Command {
     Client(client::ClientArgs),
     /// The append-only audit log of administrative actions.
     Audit(audit::AuditArgs),
+    /// Archives: list by status, download from the fallback store, decrypt.
+    #[command(subcommand)]
+    Archive(archive::ArchiveCommand),
     /// Benchmarks that report numbers (never pass/fail).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -99,6 +103,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => token::run(args).await,
         Command::Client(args) => client::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Archive(cmd) => archive::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     };
     match result {

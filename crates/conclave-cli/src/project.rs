@@ -78,6 +78,52 @@ pub enum ProjectCommand {
         #[arg(long)]
         api_key: String,
     },
+    /// Set the S3-compatible bucket archives are uploaded to. Checked first with a real
+    /// PutObject of a small marker (the only permission Conclave needs).
+    SetStorage {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        api_key: String,
+        #[arg(long)]
+        bucket: String,
+        /// S3-compatible base URL (default: AWS).
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        #[arg(long)]
+        access_key: String,
+        /// Environment variable holding the secret access key (never a flag value).
+        #[arg(long)]
+        secret_key_env: String,
+        /// Path-style requests (default: on when --endpoint is given).
+        #[arg(long)]
+        path_style: Option<bool>,
+        /// Ask for SSE-S3 server-side encryption.
+        #[arg(long)]
+        sse_s3: bool,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// `conclave` (default: keep a failed upload's file, available for 72 h) or `none`.
+        #[arg(long, default_value = "conclave")]
+        fallback: String,
+        /// Remove the target instead (archives then stay in the fallback store).
+        #[arg(long, conflicts_with_all = ["endpoint", "prefix", "sse_s3"])]
+        remove: bool,
+    },
+    /// Encrypt every new archive to this public key (age `age1…`, `ssh-rsa …`, a PEM RSA
+    /// public key or an X.509 certificate). Give a file path or the key itself.
+    SetArchiveKey {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[arg(long)]
+        api_key: String,
+        #[arg(long, required_unless_present = "remove")]
+        public_key: Option<String>,
+        #[arg(long)]
+        remove: bool,
+    },
     /// Replace a project's secret. The old secret keeps working for --grace (default 24h).
     RotateSecret {
         #[command(flatten)]
@@ -154,6 +200,44 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             for c in store.callbacks(&api_key).await? {
                 println!("{}\t{}/{}\t{}", c.id, c.group, c.event, c.url);
             }
+        }
+        ProjectCommand::SetStorage { data, api_key, bucket, endpoint, region, access_key, secret_key_env, path_style, sse_s3, prefix, fallback, remove } => {
+            let store = open_store(&data.data_dir).await?;
+            anyhow::ensure!(store.project(&api_key).await?.is_some(), "no project {api_key}");
+            let audit = conclave_server::audit::Actor::cli();
+            if remove {
+                store.set_archive_storage(&api_key, None, conclave_server::clock::unix_ms()).await?;
+                conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.storage_removed", &api_key, serde_json::json!({})).await;
+                println!("upload target removed for {api_key}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let secret_key = std::env::var(&secret_key_env).map_err(|_| anyhow::anyhow!("environment variable {secret_key_env} is not set"))?;
+            let body = serde_json::json!({"type": "s3", "config": {"bucket": bucket, "endpoint": endpoint, "region": region, "accessKey": access_key, "secretKey": secret_key, "pathStyle": path_style, "sse": if sse_s3 { "s3" } else { "none" }, "prefix": prefix}, "fallback": fallback});
+            let target = serde_json::from_value::<conclave_core::archive::StorageBody>(body)?.validate().map_err(|e| anyhow::anyhow!(e.0))?;
+            let marker = conclave_server::archive::storage::check(&target).await.map_err(anyhow::Error::msg)?;
+            store.set_archive_storage(&api_key, Some(&serde_json::to_string(&target)?), conclave_server::clock::unix_ms()).await?;
+            let detail = serde_json::json!({"bucket": target.s3.bucket, "endpoint": target.s3.endpoint, "fallback": target.fallback});
+            conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.storage_set", &api_key, detail).await;
+            println!("upload target saved for {api_key} (test object {marker} written)");
+        }
+        ProjectCommand::SetArchiveKey { data, api_key, public_key, remove } => {
+            let store = open_store(&data.data_dir).await?;
+            let audit = conclave_server::audit::Actor::cli();
+            if remove {
+                store.set_archive_recipient(&api_key, None).await?;
+                conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.encryption_removed", &api_key, serde_json::json!({})).await;
+                println!("archives of {api_key} are no longer encrypted");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let given = public_key.expect("clap requires it");
+            let key = match std::fs::read_to_string(&given) {
+                Ok(text) => text.trim().to_owned(),
+                Err(_) => given.trim().to_owned(),
+            };
+            conclave_archive::encrypt::ArchiveRecipient::parse(&key).map_err(|e| anyhow::anyhow!("not a usable public key: {e}"))?;
+            store.set_archive_recipient(&api_key, Some(&key)).await?;
+            conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.encryption_set", &api_key, serde_json::json!({})).await;
+            println!("new archives of {api_key} are encrypted to this key");
         }
         ProjectCommand::RotateSecret { data, api_key, grace, json } => {
             let store = open_store(&data.data_dir).await?;

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub use conclave_core::signal;
 
+pub mod clip;
 pub mod media;
 
 #[derive(Debug, thiserror::Error)]

@@ -62,11 +62,14 @@ pub struct BotConfig {
     pub drop_every: u64,
     /// Keep every received frame (tests); otherwise only counters and latency samples.
     pub keep_frames: bool,
+    /// Send this real encoded clip (looped) instead of synthetic payloads, so that what the
+    /// bot publishes can be recorded and decoded. Its keyframes come on the clip's schedule.
+    pub clip: Option<std::sync::Arc<crate::clip::EncodedClip>>,
 }
 
 impl Default for BotConfig {
     fn default() -> Self {
-        BotConfig { source: 0, audio_bytes: 60, video_fps: 30, video_bytes: 700, keyframe_bytes: 3000, drop_every: 0, keep_frames: true }
+        BotConfig { source: 0, audio_bytes: 60, video_fps: 30, video_bytes: 700, keyframe_bytes: 3000, drop_every: 0, keep_frames: true, clip: None }
     }
 }
 
@@ -202,7 +205,8 @@ impl Inner {
             return;
         }
         let audio_every = Duration::from_millis(20);
-        let video_every = Duration::from_secs(1) / self.cfg.video_fps.max(1);
+        let fps = self.cfg.clip.as_ref().map_or(self.cfg.video_fps, |c| c.fps).max(1);
+        let video_every = Duration::from_secs(1) / fps;
         if self.next_audio.is_none() && self.next_video.is_none() {
             self.next_audio = Some(now);
             self.next_video = Some(now);
@@ -211,7 +215,10 @@ impl Inner {
         while let Some(at) = self.next_audio.filter(|t| *t <= now) {
             let Some((mid, pt)) = self.pt(MediaKind::Audio) else { break };
             let seq = self.stats.audio_sent;
-            let data = payload(MediaKind::Audio, false, self.cfg.source, seq, unix_us(), self.cfg.audio_bytes);
+            let data = match &self.cfg.clip {
+                Some(c) if !c.audio.is_empty() => c.audio[seq as usize % c.audio.len()].clone(),
+                _ => payload(MediaKind::Audio, false, self.cfg.source, seq, unix_us(), self.cfg.audio_bytes),
+            };
             let t = MediaTime::new(u64::from(seq) * 960, Frequency::FORTY_EIGHT_KHZ);
             let Some(w) = self.rtc.writer(mid) else { break };
             if let Err(e) = w.write(pt, now, t, data) {
@@ -223,10 +230,19 @@ impl Inner {
         while let Some(at) = self.next_video.filter(|t| *t <= now) {
             let Some((mid, pt)) = self.pt(MediaKind::Video) else { break };
             let seq = self.stats.video_sent;
-            let key = std::mem::take(&mut self.keyframe_due);
-            let len = if key { self.cfg.keyframe_bytes } else { self.cfg.video_bytes };
-            let data = payload(MediaKind::Video, key, self.cfg.source, seq, unix_us(), len);
-            let t = MediaTime::new(u64::from(seq) * 90_000 / u64::from(self.cfg.video_fps.max(1)), Frequency::NINETY_KHZ);
+            let (key, data) = match &self.cfg.clip {
+                Some(c) if !c.video.is_empty() => {
+                    self.keyframe_due = false;
+                    let (data, key) = c.video[seq as usize % c.video.len()].clone();
+                    (key, data)
+                }
+                _ => {
+                    let key = std::mem::take(&mut self.keyframe_due);
+                    let len = if key { self.cfg.keyframe_bytes } else { self.cfg.video_bytes };
+                    (key, payload(MediaKind::Video, key, self.cfg.source, seq, unix_us(), len))
+                }
+            };
+            let t = MediaTime::new(u64::from(seq) * 90_000 / u64::from(fps), Frequency::NINETY_KHZ);
             let Some(w) = self.rtc.writer(mid) else { break };
             if let Err(e) = w.write(pt, now, t, data) {
                 self.stats.errors.push(format!("video write: {e}"));

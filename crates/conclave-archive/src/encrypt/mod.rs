@@ -107,3 +107,34 @@ fn encrypt_inner(input: &Path, out: File, recipient: &ArchiveRecipient) -> Resul
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(info)
 }
+
+/// Decrypt an archive for its owner (`conclave archive decrypt`): `identity` is the text of
+/// an age identity file (`AGE-SECRET-KEY-1…`) or an unencrypted OpenSSH/PEM RSA private key.
+/// Streams `input` to `output` (created fresh); returns the plaintext size.
+pub fn decrypt_file(identity: &str, input: &Path, output: &Path) -> Result<u64> {
+    let identities: Vec<Box<dyn age::Identity + Send + Sync>> = if identity.contains("AGE-SECRET-KEY-") {
+        age::IdentityFile::from_buffer(identity.as_bytes())?
+            .into_identities()
+            .map_err(|e| ArchiveError::Encrypt(format!("identity file: {e}")))?
+    } else {
+        let ssh = age::ssh::Identity::from_buffer(identity.as_bytes(), None)?;
+        if matches!(ssh, age::ssh::Identity::Encrypted(_)) {
+            return Err(ArchiveError::Encrypt("the private key is passphrase-protected; decrypt it first (ssh-keygen -p) or use the age CLI".into()));
+        }
+        vec![Box::new(ssh)]
+    };
+    let identities: Vec<&dyn age::Identity> = identities.iter().map(|i| i.as_ref() as &dyn age::Identity).collect();
+    let src = std::io::BufReader::new(std::fs::File::open(input)?);
+    let dec = age::Decryptor::new_buffered(src).map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
+    let mut reader = dec.decrypt(identities.into_iter()).map_err(|e| ArchiveError::Encrypt(format!("cannot decrypt with this identity: {e}")))?;
+    let result = (|| -> Result<u64> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create_new(output)?);
+        let n = std::io::copy(&mut reader, &mut out)?;
+        out.flush()?;
+        Ok(n)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(output);
+    }
+    result
+}

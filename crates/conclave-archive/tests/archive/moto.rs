@@ -104,20 +104,33 @@ impl Moto {
     /// Create an IAM user allowed only `s3:PutObject` on `bucket/*` and return its
     /// (access key id, secret). Uses three free (unsigned) actions.
     pub fn put_only_user(&self, bucket: &str) -> (String, String) {
-        let h = "Content-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 \
-                 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\n";
         let policy = format!(
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
         );
-        let v = "Version=2010-05-08&UserName=uploader";
+        self.user_with_policy("uploader", &policy)
+    }
+
+    /// Create an IAM user with full access to S3 (tests read objects back with it). Uses
+    /// three free actions.
+    pub fn admin_user(&self) -> (String, String) {
+        self.user_with_policy(
+            "admin",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+        )
+    }
+
+    fn user_with_policy(&self, user: &str, policy: &str) -> (String, String) {
+        let h = "Content-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 \
+                 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\n";
+        let v = format!("Version=2010-05-08&UserName={user}");
         self.request("POST", "/", h, &format!("Action=CreateUser&{v}"));
         self.request(
             "POST",
             "/",
             h,
             &format!(
-                "Action=PutUserPolicy&{v}&PolicyName=put-only&PolicyDocument={}",
-                urlencode(&policy)
+                "Action=PutUserPolicy&{v}&PolicyName=policy-{user}&PolicyDocument={}",
+                urlencode(policy)
             ),
         );
         let r = self.request("POST", "/", h, &format!("Action=CreateAccessKey&{v}"));

@@ -1,0 +1,109 @@
+//! Real encoded media for bots: a test pattern and a tone encoded once with ffmpeg (VP8 in
+//! IVF, Opus in Ogg) and split into frames, so that what a bot publishes can be recorded,
+//! decoded and checked (archives, ffprobe). Loops seamlessly: the clip starts on a keyframe.
+//!
+//! Owns: running ffmpeg and the two tiny container parsers. Must not touch: RTP or sockets.
+
+use std::path::Path;
+use std::process::Command;
+
+/// One encoded clip, ready to be sent frame by frame.
+#[derive(Debug, Clone)]
+pub struct EncodedClip {
+    /// VP8 frames with their keyframe flag, `fps` per second.
+    pub video: Vec<(Vec<u8>, bool)>,
+    /// 20 ms Opus packets (stereo, 48 kHz).
+    pub audio: Vec<Vec<u8>>,
+    pub fps: u32,
+}
+
+impl EncodedClip {
+    /// Encodes `secs` seconds of 320x240 VP8 at `fps` (a keyframe every half second) and
+    /// a 440 Hz Opus tone, in `dir`. Needs `ffmpeg` (or `$CONCLAVE_FFMPEG`).
+    pub fn generate(dir: &Path, secs: u32, fps: u32) -> Result<EncodedClip, String> {
+        let ivf = dir.join("clip.ivf");
+        let ogg = dir.join("clip.ogg");
+        let t = secs.to_string();
+        let gop = (fps / 2).max(1).to_string();
+        let src = format!("testsrc=size=320x240:rate={fps}");
+        ffmpeg(&["-f", "lavfi", "-i", &src, "-t", &t, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", &gop, "-keyint_min", &gop, "-auto-alt-ref", "0", "-f", "ivf", path(&ivf)?])?;
+        ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &t, "-ac", "2", "-c:a", "libopus", "-frame_duration", "20", "-f", "ogg", path(&ogg)?])?;
+        let video = parse_ivf(&std::fs::read(&ivf).map_err(|e| e.to_string())?)?;
+        // The first two Ogg packets are OpusHead and OpusTags.
+        let audio = parse_ogg(&std::fs::read(&ogg).map_err(|e| e.to_string())?)?.into_iter().skip(2).collect();
+        let _ = std::fs::remove_file(&ivf);
+        let _ = std::fs::remove_file(&ogg);
+        Ok(EncodedClip { video, audio, fps })
+    }
+}
+
+fn path(p: &Path) -> Result<&str, String> {
+    p.to_str().ok_or_else(|| "non-UTF-8 path".to_owned())
+}
+
+fn ffmpeg(args: &[&str]) -> Result<(), String> {
+    let bin = std::env::var("CONCLAVE_FFMPEG").unwrap_or_else(|_| "ffmpeg".into());
+    let out = Command::new(&bin).args(["-hide_banner", "-nostdin", "-v", "error", "-y"]).args(args).output().map_err(|e| format!("cannot run {bin}: {e} (install ffmpeg)"))?;
+    if !out.status.success() {
+        return Err(format!("ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// VP8's frame tag: bit 0 clear means a keyframe.
+fn vp8_keyframe(frame: &[u8]) -> bool {
+    frame.first().is_some_and(|b| b & 1 == 0)
+}
+
+fn parse_ivf(b: &[u8]) -> Result<Vec<(Vec<u8>, bool)>, String> {
+    if b.len() < 32 || &b[..4] != b"DKIF" {
+        return Err("not an IVF file".into());
+    }
+    let mut at = usize::from(u16::from_le_bytes([b[6], b[7]]));
+    let mut out = Vec::new();
+    while at + 12 <= b.len() {
+        let len = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        let frame = b.get(at + 12..at + 12 + len).ok_or("truncated IVF frame")?;
+        out.push((frame.to_vec(), vp8_keyframe(frame)));
+        at += 12 + len;
+    }
+    Ok(out)
+}
+
+fn parse_ogg(b: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let (mut at, mut packets, mut cur) = (0, Vec::new(), Vec::new());
+    while at + 27 <= b.len() {
+        if &b[at..at + 4] != b"OggS" {
+            return Err(format!("bad Ogg page at {at}"));
+        }
+        let nseg = usize::from(b[at + 26]);
+        let lacing = b.get(at + 27..at + 27 + nseg).ok_or("truncated Ogg page")?;
+        let mut body = at + 27 + nseg;
+        for &l in lacing {
+            cur.extend_from_slice(b.get(body..body + usize::from(l)).ok_or("truncated Ogg segment")?);
+            body += usize::from(l);
+            if l < 255 {
+                packets.push(std::mem::take(&mut cur));
+            }
+        }
+        at = body;
+    }
+    Ok(packets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clip_has_real_frames_starting_on_a_keyframe() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = EncodedClip::generate(dir.path(), 2, 20).unwrap();
+        assert!((38..=42).contains(&clip.video.len()), "{} video frames", clip.video.len());
+        assert!(clip.video[0].1, "starts on a keyframe");
+        assert_eq!(clip.video.iter().filter(|(_, k)| *k).count(), 4, "a keyframe every half second");
+        assert!((95..=105).contains(&clip.audio.len()), "{} opus packets of 20 ms", clip.audio.len());
+        // Opus TOC of a 20 ms CELT/SILK frame: config bits say 20 ms.
+        assert!(clip.audio.iter().all(|p| !p.is_empty()));
+    }
+}
