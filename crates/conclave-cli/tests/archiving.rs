@@ -250,3 +250,182 @@ async fn composed_archive_uploads_with_a_put_object_only_user() {
     assert!(std::fs::read_dir(e.data().join("archives/work")).unwrap().next().is_none(), "local files deleted after the confirmed upload");
     assert_eq!(std::fs::read_dir(e.data().join("archives/fallback")).unwrap().count(), 0);
 }
+
+/// A minimal SMTP server on loopback that keeps each message's DATA.
+async fn smtp_sink() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mails = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let m = mails.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = BufReader::new(r).lines();
+                w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(d) = data.as_mut() {
+                        if line == "." {
+                            m.lock().unwrap().push(data.take().unwrap());
+                            w.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            d.push_str(&line);
+                            d.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    w.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, mails)
+}
+
+async fn register_archive_callback(e: &Env, url: &str) {
+    let (s, v) = e.call(reqwest::Method::POST, "callback", Some(json!({"group": "archive", "event": "status", "url": url}))).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+fn statuses(calls: &[(u16, String, Vec<u8>)]) -> Vec<String> {
+    calls.iter().filter(|c| c.0 == 200).map(|c| serde_json::from_slice::<Value>(&c.2).unwrap()["status"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_falls_back_raises_alerts_and_is_downloadable_then_deletable() {
+    let moto = moto::Moto::start();
+    moto.create_bucket("archives");
+    let (smtp_port, mails) = smtp_sink().await;
+    let port = smtp_port.to_string();
+    let e = env(&["--smtp-host", "127.0.0.1", "--smtp-port", &port, "--smtp-security", "none", "--smtp-to", "ops@example.com"]);
+    let (hook, received) = receiver(0).await;
+    register_archive_callback(&e, &hook).await;
+    let (s, v) = e.set_storage(&moto, "testing", "testing", "conclave").await;
+    assert_eq!(s, 200, "{v}");
+    let session = e.routed().await;
+    let mut pubs = vec![e.publisher(&session).await];
+    let started = e.start(json!({"sessionId": session, "outputMode": "individual"})).await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(moto); // the bucket goes away before the upload
+    e.stop(&id).await;
+    pubs.clear();
+    let done = e.until_done(&id).await;
+    assert_eq!(done["status"], "available", "{done}");
+    assert!(done["reason"].as_str().unwrap().contains("upload failed"), "{done}");
+    // Alert: callback with the reason, an error log line, an email.
+    let end = Instant::now() + T;
+    while !statuses(&received.lock().unwrap().calls).contains(&"available".to_owned()) {
+        assert!(Instant::now() < end, "no available callback: {:?}", statuses(&received.lock().unwrap().calls));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = received.lock().unwrap().calls.clone();
+    assert_eq!(statuses(&calls), ["started", "stopped", "available"]);
+    let last: Value = serde_json::from_slice(&calls.last().unwrap().2).unwrap();
+    assert!(last["reason"].as_str().unwrap().contains("upload failed"));
+    assert_eq!(last["event"], "archive");
+    assert!(calls.iter().all(|c| c.1.starts_with("Bearer ")), "signed like the session webhooks");
+    assert!(e.server.logs().lines().any(|l| l.contains("ERROR") && l.contains("ALERT") && l.contains(&id)), "alert logged at error level");
+    let end = Instant::now() + T;
+    while mails.lock().unwrap().is_empty() {
+        assert!(Instant::now() < end, "no alert email");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(mails.lock().unwrap()[0].contains(&id), "the email names the archive");
+    // Download works (signed URL and CLI), then delete removes it at once.
+    let bytes = e.download(&done).await;
+    assert!(bytes.starts_with(b"PK"));
+    let out = e.dir.path().join("cli.zip");
+    let dl = std::process::Command::new(BIN).args(["archive", "download", &id, "--out"]).arg(&out).arg("--data-dir").arg(e.data()).output().unwrap();
+    assert!(dl.status.success(), "{}", String::from_utf8_lossy(&dl.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    let tampered = done["url"].as_str().unwrap().replace("signature=", "signature=0");
+    assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 403);
+    let (s, _) = e.call(reqwest::Method::DELETE, &format!("archive/{id}"), None).await;
+    assert_eq!(s, 204);
+    assert_eq!(e.get(&id).await["status"], "deleted");
+    assert_eq!(reqwest::get(done["url"].as_str().unwrap()).await.unwrap().status(), 404, "the old URL serves nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_copies_expire_after_the_retention_period() {
+    let e = env(&["--archive-retention", "4s", "--archive-sweep-every", "1s"]);
+    let session = e.routed().await;
+    let (started, _) = record(&e, &session, json!({"sessionId": session, "outputMode": "individual"}), 1, 2).await;
+    let id = started["id"].as_str().unwrap();
+    let done = e.until_done(id).await;
+    assert_eq!(done["status"], "available");
+    let file = e.data().join("archives/fallback").join(format!("{id}.zip"));
+    assert!(file.exists());
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = e.get(id).await;
+        if v["status"] == "expired" {
+            assert!(v["url"].is_null());
+            break;
+        }
+        assert!(Instant::now() < end, "not expired: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!file.exists(), "the expired file is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_recording_is_recovered_on_the_next_start() {
+    let mut e = env(&[]);
+    let session = e.routed().await;
+    let pubs = e.publisher(&session).await;
+    let started = e.start(json!({"sessionId": session, "outputMode": "individual"})).await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    e.server.child.kill().unwrap(); // SIGKILL
+    e.server.child.wait().unwrap();
+    drop(pubs);
+    e.server = Server::start(&e.data(), &rtc_args(&[]));
+    let done = e.until_done(&id).await;
+    assert_eq!(done["status"], "available", "{done}");
+    assert!(done["reason"].as_str().unwrap().contains("restart"), "{done}");
+    let zip = e.dir.path().join("recovered.zip");
+    std::fs::write(&zip, e.download(&done).await).unwrap();
+    let files = unzip(&zip, &e.dir.path().join("rec"));
+    let webm = files.iter().find(|f| f.extension().is_some_and(|x| x == "webm")).unwrap();
+    let (codecs, dur, _) = probe(webm);
+    assert_eq!(codecs, ["opus", "vp8"]);
+    assert!(dur >= 1.5, "most of the 4 s survived: {dur}");
+    assert_eq!(decode_errors(webm), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_callbacks_arrive_later_in_order_when_the_receiver_was_down() {
+    let e = env(&[]);
+    let addr = format!("127.0.0.1:{}", free_port());
+    register_archive_callback(&e, &format!("http://{addr}/hook")).await;
+    let session = e.routed().await;
+    let (started, _) = record(&e, &session, json!({"sessionId": session, "outputMode": "individual"}), 1, 2).await;
+    let done = e.until_done(started["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "available");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, received) = receiver_on(&addr, 0).await;
+    let end = Instant::now() + Duration::from_secs(30);
+    while statuses(&received.lock().unwrap().calls).len() < 3 {
+        assert!(Instant::now() < end, "callbacks did not arrive: {:?}", statuses(&received.lock().unwrap().calls));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(statuses(&received.lock().unwrap().calls), ["started", "stopped", "available"]);
+}

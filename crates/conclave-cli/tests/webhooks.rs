@@ -7,40 +7,7 @@ use common::*;
 use conclave_client::{Client, PublishOptions};
 use conclave_sdk::{Role, SessionOptions, TokenOptions};
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-#[derive(Default)]
-struct Received {
-    /// (status we answered, auth header, body)
-    calls: Vec<(u16, String, Vec<u8>)>,
-}
-
-async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
-    receiver_on("127.0.0.1:0", fail_first).await
-}
-
-async fn receiver_on(addr: &str, fail_first: usize) -> (String, Arc<Mutex<Received>>) {
-    let state = Arc::new(Mutex::new(Received::default()));
-    let s = state.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-            let s = s.clone();
-            async move {
-                let mut r = s.lock().unwrap();
-                let status = if r.calls.len() < fail_first { 500 } else { 200 };
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-                r.calls.push((status, auth, body.to_vec()));
-                axum::http::StatusCode::from_u16(status).unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, state)
-}
 
 /// Registers a callback over REST, as the Node SDK's `registerCallback` does.
 async fn register(server: &Server, sdk: &conclave_sdk::Client, group: &str, event: &str, url: &str) -> reqwest::Response {

@@ -112,3 +112,37 @@ pub fn now() -> u64 {
 pub fn rest_jwt(p: &Project) -> String {
     conclave_core::rest_auth::mint(&p.api_key, p.api_secret.as_bytes(), now(), 300)
 }
+
+/// A webhook receiver on loopback: answers 500 to the first `fail_first` calls, then 200.
+#[derive(Default)]
+pub struct Received {
+    /// (status we answered, auth header, body)
+    pub calls: Vec<(u16, String, Vec<u8>)>,
+}
+
+pub async fn receiver(fail_first: usize) -> (String, std::sync::Arc<std::sync::Mutex<Received>>) {
+    receiver_on("127.0.0.1:0", fail_first).await
+}
+
+pub async fn receiver_on(addr: &str, fail_first: usize) -> (String, std::sync::Arc<std::sync::Mutex<Received>>) {
+    let state = std::sync::Arc::new(std::sync::Mutex::new(Received::default()));
+    let s = state.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                let mut r = s.lock().unwrap();
+                let status = if r.calls.len() < fail_first { 500 } else { 200 };
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                r.calls.push((status, auth, body.to_vec()));
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, state)
+}
+
