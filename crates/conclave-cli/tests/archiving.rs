@@ -429,3 +429,184 @@ async fn archive_callbacks_arrive_later_in_order_when_the_receiver_was_down() {
     }
     assert_eq!(statuses(&received.lock().unwrap().calls), ["started", "stopped", "available"]);
 }
+
+/// True when `bytes` holds a WebM/Matroska, MP4 or ZIP signature anywhere.
+fn has_plaintext_media(bytes: &[u8]) -> bool {
+    bytes.windows(4).any(|w| w == [0x1a, 0x45, 0xdf, 0xa3] || w == b"ftyp" || w == b"PK\x03\x04" || w == b"OpusHead")
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()) {
+        if entry.file_type().unwrap().is_dir() {
+            all_files(&entry.path(), out);
+        } else {
+            out.push(entry.path());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_archives_never_exist_in_plaintext_and_decrypt_with_the_customer_key() {
+    let e = env(&[]);
+    let key = e.dir.path().join("customer.key");
+    let keygen = std::process::Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen (apt install age)");
+    assert!(keygen.status.success());
+    let public = String::from_utf8(std::process::Command::new("age-keygen").arg("-y").arg(&key).output().unwrap().stdout).unwrap();
+    let (s, v) = e.call(reqwest::Method::PUT, "archive/encryption", Some(json!({"publicKey": "age1notakey"}))).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = e.call(reqwest::Method::PUT, "archive/encryption", Some(json!({"publicKey": public.trim()}))).await;
+    assert_eq!(s, 200, "{v}");
+    let session = e.routed().await;
+    let pubs = vec![e.publisher(&session).await];
+    let started = e.start(json!({"sessionId": session, "resolution": "640x480"})).await;
+    assert_eq!(started["encrypted"], true);
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // While recording: only ciphertext on disk.
+    let mut files = Vec::new();
+    all_files(&e.data(), &mut files);
+    for f in &files {
+        assert!(!has_plaintext_media(&std::fs::read(f).unwrap()), "plaintext media in {} while recording", f.display());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    e.stop(&id).await;
+    drop(pubs);
+    let done = e.until_done(&id).await;
+    assert_eq!(done["status"], "available", "{done}");
+    let bytes = e.download(&done).await;
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"));
+    assert!(!has_plaintext_media(&bytes), "the delivered object is not a readable MP4/WebM/ZIP");
+    let mut files = Vec::new();
+    all_files(&e.data(), &mut files);
+    for f in &files {
+        assert!(!has_plaintext_media(&std::fs::read(f).unwrap()), "plaintext media left in {}", f.display());
+    }
+    let enc = e.dir.path().join("archive.mp4.age");
+    std::fs::write(&enc, &bytes).unwrap();
+    let by_cli = e.dir.path().join("by-conclave.mp4");
+    let out = std::process::Command::new(BIN).args(["archive", "decrypt", "--identity"]).arg(&key).arg(&enc).arg(&by_cli).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let by_age = e.dir.path().join("by-age.mp4");
+    let out = std::process::Command::new("age").args(["-d", "-i"]).arg(&key).arg("-o").arg(&by_age).arg(&enc).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&by_cli).unwrap(), std::fs::read(&by_age).unwrap());
+    let (codecs, dur, size) = probe(&by_age);
+    assert_eq!(codecs, ["aac", "h264"]);
+    assert_eq!(size, Some((640, 480)));
+    assert!(dur >= 2.5, "{dur}");
+    assert_eq!(decode_errors(&by_age), "");
+    let wrong = e.dir.path().join("other.key");
+    std::process::Command::new("age-keygen").arg("-o").arg(&wrong).output().unwrap();
+    let out = std::process::Command::new(BIN).args(["archive", "decrypt", "--identity"]).arg(&wrong).arg(&enc).arg(e.dir.path().join("x.mp4")).output().unwrap();
+    assert!(!out.status.success(), "another key cannot decrypt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_rules_conflicts_and_bad_input() {
+    let e = env(&[]);
+    let routed = e.routed().await;
+    let relayed = e.sdk.create_session(&SessionOptions::default()).await.unwrap().session_id;
+    let e2ee = e.sdk.create_session(&SessionOptions { media_mode: conclave_sdk::MediaMode::Routed, e2ee: true, ..Default::default() }).await.unwrap().session_id;
+    let post = |b: Value| e.call(reqwest::Method::POST, "archive", Some(b));
+    let (s, v) = post(json!({"sessionId": relayed})).await;
+    assert_eq!(s, 409, "relayed: {v}");
+    assert!(v["message"].as_str().unwrap().contains("routed"));
+    let (s, v) = post(json!({"sessionId": e2ee})).await;
+    assert_eq!(s, 409, "e2ee: {v}");
+    let (s, _) = post(json!({"sessionId": "1_MX4xMjM0NTZ-fjE2OTk5OTk5OTk5OTl-bm9wZQ-fg"})).await;
+    assert_eq!(s, 404);
+    for bad in [json!({}), json!({"sessionId": routed, "hasAudio": false, "hasVideo": false}), json!({"sessionId": routed, "outputMode": "individual", "resolution": "640x480"}), json!({"sessionId": routed, "outputMode": "3d"})] {
+        let (s, v) = post(bad.clone()).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(v["message"].is_string());
+    }
+    let first = e.start(json!({"sessionId": routed})).await;
+    let (s, v) = post(json!({"sessionId": routed})).await;
+    assert_eq!(s, 409, "already recording: {v}");
+    let (s, _) = post(json!({"sessionId": routed, "multiArchiveTag": "backup"})).await;
+    assert_eq!(s, 200, "a distinct multiArchiveTag records twice");
+    let (s, _) = post(json!({"sessionId": routed, "multiArchiveTag": "backup"})).await;
+    assert_eq!(s, 409, "but not thrice with the same tag");
+    let id = first["id"].as_str().unwrap();
+    let (s, _) = e.call(reqwest::Method::DELETE, &format!("archive/{id}"), None).await;
+    assert_eq!(s, 409, "cannot delete while recording");
+    let (s, _) = e.call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": "x"}))).await;
+    assert_eq!(s, 405, "auto mode");
+    // A client token of any role is never a REST credential.
+    let moderator = e.sdk.generate_token(&routed, &TokenOptions::new(Role::Moderator)).unwrap();
+    let resp = e.http.post(e.url("archive")).header("X-OPENTOK-AUTH", moderator).json(&json!({"sessionId": routed})).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    // Hostile IDs are refused before the store or the file system sees them.
+    for hostile in ["..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "E85741CE-D280-4EFA-A3BA-93379A68BE06", "e85741ce-d280-4efa-a3ba-93379a68be06%00"] {
+        let (s, v) = e.call(reqwest::Method::GET, &format!("archive/{hostile}"), None).await;
+        assert!(s == 404, "{hostile}: {s} {v}");
+    }
+    // Another project's archive does not exist for this caller.
+    let other = create_project(&e.data());
+    let resp = e.http.get(format!("{}/v2/project/{}/archive/{id}", e.server.base, other.api_key)).header("X-OPENTOK-AUTH", rest_jwt(&other)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(e.stop(id).await["status"], "stopped");
+    let (s, _) = e.call(reqwest::Method::POST, &format!("archive/{id}/stop"), None).await;
+    assert_eq!(s, 409, "stop twice");
+    let (s, v) = e.call(reqwest::Method::GET, "archive?count=1&offset=0", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["count"], 2, "count is the total: {v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let (s, _) = e.call(reqwest::Method::GET, "archive?count=1001", None).await;
+    assert_eq!(s, 400);
+    let audit = String::from_utf8(std::process::Command::new(BIN).args(["audit", "--data-dir"]).arg(e.data()).output().unwrap().stdout).unwrap();
+    assert!(audit.contains("archive.start") && audit.contains("archive.stop"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_stream_mode_records_only_the_chosen_streams() {
+    let e = env(&[]);
+    let session = e.routed().await;
+    let _a = e.publisher(&session).await;
+    let _b = e.publisher(&session).await;
+    let listed = e.sdk.list_streams(&session).await.unwrap();
+    let streams: Vec<String> = listed["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(streams.len(), 2);
+    let started = e.start(json!({"sessionId": session, "outputMode": "individual", "streamMode": "manual"})).await;
+    let id = started["id"].as_str().unwrap();
+    let (s, v) = e.call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": streams[0], "hasAudio": true, "hasVideo": true}))).await;
+    assert_eq!(s, 204, "{v}");
+    let (s, _) = e.call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": "no-such-stream"}))).await;
+    assert_eq!(s, 404);
+    let got = e.get(id).await;
+    assert_eq!(got["streams"][0]["streamId"], streams[0].as_str(), "{got}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    e.stop(id).await;
+    let done = e.until_done(id).await;
+    assert_eq!(done["status"], "available", "{done}");
+    let zip = e.dir.path().join("m.zip");
+    std::fs::write(&zip, e.download(&done).await).unwrap();
+    let files = unzip(&zip, &e.dir.path().join("m"));
+    let webms: Vec<String> = files.iter().filter(|f| f.extension().is_some_and(|x| x == "webm")).map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(webms, [streams[0].clone()], "only the added stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_mode_always_starts_with_the_first_stream() {
+    let e = env(&["--archive-idle-stop", "2s"]);
+    let session = e.sdk.create_session(&SessionOptions { media_mode: conclave_sdk::MediaMode::Routed, archive_mode: conclave_sdk::ArchiveMode::Always, ..Default::default() }).await.unwrap().session_id;
+    let (s, v) = e.call(reqwest::Method::GET, &format!("archive?sessionId={session}"), None).await;
+    assert_eq!((s, v["count"].as_u64()), (200, Some(0)), "nothing before a stream");
+    let pubs = e.publisher(&session).await;
+    let end = Instant::now() + T;
+    let archive = loop {
+        let (_, v) = e.call(reqwest::Method::GET, &format!("archive?sessionId={session}"), None).await;
+        if let Some(a) = v["items"].as_array().and_then(|i| i.first()).cloned() {
+            break a;
+        }
+        assert!(Instant::now() < end, "no automatic archive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(archive["status"], "started");
+    assert_eq!(archive["outputMode"], "composed");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(pubs); // nothing published: it stops by itself after --archive-idle-stop
+    let done = e.until_done(archive["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "available", "{done}");
+    assert!(done["duration"].as_u64().unwrap() >= 3);
+}

@@ -292,7 +292,9 @@ impl Archiver {
         {
             // The conflict check and the insertion into `active` happen under one lock.
             let mut active = lock(&self.active);
-            let clash = active.values().any(|a| a.session_id == req.session_id && (a.tag.is_none() || req.multi_archive_tag.is_none() || a.tag == req.multi_archive_tag));
+            // One archive per tag (no tag is a tag of its own), as OpenTok's multiArchiveTag:
+            // an automatic archive (untagged) can run beside a manual one with a tag.
+            let clash = active.values().any(|a| a.session_id == req.session_id && a.tag == req.multi_archive_tag);
             if clash {
                 drop(active);
                 drop(recording);
