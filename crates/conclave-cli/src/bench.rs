@@ -5,6 +5,8 @@
 //! - `rest`: session creates per second through the real REST API of a `conclave serve`
 //!   child process on loopback, with latency percentiles, using the Rust SDK as the client.
 
+#[path = "bench_archive.rs"]
+mod bench_archive;
 #[path = "bench_media.rs"]
 mod bench_media;
 #[path = "bench_soak.rs"]
@@ -41,6 +43,19 @@ pub enum BenchCommand {
     },
     /// Routed media through the SFU: forwarded packets/s, server CPU per forwarded packet,
     /// added latency, loss and server memory per subscriber (see `bench_media.rs`).
+    /// Archiving: server CPU per recorded stream, and time and throughput from stop to
+    /// available (or uploaded with --s3-endpoint).
+    Archive {
+        #[arg(long, default_value_t = 4)]
+        streams: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// composed or individual.
+        #[arg(long, default_value = "composed")]
+        output_mode: String,
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+    },
     /// A bounded soak run: waves of participants (some with media) join, publish, signal,
     /// leave and get kicked; fails unless nothing leaked and nothing failed.
     Soak {
@@ -91,6 +106,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             }
         }
         BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?,
+        BenchCommand::Archive { streams, seconds, output_mode, s3_endpoint } => bench_archive::run(bench_archive::ArchiveBench { streams, seconds, output_mode, s3_endpoint }).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -610,3 +610,21 @@ async fn archive_mode_always_starts_with_the_first_stream() {
     assert_eq!(done["status"], "available", "{done}");
     assert!(done["duration"].as_u64().unwrap() >= 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_and_delivers_recordings_before_exit() {
+    let mut e = env(&[]);
+    let session = e.routed().await;
+    let pubs = e.publisher(&session).await;
+    let started = e.start(json!({"sessionId": session, "outputMode": "individual"})).await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(e.server.stop(), "graceful exit: {}", e.server.logs());
+    drop(pubs);
+    // The next start finds nothing to recover: the archive was finished before exit.
+    e.server = Server::start(&e.data(), &rtc_args(&[]));
+    let v = e.get(&id).await;
+    assert_eq!(v["status"], "available", "{v}");
+    assert_eq!(v["reason"], "server shutting down");
+    assert!(!e.server.logs().contains("recovering an archive"));
+}
