@@ -5,25 +5,16 @@
 //   opentok-2.19.0  T1 client tokens only
 // Every check below runs for each of them. Run with `node --test` (scripts/sdk-tests does).
 //
-// This file starts its own `conclave serve` ($CONCLAVE_BIN, default target/debug/conclave) on
-// a free loopback port in a fresh data directory, with two projects, and stops it at the end.
+// This file starts its own `conclave serve` (see harness.mjs) and stops it at the end.
 // Assertions are on behaviour: HTTP statuses and bodies, what the SDK reported, and the claims
 // that the server's own verifier (`conclave token verify`) reads back out of each token.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { bot as startBot, call, conclave, sdkClient, startServer, stopServer } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const BIN = process.env.CONCLAVE_BIN || join(REPO, "target", "debug", "conclave");
 
 const VERSIONS = ["2.23.2", "2.19.0"];
 const emitsJwt = (version) => version !== "2.19.0"; // JWT client tokens arrived in 2.21
@@ -38,72 +29,6 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 let server;
 
-function conclave(args) {
-  return spawnSync(BIN, args, { encoding: "utf8", timeout: 60_000 });
-}
-
-/** A loopback port that nothing listens on right now (the OS picks it). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.on("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer() {
-  const dir = mkdtempSync(join(tmpdir(), "conclave-sdk-node-"));
-  const data = join(dir, "data");
-  const logPath = join(dir, "server.log");
-  // Two projects: projects[0] is ours, projects[1] belongs to "someone else".
-  const projects = [0, 1].map(() => {
-    const r = conclave(["project", "create", "--data-dir", data, "--json"]);
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout);
-  });
-  for (let attempt = 0; attempt < 3; attempt++) { // the port may be taken between probe and bind
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const log = openSync(logPath, "a");
-    const proc = spawn(BIN, ["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", log, log] });
-    closeSync(log);
-    const exited = new Promise((resolve) => proc.once("exit", resolve));
-    if (await healthy(url, proc)) {
-      return { url, ws: `ws://127.0.0.1:${port}/v1/signal`, projects, data, dir, proc, exited, logPath };
-    }
-    await stopProcess(proc, exited);
-  }
-  throw new Error("conclave serve did not become ready:\n" + readFileSync(logPath, "utf8").slice(-4000));
-}
-
-/** Polls GET /healthz until it answers 200 (true), the process exits or 30 s pass (false). */
-async function healthy(url, proc) {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && proc.exitCode === null && proc.signalCode === null) {
-    try {
-      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
-
-/** SIGTERM by PID (graceful shutdown), SIGKILL if still running after 5 s. */
-async function stopProcess(proc, exited) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  proc.kill("SIGTERM");
-  const timer = new Promise((r) => setTimeout(() => r("timeout"), 5000).unref());
-  if ((await Promise.race([exited, timer])) === "timeout") {
-    proc.kill("SIGKILL");
-    await exited;
-  }
-}
-
 /** The server's own token check: { ok: true, body: claims } or { ok: false, body: {code, message} }. */
 function verify(sessionId, token) {
   const r = conclave(["token", "verify", "--data-dir", server.data, "--session-id", sessionId, "--token", token]);
@@ -115,27 +40,12 @@ before(async () => {
   server = await startServer();
 });
 
-after(async () => {
-  if (!server) return;
-  await stopProcess(server.proc, server.exited);
-  const logs = readFileSync(server.logPath, "utf8");
-  rmSync(server.dir, { recursive: true, force: true });
-  for (const p of server.projects) assert.ok(!logs.includes(p.api_secret), "an API secret reached the server log");
-});
+after(() => stopServer(server));
 
 // --- helpers -----------------------------------------------------------------------------------
 
 /** An SDK client of the given version for one of the server's projects, pointed at the server. */
-function sdk(version, project = 0, secret = undefined) {
-  const OpenTok = require(`opentok-${version}`);
-  const p = server.projects[project];
-  return new OpenTok(p.api_key, secret ?? p.api_secret, { apiUrl: server.url });
-}
-
-/** Callback-style SDK method → promise. The SDK does its synchronous work (validation, signing
- *  the REST credential) before this returns. */
-const call = (obj, method, ...args) =>
-  new Promise((resolve, reject) => obj[method](...args, (err, res) => (err ? reject(err) : resolve(res))));
+const sdk = (version, project = 0, secret = undefined) => sdkClient(server, version, project, secret);
 
 /** A REST credential (X-OPENTOK-AUTH) with the claims the SDKs send, signed HS256 by hand. */
 function restJwt(project, { now = nowSeconds(), secret = project.api_secret } = {}) {
@@ -385,40 +295,8 @@ describe("server rules (raw HTTP)", () => {
 
 // --- session control with live participants (newest SDK) ---------------------------------------
 
-/** A real participant: `conclave client`, whose server messages arrive as JSON lines. */
-async function bot(sessionId, token, { publish, subscribeAll } = {}) {
-  const args = ["client", "--url", server.ws, "--session-id", sessionId];
-  if (publish) args.push("--publish", publish);
-  if (subscribeAll) args.push("--subscribe-all");
-  const proc = spawn(BIN, args, { env: { ...process.env, CONCLAVE_TOKEN: token }, stdio: ["pipe", "pipe", "ignore"] });
-  const queue = [];
-  let wake = () => {};
-  createInterface({ input: proc.stdout }).on("line", (line) => {
-    queue.push(JSON.parse(line));
-    wake();
-  });
-  const b = {
-    /** The next message matching pred (earlier, non-matching messages are dropped). */
-    async waitFor(pred, ms = 10_000) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const i = queue.findIndex(pred);
-        if (i >= 0) return queue.splice(0, i + 1).pop();
-        if (Date.now() > deadline) throw new Error("timed out waiting; got " + JSON.stringify(queue));
-        await new Promise((r) => {
-          wake = r;
-          setTimeout(r, 50);
-        });
-      }
-    },
-    stop: () => proc.kill("SIGKILL"),
-  };
-  const welcome = await b.waitFor((m) => m.type === "connected" || m.type === "error");
-  if (welcome.type !== "connected") throw new Error("bot refused: " + JSON.stringify(welcome));
-  b.connectionId = welcome.connectionId;
-  if (publish) b.streamId = (await b.waitFor((m) => m.type === "published")).stream.streamId;
-  return b;
-}
+/** A real participant (`conclave client`) in this file's server. */
+const bot = (sessionId, token, opts) => startBot(server, sessionId, token, opts);
 
 test("opentok 2.23.2: session control reaches live participants", async () => {
   const ot = sdk("2.23.2");

@@ -123,12 +123,15 @@ def server():
 
 class Bot:
     """A real participant: `conclave client`, which prints server messages as JSON lines.
-    Used by the session-control tests (test_moderation_python.py)."""
+    Used by the session-control and archive tests. With real_media, the published stream
+    carries real encoded VP8 and Opus (generated with ffmpeg), so that archives of it decode."""
 
-    def __init__(self, server, session_id, token, publish=None, subscribe_all=False):
+    def __init__(self, server, session_id, token, publish=None, subscribe_all=False, real_media=False):
         args = [BIN, "client", "--url", server.ws, "--session-id", session_id]
         if publish:
             args += ["--publish", publish]
+        if real_media:
+            args += ["--real-media"]
         if subscribe_all:
             args += ["--subscribe-all"]
         env = dict(os.environ, CONCLAVE_TOKEN=token)  # never on the command line
@@ -172,7 +175,7 @@ class Bot:
 
 @pytest.fixture
 def bots():
-    """bots(server, session_id, token, publish=..., subscribe_all=...) starts a Bot; all are
+    """bots(server, session_id, token, publish=..., subscribe_all=..., real_media=...) starts a Bot; all are
     stopped at the end of the test."""
     started = []
 
