@@ -98,6 +98,14 @@ pub fn check_callback_url(raw: &str, policy: CallbackPolicy) -> Result<reqwest::
     Ok(url)
 }
 
+/// An outbound URL the server will call on a customer's behalf (an S3 endpoint): the same
+/// SSRF rules as callbacks, with the name resolved now and every address checked.
+pub async fn check_outbound_url(raw: &str, policy: CallbackPolicy) -> Result<reqwest::Url, String> {
+    let url = check_callback_url(raw, policy).map_err(|e| e.replace("callback url", "url"))?;
+    resolve_checked(&url, policy).await?;
+    Ok(url)
+}
+
 async fn resolve_checked(url: &reqwest::Url, policy: CallbackPolicy) -> Result<(String, SocketAddr), String> {
     let host = url.host_str().ok_or("no host")?.trim_matches(|c| c == '[' || c == ']').to_owned();
     let port = url.port_or_known_default().ok_or("no port")?;

@@ -21,7 +21,24 @@ pub fn create_project(data_dir: &Path) -> Project {
     let out = conclave(&["project", "create", "--json", "--data-dir", data_dir.to_str().unwrap()]);
     assert!(out.status.success(), "project create: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    Project { api_key: v["api_key"].as_str().unwrap().into(), api_secret: v["api_secret"].as_str().unwrap().into() }
+    let p = Project { api_key: v["api_key"].as_str().unwrap().into(), api_secret: v["api_secret"].as_str().unwrap().into() };
+    remember_secret(&p.api_secret);
+    p
+}
+
+/// Every secret a test handed to a server: no server log may ever contain one (checked when
+/// each `Server` is dropped, so over the whole test run).
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+pub fn remember_secret(secret: &str) {
+    SECRETS.lock().unwrap_or_else(|p| p.into_inner()).push(secret.to_owned());
+}
+
+/// Panics if `logs` contain any remembered secret.
+pub fn assert_no_secret_in(logs: &str, what: &str) {
+    for s in SECRETS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        assert!(!logs.contains(s.as_str()), "a secret appeared in {what}");
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -101,6 +118,9 @@ impl Drop for Server {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if !std::thread::panicking() {
+            assert_no_secret_in(&self.logs(), "a server log");
         }
     }
 }

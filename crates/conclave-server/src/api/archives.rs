@@ -197,6 +197,11 @@ pub async fn set_layout(State(state): State<AppState>, caller: RestCaller, Path(
 pub async fn set_storage(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>, RawBody(body): RawBody) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let target = parse_json::<StorageBody>(&body)?.validate().map_err(|e| ApiError::bad_request(e.0))?;
+    // The save-time check makes this server send a request: the endpoint obeys the SSRF
+    // policy of callbacks (public https unless --allow-private/http-callbacks).
+    if let Some(ep) = &target.s3.endpoint {
+        crate::webhook::check_outbound_url(ep, state.callback_policy).await.map_err(|e| ApiError::bad_request(format!("config.endpoint refused: {e}")))?;
+    }
     let marker = crate::archive::storage::check(&target).await.map_err(ApiError::bad_request)?;
     let json = serde_json::to_string(&target).expect("serializes");
     state.store.set_archive_storage(&api_key, Some(&json), crate::clock::unix_ms()).await.map_err(|e| ApiError::internal("saving the upload target failed", &e))?;
