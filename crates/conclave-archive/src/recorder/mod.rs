@@ -277,6 +277,7 @@ impl StreamRecorder {
     /// Write everything still buffered, finalize the WebM (sizes, Cues, Duration) and close it.
     pub fn finish(mut self) -> Result<RecordedFile> {
         if self.mux.is_none() {
+            self.drop_video_without_keyframe();
             if self.size.0 == 0 {
                 self.size = DEFAULT_SIZE;
             }
@@ -329,10 +330,23 @@ impl StreamRecorder {
             if waited < self.cfg.max_wait_for_keyframe.as_nanos() as u64 {
                 return Ok(());
             }
+            self.drop_video_without_keyframe();
             self.size = DEFAULT_SIZE;
             self.start_muxer()?;
         }
         self.drain(false)
+    }
+
+    /// No video keyframe arrived while waiting (camera off, or an undecodable stream): a
+    /// video track without frames makes libwebm refuse to finalize the file and would lose the
+    /// audio too, so such a recording becomes audio-only. Later video frames are refused.
+    fn drop_video_without_keyframe(&mut self) {
+        let has_key = self.pending.iter().any(|p| matches!(p.kind, Kind::Video { key: true }));
+        if self.cfg.video && self.cfg.audio && !has_key {
+            self.dropped += self.pending.iter().filter(|p| matches!(p.kind, Kind::Video { .. })).count() as u64;
+            self.pending.retain(|p| p.kind == Kind::Audio);
+            self.cfg.video = false;
+        }
     }
 
     fn start_muxer(&mut self) -> Result<()> {

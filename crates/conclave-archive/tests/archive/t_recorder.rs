@@ -250,3 +250,29 @@ fn invalid_configs_are_rejected() {
         "finishing an empty recording is an error"
     );
 }
+
+#[test]
+fn very_short_recordings_still_finalize() {
+    let (_d, dir) = media::tmp();
+    let video = media::vp8_frames(&dir, 1);
+    // (audio frames, video frames) a participant kicked right after publishing may give, or
+    // a camera that never sends a keyframe (200 audio frames = 4 s, past the keyframe wait).
+    let audio = media::opus_packets(&dir, 5);
+    for (i, (na, nv)) in [(1usize, 0usize), (3, 0), (0, 1), (2, 1), (25, 0), (0, 3), (200, 0)].into_iter().enumerate() {
+        let path = dir.join(format!("short{i}.webm"));
+        let mut rec = StreamRecorder::create(&path, RecorderConfig::default()).unwrap();
+        for f in &audio[..na] {
+            rec.write_audio(&f.data, f.ts_ns).unwrap();
+        }
+        for f in &video[..nv] {
+            rec.write_video(&f.data, f.ts_ns, f.key).unwrap();
+        }
+        let r = rec.finish().unwrap_or_else(|e| panic!("{na} audio + {nv} video frames: {e}"));
+        assert_eq!((r.audio_frames, r.video_frames), (na as u64, nv as u64));
+        assert_eq!(r.has_video, nv > 0, "no keyframe: an audio-only file");
+        // The audio track stays (audio was asked for) even when no packet came.
+        let expect: &[&str] = if nv > 0 { &["opus", "vp8"] } else { &["opus"] };
+        assert_eq!(media::probe(&path).codecs, expect, "{na}+{nv}");
+        assert_eq!(media::decode_errors(&path), "", "{na}+{nv}");
+    }
+}
