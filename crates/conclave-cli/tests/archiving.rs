@@ -370,6 +370,9 @@ async fn a_failed_upload_falls_back_raises_alerts_and_is_downloadable_then_delet
     assert_eq!(s, 204);
     assert_eq!(e.get(&id).await["status"], "deleted");
     assert_eq!(reqwest::get(done["url"].as_str().unwrap()).await.unwrap().status(), 404, "the old URL serves nothing");
+    let audit = String::from_utf8(std::process::Command::new(BIN).args(["audit", "--data-dir"]).arg(e.data()).output().unwrap().stdout).unwrap();
+    assert!(audit.contains("archive.storage_set") && audit.contains("archive.delete"), "{audit}");
+    assert!(!audit.contains("testing\""), "no secret key in the audit detail");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -651,4 +654,34 @@ async fn storage_endpoints_obey_the_ssrf_policy() {
         let v: Value = resp.json().await.unwrap();
         assert!(v["message"].as_str().unwrap().contains("endpoint refused"), "{endpoint}: {v}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fallback_none_a_failed_upload_is_failed_but_its_bytes_wait_for_an_operator() {
+    let moto = moto::Moto::start();
+    moto.create_bucket("archives");
+    let e = env(&[]);
+    let (s, v) = e.set_storage(&moto, "testing", "testing", "none").await;
+    assert_eq!(s, 200, "{v}");
+    drop(moto);
+    let session = e.routed().await;
+    let (started, _) = record(&e, &session, json!({"sessionId": session, "outputMode": "individual"}), 1, 2).await;
+    let id = started["id"].as_str().unwrap();
+    let done = e.until_done(id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(done["reason"].as_str().unwrap().contains("fallback is none"), "{done}");
+    assert!(done["url"].is_null(), "not served");
+    let kept = e.data().join("archives/fallback").join(format!("{id}.zip"));
+    assert!(kept.exists(), "the bytes are kept");
+    let listed = std::process::Command::new(BIN).args(["archive", "list", "--status", "failed", "--json", "--data-dir"]).arg(e.data()).output().unwrap();
+    let line: Value = serde_json::from_slice(listed.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["id"], id);
+    // The operator takes the file, then acknowledges by deleting.
+    let out = e.dir.path().join("kept.zip");
+    let dl = std::process::Command::new(BIN).args(["archive", "download", id, "--out"]).arg(&out).arg("--data-dir").arg(e.data()).output().unwrap();
+    assert!(dl.status.success(), "{}", String::from_utf8_lossy(&dl.stderr));
+    assert!(std::fs::read(&out).unwrap().starts_with(b"PK"));
+    let (s, _) = e.call(reqwest::Method::DELETE, &format!("archive/{id}"), None).await;
+    assert_eq!(s, 204);
+    assert!(!kept.exists());
 }
