@@ -189,6 +189,10 @@ async fn individual_archive_is_a_zip_of_decodable_webms_in_the_fallback_store() 
     let done = e.until_done(id).await;
     assert_eq!(done["status"], "available", "{done}");
     assert!(done["expiresAt"].as_u64().unwrap() >= done["createdAt"].as_u64().unwrap() + 71 * 3600 * 1000, "72 h retention");
+    let metrics = reqwest::get(format!("{}/metrics", e.server.base)).await.unwrap().text().await.unwrap();
+    for line in ["conclave_archives{status=\"available\"} 1", "conclave_archives_started_total 1", "conclave_archives_available_total 1", "conclave_archives_recording 0"] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
     let bytes = e.download(&done).await;
     assert_eq!(bytes.len() as u64, done["size"].as_u64().unwrap());
     assert!(bytes.starts_with(b"PK"), "a ZIP");
@@ -351,6 +355,8 @@ async fn a_failed_upload_falls_back_raises_alerts_and_is_downloadable_then_delet
     assert_eq!(last["event"], "archive");
     assert!(calls.iter().all(|c| c.1.starts_with("Bearer ")), "signed like the session webhooks");
     assert!(e.server.logs().lines().any(|l| l.contains("ERROR") && l.contains("ALERT") && l.contains(&id)), "alert logged at error level");
+    let metrics = reqwest::get(format!("{}/metrics", e.server.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "conclave_archive_upload_failures_total 1"), "{metrics}");
     let end = Instant::now() + T;
     while mails.lock().unwrap().is_empty() {
         assert!(Instant::now() < end, "no alert email");

@@ -90,6 +90,14 @@ pub trait Store: Send + Sync + 'static {
     /// sealed at rest because it holds the bucket's secret key.
     async fn set_archive_storage(&self, api_key: &str, config_json: Option<&str>, now_ms: u64) -> Result<(), StoreError>;
     async fn archive_storage(&self, api_key: &str) -> Result<Option<zeroize::Zeroizing<String>>, StoreError>;
+    /// How many archives are in each status (all projects), for `/metrics`.
+    async fn archive_status_counts(&self) -> Result<Vec<(conclave_core::archive::ArchiveStatus, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for s in conclave_core::archive::ArchiveStatus::ALL {
+            out.push((s, self.archives_in_status(&[s]).await?.len() as u64));
+        }
+        Ok(out)
+    }
     /// Sets (or removes) the public key new archives are encrypted to.
     async fn set_archive_recipient(&self, api_key: &str, recipient: Option<&str>) -> Result<(), StoreError>;
 }

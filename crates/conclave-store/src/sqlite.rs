@@ -389,6 +389,9 @@ impl Store for SqliteStore {
     async fn set_archive_recipient(&self, api_key: &str, recipient: Option<&str>) -> Result<(), StoreError> {
         self.recipient_set(api_key, recipient).await
     }
+    async fn archive_status_counts(&self) -> Result<Vec<(conclave_core::archive::ArchiveStatus, u64)>, StoreError> {
+        self.archive_counts().await
+    }
 }
 
 #[cfg(test)]

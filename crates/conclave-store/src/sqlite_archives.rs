@@ -114,6 +114,19 @@ impl SqliteStore {
         sealed.map(|s| self.unseal_text(&storage_context(api_key), &s)).transpose()
     }
 
+    pub(crate) async fn archive_counts(&self) -> Result<Vec<(ArchiveStatus, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM archives GROUP BY status").fetch_all(&self.pool).await?;
+        let mut out: Vec<(ArchiveStatus, u64)> = ArchiveStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for r in rows {
+            if let Ok(s) = r.get::<String, _>("status").parse::<ArchiveStatus>()
+                && let Some(slot) = out.iter_mut().find(|(k, _)| *k == s)
+            {
+                slot.1 = r.get::<i64, _>("n").max(0) as u64;
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn recipient_set(&self, api_key: &str, recipient: Option<&str>) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE projects SET archive_recipient = ? WHERE api_key = ?").bind(recipient).bind(api_key).execute(&self.writer).await?;
         if done.rows_affected() == 0 {

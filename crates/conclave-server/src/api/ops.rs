@@ -28,11 +28,22 @@ pub async fn metrics(State(state): State<AppState>, ConnectInfo(peer): ConnectIn
         return Err(ApiError::forbidden("metrics are only served to addresses in --metrics-allow"));
     }
     let (sessions, connections, streams) = state.hub.stats();
-    let body = state.metrics.render(&[
+    let recording = state.archiver.as_ref().map_or(0, |a| a.active_count() as u64);
+    let mut body = state.metrics.render(&[
         ("conclave_sessions_live", "Sessions with at least one connection", sessions),
         ("conclave_connections", "Signaling connections, suspended ones included", connections),
         ("conclave_streams", "Published streams", streams),
+        ("conclave_archives_recording", "Archives recording on this node", recording),
     ]);
+    match state.store.archive_status_counts().await {
+        Ok(counts) => {
+            body.push_str("# HELP conclave_archives Archives by status (all projects)\n# TYPE conclave_archives gauge\n");
+            for (status, n) in counts {
+                body.push_str(&format!("conclave_archives{{status=\"{}\"}} {n}\n", status.as_str()));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: archive counts unavailable"),
+    }
     let mut resp = body.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     Ok(resp)
