@@ -83,6 +83,24 @@ pub struct ServeArgs {
     demo: bool,
     #[command(flatten)]
     archive: ArchiveArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Cluster mode: several nodes on one PostgreSQL database and one Redis (docs/cluster.md).
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    /// Redis for the node registry and session placement, e.g. redis://10.0.0.5:6379.
+    /// Needs --node-id and --advertise-url, and a database every node shares.
+    #[arg(long, env = "CONCLAVE_REDIS_URL", requires_all = ["node_id", "advertise_url"])]
+    redis_url: Option<String>,
+    /// This node's unique name in the cluster.
+    #[arg(long, env = "CONCLAVE_NODE_ID")]
+    node_id: Option<String>,
+    /// Base URL other nodes and redirected clients reach this node at
+    /// (e.g. https://node-a.example.com:4000). With port 0 listening, the bound port is used.
+    #[arg(long, env = "CONCLAVE_ADVERTISE_URL")]
+    advertise_url: Option<String>,
 }
 
 /// Archiving: retention, automatic stops, download URLs and alert email.
@@ -231,8 +249,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let hub = Hub::new(store.clone(), signal, Some(hub_events), metrics.clone(), Some(media.clone()));
     let _sweeper = hub.spawn_sweeper();
     let drain_hub = hub.clone();
+    let cluster: Arc<dyn conclave_server::cluster::Coordinator> = match &args.cluster.redis_url {
+        Some(url) => {
+            let id = args.cluster.node_id.clone().expect("clap requires it");
+            let advertise = args.cluster.advertise_url.clone().expect("clap requires it");
+            anyhow::ensure!(!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "--node-id must be 1-64 letters, digits, - or _");
+            let c = conclave_server::cluster::redis::RedisCluster::connect(url, &id, &advertise).await.map_err(anyhow::Error::msg)?;
+            let stats_hub = Arc::downgrade(&hub);
+            c.spawn_heartbeat(move || stats_hub.upgrade().map_or(0, |h| {
+                let (_, connections, streams) = h.stats();
+                connections + 10 * streams
+            }));
+            println!("cluster node {id} advertised at {advertise}");
+            c
+        }
+        None => Arc::new(conclave_server::cluster::SingleNode),
+    };
+    let drain_cluster = cluster.clone();
     let archive_config = args.archive.config(&args.data.data_dir)?;
-    let archiver = conclave_server::archive::Archiver::new(store.clone(), hub.clone(), Some(media), archive_config, Some(webhooks.clone()), metrics.clone())?;
+    let archiver = conclave_server::archive::Archiver::new(store.clone(), hub.clone(), Some(media), archive_config, Some(webhooks.clone()), metrics.clone(), cluster.clone())?;
     // Session events feed the webhooks and the archiver, in order.
     let events_archiver = archiver.clone();
     tokio::spawn(async move {
@@ -251,7 +286,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         connect_per_ip: rate(args.connect_rate_per_ip, 2.5),
     }));
     let demo = if args.demo { Some(demo_app(store.as_ref(), tls.is_some()).await?) } else { None };
-    let state = AppState { demo, store, hub, archiver: Some(archiver), limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
+    let state = AppState { demo, store, hub, archiver: Some(archiver), cluster, http: reqwest::Client::new(), limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
     let config = ServeConfig {
         listen: args.listen,
         tls,
@@ -261,6 +296,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let shutdown = async move {
         shutdown_signal().await;
+        // No new sessions are placed here from now on.
+        drain_cluster.drain();
         drain_hub.drain();
         // Recordings stop, then each is packaged and uploaded (or kept) before exit.
         drain_archiver.drain().await;

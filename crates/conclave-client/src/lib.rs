@@ -38,6 +38,9 @@ pub enum ClientError {
     Timeout(&'static str),
     #[error("unexpected reply: {0:?}")]
     Unexpected(Box<ServerMessage>),
+    /// The node said the session lives elsewhere (followed by [`Client::connect`]).
+    #[error("redirected to {0}")]
+    Redirected(String),
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +76,18 @@ pub struct Client {
     pending: Pending,
     next_id: AtomicU64,
     request_timeout: Duration,
+    /// The signaling URL this client is connected to (after any redirect).
+    pub url: String,
+}
+
+/// A redirect URL may be absolute (`ws://…`) or a base (`http://node-b:4000`), which becomes
+/// that node's signaling endpoint.
+fn resolve_redirect(_from: &str, to: &str) -> String {
+    if to.starts_with("ws://") || to.starts_with("wss://") {
+        return to.to_owned();
+    }
+    let ws = to.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    format!("{}/v1/signal", ws.trim_end_matches('/'))
 }
 
 async fn open(url: &str, first: ClientMessage) -> Result<(Client, ServerMessage), ClientError> {
@@ -92,6 +107,7 @@ async fn open(url: &str, first: ClientMessage) -> Result<(Client, ServerMessage)
         ServerMessage::Connected { connection_id, resume_token, .. } => (connection_id.clone(), resume_token.clone()),
         ServerMessage::Resumed { connection_id, .. } => (connection_id.clone(), String::new()),
         ServerMessage::Error { code, message, .. } => return Err(ClientError::Refused { code: *code, message: message.clone() }),
+        ServerMessage::Redirect { url: to, .. } => return Err(ClientError::Redirected(resolve_redirect(url, to))),
         other => return Err(ClientError::Unexpected(Box::new(other.clone()))),
     };
     let (commands, mut command_rx) = mpsc::unbounded_channel::<Command>();
@@ -136,15 +152,30 @@ async fn open(url: &str, first: ClientMessage) -> Result<(Client, ServerMessage)
         pending,
         next_id: AtomicU64::new(1),
         request_timeout: Duration::from_secs(10),
+        url: url.to_owned(),
     };
     Ok((client, welcome))
 }
 
 impl Client {
     /// Connects to `url` (`ws://host:port/v1/signal` or `wss://…`) and joins the session.
+    /// Joins `session_id`. In cluster mode a node may answer `redirect` to the node that
+    /// hosts the session; the client follows up to three redirects. [`Client::url`] is where
+    /// it ended up.
     pub async fn connect(url: &str, session_id: &str, token: &str) -> Result<Client, ClientError> {
-        let first = ClientMessage::Connect { v: PROTOCOL_VERSION, session_id: session_id.to_owned(), token: token.to_owned() };
-        Ok(open(url, first).await?.0)
+        let mut url = url.to_owned();
+        for _ in 0..4 {
+            let first = ClientMessage::Connect { v: PROTOCOL_VERSION, session_id: session_id.to_owned(), token: token.to_owned() };
+            match open(&url, first).await {
+                Err(ClientError::Redirected(to)) => url = to,
+                Ok((mut c, _)) => {
+                    c.url = url;
+                    return Ok(c);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::Refused { code: ErrorCode::Draining, message: "too many redirects".into() })
     }
 
     /// Takes back a connection after a network drop, within the server's reconnect grace.

@@ -241,6 +241,9 @@ pub enum ServerMessage {
         e2ee: bool,
     },
     Resumed { connection_id: String, connections: Vec<ConnectionInfo>, streams: Vec<StreamInfo> },
+    /// Cluster mode: the session lives on another node; connect there (same `connect`
+    /// message) and close this socket. Sent only after the token verified.
+    Redirect { url: String, session_id: String },
     Ack { id: u64 },
     Published { id: Option<u64>, stream: StreamInfo },
     Error { id: Option<u64>, code: ErrorCode, message: String },

@@ -9,6 +9,7 @@ pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod listen;
 pub mod provision;
 pub mod ratelimit;
@@ -31,6 +32,10 @@ pub struct AppState {
     pub demo: Option<Arc<demo::Demo>>,
     /// Archiving (routed sessions); `None` when the server runs without media.
     pub archiver: Option<Arc<archive::Archiver>>,
+    /// Which node hosts which session ([`cluster::SingleNode`] unless clustered).
+    pub cluster: Arc<dyn cluster::Coordinator>,
+    /// Outbound HTTP (forwarding to other nodes).
+    pub http: reqwest::Client,
 }
 
 /// Request-size limits, applied before any parsing.

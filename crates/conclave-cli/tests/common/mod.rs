@@ -59,13 +59,19 @@ impl Server {
 
     /// Starts on `127.0.0.1:0`; the server prints the port it bound on stdout.
     pub fn start_scheme(data_dir: &Path, extra: &[&str], scheme: &str) -> Server {
+        Self::start_with(data_dir, "127.0.0.1:0", extra, scheme, &[])
+    }
+
+    /// Starts on `listen` with extra environment variables (cluster nodes share a master key).
+    pub fn start_with(data_dir: &Path, listen: &str, extra: &[&str], scheme: &str, env: &[(&str, &str)]) -> Server {
         let log = data_dir.with_extension(format!("{}.log", free_port()));
-        let mut args = vec!["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+        let mut args = vec!["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", listen];
         args.extend(extra);
         let mut child = Command::new(BIN)
             .args(&args)
             .env("CONCLAVE_LOG", "debug,sqlx=warn")
             .env_remove("CONCLAVE_MASTER_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
+        .layer(middleware::from_fn_with_state(state.clone(), crate::cluster::proxy::forward_if_remote))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), error::limit_per_ip))

@@ -106,6 +106,8 @@ pub struct Archiver {
     metrics: Arc<Metrics>,
     url_key: [u8; 32],
     public_url: std::sync::OnceLock<String>,
+    /// Cluster mode: this node's ID (stamped on the archives it records) and the registry.
+    cluster: Arc<dyn crate::cluster::Coordinator>,
     active: Mutex<HashMap<String, Active>>,
     /// Pipelines still running (drain waits for them).
     in_flight: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
@@ -127,7 +129,8 @@ fn new_archive_id() -> String {
 }
 
 impl Archiver {
-    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, media: Option<MediaHandle>, config: ArchiveConfig, webhooks: Option<Webhooks>, metrics: Arc<Metrics>) -> std::io::Result<Arc<Archiver>> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, media: Option<MediaHandle>, config: ArchiveConfig, webhooks: Option<Webhooks>, metrics: Arc<Metrics>, cluster: Arc<dyn crate::cluster::Coordinator>) -> std::io::Result<Arc<Archiver>> {
         std::fs::create_dir_all(config.dir.join("work"))?;
         let fallback = FallbackStore::new(config.dir.join("fallback")).map_err(std::io::Error::other)?;
         let mut url_key = [0u8; 32];
@@ -142,6 +145,7 @@ impl Archiver {
             metrics,
             url_key,
             public_url: std::sync::OnceLock::new(),
+            cluster,
             active: Mutex::default(),
             in_flight: tokio::sync::Mutex::default(),
             auto_starting: Mutex::default(),
@@ -285,7 +289,7 @@ impl Archiver {
             encrypted: key.is_some(),
             fallback_file: None,
             uploaded_key: None,
-            node: None,
+            node: self.cluster.node_id().map(str::to_owned),
         };
         let recording = Recording::start(RecordingSpec { dir: self.work_dir(&id), has_audio: req.has_audio, has_video: req.has_video, encrypt_to: key, media: self.media.clone() })
             .map_err(|e| ArchiveError::Internal(format!("cannot start recording: {e}")))?;
@@ -658,6 +662,9 @@ impl Archiver {
                     since_sweep = Duration::ZERO;
                     me.sweep().await;
                 }
+                if me.cluster.node_id().is_some() {
+                    me.fail_orphans().await;
+                }
             }
         });
     }
@@ -679,12 +686,31 @@ impl Archiver {
         }
     }
 
+    /// Cluster mode: archives whose recording node stopped sending heartbeats can never be
+    /// finished here (their files are on that node's disk): they end `failed` with the reason,
+    /// never `started` forever. Compare-and-set, so only one node records it.
+    async fn fail_orphans(&self) {
+        let Ok(pending) = self.store.archives_in_status(&[ArchiveStatus::Started, ArchiveStatus::Paused, ArchiveStatus::Stopped]).await else { return };
+        for r in pending {
+            let Some(node) = r.node.clone() else { continue };
+            if Some(node.as_str()) == self.cluster.node_id() || self.cluster.is_alive(&node).await {
+                continue;
+            }
+            let from = r.status;
+            let next = ArchiveRecord { status: ArchiveStatus::Failed, reason: format!("the node recording it ({node}) stopped responding; what it recorded stays on that node's disk"), ..r };
+            if self.transition(next, from).await.is_ok() {
+                tracing::error!(node = %node, "ALERT: an archive's recording node died; archive marked failed");
+            }
+        }
+    }
+
     /// Start-up recovery (idempotent): archives a previous run left recording or finishing
     /// are finalized from what reached the disk and delivered; none stays `started`.
     pub async fn recover(self: &Arc<Self>) {
         let Ok(pending) = self.store.archives_in_status(&[ArchiveStatus::Started, ArchiveStatus::Paused, ArchiveStatus::Stopped]).await else { return };
         for r in pending {
-            if r.node.is_some() {
+            // Each node recovers its own recordings (their files are on its disk).
+            if r.node.as_deref() != self.cluster.node_id() {
                 continue;
             }
             let r = if r.status.is_recording() {

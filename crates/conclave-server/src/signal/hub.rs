@@ -168,6 +168,10 @@ impl Hub {
         })
     }
 
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }

@@ -28,11 +28,12 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, Connec
         return crate::api::ApiError::too_many(wait, "source address").into_response();
     }
     let hub = state.hub.clone();
+    let cluster = state.cluster.clone();
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| run(socket, hub, peer))
+        .on_upgrade(move |socket| run(socket, hub, cluster, peer))
 }
 
 fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Message {
@@ -45,7 +46,32 @@ async fn close_with(socket: &mut WebSocket, reason: DisconnectReason) {
     let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
 }
 
-async fn handshake(socket: &mut WebSocket, hub: &Hub, tx: OutboundTx) -> Option<String> {
+/// Cluster mode: a verified joiner of a session hosted elsewhere is told where to go.
+/// Returns true when the socket was redirected (and closed).
+async fn redirected(socket: &mut WebSocket, hub: &Hub, cluster: &dyn crate::cluster::Coordinator, session_id: &str, token: &str) -> bool {
+    if cluster.node_id().is_none() {
+        return false;
+    }
+    // Only a valid token learns where a session lives (no probing of placements).
+    if crate::auth::verify_client_token(hub.store(), token, session_id, crate::clock::unix_secs()).await.is_err() {
+        return false;
+    }
+    match cluster.place(session_id).await {
+        Ok(crate::cluster::Owner::Remote(node)) if !node.url.is_empty() => {
+            let msg = serialize(&ServerMessage::Redirect { url: node.url.clone(), session_id: session_id.to_owned() });
+            let _ = socket.send(Message::Text(msg.to_string().into())).await;
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "placement failed; serving the session here");
+            false
+        }
+    }
+}
+
+async fn handshake(socket: &mut WebSocket, hub: &Hub, cluster: &dyn crate::cluster::Coordinator, tx: OutboundTx) -> Option<String> {
     let first = tokio::time::timeout(hub.config.connect_timeout, socket.recv()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
@@ -66,7 +92,12 @@ async fn handshake(socket: &mut WebSocket, hub: &Hub, tx: OutboundTx) -> Option<
         ClientMessage::Connect { v, .. } | ClientMessage::Resume { v, .. } if v != PROTOCOL_VERSION => {
             Err(RoomError::new(ErrorCode::UnsupportedVersion, format!("this server speaks protocol version {PROTOCOL_VERSION}")))
         }
-        ClientMessage::Connect { session_id, token, .. } => hub.connect(&session_id, &token, tx).await,
+        ClientMessage::Connect { session_id, token, .. } => {
+            if redirected(socket, hub, cluster, &session_id, &token).await {
+                return None;
+            }
+            hub.connect(&session_id, &token, tx).await
+        }
         ClientMessage::Resume { connection_id, resume_token, .. } => hub.resume(&connection_id, &resume_token, tx).map(|m| (connection_id, m)),
         _ => Err(RoomError::new(ErrorCode::NotConnected, "send connect (or resume) first")),
     };
@@ -87,9 +118,9 @@ async fn handshake(socket: &mut WebSocket, hub: &Hub, tx: OutboundTx) -> Option<
     }
 }
 
-async fn run(mut socket: WebSocket, hub: Arc<Hub>, peer: SocketAddr) {
+async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::cluster::Coordinator>, peer: SocketAddr) {
     let (tx, mut rx) = mpsc::channel::<Outbound>(hub.config.outbound_queue);
-    let Some(conn) = handshake(&mut socket, &hub, tx.clone()).await else {
+    let Some(conn) = handshake(&mut socket, &hub, cluster.as_ref(), tx.clone()).await else {
         tracing::debug!(%peer, "signaling handshake refused");
         return;
     };

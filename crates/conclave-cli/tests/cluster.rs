@@ -1,0 +1,242 @@
+//! Cluster mode against real processes: a real `redis-server` and three `conclave serve`
+//! nodes on one shared database, each on its own loopback port. Clients may join through any
+//! node (they are redirected to the session's node), REST works on every node (forwarded),
+//! kicks hold everywhere, `maxParticipants` is exact across nodes, and when the session's
+//! node is killed the session is placed again and its archive does not stay `started`.
+
+mod common;
+
+use common::*;
+use conclave_client::media::{BotConfig, publish_routed, receive_routed};
+use conclave_client::{Client, PublishOptions};
+use conclave_sdk::{Role, SessionOptions, TokenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A redis-server on a free loopback port, stopped by PID on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt install redis-server)");
+        let deadline = Instant::now() + T;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis { child, port }
+    }
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Option<Server>>,
+    ports: Vec<u16>,
+    data: PathBuf,
+    redis: Redis,
+    key: String,
+    p: Project,
+    _dir: tempfile::TempDir,
+}
+
+const MASTER_KEY: &str = "3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f";
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("shared");
+        std::fs::create_dir_all(&data).unwrap();
+        let out = Command::new(BIN).args(["project", "create", "--json", "--data-dir"]).arg(&data).env("CONCLAVE_MASTER_KEY", MASTER_KEY).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = Project { api_key: v["api_key"].as_str().unwrap().into(), api_secret: v["api_secret"].as_str().unwrap().into() };
+        remember_secret(&p.api_secret);
+        let redis = Redis::start(dir.path());
+        let mut c = Cluster { nodes: Vec::new(), ports: Vec::new(), data, key: String::new(), redis, p, _dir: dir };
+        for i in 0..n {
+            c.ports.push(free_port());
+            let node = c.node(i);
+            c.nodes.push(Some(node));
+        }
+        c.key = c.p.api_key.clone();
+        c
+    }
+
+    fn node(&self, i: usize) -> Server {
+        let port = self.ports[i];
+        let listen = format!("127.0.0.1:{port}");
+        let advertise = format!("http://127.0.0.1:{port}");
+        let id = format!("node-{i}");
+        let redis = self.redis.url();
+        let extra = ["--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s"];
+        Server::start_with(&self.data, &listen, &extra, "http", &[("CONCLAVE_MASTER_KEY", MASTER_KEY)])
+    }
+
+    fn base(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    fn ws(&self, i: usize) -> String {
+        format!("ws://127.0.0.1:{}/v1/signal", self.ports[i])
+    }
+
+    fn sdk(&self, i: usize) -> conclave_sdk::Client {
+        conclave_sdk::Client::new(&self.p.api_key, &self.p.api_secret, &self.base(i)).unwrap()
+    }
+
+    fn token(&self, session: &str, role: Role) -> String {
+        self.sdk(0).generate_token(session, &TokenOptions::new(role)).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_joining_through_different_nodes_meet_and_media_flows() {
+    let c = Cluster::start(3);
+    let session = c.sdk(1).create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let mut publisher = Client::connect(&c.ws(0), &session, &c.token(&session, Role::Publisher)).await.unwrap();
+    let mut viewer = Client::connect(&c.ws(1), &session, &c.token(&session, Role::Subscriber)).await.unwrap();
+    let third = Client::connect(&c.ws(2), &session, &c.token(&session, Role::Subscriber)).await.unwrap();
+    assert_eq!(publisher.url, viewer.url, "both ended on the session's node");
+    assert_eq!(viewer.url, third.url);
+    assert_eq!(third.initial_connections().len(), 2, "the third joiner sees the other two");
+    let stream = publisher.publish(PublishOptions::default()).await.unwrap();
+    let bot = publish_routed(&mut publisher, &stream.stream_id, BotConfig::default()).await.unwrap();
+    bot.wait_connected(T).await.unwrap();
+    viewer.subscribe(&stream.stream_id).await.unwrap();
+    let rx = receive_routed(&mut viewer, BotConfig::default()).await.unwrap();
+    let end = Instant::now() + T;
+    while rx.with_stats(|s| s.video_frames) < 10 {
+        assert!(Instant::now() < end, "no media through the session's node");
+        rx.pump(&mut viewer, Duration::from_millis(50)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_on_any_node_reaches_the_session_and_kicks_hold_everywhere() {
+    let c = Cluster::start(3);
+    let session = c.sdk(0).create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let token = c.token(&session, Role::Publisher);
+    let mut victim = Client::connect(&c.ws(0), &session, &token).await.unwrap();
+    let host = c.ports.iter().position(|p| victim.url.contains(&format!(":{p}/"))).unwrap();
+    let other = (host + 1) % 3;
+    let connections = c.sdk(other).list_connections(&session).await.unwrap();
+    assert_eq!(connections["items"].as_array().unwrap().len(), 1, "forwarded: {connections}");
+    c.sdk(other).force_disconnect(&session, &victim.connection_id).await.unwrap();
+    victim.wait_disconnected(T).await.unwrap();
+    for i in 0..3 {
+        match Client::connect(&c.ws(i), &session, &token).await {
+            Err(conclave_client::ClientError::Refused { code, .. }) => assert_eq!(code, conclave_client::signal::ErrorCode::TokenRevoked, "node {i}"),
+            other => panic!("node {i} admitted a kicked token: {:?}", other.map(|c| c.connection_id)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_participants_is_exact_across_nodes() {
+    let c = Cluster::start(3);
+    let sdk = c.sdk(2);
+    let opts = SessionOptions { max_participants: Some(10), ..SessionOptions::routed() };
+    let session = sdk.create_session(&opts).await.unwrap().session_id;
+    let mut joins = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (ws, token, session) = (c.ws(i % 3), c.token(&session, Role::Subscriber), session.clone());
+        joins.spawn(async move { Client::connect(&ws, &session, &token).await });
+    }
+    let (mut admitted, mut full, mut kept) = (0, 0, Vec::new());
+    while let Some(r) = joins.join_next().await {
+        match r.unwrap() {
+            Ok(client) => {
+                admitted += 1;
+                kept.push(client);
+            }
+            Err(conclave_client::ClientError::Refused { code: conclave_client::signal::ErrorCode::SessionFull, .. }) => full += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((admitted, full), (10, 40));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_session_node_moves_the_session_and_fails_its_archive_cleanly() {
+    let mut c = Cluster::start(3);
+    let session = c.sdk(0).create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let token = c.token(&session, Role::Publisher);
+    let mut a = Client::connect(&c.ws(0), &session, &token).await.unwrap();
+    let stream = a.publish(PublishOptions::default()).await.unwrap();
+    let _bot = publish_routed(&mut a, &stream.stream_id, BotConfig::default()).await.unwrap();
+    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let other = (host + 1) % 3;
+    // An archive recorded on the session's node, started through another node.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v2/project/{}/archive", c.base(other), c.key))
+        .header("X-OPENTOK-AUTH", rest_jwt(&c.p))
+        .json(&serde_json::json!({"sessionId": session, "outputMode": "individual"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let archive: serde_json::Value = resp.json().await.unwrap();
+    let id = archive["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut dead = c.nodes[host].take().unwrap();
+    let killed = Instant::now();
+    dead.child.kill().unwrap(); // SIGKILL
+    dead.child.wait().unwrap();
+    // The client's reconnection: resume fails (its node is gone), so it joins again through
+    // any node it knows, and lands on the session's new node.
+    let back = loop {
+        match Client::connect(&c.ws(other), &session, &token).await {
+            Ok(client) => break client,
+            Err(_) => {
+                assert!(killed.elapsed() < Duration::from_secs(30), "not back within 30 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let rejoin = killed.elapsed();
+    assert_ne!(back.url, a.url, "a new node hosts the session");
+    println!("back in the session {} ms after kill -9 of its node", rejoin.as_millis());
+    // The archive does not stay started: the dead node's recording ends failed with a reason.
+    let end = Instant::now() + Duration::from_secs(30);
+    let final_status = loop {
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v2/project/{}/archive/{id}", c.base(other), c.key))
+            .header("X-OPENTOK-AUTH", rest_jwt(&c.p))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !matches!(v["status"].as_str(), Some("started" | "paused" | "stopped")) {
+            break v;
+        }
+        assert!(Instant::now() < end, "archive stuck: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(final_status["status"], "failed", "{final_status}");
+    assert!(final_status["reason"].as_str().unwrap().contains("stopped responding"));
+    drop(dead);
+    let _ = &mut c;
+}

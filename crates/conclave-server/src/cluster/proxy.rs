@@ -1,0 +1,101 @@
+//! REST on any node: a session-scoped call (moderation, signals, streams, connections,
+//! ending a session, starting or controlling an archive) that reaches a node which does not
+//! host the session is forwarded to the node that does, and its answer returned unchanged.
+//! Forwarding (rather than pub/sub) keeps OpenTok's synchronous answers (404 for an unknown
+//! connection, 409 for an archive conflict) exact.
+//!
+//! Owns: deciding where a request goes. Must not touch: authentication (the owner checks the
+//! credential again; a forwarded request carries it unchanged) or the handlers.
+
+use super::Owner;
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+const FORWARDED: &str = "x-conclave-forwarded";
+
+/// What a path says about the session it concerns.
+enum Target {
+    Session(String),
+    Archive(String),
+    /// `POST …/archive`: the session is in the JSON body.
+    ArchiveStart,
+}
+
+fn target(method: &axum::http::Method, path: &str) -> Option<Target> {
+    let rest = path.strip_prefix("/v2/project/")?;
+    let mut parts = rest.split('/');
+    let _api_key = parts.next()?;
+    match (parts.next()?, parts.next(), parts.next()) {
+        ("session", Some(sid), _) => Some(Target::Session(sid.to_owned())),
+        ("archive", None, _) if method == axum::http::Method::POST => Some(Target::ArchiveStart),
+        ("archive", Some(id), Some("stop" | "streams" | "layout")) if conclave_core::archive::is_archive_id(id) => Some(Target::Archive(id.to_owned())),
+        _ => None,
+    }
+}
+
+pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.cluster.node_id().is_none() || req.headers().contains_key(FORWARDED) {
+        return next.run(req).await;
+    }
+    let Some(t) = target(req.method(), req.uri().path()) else { return next.run(req).await };
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
+    };
+    let owner = match &t {
+        Target::Session(sid) => state.cluster.owner(sid).await,
+        Target::ArchiveStart => match serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["sessionId"].as_str().map(str::to_owned)) {
+            // Recording needs the session's media: place it now if nobody is there yet.
+            Some(sid) => state.cluster.place(&sid).await,
+            None => Ok(Owner::Local),
+        },
+        Target::Archive(id) => match state.store.archive(id).await {
+            Ok(Some(r)) => match r.node {
+                Some(node) if Some(node.as_str()) != state.cluster.node_id() && state.cluster.is_alive(&node).await => state.cluster.owner(&r.session_id).await,
+                _ => Ok(Owner::Local),
+            },
+            _ => Ok(Owner::Local),
+        },
+    };
+    match owner {
+        Ok(Owner::Remote(node)) if !node.url.is_empty() => forward(&state, node, parts, body).await,
+        Ok(_) => next.run(Request::from_parts(parts, Body::from(body))).await,
+        Err(e) => crate::api::ApiError::internal("cluster lookup failed", &e).into_response(),
+    }
+}
+
+async fn forward(state: &AppState, node: super::NodeInfo, parts: axum::http::request::Parts, body: Bytes) -> Response {
+    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{pq}", node.url);
+    let mut req = state.http.request(parts.method.clone(), &url).body(body);
+    for (k, v) in parts.headers.iter() {
+        if k != axum::http::header::HOST && k != axum::http::header::CONTENT_LENGTH {
+            req = req.header(k, v);
+        }
+    }
+    req = req.header(HeaderName::from_static(FORWARDED), state.cluster.node_id().unwrap_or_default());
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let mut out = Response::new(Body::from(bytes));
+            *out.status_mut() = status;
+            for (k, v) in headers.iter() {
+                if k != axum::http::header::TRANSFER_ENCODING && k != axum::http::header::CONNECTION {
+                    out.headers_mut().insert(k, v.clone());
+                }
+            }
+            out
+        }
+        Err(e) => {
+            tracing::warn!(node = %node.id, error = %e, "forwarding to the session's node failed");
+            crate::api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the node hosting this session ({}) is unreachable; retry", node.id)).into_response()
+        }
+    }
+}
