@@ -86,6 +86,12 @@ class Emitter {
 }
 
 /** Creates a session object; `options.url` is the signaling URL (default: same origin). */
+/** A redirect names a node's base URL (or its signaling URL); returns the signaling URL. */
+function signalUrl(url) {
+  if (url.startsWith("ws://") || url.startsWith("wss://")) return url;
+  return url.replace(/^http/, "ws").replace(/\/+$/, "") + "/v1/signal";
+}
+
 export function initSession(apiKey, sessionId, options = {}) {
   return new Session(apiKey, sessionId, options);
 }
@@ -212,7 +218,7 @@ export class Session extends Emitter {
     this.#closing = false;
   }
 
-  #socket; #nextId; #pending; #resume; #closing;
+  #socket; #nextId; #pending; #resume; #closing; #token; #entryUrl;
 
   /**
    * E2EE sessions: the shared secret every participant's app sets (never sent to the server).
@@ -234,12 +240,24 @@ export class Session extends Emitter {
 
   /** Connects with a token; resolves once connected, rejects with the server's error. */
   connect(token, callback) {
+    this.#token = token;
+    this.#entryUrl = this.url;
     const p = this.#open({ type: "connect", v: PROTOCOL_VERSION, sessionId: this.sessionId, token });
     if (callback) p.then(() => callback(), (e) => callback(e));
     return p;
   }
 
-  #open(first) {
+  /** Opens a socket with `first`; in cluster mode follows `redirect` to the session's node. */
+  async #open(first) {
+    for (let hop = 0; hop < 4; hop++) {
+      const r = await this.#openOnce(first);
+      if (!r.redirect) return r.session;
+      this.url = r.redirect;
+    }
+    throw Object.assign(new Error("too many redirects"), { code: "redirect_loop" });
+  }
+
+  #openOnce(first) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.#socket = ws;
@@ -249,7 +267,8 @@ export class Session extends Emitter {
         const msg = JSON.parse(m.data);
         if (!welcomed) {
           welcomed = true;
-          if (msg.type === "connected" || msg.type === "resumed") { this.#welcome(msg); resolve(this); }
+          if (msg.type === "connected" || msg.type === "resumed") { this.#welcome(msg); resolve({ session: this }); }
+          else if (msg.type === "redirect") { this.#socket = null; resolve({ redirect: signalUrl(msg.url) }); }
           else reject(Object.assign(new Error(msg.message ?? "refused"), { code: msg.code }));
           return;
         }
@@ -290,6 +309,15 @@ export class Session extends Emitter {
         await this.#open({ type: "resume", v: PROTOCOL_VERSION, connectionId: this.#resume.connectionId, resumeToken: this.#resume.resumeToken });
         return;
       } catch { /* try again until the grace period ends */ }
+      // Cluster mode: the session's node may be gone. Join again through the node the app
+      // first gave us; it redirects to the session's new node (a new connection ID).
+      if (this.#token && this.#entryUrl) {
+        try {
+          this.url = this.#entryUrl;
+          await this.#open({ type: "connect", v: PROTOCOL_VERSION, sessionId: this.sessionId, token: this.#token });
+          return;
+        } catch { /* keep trying */ }
+      }
     }
     this.#teardown("networkDisconnected");
   }
