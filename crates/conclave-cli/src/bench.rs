@@ -7,6 +7,8 @@
 
 #[path = "bench_archive.rs"]
 mod bench_archive;
+#[path = "bench_cluster.rs"]
+mod bench_cluster;
 #[path = "bench_media.rs"]
 mod bench_media;
 #[path = "bench_soak.rs"]
@@ -43,6 +45,14 @@ pub enum BenchCommand {
     },
     /// Routed media through the SFU: forwarded packets/s, server CPU per forwarded packet,
     /// added latency, loss and server memory per subscriber (see `bench_media.rs`).
+    /// Cluster mode: joins and REST commands through the session's node against the same
+    /// through another node (redirect, forward), with a local redis-server and 3 nodes.
+    Cluster {
+        #[arg(long, default_value_t = 200)]
+        joins: usize,
+        #[arg(long, default_value_t = 500)]
+        commands: usize,
+    },
     /// Archiving: server CPU per recorded stream, and time and throughput from stop to
     /// available (or uploaded with --s3-endpoint).
     Archive {
@@ -106,6 +116,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             }
         }
         BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?,
+        BenchCommand::Cluster { joins, commands } => bench_cluster::run(joins, commands).await?,
         BenchCommand::Archive { streams, seconds, output_mode, s3_endpoint } => bench_archive::run(bench_archive::ArchiveBench { streams, seconds, output_mode, s3_endpoint }).await?,
     }
     Ok(ExitCode::SUCCESS)
