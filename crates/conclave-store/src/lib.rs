@@ -1,17 +1,22 @@
 //! Conclave's persistent state, behind the [`Store`] trait.
 //!
 //! Owns: the schema, migrations, and sealing of secrets at rest (the `sealing` module). The
-//! embedded SQLite implementation is the default; a PostgreSQL one plugs in behind the same
-//! trait. Must not touch: HTTP, token verification, or any decision about access: callers
+//! embedded SQLite implementation is the default; the PostgreSQL one (cluster mode: several
+//! nodes on one database) implements the same trait, and tests/conformance.rs runs one suite
+//! against both. Must not touch: HTTP, token verification, or any decision about access: callers
 //! decide, the store remembers.
 
+mod postgres;
+mod postgres_archives;
 mod records;
 pub mod sealing;
+mod shared;
 mod sqlite;
 mod sqlite_archives;
 
 pub use records::{ArchiveRecord, AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
 pub use sealing::{MasterKey, MasterKeyError};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -22,7 +27,7 @@ pub enum StoreError {
     Conflict,
     #[error("not found")]
     NotFound,
-    #[error("the master key does not open this data directory's secrets (wrong CONCLAVE_MASTER_KEY or master.key?)")]
+    #[error("the master key does not open this database's secrets (wrong CONCLAVE_MASTER_KEY or master.key? every node sharing a database needs the same key)")]
     WrongMasterKey,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

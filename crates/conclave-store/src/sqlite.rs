@@ -6,6 +6,7 @@
 
 use crate::records::{ArchiveRecord, AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
 use crate::sealing::MasterKey;
+use crate::shared::{KEY_CHECK, KEY_CHECK_PLAINTEXT, clamp_u32, is_unique_violation, previous_secret_context, secret_context, to_i64, unseal_text, verify_key_check};
 use crate::{Store, StoreError};
 use async_trait::async_trait;
 use conclave_core::wire::{ArchiveMode, MediaMode};
@@ -16,8 +17,6 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub const DATABASE_FILE: &str = "conclave.db";
-const KEY_CHECK: &str = "master-key-check";
-const KEY_CHECK_PLAINTEXT: &[u8] = b"conclave master key check v1";
 
 pub struct SqliteStore {
     /// Reads run concurrently on several connections.
@@ -26,14 +25,6 @@ pub struct SqliteStore {
     /// spinning in SQLite's busy handler (which shows up as tail latency).
     pub(crate) writer: SqlitePool,
     pub(crate) key: MasterKey,
-}
-
-fn secret_context(api_key: &str) -> String {
-    format!("project-secret:{api_key}")
-}
-
-fn previous_secret_context(api_key: &str) -> String {
-    format!("project-previous-secret:{api_key}")
 }
 
 impl SqliteStore {
@@ -59,29 +50,12 @@ impl SqliteStore {
         let sealed = self.key.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT);
         sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").bind(KEY_CHECK).bind(sealed).execute(&self.writer).await?;
         let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(KEY_CHECK).fetch_one(&self.pool).await?;
-        match self.key.unseal(KEY_CHECK, &stored) {
-            Some(p) if p.as_slice() == KEY_CHECK_PLAINTEXT => Ok(()),
-            _ => Err(StoreError::WrongMasterKey),
-        }
+        verify_key_check(&self.key, &stored)
     }
 
     pub(crate) fn unseal_text(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<String>, StoreError> {
-        let plain = self.key.unseal(context, sealed).ok_or(StoreError::WrongMasterKey)?;
-        let text = std::str::from_utf8(&plain).map_err(|_| StoreError::Corrupt("sealed secret is not UTF-8".into()))?;
-        Ok(Zeroizing::new(text.to_owned()))
+        unseal_text(&self.key, context, sealed)
     }
-}
-
-fn clamp_u32(v: i64) -> u32 {
-    v.clamp(0, i64::from(u32::MAX)) as u32
-}
-
-pub(crate) fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 #[async_trait]
@@ -391,123 +365,5 @@ impl Store for SqliteStore {
     }
     async fn archive_status_counts(&self) -> Result<Vec<(conclave_core::archive::ArchiveStatus, u64)>, StoreError> {
         self.archive_counts().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(dir: &Path) -> MasterKey {
-        MasterKey::load_or_create(dir, None).unwrap()
-    }
-
-    fn project(api_key: &str, secret: &str) -> NewProject {
-        NewProject { api_key: api_key.into(), name: "t".into(), secret: Zeroizing::new(secret.into()), created_at_ms: 1 }
-    }
-
-    #[tokio::test]
-    async fn secrets_are_sealed_on_disk_and_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2";
-        {
-            let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
-            s.insert_project(&project("47000001", secret)).await.unwrap();
-            assert!(matches!(s.insert_project(&project("47000001", secret)).await, Err(StoreError::Conflict)));
-            s.pool.close().await;
-            s.writer.close().await;
-        }
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "plaintext secret on disk");
-        }
-        let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
-        let p = s.project("47000001").await.unwrap().unwrap();
-        assert_eq!(p.secret.as_str(), secret);
-        assert!(!format!("{p:?}").contains(secret));
-    }
-
-    #[tokio::test]
-    async fn a_wrong_master_key_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
-            s.pool.close().await;
-            s.writer.close().await;
-        }
-        let other = MasterKey::from_hex(&hex::encode((0u8..32).collect::<Vec<_>>()), "t").unwrap();
-        assert!(matches!(SqliteStore::open(dir.path(), other).await, Err(StoreError::WrongMasterKey)));
-    }
-
-    #[tokio::test]
-    async fn rotation_keeps_the_previous_secret_for_the_grace_period() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
-        let (old, new) = ("5e8ff9bf55ba3508199d22e984129be6f0e1c3d2", "a9f3c07b1e4d2a6c8b0f9e3d7c1a5b2e4f6d8c0a");
-        s.insert_project(&project("1", old)).await.unwrap();
-        s.rotate_secret("1", new, 1000, 5).await.unwrap();
-        let p = s.project("1").await.unwrap().unwrap();
-        let at = |now| p.candidate_secrets(now).map(|b| std::str::from_utf8(b).unwrap().to_owned()).collect::<Vec<_>>();
-        assert_eq!(at(999), [new, old]);
-        assert_eq!(at(1000), [new]);
-        assert!(matches!(s.rotate_secret("2", new, 1, 1).await, Err(StoreError::NotFound)));
-    }
-
-    #[tokio::test]
-    async fn sessions_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(dir.path(), key(dir.path())).await.unwrap();
-        s.insert_project(&project("1", "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2")).await.unwrap();
-        let rec = SessionRecord {
-            session_id: "1_abc".into(),
-            api_key: "1".into(),
-            media_mode: MediaMode::Routed,
-            archive_mode: ArchiveMode::Always,
-            e2ee: true,
-            max_participants: Some(10),
-            location: Some("1.2.3.4".into()),
-            archive_name: Some("n".into()),
-            archive_resolution: Some("1280x720".into()),
-            created_at_ms: 42,
-            ended_at_ms: None,
-        };
-        s.insert_session(&rec).await.unwrap();
-        assert_eq!(s.session("1_abc").await.unwrap().unwrap(), rec);
-        assert!(s.session("1_zzz").await.unwrap().is_none());
-        let foreign = SessionRecord { session_id: "1_x".into(), api_key: "999".into(), ..rec };
-        assert!(s.insert_session(&foreign).await.is_err(), "sessions must belong to an existing project");
-    }
-}
-
-#[cfg(test)]
-mod signaling_tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn revocations_sessions_and_callbacks_persist() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = || MasterKey::load_or_create(dir.path(), None).unwrap();
-        {
-            let s = SqliteStore::open(dir.path(), key()).await.unwrap();
-            s.insert_project(&NewProject { api_key: "1".into(), name: "t".into(), secret: Zeroizing::new("5e8ff9bf55ba3508199d22e984129be6f0e1c3d2".into()), created_at_ms: 1 }).await.unwrap();
-            s.revoke_token(&[7; 32], "1", "1_s", 99).await.unwrap();
-            s.set_default_max_participants("1", Some(5)).await.unwrap();
-            let cb = CallbackRecord { id: "cb1".into(), api_key: "1".into(), group: "connection".into(), event: "created".into(), url: "https://x".into(), created_at_ms: 3 };
-            s.insert_callback(&cb).await.unwrap();
-            s.pool.close().await;
-            s.writer.close().await;
-        }
-        let s = SqliteStore::open(dir.path(), key()).await.unwrap();
-        assert!(s.is_token_revoked(&[7; 32]).await.unwrap());
-        assert!(!s.is_token_revoked(&[8; 32]).await.unwrap());
-        assert_eq!(s.purge_revocations(99).await.unwrap(), 0, "not expired yet at 99");
-        assert_eq!(s.purge_revocations(100).await.unwrap(), 1);
-        assert!(!s.is_token_revoked(&[7; 32]).await.unwrap());
-        assert_eq!(s.project("1").await.unwrap().unwrap().default_max_participants, Some(5));
-        assert_eq!(s.callbacks("1").await.unwrap().len(), 1);
-        assert!(!s.delete_callback("2", "cb1").await.unwrap(), "another project cannot delete it");
-        assert!(s.delete_callback("1", "cb1").await.unwrap());
-        assert!(s.callbacks("1").await.unwrap().is_empty());
-        assert!(!s.end_session("1_missing", 5).await.unwrap());
     }
 }
