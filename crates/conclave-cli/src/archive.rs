@@ -4,9 +4,8 @@
 //!
 //! Owns: these operator commands. Must not touch: archive status (only the server changes it).
 
-use crate::{DataDirArg, open_store};
+use crate::DataDirArg;
 use conclave_core::archive::ArchiveStatus;
-use conclave_store::Store;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,7 +94,7 @@ impl AsyncChunks for HttpChunks {
 pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ArchiveCommand::List { data, status, api_key, json } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             let statuses: Vec<ArchiveStatus> = if status.is_empty() { ArchiveStatus::ALL.into_iter().filter(|s| *s != ArchiveStatus::Deleted).collect() } else { status };
             let items = store.archives_in_status(&statuses).await?;
             for r in items.iter().filter(|r| api_key.as_deref().is_none_or(|k| k == r.api_key)) {
@@ -122,7 +121,7 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
             }
             let id = id.expect("clap requires id or url");
             anyhow::ensure!(conclave_core::archive::is_archive_id(&id), "{id:?} is not an archive ID");
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             let r = store.archive(&id).await?.ok_or_else(|| anyhow::anyhow!("no archive {id}"))?;
             let file = r.fallback_file.clone().ok_or_else(|| anyhow::anyhow!("archive {id} is {} and has no local copy", r.status.as_str()))?;
             let ext = file.split_once('.').map(|(_, e)| e).unwrap_or("");

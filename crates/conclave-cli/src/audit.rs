@@ -1,7 +1,6 @@
 //! `conclave audit`: the append-only log of administrative actions, newest first.
 
-use crate::{DataDirArg, open_store};
-use conclave_store::Store;
+use crate::DataDirArg;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -19,7 +18,7 @@ pub struct AuditArgs {
 }
 
 pub async fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&a.data.data_dir).await?;
+    let store = a.data.open_store().await?;
     for e in store.audit_entries(a.api_key.as_deref(), a.limit).await? {
         if a.json {
             let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();

@@ -53,22 +53,53 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-/// The data-directory flag shared by every command that touches state.
+/// The data-directory and database flags shared by every command that touches state.
 #[derive(clap::Args, Clone)]
 pub struct DataDirArg {
     /// Directory for the embedded database, master key and TLS material.
     #[arg(long, default_value = "./conclave-data", env = "CONCLAVE_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded SQLite database (cluster mode: every node points at
+    /// the same database), e.g. `postgres://conclave:PASSWORD@db.internal:5432/conclave?sslmode=require`.
+    /// The master key still comes from the data directory or CONCLAVE_MASTER_KEY, and every
+    /// node must use the same one.
+    #[arg(long, env = "CONCLAVE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
-/// Opens the store in `data_dir`, creating the directory (0700) and master key on first use.
-pub async fn open_store(data_dir: &Path) -> anyhow::Result<conclave_store::SqliteStore> {
+impl DataDirArg {
+    /// Opens the store these flags point at: PostgreSQL with `--database-url`, else the
+    /// embedded SQLite database in the data directory.
+    pub async fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn conclave_store::Store>> {
+        let Some(url) = self.database_url.as_deref() else {
+            return Ok(std::sync::Arc::new(open_store(&self.data_dir).await?));
+        };
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "--database-url must be a postgres:// or postgresql:// URL (leave it out for the embedded SQLite database)"
+        );
+        let key = master_key(&self.data_dir)?;
+        // The URL may carry a password: it is never part of the message.
+        let store = conclave_store::PgStore::open(url, key).await.map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database given by --database-url: {e}"))?;
+        Ok(std::sync::Arc::new(store))
+    }
+}
+
+/// `CONCLAVE_MASTER_KEY` when set, else `DATA_DIR/master.key` (the directory is created 0700,
+/// the key 0600, on first use).
+fn master_key(data_dir: &Path) -> anyhow::Result<conclave_store::MasterKey> {
     use std::os::unix::fs::DirBuilderExt;
     if !data_dir.exists() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
     }
     let env_key = std::env::var(conclave_store::sealing::MASTER_KEY_ENV).ok();
-    let key = conclave_store::MasterKey::load_or_create(data_dir, env_key.as_deref())?;
+    Ok(conclave_store::MasterKey::load_or_create(data_dir, env_key.as_deref())?)
+}
+
+/// Opens the embedded SQLite store in `data_dir`, creating the directory (0700) and master key
+/// on first use. Commands with [`DataDirArg`] call [`DataDirArg::open_store`] instead.
+pub async fn open_store(data_dir: &Path) -> anyhow::Result<conclave_store::SqliteStore> {
+    let key = master_key(data_dir)?;
     Ok(conclave_store::SqliteStore::open(data_dir, key).await?)
 }
 

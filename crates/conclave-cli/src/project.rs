@@ -1,10 +1,9 @@
 //! `conclave project create | list | rotate-secret`. Safe to run while a server uses the
 //! same data directory (SQLite WAL with a busy timeout).
 
-use crate::{DataDirArg, open_store};
+use crate::DataDirArg;
 use clap::Subcommand;
 use conclave_server::provision;
-use conclave_store::Store;
 use std::process::ExitCode;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -141,7 +140,7 @@ pub enum ProjectCommand {
 pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ProjectCommand::Create { data, name, json, import_api_key, import_secret_env } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             let import = match (import_api_key, import_secret_env) {
                 (Some(key), Some(var)) => {
                     let secret = std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
@@ -149,7 +148,7 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
                 }
                 _ => None,
             };
-            let p = provision::create_project(&store, &name, import).await?;
+            let p = provision::create_project(&*store, &name, import).await?;
             if json {
                 println!("{}", serde_json::json!({"api_key": p.api_key, "api_secret": p.api_secret.as_str()}));
             } else {
@@ -157,7 +156,7 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ProjectCommand::List { data, json } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             let projects = store.list_projects().await?;
             if json {
                 let items: Vec<_> = projects
@@ -173,41 +172,41 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
         }
         ProjectCommand::SetMaxParticipants { data, api_key, max } => {
             anyhow::ensure!(max <= conclave_core::wire::MAX_PARTICIPANTS_LIMIT, "--max must be at most {}", conclave_core::wire::MAX_PARTICIPANTS_LIMIT);
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             store.set_default_max_participants(&api_key, (max > 0).then_some(max)).await?;
             let audit = conclave_server::audit::Actor::cli();
-            conclave_server::audit::record(&store, &audit, Some(&api_key), "project.set_max_participants", &api_key, serde_json::json!({"max": max})).await;
+            conclave_server::audit::record(&*store, &audit, Some(&api_key), "project.set_max_participants", &api_key, serde_json::json!({"max": max})).await;
             println!("default maxParticipants for {api_key}: {}", if max > 0 { max.to_string() } else { "none".into() });
         }
         ProjectCommand::SetPiiPolicy { data, api_key, policy } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             store.set_pii_policy(&api_key, policy).await?;
             let audit = conclave_server::audit::Actor::cli();
-            conclave_server::audit::record(&store, &audit, Some(&api_key), "project.set_pii_policy", &api_key, serde_json::json!({"policy": policy.as_str()})).await;
+            conclave_server::audit::record(&*store, &audit, Some(&api_key), "project.set_pii_policy", &api_key, serde_json::json!({"policy": policy.as_str()})).await;
             println!("personal-data policy for {api_key}: {}", policy.as_str());
         }
         ProjectCommand::AddCallback { data, api_key, group, event, url, policy } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             let record = conclave_server::api::new_callback(&api_key, &group, &event, &url, policy.policy()).map_err(anyhow::Error::msg)?;
             store.insert_callback(&record).await?;
             let audit = conclave_server::audit::Actor::cli();
             let detail = serde_json::json!({"group": record.group, "event": record.event, "url": record.url});
-            conclave_server::audit::record(&store, &audit, Some(&api_key), "callback.register", &record.id, detail).await;
+            conclave_server::audit::record(&*store, &audit, Some(&api_key), "callback.register", &record.id, detail).await;
             println!("{}", serde_json::json!({"id": record.id, "group": record.group, "event": record.event, "url": record.url}));
         }
         ProjectCommand::Callbacks { data, api_key } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             for c in store.callbacks(&api_key).await? {
                 println!("{}\t{}/{}\t{}", c.id, c.group, c.event, c.url);
             }
         }
         ProjectCommand::SetStorage { data, api_key, bucket, endpoint, region, access_key, secret_key_env, path_style, sse_s3, prefix, fallback, remove } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             anyhow::ensure!(store.project(&api_key).await?.is_some(), "no project {api_key}");
             let audit = conclave_server::audit::Actor::cli();
             if remove {
                 store.set_archive_storage(&api_key, None, conclave_server::clock::unix_ms()).await?;
-                conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.storage_removed", &api_key, serde_json::json!({})).await;
+                conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.storage_removed", &api_key, serde_json::json!({})).await;
                 println!("upload target removed for {api_key}");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -217,15 +216,15 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             let marker = conclave_server::archive::storage::check(&target).await.map_err(anyhow::Error::msg)?;
             store.set_archive_storage(&api_key, Some(&serde_json::to_string(&target)?), conclave_server::clock::unix_ms()).await?;
             let detail = serde_json::json!({"bucket": target.s3.bucket, "endpoint": target.s3.endpoint, "fallback": target.fallback});
-            conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.storage_set", &api_key, detail).await;
+            conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.storage_set", &api_key, detail).await;
             println!("upload target saved for {api_key} (test object {marker} written)");
         }
         ProjectCommand::SetArchiveKey { data, api_key, public_key, remove } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = data.open_store().await?;
             let audit = conclave_server::audit::Actor::cli();
             if remove {
                 store.set_archive_recipient(&api_key, None).await?;
-                conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.encryption_removed", &api_key, serde_json::json!({})).await;
+                conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.encryption_removed", &api_key, serde_json::json!({})).await;
                 println!("archives of {api_key} are no longer encrypted");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -236,12 +235,12 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             };
             conclave_archive::encrypt::ArchiveRecipient::parse(&key).map_err(|e| anyhow::anyhow!("not a usable public key: {e}"))?;
             store.set_archive_recipient(&api_key, Some(&key)).await?;
-            conclave_server::audit::record(&store, &audit, Some(&api_key), "archive.encryption_set", &api_key, serde_json::json!({})).await;
+            conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.encryption_set", &api_key, serde_json::json!({})).await;
             println!("new archives of {api_key} are encrypted to this key");
         }
         ProjectCommand::RotateSecret { data, api_key, grace, json } => {
-            let store = open_store(&data.data_dir).await?;
-            let (secret, until) = provision::rotate_secret(&store, &api_key, grace).await?;
+            let store = data.open_store().await?;
+            let (secret, until) = provision::rotate_secret(&*store, &api_key, grace).await?;
             if json {
                 println!("{}", serde_json::json!({"api_key": api_key, "api_secret": secret.as_str(), "previous_valid_until": until}));
             } else {

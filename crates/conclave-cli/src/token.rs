@@ -1,11 +1,10 @@
 //! `conclave token` (mint a client token for a session) and `conclave token verify`.
 
-use crate::{DataDirArg, open_store};
+use crate::DataDirArg;
 use conclave_core::token::{MAX_CONNECTION_DATA_CHARS, MAX_LIFETIME_SECS, TokenParams, mint_jwt, mint_t1};
 use conclave_core::{Role, SessionId};
 use conclave_server::auth::{AuthFailure, verify_client_token};
 use conclave_server::clock;
-use conclave_store::Store;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -71,8 +70,8 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
 
 async fn verify(data: &DataDirArg, session_id: &str, token: String) -> anyhow::Result<ExitCode> {
     let token = if token == "-" { std::io::read_to_string(std::io::stdin())?.trim().to_owned() } else { token };
-    let store = open_store(&data.data_dir).await?;
-    match verify_client_token(&store, &token, session_id, clock::unix_secs()).await {
+    let store = data.open_store().await?;
+    match verify_client_token(&*store, &token, session_id, clock::unix_secs()).await {
         Ok(join) => {
             println!("{}", serde_json::to_string(&join.claims)?);
             Ok(ExitCode::SUCCESS)
@@ -103,7 +102,7 @@ async fn mint(a: MintArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let store = open_store(&a.dir.data_dir).await?;
+    let store = a.dir.open_store().await?;
     let session = store.session(id.as_str()).await?.ok_or_else(|| anyhow::anyhow!("no session {id} in this data directory"))?;
     if a.api_key.as_deref().is_some_and(|k| k != session.api_key) {
         anyhow::bail!("session {id} does not belong to project {}", a.api_key.unwrap_or_default());
