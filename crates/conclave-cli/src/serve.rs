@@ -1,6 +1,6 @@
 //! `conclave serve`.
 
-use crate::DataDirArg;
+use crate::{DataDirArg, open_store};
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
 use conclave_server::signal::hub::{Hub, SignalConfig, TurnConfig};
 use conclave_server::metrics::{Cidr, Metrics};
@@ -229,7 +229,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::raise_fd_limit();
     // Refuse a bad transport before touching the data directory.
     conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
-    let store: Arc<dyn conclave_store::Store> = args.data.open_store().await?;
+    let store: Arc<dyn conclave_store::Store> = Arc::new(open_store(&args.data.data_dir).await?);
     let turn = match &args.turn_secret_env {
         Some(var) => {
             let secret = std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the TURN secret) is not set"))?;
@@ -255,11 +255,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let advertise = args.cluster.advertise_url.clone().expect("clap requires it");
             anyhow::ensure!(!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "--node-id must be 1-64 letters, digits, - or _");
             let c = conclave_server::cluster::redis::RedisCluster::connect(url, &id, &advertise).await.map_err(anyhow::Error::msg)?;
-            let stats_hub = Arc::downgrade(&hub);
-            c.spawn_heartbeat(move || stats_hub.upgrade().map_or(0, |h| {
-                let (_, connections, streams) = h.stats();
-                connections + 10 * streams
-            }));
+            let probe = conclave_server::cluster::LoadProbe::new(&hub, metrics.clone());
+            c.spawn_heartbeat(move || probe.sample());
             println!("cluster node {id} advertised at {advertise}");
             c
         }

@@ -18,9 +18,12 @@ pub struct NodeInfo {
     pub id: String,
     /// Base URL of the node's REST and signaling listener, e.g. `https://node-b:4000`.
     pub url: String,
-    /// Load used for placement: live connections plus ten per published stream.
+    /// Placement score ([`Load::score`]); lower takes new sessions first.
     #[serde(default)]
     pub load: u64,
+    /// What the score was computed from.
+    #[serde(default)]
+    pub detail: Load,
     #[serde(default)]
     pub draining: bool,
 }
@@ -77,7 +80,7 @@ mod tests {
     use super::*;
 
     fn n(id: &str, load: u64, draining: bool) -> NodeInfo {
-        NodeInfo { id: id.into(), url: format!("http://{id}"), load, draining }
+        NodeInfo { id: id.into(), url: format!("http://{id}"), load, draining, detail: Load::default() }
     }
 
     #[test]
@@ -86,5 +89,59 @@ mod tests {
         assert_eq!(least_loaded(&[n("a", 5, false), n("b", 2, true)]).unwrap().id, "a", "draining nodes take no sessions");
         assert_eq!(least_loaded(&[n("b", 1, false), n("a", 1, false)]).unwrap().id, "a", "ties break the same way everywhere");
         assert!(least_loaded(&[n("a", 0, true)]).is_none());
+    }
+}
+
+/// Measures this node's load for the registry: live connections and streams (from the hub),
+/// CPU use of this process and forwarded media bitrate (from the metrics) since the last call.
+pub struct LoadProbe {
+    hub: std::sync::Weak<crate::signal::hub::Hub>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    last: std::sync::Mutex<(std::time::Instant, u64, u64)>,
+}
+
+/// One sample of a node's load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Load {
+    pub connections: u64,
+    pub streams: u64,
+    pub cpu_percent: u64,
+    pub forward_kbps: u64,
+}
+
+impl Load {
+    /// The placement score: a stream weighs ten connections, a percent of CPU five, 100 kbit/s
+    /// of forwarded media one.
+    pub fn score(&self) -> u64 {
+        self.connections + 10 * self.streams + 5 * self.cpu_percent + self.forward_kbps / 100
+    }
+}
+
+fn process_cpu_us() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // Linux reports in USER_HZ, 100 on every mainstream configuration.
+    ticks * 10_000
+}
+
+impl LoadProbe {
+    pub fn new(hub: &std::sync::Arc<crate::signal::hub::Hub>, metrics: std::sync::Arc<crate::metrics::Metrics>) -> LoadProbe {
+        let sent = metrics.counters.media_bytes_sent.load(std::sync::atomic::Ordering::Relaxed);
+        LoadProbe { hub: std::sync::Arc::downgrade(hub), metrics, last: std::sync::Mutex::new((std::time::Instant::now(), process_cpu_us(), sent)) }
+    }
+
+    pub fn sample(&self) -> Load {
+        let (_, connections, streams) = self.hub.upgrade().map(|h| h.stats()).unwrap_or_default();
+        let now = std::time::Instant::now();
+        let cpu = process_cpu_us();
+        let sent = self.metrics.counters.media_bytes_sent.load(std::sync::atomic::Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let wall_us = now.duration_since(last.0).as_micros().max(1) as u64;
+        let cpu_percent = cpu.saturating_sub(last.1) * 100 / wall_us;
+        let forward_kbps = sent.saturating_sub(last.2) * 8 * 1000 / wall_us;
+        *last = (now, cpu, sent);
+        Load { connections, streams, cpu_percent, forward_kbps }
     }
 }

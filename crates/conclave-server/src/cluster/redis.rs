@@ -7,7 +7,7 @@
 //!
 //! Owns: those keys. Must not touch: anything else in Redis.
 
-use super::{Coordinator, NodeInfo, Owner, least_loaded};
+use super::{Coordinator, Load, NodeInfo, Owner, least_loaded};
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -51,14 +51,14 @@ impl RedisCluster {
             .await
             .map_err(|_| "Redis did not answer within 10 s".to_owned())?
             .map_err(|e| format!("cannot connect to Redis: {e}"))?;
-        let me = NodeInfo { id: node_id.to_owned(), url: url.trim_end_matches('/').to_owned(), load: 0, draining: false };
+        let me = NodeInfo { id: node_id.to_owned(), url: url.trim_end_matches('/').to_owned(), load: 0, draining: false, detail: Load::default() };
         let c = Arc::new(RedisCluster { conn, me, draining: AtomicBool::new(false) });
-        c.beat(0).await?;
+        c.beat(Load::default()).await?;
         Ok(c)
     }
 
     /// Publishes this node's heartbeat with its load (`load()` is read each period).
-    pub fn spawn_heartbeat(self: &Arc<Self>, load: impl Fn() -> u64 + Send + 'static) {
+    pub fn spawn_heartbeat(self: &Arc<Self>, load: impl Fn() -> Load + Send + 'static) {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
@@ -72,8 +72,8 @@ impl RedisCluster {
         });
     }
 
-    async fn beat(&self, load: u64) -> Result<(), String> {
-        let info = NodeInfo { load, draining: self.draining.load(Ordering::Relaxed), ..self.me.clone() };
+    async fn beat(&self, load: Load) -> Result<(), String> {
+        let info = NodeInfo { load: load.score(), detail: load, draining: self.draining.load(Ordering::Relaxed), ..self.me.clone() };
         let mut c = self.conn.clone();
         let ttl = (HEARTBEAT * LIVES).as_millis() as u64;
         let json = serde_json::to_string(&info).expect("serializes");
@@ -110,7 +110,7 @@ impl RedisCluster {
         }
         match nodes.iter().find(|n| n.id == id) {
             Some(n) => Owner::Remote(n.clone()),
-            None => Owner::Remote(NodeInfo { id, url: String::new(), load: 0, draining: false }),
+            None => Owner::Remote(NodeInfo { id, url: String::new(), load: 0, draining: false, detail: Load::default() }),
         }
     }
 }
