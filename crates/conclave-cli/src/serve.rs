@@ -1,6 +1,6 @@
 //! `conclave serve`.
 
-use crate::{DataDirArg, open_store};
+use crate::DataDirArg;
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
 use conclave_server::signal::hub::{Hub, SignalConfig, TurnConfig};
 use conclave_server::metrics::{Cidr, Metrics};
@@ -229,7 +229,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::raise_fd_limit();
     // Refuse a bad transport before touching the data directory.
     conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
-    let store: Arc<dyn conclave_store::Store> = Arc::new(open_store(&args.data.data_dir).await?);
+    let store: Arc<dyn conclave_store::Store> = args.data.open_store().await?;
     let turn = match &args.turn_secret_env {
         Some(var) => {
             let secret = std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the TURN secret) is not set"))?;
