@@ -78,14 +78,18 @@ pub(crate) struct Peer {
 pub(crate) const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
 
 impl Peer {
-    /// An ICE-lite `Rtc` with one host candidate and the codecs we forward.
+    /// An ICE-lite `Rtc` with one host candidate and the codecs we forward. `bwe`: estimate
+    /// the bandwidth towards the peer (and pace what goes to it), which only a peer that
+    /// receives media needs.
     pub fn new(
         id: String,
         creds: IceCreds,
         host: SocketAddr,
         now: Instant,
+        bwe: bool,
     ) -> Result<Peer, crate::SfuError> {
         let ufrag = creds.ufrag.clone();
+        let bwe = bwe.then(|| str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS));
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_local_ice_credentials(creds)
@@ -95,7 +99,7 @@ impl Peer {
             .enable_vp9(true)
             .enable_h264(true)
             // TWCC bandwidth estimation: what each receiver can take decides its layers.
-            .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
+            .enable_bwe(bwe)
             .build(now);
         let candidate =
             Candidate::host(host, "udp").map_err(|e| crate::SfuError::Candidate(e.to_string()))?;

@@ -138,7 +138,9 @@ impl Sfu {
                 break c;
             }
         };
-        let mut peer = Peer::new(peer_id.clone(), creds, self.host, now)?;
+        // A peer that only publishes gets no media from us, so it needs no bandwidth
+        // estimation and no pacer (which costs a full `Rtc` timeout per packet).
+        let mut peer = Peer::new(peer_id.clone(), creds, self.host, now, !publish_only(offer_sdp))?;
         let answer = peer.rtc.sdp_api().accept_offer(offer)?.to_sdp_string();
         let key = self.next_key;
         self.next_key += 1;
@@ -367,6 +369,47 @@ impl Sfu {
         while let Some((key, event)) = self.events.pop_front() {
             self.on_event(key, event, now);
         }
+    }
+}
+
+/// Whether every audio/video m-line of a client's offer is `sendonly` (and there is one):
+/// the client only publishes. Other m-lines (data channels) do not count.
+fn publish_only(sdp: &str) -> bool {
+    let mut media = 0;
+    let mut current: Option<bool> = None; // in an audio/video section: seen a=sendonly
+    let mut all_sendonly = true;
+    let mut close = |current: &mut Option<bool>| {
+        if let Some(sendonly) = current.take() {
+            media += 1;
+            all_sendonly &= sendonly;
+        }
+    };
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(m) = line.strip_prefix("m=") {
+            close(&mut current);
+            if m.starts_with("audio ") || m.starts_with("video ") {
+                current = Some(false);
+            }
+        } else if line == "a=sendonly"
+            && let Some(s) = current.as_mut()
+        {
+            *s = true;
+        }
+    }
+    close(&mut current);
+    media > 0 && all_sendonly
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn publish_only_offers() {
+        let pubs = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert!(super::publish_only(pubs));
+        let mixed = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n";
+        assert!(!super::publish_only(mixed));
+        assert!(!super::publish_only("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n"));
+        assert!(!super::publish_only("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"));
     }
 }
 
