@@ -153,34 +153,29 @@ fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
     }
 }
 
-/// Datagrams handled per wake-up before the SFU's output is drained (amortises wake-ups).
-const RECV_BATCH: usize = 64;
+/// Receive batches (of `mmsg::BATCH` datagrams each) taken per wake-up before the SFU's
+/// output is drained: amortises wake-ups without starving sends.
+const RECV_BATCHES: usize = 4;
+
+/// Due timeouts handled back to back before the socket and commands get a turn.
+const MAX_IMMEDIATE: u32 = 64;
 
 async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::UnboundedReceiver<MediaCommand>, metrics: std::sync::Arc<crate::metrics::Metrics>) {
     use crate::metrics::add;
     let c = &metrics.counters;
     let mut sfu = Sfu::new(local);
     let mut taps = Taps::default();
-    let mut buf = vec![0u8; 2048];
-    let mut deadline = Instant::now() + Duration::from_secs(1);
+    let mut rx = mmsg::RecvBatch::new();
+    let mut pending: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+    // Timeouts handled in a row without a look at the socket and the commands.
+    let mut immediate = 0;
     loop {
-        // Drain everything the SFU wants done, and learn its next deadline.
+        // Drain everything the SFU wants done, and learn its next deadline (none without
+        // peers: then just look again in a second).
+        let mut deadline = Instant::now() + Duration::from_secs(1);
         while let Some(out) = sfu.poll_output() {
             match out {
-                SfuOutput::Transmit { destination, bytes, .. } => {
-                    // Non-blocking first; wait for socket space only when the buffer is full.
-                    let sent = match socket.try_send_to(&bytes, destination) {
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(&bytes, destination).await,
-                        other => other,
-                    };
-                    match sent {
-                        Ok(n) => {
-                            add(&c.media_packets_sent, 1);
-                            add(&c.media_bytes_sent, n as u64);
-                        }
-                        Err(e) => tracing::debug!(error = %e, %destination, "media send failed"),
-                    }
-                }
+                SfuOutput::Transmit { destination, bytes, .. } => pending.push((destination, bytes)),
                 SfuOutput::Timeout(t) => {
                     deadline = t;
                     break;
@@ -195,34 +190,250 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
                 }
             }
         }
-        let sleep_until = tokio::time::Instant::from_std(deadline.max(Instant::now()).min(Instant::now() + Duration::from_secs(1)));
-        tokio::select! {
-            recv = socket.recv_from(&mut buf) => match recv {
-                Ok((n, source)) => {
-                    let now = Instant::now();
-                    let (mut packets, mut bytes) = (1, n as u64);
-                    sfu.handle_datagram(now, source, local, &buf[..n]);
-                    // Take what else is already queued before producing output.
-                    for _ in 1..RECV_BATCH {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, source)) => {
-                                packets += 1;
-                                bytes += n as u64;
-                                sfu.handle_datagram(now, source, local, &buf[..n]);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    add(&c.media_packets_received, packets);
-                    add(&c.media_bytes_received, bytes);
+        let now = Instant::now();
+        if deadline <= now && immediate < MAX_IMMEDIATE && pending.len() < mmsg::BATCH * 4 {
+            // Due already (str0m's pacer asks for an immediate timeout after each packet):
+            // no trip through the reactor, and what it sends joins the same `sendmmsg`.
+            immediate += 1;
+            sfu.handle_timeout(now);
+            continue;
+        }
+        immediate = 0;
+        // One `sendmmsg` per batch of queued datagrams.
+        let mut sent = 0;
+        while sent < pending.len() {
+            match socket.try_io(tokio::io::Interest::WRITABLE, || mmsg::send(&socket, &pending[sent..])) {
+                Ok((n, bytes)) => {
+                    sent += n;
+                    add(&c.media_packets_sent, n as u64);
+                    add(&c.media_bytes_sent, bytes);
                 }
-                Err(e) => tracing::debug!(error = %e, "media receive failed"),
-            },
+                // Socket buffer full: wait for space (as a blocking send would).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let _ = socket.writable().await;
+                }
+                Err(e) => {
+                    // `sendmmsg` fails only on its first datagram: skip that one.
+                    tracing::debug!(error = %e, destination = %pending[sent].0, "media send failed");
+                    sent += 1;
+                }
+            }
+        }
+        pending.clear();
+        let sleep_until = tokio::time::Instant::from_std(deadline.max(now).min(now + Duration::from_secs(1)));
+        tokio::select! {
+            biased;
             cmd = commands.recv() => match cmd {
                 Some(cmd) => apply(&mut sfu, &mut taps, cmd, Instant::now()),
                 None => return,
             },
+            ready = socket.readable() => {
+                if let Err(e) = ready {
+                    tracing::debug!(error = %e, "media receive failed");
+                    continue;
+                }
+                let now = Instant::now();
+                let (mut packets, mut bytes) = (0, 0u64);
+                for _ in 0..RECV_BATCHES {
+                    let n = match socket.try_io(tokio::io::Interest::READABLE, || rx.recv(&socket)) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            if e.kind() != std::io::ErrorKind::WouldBlock {
+                                tracing::debug!(error = %e, "media receive failed");
+                            }
+                            break;
+                        }
+                    };
+                    for i in 0..n {
+                        if let Some((source, data)) = rx.get(i) {
+                            packets += 1;
+                            bytes += data.len() as u64;
+                            sfu.handle_datagram(now, source, local, data);
+                        }
+                    }
+                    if n < mmsg::BATCH {
+                        break;
+                    }
+                }
+                add(&c.media_packets_received, packets);
+                add(&c.media_bytes_received, bytes);
+            },
             _ = tokio::time::sleep_until(sleep_until) => sfu.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+/// Batched UDP I/O: `recvmmsg` / `sendmmsg` on the media socket (one syscall per batch
+/// instead of one per datagram).
+mod mmsg {
+    use std::io;
+    use std::mem::{size_of, zeroed};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+
+    /// Datagrams per syscall.
+    pub const BATCH: usize = 32;
+    const BUF: usize = 2048;
+
+    pub struct RecvBatch {
+        bufs: Vec<[u8; BUF]>,
+        addrs: Vec<libc::sockaddr_storage>,
+        lens: [usize; BATCH],
+        truncated: [bool; BATCH],
+    }
+
+    impl RecvBatch {
+        pub fn new() -> RecvBatch {
+            RecvBatch {
+                bufs: vec![[0; BUF]; BATCH],
+                // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+                addrs: vec![unsafe { zeroed() }; BATCH],
+                lens: [0; BATCH],
+                truncated: [false; BATCH],
+            }
+        }
+
+        /// Receives up to `BATCH` datagrams without blocking; returns how many.
+        pub fn recv(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
+            // SAFETY: iovec and mmsghdr are plain data; zeroes are valid before filling in.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+            for i in 0..BATCH {
+                iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: BUF };
+                let h = &mut hdrs[i].msg_hdr;
+                h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_iov = &mut iovs[i];
+                h.msg_iovlen = 1;
+            }
+            // SAFETY: every header points at a live buffer and address of the stated sizes.
+            let n = unsafe { libc::recvmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            for i in 0..n {
+                self.lens[i] = hdrs[i].msg_len as usize;
+                self.truncated[i] = hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            }
+            Ok(n)
+        }
+
+        /// The `i`th datagram of the last `recv`, unless it was truncated or has no
+        /// IP source address.
+        pub fn get(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
+            if self.truncated[i] {
+                return None;
+            }
+            Some((from_storage(&self.addrs[i])?, &self.bufs[i][..self.lens[i]]))
+        }
+    }
+
+    /// Sends the first (up to `BATCH`) datagrams with one `sendmmsg`; returns how many went
+    /// and their bytes. An error means the first one failed.
+    pub fn send(socket: &impl AsRawFd, items: &[(SocketAddr, Vec<u8>)]) -> io::Result<(usize, u64)> {
+        let count = items.len().min(BATCH);
+        // SAFETY: plain data, filled in below.
+        let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        for (i, (dest, bytes)) in items[..count].iter().enumerate() {
+            let len = to_storage(*dest, &mut addrs[i]);
+            iovs[i] = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = len;
+            h.msg_iov = &mut iovs[i];
+            h.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at a live buffer and address of the stated sizes;
+        // the kernel only reads them.
+        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let bytes = items[..n].iter().map(|(_, b)| b.len() as u64).sum();
+        Ok((n, bytes))
+    }
+
+    fn to_storage(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+        match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in.
+                let sin = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+                size_of::<libc::sockaddr_in>() as libc::socklen_t
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: as above, for sockaddr_in6.
+                let sin6 = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_flowinfo = a.flowinfo();
+                sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+                sin6.sin6_scope_id = a.scope_id();
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t
+            }
+        }
+    }
+
+    fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match s.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: the family says this is a sockaddr_in.
+                let sin = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says this is a sockaddr_in6.
+                let sin6 = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), sin6.sin6_flowinfo, sin6.sin6_scope_id)))
+            }
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn addresses_round_trip() {
+            for a in ["127.0.0.1:5000", "[::1]:6000", "[fe80::1%2]:7"] {
+                let a: SocketAddr = a.parse().unwrap();
+                // SAFETY: plain data.
+                let mut s: libc::sockaddr_storage = unsafe { zeroed() };
+                to_storage(a, &mut s);
+                assert_eq!(from_storage(&s), Some(a));
+            }
+        }
+
+        #[test]
+        fn batches_go_out_and_come_back() {
+            let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to = b.local_addr().unwrap();
+            let items: Vec<(SocketAddr, Vec<u8>)> = (0..40u8).map(|i| (to, vec![i; 100 + i as usize])).collect();
+            let mut sent = 0;
+            while sent < items.len() {
+                sent += send(&a, &items[sent..]).unwrap().0;
+            }
+            let mut rx = RecvBatch::new();
+            let mut got = Vec::new();
+            while got.len() < items.len() {
+                let n = rx.recv(&b).unwrap_or(0);
+                for i in 0..n {
+                    let (from, data) = rx.get(i).unwrap();
+                    assert_eq!(from, a.local_addr().unwrap());
+                    got.push(data.to_vec());
+                }
+            }
+            assert_eq!(got, items.into_iter().map(|(_, d)| d).collect::<Vec<_>>());
         }
     }
 }
