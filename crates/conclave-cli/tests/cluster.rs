@@ -1,16 +1,21 @@
-//! Cluster mode against real processes: a real `redis-server` and three `conclave serve`
-//! nodes on one shared database, each on its own loopback port. Clients may join through any
+//! Cluster mode against real processes: a real `redis-server`, a real PostgreSQL 15 and three
+//! `conclave serve` nodes, each with its own data directory and loopback port, sharing the
+//! database and the master key. Clients may join through any
 //! node (they are redirected to the session's node), REST works on every node (forwarded),
 //! kicks hold everywhere, `maxParticipants` is exact across nodes, and when the session's
 //! node is killed the session is placed again and its archive does not stay `started`.
 
 mod common;
+#[path = "../../conclave-store/tests/pg/mod.rs"]
+#[allow(dead_code)]
+mod pg;
 
 use common::*;
 use conclave_client::media::{BotConfig, publish_routed, receive_routed};
 use conclave_client::{Client, PublishOptions};
 use conclave_sdk::{Role, SessionOptions, TokenOptions};
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,7 +59,9 @@ struct Cluster {
     nodes: Vec<Option<Server>>,
     ports: Vec<u16>,
     data: PathBuf,
+    database_url: String,
     redis: Redis,
+    _pg: pg::Postgres,
     key: String,
     p: Project,
     _dir: tempfile::TempDir,
@@ -65,15 +72,18 @@ const MASTER_KEY: &str = "3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a
 impl Cluster {
     fn start(n: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("shared");
+        let data = dir.path().join("nodes");
         std::fs::create_dir_all(&data).unwrap();
-        let out = Command::new(BIN).args(["project", "create", "--json", "--data-dir"]).arg(&data).env("CONCLAVE_MASTER_KEY", MASTER_KEY).output().unwrap();
+        let pg = pg::Postgres::start();
+        pg.create_database("conclave");
+        let database_url = format!("postgres://{}@127.0.0.1:{}/conclave", pg::USER, pg.port());
+        let out = Command::new(BIN).args(["project", "create", "--json", "--database-url", &database_url, "--data-dir"]).arg(data.join("admin")).env("CONCLAVE_MASTER_KEY", MASTER_KEY).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let p = Project { api_key: v["api_key"].as_str().unwrap().into(), api_secret: v["api_secret"].as_str().unwrap().into() };
         remember_secret(&p.api_secret);
         let redis = Redis::start(dir.path());
-        let mut c = Cluster { nodes: Vec::new(), ports: Vec::new(), data, key: String::new(), redis, p, _dir: dir };
+        let mut c = Cluster { nodes: Vec::new(), ports: Vec::new(), data, database_url, key: String::new(), redis, _pg: pg, p, _dir: dir };
         for i in 0..n {
             c.ports.push(free_port());
             let node = c.node(i);
@@ -89,8 +99,8 @@ impl Cluster {
         let advertise = format!("http://127.0.0.1:{port}");
         let id = format!("node-{i}");
         let redis = self.redis.url();
-        let extra = ["--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s"];
-        Server::start_with(&self.data, &listen, &extra, "http", &[("CONCLAVE_MASTER_KEY", MASTER_KEY)])
+        let extra = ["--database-url", &self.database_url, "--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s"];
+        Server::start_with(&self.data.join(&id), &listen, &extra, "http", &[("CONCLAVE_MASTER_KEY", MASTER_KEY)])
     }
 
     fn base(&self, i: usize) -> String {
