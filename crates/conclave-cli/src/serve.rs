@@ -263,7 +263,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => Arc::new(conclave_server::cluster::SingleNode),
     };
     let drain_cluster = cluster.clone();
-    let archive_config = args.archive.config(&args.data.data_dir)?;
+    let mut archive_config = args.archive.config(&args.data.data_dir)?;
+    // Download URLs verify on every node that shares the master key.
+    let master = conclave_store::MasterKey::load_or_create(&args.data.data_dir, std::env::var(conclave_store::sealing::MASTER_KEY_ENV).ok().as_deref())?;
+    archive_config.url_key = Some(*master.derive_subkey("archive-download-urls"));
     let archiver = conclave_server::archive::Archiver::new(store.clone(), hub.clone(), Some(media), archive_config, Some(webhooks.clone()), metrics.clone(), cluster.clone())?;
     // Session events feed the webhooks and the archiver, in order.
     let events_archiver = archiver.clone();

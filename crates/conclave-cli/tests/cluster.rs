@@ -250,3 +250,47 @@ async fn killing_the_session_node_moves_the_session_and_fails_its_archive_cleanl
     drop(dead);
     let _ = &mut c;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_are_controlled_from_any_node_and_served_by_the_recording_node() {
+    let c = Cluster::start(3);
+    let session = c.sdk(0).create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let clip_dir = c.data.join("clip");
+    std::fs::create_dir_all(&clip_dir).unwrap();
+    let clip = std::sync::Arc::new(conclave_client::clip::EncodedClip::generate(&clip_dir, 4, 15).unwrap());
+    let mut a = Client::connect(&c.ws(0), &session, &c.token(&session, Role::Publisher)).await.unwrap();
+    let stream = a.publish(PublishOptions::default()).await.unwrap();
+    let bot = publish_routed(&mut a, &stream.stream_id, BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() }).await.unwrap();
+    bot.wait_connected(T).await.unwrap();
+    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let (b, d) = ((host + 1) % 3, (host + 2) % 3);
+    let http = reqwest::Client::new();
+    let api = |i: usize, path: &str| format!("{}/v2/project/{}/{path}", c.base(i), c.key);
+    let started: serde_json::Value = http.post(api(b, "archive")).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).json(&serde_json::json!({"sessionId": session, "outputMode": "individual"})).send().await.unwrap().json().await.unwrap();
+    let id = started["id"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
+    let again = http.post(api(d, "archive")).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).json(&serde_json::json!({"sessionId": session})).send().await.unwrap();
+    assert_eq!(again.status(), 409, "the conflict check sees the archive started through another node");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stop = http.post(api(d, &format!("archive/{id}/stop"))).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).send().await.unwrap();
+    assert_eq!(stop.status(), 200, "stopped through a third node");
+    let end = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let v: serde_json::Value = http.get(api(b, &format!("archive/{id}"))).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).send().await.unwrap().json().await.unwrap();
+        if v["status"] == "available" {
+            break v;
+        }
+        assert!(Instant::now() < end && v["status"] != "failed", "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The signed URL verifies on every node (one key from the shared master key), and the
+    // file is served by the node that holds it.
+    let url = done["url"].as_str().unwrap();
+    let on_other = url.replacen(&format!(":{}/", c.ports[host]), &format!(":{}/", c.ports[d]), 1);
+    for u in [url.to_owned(), on_other] {
+        let resp = reqwest::get(&u).await.unwrap();
+        assert_eq!(resp.status(), 200, "{u}");
+        let bytes = resp.bytes().await.unwrap();
+        assert!(bytes.starts_with(b"PK"));
+        assert_eq!(bytes.len() as u64, done["size"].as_u64().unwrap());
+    }
+}

@@ -31,6 +31,17 @@ pub enum MasterKeyError {
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl MasterKey {
+    /// A key for another purpose (e.g. signing archive download URLs), derived with
+    /// HMAC-SHA256 under `context`: the same on every node that shares the master key, and
+    /// revealing nothing about it.
+    pub fn derive_subkey(&self, context: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_slice()).expect("any key length");
+        m.update(b"conclave subkey v1\n");
+        m.update(context.as_bytes());
+        Zeroizing::new(m.finalize().into_bytes().into())
+    }
+
     /// `CONCLAVE_MASTER_KEY` when set, else `DATA_DIR/master.key`, created 0600 on first use.
     pub fn load_or_create(data_dir: &Path, env_value: Option<&str>) -> Result<MasterKey, MasterKeyError> {
         if let Some(v) = env_value {
@@ -104,6 +115,16 @@ impl MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subkeys_depend_on_key_and_context_only() {
+        let a = MasterKey::from_hex("3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
+        let b = MasterKey::from_hex("3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
+        let c = MasterKey::from_hex("9c7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
+        assert_eq!(*a.derive_subkey("urls"), *b.derive_subkey("urls"), "same key, same subkey (every node agrees)");
+        assert_ne!(*b.derive_subkey("urls"), *b.derive_subkey("other"));
+        assert_ne!(*b.derive_subkey("urls"), *c.derive_subkey("urls"));
+    }
 
     #[test]
     fn seal_round_trip_is_bound_to_key_and_context() {

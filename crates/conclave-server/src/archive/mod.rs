@@ -48,6 +48,9 @@ pub struct ArchiveConfig {
     /// first listening address, set when it is bound).
     pub public_url: String,
     pub smtp: Option<SmtpConfig>,
+    /// Key for signing download URLs. Derived from the master key so that every node of a
+    /// cluster accepts the others' URLs; `None` draws a random one (URLs die with the process).
+    pub url_key: Option<[u8; 32]>,
 }
 
 impl ArchiveConfig {
@@ -60,6 +63,7 @@ impl ArchiveConfig {
             sweep_every: Duration::from_secs(30),
             public_url,
             smtp: None,
+            url_key: None,
         }
     }
 }
@@ -133,8 +137,11 @@ impl Archiver {
     pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, media: Option<MediaHandle>, config: ArchiveConfig, webhooks: Option<Webhooks>, metrics: Arc<Metrics>, cluster: Arc<dyn crate::cluster::Coordinator>) -> std::io::Result<Arc<Archiver>> {
         std::fs::create_dir_all(config.dir.join("work"))?;
         let fallback = FallbackStore::new(config.dir.join("fallback")).map_err(std::io::Error::other)?;
-        let mut url_key = [0u8; 32];
-        getrandom::fill(&mut url_key).expect("the OS CSPRNG is available");
+        let url_key = config.url_key.unwrap_or_else(|| {
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k).expect("the OS CSPRNG is available");
+            k
+        });
         Ok(Arc::new(Archiver {
             store,
             hub,

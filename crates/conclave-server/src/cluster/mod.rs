@@ -46,6 +46,8 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn owner(&self, session_id: &str) -> Result<Owner, String>;
     /// Whether `node` still sends heartbeats.
     async fn is_alive(&self, node: &str) -> bool;
+    /// A live node's registry entry.
+    async fn node(&self, id: &str) -> Option<NodeInfo>;
     /// Takes this node out of placement (SIGTERM): no new sessions come here.
     fn drain(&self);
 }
@@ -66,6 +68,9 @@ impl Coordinator for SingleNode {
     }
     async fn is_alive(&self, _node: &str) -> bool {
         true
+    }
+    async fn node(&self, _id: &str) -> Option<NodeInfo> {
+        None
     }
     fn drain(&self) {}
 }

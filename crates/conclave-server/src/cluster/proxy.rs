@@ -32,7 +32,8 @@ fn target(method: &axum::http::Method, path: &str) -> Option<Target> {
     match (parts.next()?, parts.next(), parts.next()) {
         ("session", Some(sid), _) => Some(Target::Session(sid.to_owned())),
         ("archive", None, _) if method == axum::http::Method::POST => Some(Target::ArchiveStart),
-        ("archive", Some(id), Some("stop" | "streams" | "layout")) if conclave_core::archive::is_archive_id(id) => Some(Target::Archive(id.to_owned())),
+        // The archive's own node: it records it, and its fallback store holds the file.
+        ("archive", Some(id), None | Some("stop" | "streams" | "layout" | "download")) if conclave_core::archive::is_archive_id(id) => Some(Target::Archive(id.to_owned())),
         _ => None,
     }
 }
@@ -56,7 +57,11 @@ pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next
         },
         Target::Archive(id) => match state.store.archive(id).await {
             Ok(Some(r)) => match r.node {
-                Some(node) if Some(node.as_str()) != state.cluster.node_id() && state.cluster.is_alive(&node).await => state.cluster.owner(&r.session_id).await,
+                Some(node) if Some(node.as_str()) != state.cluster.node_id() => match state.cluster.node(&node).await {
+                    Some(info) => Ok(Owner::Remote(info)),
+                    // Its node is gone: answer here from the store (status, reason).
+                    None => Ok(Owner::Local),
+                },
                 _ => Ok(Owner::Local),
             },
             _ => Ok(Owner::Local),

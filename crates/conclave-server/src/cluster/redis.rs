@@ -82,7 +82,7 @@ impl RedisCluster {
         Ok(())
     }
 
-    async fn node(&self, id: &str) -> Option<NodeInfo> {
+    async fn node_entry(&self, id: &str) -> Option<NodeInfo> {
         let mut c = self.conn.clone();
         let json: Option<String> = c.get(node_key(id)).await.ok()?;
         json.and_then(|j| serde_json::from_str(&j).ok())
@@ -93,7 +93,7 @@ impl RedisCluster {
         let ids: Vec<String> = c.smembers("conclave:nodes").await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for id in ids {
-            match self.node(&id).await {
+            match self.node_entry(&id).await {
                 Some(n) => out.push(n),
                 // Gone for good (no heartbeat key): forget it.
                 None => {
@@ -145,7 +145,7 @@ impl Coordinator for RedisCluster {
         match current {
             None => Ok(Owner::Local),
             Some(id) if id == self.me.id => Ok(Owner::Local),
-            Some(id) => match self.node(&id).await {
+            Some(id) => match self.node_entry(&id).await {
                 Some(n) => Ok(Owner::Remote(n)),
                 // Its node died: nothing is live anywhere; handle here (and place on join).
                 None => Ok(Owner::Local),
@@ -154,7 +154,11 @@ impl Coordinator for RedisCluster {
     }
 
     async fn is_alive(&self, node: &str) -> bool {
-        node == self.me.id || self.node(node).await.is_some()
+        node == self.me.id || self.node_entry(node).await.is_some()
+    }
+
+    async fn node(&self, id: &str) -> Option<NodeInfo> {
+        self.node_entry(id).await
     }
 
     fn drain(&self) {
