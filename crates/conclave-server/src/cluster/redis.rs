@@ -131,7 +131,10 @@ impl Coordinator for RedisCluster {
             Some(id) => id,
             None => String::new(),
         };
-        let chosen = least_loaded(&nodes).map(|n| n.id.clone()).unwrap_or_else(|| self.me.id.clone());
+        // A draining node takes no new session, even before its next heartbeat says so.
+        let draining = self.draining.load(Ordering::Relaxed);
+        let candidates: Vec<NodeInfo> = nodes.iter().filter(|n| !(draining && n.id == self.me.id)).cloned().collect();
+        let chosen = least_loaded(&candidates).map(|n| n.id.clone()).unwrap_or_else(|| self.me.id.clone());
         let placed: String = redis::Script::new(PLACE).key(&key).arg(&chosen).arg(&dead).arg(PLACEMENT_TTL_MS).invoke_async(&mut c).await.map_err(|e| e.to_string())?;
         if !dead.is_empty() && placed == chosen {
             tracing::warn!(session = %session_id, from = %dead, to = %chosen, "session placed again after its node's heartbeat lapsed");
