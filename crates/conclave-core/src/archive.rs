@@ -211,6 +211,11 @@ impl ArchiveStartBody {
         if self.name.as_ref().is_some_and(|n| n.len() > MAX_NAME_LEN) {
             return Err(invalid("name is longer than 1000 characters"));
         }
+        // Control characters (NUL above all) have no place in a name, and PostgreSQL cannot
+        // store NUL in text.
+        if self.name.as_ref().is_some_and(|n| n.chars().any(char::is_control)) || self.multi_archive_tag.as_ref().is_some_and(|t| t.chars().any(char::is_control)) {
+            return Err(invalid("name and multiArchiveTag must not contain control characters"));
+        }
         if self.multi_archive_tag.as_ref().is_some_and(|t| t.len() > 200) {
             return Err(invalid("multiArchiveTag is longer than 200 characters"));
         }
@@ -481,6 +486,7 @@ mod tests {
             (r#"{"sessionId":"s","quantizationParameter":41}"#, "quantization"),
             (r#"{"sessionId":"s","layout":{"type":"pip","stylesheet":"x"}}"#, "stylesheet"),
             (r#"{"sessionId":"s","layout":{"type":"nope"}}"#, "layout type"),
+            (r#"{"sessionId":"s","name":"a\u0000b"}"#, "control characters"),
         ] {
             let e = body(json).unwrap_err();
             assert!(e.0.contains(needle), "{json}: {e}");

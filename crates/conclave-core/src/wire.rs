@@ -120,6 +120,9 @@ impl SessionCreateRequest {
             if n.is_empty() || n.chars().count() > 80 {
                 return Err(invalid("archiveName must be 1 to 80 characters"));
             }
+            if n.chars().any(char::is_control) {
+                return Err(invalid("archiveName must not contain control characters"));
+            }
         }
         if let Some(r) = &archive_resolution {
             if !ARCHIVE_RESOLUTIONS.contains(&r.as_str()) {
@@ -286,6 +289,7 @@ mod tests {
             b"p2p.preference=disabled&maxParticipants=99999999999",
             b"p2p.preference=enabled&p2p.preference=disabled",
             b"p2p.preference=\xff\xfe",
+            b"p2p.preference=disabled&archiveMode=always&archiveName=a%00b",
         ] {
             let err = SessionCreateRequest::from_form(body).unwrap_err();
             assert!(!err.0.is_empty());
