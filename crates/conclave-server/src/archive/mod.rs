@@ -274,7 +274,9 @@ impl Archiver {
             id: id.clone(),
             api_key: api_key.to_owned(),
             session_id: req.session_id.clone(),
-            status: ArchiveStatus::Paused,
+            // OpenTok answers `started` to a start call; the archive records as soon as a
+            // stream appears, and shows `paused` when its last stream goes.
+            status: ArchiveStatus::Started,
             reason: String::new(),
             created_at_ms: now,
             updated_at_ms: now,
@@ -322,7 +324,7 @@ impl Archiver {
                 selected: HashMap::new(),
                 started: Instant::now(),
                 idle_since: Some(Instant::now()),
-                status: ArchiveStatus::Paused,
+                status: ArchiveStatus::Started,
             });
         }
         if let Err(e) = self.store.insert_archive(&record).await {
@@ -330,26 +332,16 @@ impl Archiver {
             return Err(e.into());
         }
         inc(&self.metrics.counters.archives_started);
-        // Recording starts with the streams already published (auto mode).
-        let record = if req.stream_mode == StreamMode::Auto {
+        tracing::info!(archive = %id, status = "started", "archive status");
+        self.notify(&record);
+        // Recording starts with the streams already published (auto mode). Only stream
+        // events move the status afterwards (no second write here that could race them).
+        if req.stream_mode == StreamMode::Auto {
             for s in self.hub.streams(&req.session_id) {
                 self.record_stream(&id, &s.stream_id, s.has_audio, s.has_video);
             }
-            self.refresh_status(&id, record).await
-        } else {
-            record
-        };
-        let mut r = record;
-        if r.status == ArchiveStatus::Paused {
-            // OpenTok answers `started` to a start call; the archive records as soon as a
-            // stream appears. Announce it as started, then paused when nothing is published.
-            r.status = ArchiveStatus::Started;
-            r = self.transition(r, ArchiveStatus::Paused).await?;
-            if let Some(a) = lock(&self.active).get_mut(&id) {
-                a.status = ArchiveStatus::Started;
-            }
         }
-        Ok(r)
+        Ok(record)
     }
 
     fn abandon(&self, id: &str) {
