@@ -94,6 +94,10 @@ pub struct ClusterArgs {
     /// Needs --node-id and --advertise-url, and a database every node shares.
     #[arg(long, env = "CONCLAVE_REDIS_URL", requires_all = ["node_id", "advertise_url"])]
     redis_url: Option<String>,
+    /// On SIGTERM, keep serving this long as a draining node before closing sockets: new
+    /// sessions go to other nodes at once, and load balancers see it leave first.
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "0s")]
+    drain_delay: Duration,
     /// This node's unique name in the cluster.
     #[arg(long, env = "CONCLAVE_NODE_ID")]
     node_id: Option<String>,
@@ -263,6 +267,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => Arc::new(conclave_server::cluster::SingleNode),
     };
     let drain_cluster = cluster.clone();
+    let drain_delay = args.cluster.drain_delay;
     let mut archive_config = args.archive.config(&args.data.data_dir)?;
     // Download URLs verify on every node that shares the master key.
     let master = conclave_store::MasterKey::load_or_create(&args.data.data_dir, std::env::var(conclave_store::sealing::MASTER_KEY_ENV).ok().as_deref())?;
@@ -298,6 +303,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown_signal().await;
         // No new sessions are placed here from now on.
         drain_cluster.drain();
+        if !drain_delay.is_zero() {
+            tracing::info!(delay_ms = drain_delay.as_millis() as u64, "draining: new sessions go to other nodes");
+            tokio::time::sleep(drain_delay).await;
+        }
         drain_hub.drain();
         // Recordings stop, then each is packaged and uploaded (or kept) before exit.
         drain_archiver.drain().await;

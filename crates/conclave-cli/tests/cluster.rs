@@ -99,7 +99,7 @@ impl Cluster {
         let advertise = format!("http://127.0.0.1:{port}");
         let id = format!("node-{i}");
         let redis = self.redis.url();
-        let extra = ["--database-url", &self.database_url, "--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s"];
+        let extra = ["--database-url", &self.database_url, "--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s", "--drain-delay", "3s"];
         Server::start_with(&self.data.join(&id), &listen, &extra, "http", &[("CONCLAVE_MASTER_KEY", MASTER_KEY)])
     }
 
@@ -293,4 +293,24 @@ async fn archives_are_controlled_from_any_node_and_served_by_the_recording_node(
         assert!(bytes.starts_with(b"PK"));
         assert_eq!(bytes.len() as u64, done["size"].as_u64().unwrap());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_takes_no_new_sessions_and_exits_cleanly() {
+    let mut c = Cluster::start(3);
+    let sdk = c.sdk(0);
+    let first = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let a = Client::connect(&c.ws(0), &first, &c.token(&first, Role::Publisher)).await.unwrap();
+    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let pid = c.nodes[host].as_ref().unwrap().child.id();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While it drains (--drain-delay 3s) it still answers, but places nothing on itself.
+    for _ in 0..5 {
+        let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
+        let joined = Client::connect(&c.ws(host), &s, &c.token(&s, Role::Publisher)).await.unwrap();
+        assert!(!joined.url.contains(&format!(":{}/", c.ports[host])), "a new session was placed on the draining node");
+    }
+    let mut node = c.nodes[host].take().unwrap();
+    assert!(node.stop(), "the drained node exits cleanly");
 }
