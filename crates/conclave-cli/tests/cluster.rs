@@ -213,17 +213,12 @@ async fn killing_the_session_node_moves_the_session_and_fails_its_archive_cleanl
     let killed = Instant::now();
     dead.child.kill().unwrap(); // SIGKILL
     dead.child.wait().unwrap();
-    // The client's reconnection: resume fails (its node is gone), so it joins again through
-    // any node it knows, and lands on the session's new node.
-    let back = loop {
-        match Client::connect(&c.ws(other), &session, &token).await {
-            Ok(client) => break client,
-            Err(_) => {
-                assert!(killed.elapsed() < Duration::from_secs(30), "not back within 30 s");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    // The client's reconnection logic: resume fails (its node is gone), so it joins again
+    // through the entry URLs it knows (here: every node, as behind a load balancer) and is
+    // redirected to the session's new node.
+    let entries: Vec<String> = (0..3).map(|i| c.ws(i)).collect();
+    let (back, fresh) = Client::reconnect(&a, &entries, &session, &token, Duration::from_secs(30)).await.expect("back within 30 s");
+    assert!(fresh, "a fresh join: the old node and its connection are gone");
     let rejoin = killed.elapsed();
     assert_ne!(back.url, a.url, "a new node hosts the session");
     println!("back in the session {} ms after kill -9 of its node", rejoin.as_millis());

@@ -178,6 +178,35 @@ impl Client {
         Err(ClientError::Refused { code: ErrorCode::Draining, message: "too many redirects".into() })
     }
 
+    /// The reconnection logic after a drop: first take the connection back on its node
+    /// (`resume`, same connection ID); if that node is gone (cluster mode), join again through
+    /// each entry URL in turn (a load balancer or any node; redirects are followed), retrying
+    /// until `within` has passed. Returns the new client and whether it is a fresh join.
+    pub async fn reconnect(old: &Client, entry_urls: &[String], session_id: &str, token: &str, within: Duration) -> Result<(Client, bool), ClientError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = ClientError::Closed;
+        loop {
+            if !old.resume_token.is_empty() {
+                match Client::resume(&old.url, &old.connection_id, &old.resume_token).await {
+                    Ok(c) => return Ok((c, false)),
+                    Err(e) => last = e,
+                }
+            }
+            for url in entry_urls {
+                match Client::connect(url, session_id, token).await {
+                    Ok(c) => return Ok((c, true)),
+                    // A refusal for the token itself will not change by retrying.
+                    Err(e @ ClientError::Refused { code: ErrorCode::TokenRevoked | ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::SessionEnded, .. }) => return Err(e),
+                    Err(e) => last = e,
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Takes back a connection after a network drop, within the server's reconnect grace.
     pub async fn resume(url: &str, connection_id: &str, resume_token: &str) -> Result<Client, ClientError> {
         let first = ClientMessage::Resume { v: PROTOCOL_VERSION, connection_id: connection_id.to_owned(), resume_token: resume_token.to_owned() };
