@@ -60,7 +60,12 @@ export declare class Subscriber extends Emitter<{ videoElementCreated: { element
   setPreferredFrameRate(frameRate?: number): Promise<unknown>;
 }
 
-export interface SessionOptions { url?: string; iceServers?: RTCIceServer[] }
+export interface SessionOptions {
+  url?: string;
+  iceServers?: RTCIceServer[];
+  /** After a drop, how long to keep trying a fresh join (cluster failover); default 30000 ms. */
+  rejoinTimeoutMs?: number;
+}
 
 export declare class Session extends Emitter<SessionEvents> {
   readonly apiKey: string;

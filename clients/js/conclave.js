@@ -198,6 +198,8 @@ export class Session extends Emitter {
     this.sessionId = sessionId;
     this.url = options.url ?? defaultUrl();
     this.iceServers = options.iceServers ?? [];
+    /** How long to keep trying a fresh join after a drop (cluster failover), in ms. */
+    this.rejoinTimeoutMs = options.rejoinTimeoutMs ?? 30000;
     this.connection = null;
     this.connections = new Map();
     this.streams = new Map();
@@ -302,25 +304,33 @@ export class Session extends Emitter {
     if (this.#closing || !this.#resume) return;
     // Network drop: keep our connection ID by resuming within the server's grace period.
     this.emit("sessionReconnecting");
-    const deadline = Date.now() + this.#resume.graceMs;
-    while (Date.now() < deadline && !this.#closing) {
+    const resumeUrl = this.url;
+    const graceEnd = Date.now() + this.#resume.graceMs;
+    // Cluster mode: the session's node may be gone; the session is placed on another node
+    // once that node's heartbeat lapses (seconds). A fresh join through the node the app
+    // first gave us (it redirects) is tried alongside, and for longer than the grace period.
+    const canRejoin = Boolean(this.#token && this.#entryUrl);
+    const end = canRejoin ? Date.now() + Math.max(this.#resume.graceMs, this.rejoinTimeoutMs) : graceEnd;
+    while (Date.now() < end && !this.#closing) {
       await new Promise((r) => setTimeout(r, 500));
-      try {
-        await this.#open({ type: "resume", v: PROTOCOL_VERSION, connectionId: this.#resume.connectionId, resumeToken: this.#resume.resumeToken });
-        return;
-      } catch { /* try again until the grace period ends */ }
-      // Cluster mode: the session's node may be gone. Join again through the node the app
-      // first gave us; it redirects to the session's new node (a new connection ID).
-      if (this.#token && this.#entryUrl) {
+      if (Date.now() < graceEnd) {
+        try {
+          this.url = resumeUrl;
+          await this.#open({ type: "resume", v: PROTOCOL_VERSION, connectionId: this.#resume.connectionId, resumeToken: this.#resume.resumeToken });
+          return;
+        } catch { /* try again until the grace period ends */ }
+      }
+      if (canRejoin) {
         try {
           this.url = this.#entryUrl;
           await this.#open({ type: "connect", v: PROTOCOL_VERSION, sessionId: this.sessionId, token: this.#token });
           return;
-        } catch { /* keep trying */ }
+        } catch (e) { this.lastRejoinError = `${e?.code} ${e?.message}`; /* keep trying */ }
       }
     }
     this.#teardown("networkDisconnected");
   }
+
 
   #send(msg) { this.#socket?.readyState === WebSocket.OPEN && this.#socket.send(JSON.stringify(msg)); }
 
