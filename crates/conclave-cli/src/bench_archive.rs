@@ -7,7 +7,7 @@
 //! Must not touch: the server's internals (a black box on loopback).
 
 use super::{nix_kill, spawn_server};
-use super::bench_media::cpu_us;
+use super::bench_media::{children_cpu_us, cpu_us};
 use crate::open_store;
 use conclave_client::Client as Participant;
 use conclave_client::PublishOptions;
@@ -99,13 +99,3 @@ pub async fn run(b: ArchiveBench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// cutime + cstime: CPU of waited-for children (ffmpeg for composed archives), in µs.
-fn children_cpu_us(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(13).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(14).and_then(|s| s.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    ticks * 1_000_000 / hz
-}

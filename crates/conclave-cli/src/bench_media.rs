@@ -18,11 +18,21 @@ use std::time::{Duration, Instant};
 
 /// utime + stime of a process, in microseconds.
 pub(crate) fn cpu_us(pid: u32) -> u64 {
+    stat_cpu_us(pid, 11)
+}
+
+/// cutime + cstime: CPU of a process's waited-for children (ffmpeg), in microseconds.
+pub(crate) fn children_cpu_us(pid: u32) -> u64 {
+    stat_cpu_us(pid, 13)
+}
+
+/// Two consecutive tick fields of `/proc/<pid>/stat` (counted after the command name), in µs.
+fn stat_cpu_us(pid: u32, first: usize) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may contain spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let ticks: u64 = f.get(first).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(first + 1).and_then(|s| s.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     ticks * 1_000_000 / hz

@@ -158,3 +158,22 @@ mod tests {
         }
     }
 }
+
+/// A version-4 UUID (lowercase, hyphenated) from 16 random bytes the caller draws: the form of
+/// connection, stream and archive IDs.
+pub fn uuid_v4(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+#[cfg(test)]
+mod uuid_tests {
+    #[test]
+    fn uuids_are_version_4_and_archive_ids() {
+        let u = super::uuid_v4([0xff; 16]);
+        assert_eq!(u, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert!(crate::archive::is_archive_id(&u));
+    }
+}
