@@ -29,8 +29,9 @@ impl EncodedClip {
         ffmpeg(&["-f", "lavfi", "-i", &src, "-t", &t, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", &gop, "-keyint_min", &gop, "-auto-alt-ref", "0", "-f", "ivf", path(&ivf)?])?;
         ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &t, "-ac", "2", "-c:a", "libopus", "-frame_duration", "20", "-f", "ogg", path(&ogg)?])?;
         let video = parse_ivf(&std::fs::read(&ivf).map_err(|e| e.to_string())?)?;
-        // The first two Ogg packets are OpusHead and OpusTags.
-        let audio = parse_ogg(&std::fs::read(&ogg).map_err(|e| e.to_string())?)?.into_iter().skip(2).collect();
+        // The first two Ogg packets are OpusHead and OpusTags: the audio starts after them.
+        let mut audio = parse_ogg(&std::fs::read(&ogg).map_err(|e| e.to_string())?)?;
+        audio.drain(..audio.len().min(2));
         let _ = std::fs::remove_file(&ivf);
         let _ = std::fs::remove_file(&ogg);
         Ok(EncodedClip { video, audio, fps })

@@ -40,61 +40,26 @@ fn run_ffmpeg(args: &[&str]) {
 
 /// `secs` of 320x240 15 fps VP8 test pattern, keyframe every 15 frames.
 pub fn vp8_frames(dir: &Path, secs: u32) -> Vec<Frame> {
-    require_ffmpeg();
-    let ivf = dir.join("v.ivf");
-    let t = secs.to_string();
-    run_ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=15",
-        "-t",
-        &t,
-        "-c:v",
-        "libvpx",
-        "-g",
-        "15",
-        "-f",
-        "ivf",
-        ivf.to_str().unwrap(),
-    ]);
-    parse_ivf(
-        &std::fs::read(&ivf).unwrap(),
-        conclave_archive::recorder::vp8_is_keyframe,
-    )
+    ivf_frames(dir, secs, &["-c:v", "libvpx"], conclave_archive::recorder::vp8_is_keyframe)
 }
 
 /// `secs` of 320x240 15 fps VP9 test pattern (realtime mode, no alt-ref superframes),
 /// keyframe every 15 frames.
 pub fn vp9_frames(dir: &Path, secs: u32) -> Vec<Frame> {
+    let vp9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0"];
+    ivf_frames(dir, secs, &vp9, conclave_archive::recorder::vp9_is_keyframe)
+}
+
+/// Encodes the test pattern with `codec` arguments into IVF and splits it into frames.
+fn ivf_frames(dir: &Path, secs: u32, codec: &[&str], is_key: fn(&[u8]) -> bool) -> Vec<Frame> {
     require_ffmpeg();
-    let ivf = dir.join("v9.ivf");
+    let ivf = dir.join(format!("{}.ivf", codec[1]));
     let t = secs.to_string();
-    run_ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=15",
-        "-t",
-        &t,
-        "-c:v",
-        "libvpx-vp9",
-        "-deadline",
-        "realtime",
-        "-cpu-used",
-        "8",
-        "-lag-in-frames",
-        "0",
-        "-g",
-        "15",
-        "-f",
-        "ivf",
-        ivf.to_str().unwrap(),
-    ]);
-    parse_ivf(
-        &std::fs::read(&ivf).unwrap(),
-        conclave_archive::recorder::vp9_is_keyframe,
-    )
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", &t];
+    args.extend_from_slice(codec);
+    args.extend_from_slice(&["-g", "15", "-f", "ivf", ivf.to_str().unwrap()]);
+    run_ffmpeg(&args);
+    parse_ivf(&std::fs::read(&ivf).unwrap(), is_key)
 }
 
 /// `secs` of 440 Hz stereo Opus at 48 kHz.
@@ -118,9 +83,10 @@ pub fn opus_packets(dir: &Path, secs: u32) -> Vec<Frame> {
         ogg.to_str().unwrap(),
     ]);
     let mut ts = 0;
-    parse_ogg(&std::fs::read(&ogg).unwrap())
+    let mut packets = parse_ogg(&std::fs::read(&ogg).unwrap());
+    packets.drain(..2); // OpusHead, OpusTags
+    packets
         .into_iter()
-        .skip(2) // OpusHead, OpusTags
         .map(|p| {
             let f = Frame {
                 ts_ns: ts,

@@ -23,7 +23,7 @@ use crate::signal::room::SessionEvent;
 use crate::webhook::{Notification, Webhooks};
 use conclave_archive::encrypt::EphemeralKey;
 use conclave_archive::upload::FallbackStore;
-use conclave_core::archive::{ArchiveJson, ArchiveStartRequest, ArchiveStatus, ArchiveStreamSelection, OutputMode, StreamMode, StreamPatch};
+use conclave_core::archive::{ArchiveJson, ArchiveStartRequest, ArchiveStatus, OutputMode, StreamMode, StreamPatch};
 use conclave_core::wire::{ArchiveMode, MediaMode};
 use conclave_store::{ArchiveRecord, Store, StoreError};
 use recording::{Recording, RecordingSpec};
@@ -218,6 +218,10 @@ impl Archiver {
 
     /// Writes a status change (compare-and-set on `from`) and announces it.
     async fn transition(&self, mut r: ArchiveRecord, from: ArchiveStatus) -> Result<ArchiveRecord, ArchiveError> {
+        // One place enforces compat 7.2's lifecycle for every writer.
+        if !from.can_become(r.status) {
+            return Err(ArchiveError::Internal(format!("archive {} cannot go from {} to {}", r.id, from.as_str(), r.status.as_str())));
+        }
         r.updated_at_ms = clock::unix_ms();
         if !self.store.update_archive(&r, from).await? {
             return Err(ArchiveError::Conflict(format!("archive is no longer {}", from.as_str())));
@@ -742,16 +746,8 @@ impl Archiver {
         while set.join_next().await.is_some() {}
     }
 
-    /// Waits for background pipelines (tests and drain).
-    pub async fn idle(&self) -> bool {
-        self.in_flight.lock().await.is_empty()
-    }
-
     pub fn active_count(&self) -> usize {
         lock(&self.active).len()
     }
 
-    pub fn selection_of(r: &ArchiveRecord) -> &[ArchiveStreamSelection] {
-        &r.streams
-    }
 }

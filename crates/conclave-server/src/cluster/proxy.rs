@@ -43,33 +43,48 @@ pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next
         return next.run(req).await;
     }
     let Some(t) = target(req.method(), req.uri().path()) else { return next.run(req).await };
-    let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => return crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
-    };
-    let owner = match &t {
-        Target::Session(sid) => state.cluster.owner(sid).await,
-        Target::ArchiveStart => match serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["sessionId"].as_str().map(str::to_owned)) {
-            // Recording needs the session's media: place it now if nobody is there yet.
-            Some(sid) => state.cluster.place(&sid).await,
-            None => Ok(Owner::Local),
-        },
-        Target::Archive(id) => match state.store.archive(id).await {
-            Ok(Some(r)) => match r.node {
-                Some(node) if Some(node.as_str()) != state.cluster.node_id() => match state.cluster.node(&node).await {
-                    Some(info) => Ok(Owner::Remote(info)),
-                    // Its node is gone: answer here from the store (status, reason).
-                    None => Ok(Owner::Local),
+    // Only an archive start needs its body to find the session; the others decide on the path
+    // and leave the body to the handler unless the request is forwarded.
+    let (parts, body, owner) = match t {
+        Target::ArchiveStart => {
+            let (parts, body) = req.into_parts();
+            let Ok(body) = axum::body::to_bytes(body, state.limits.max_body_bytes).await else {
+                return crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+            };
+            let owner = match serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["sessionId"].as_str().map(str::to_owned)) {
+                // Recording needs the session's media: place it now if nobody is there yet.
+                Some(sid) => state.cluster.place(&sid).await,
+                None => Ok(Owner::Local),
+            };
+            (parts, Body::from(body), owner)
+        }
+        Target::Session(sid) => {
+            let owner = state.cluster.owner(&sid).await;
+            let (parts, body) = req.into_parts();
+            (parts, body, owner)
+        }
+        Target::Archive(id) => {
+            let owner = match state.store.archive(&id).await {
+                Ok(Some(r)) => match r.node {
+                    Some(node) if Some(node.as_str()) != state.cluster.node_id() => match state.cluster.node(&node).await {
+                        Some(info) => Ok(Owner::Remote(info)),
+                        // Its node is gone: answer here from the store (status, reason).
+                        None => Ok(Owner::Local),
+                    },
+                    _ => Ok(Owner::Local),
                 },
                 _ => Ok(Owner::Local),
-            },
-            _ => Ok(Owner::Local),
-        },
+            };
+            let (parts, body) = req.into_parts();
+            (parts, body, owner)
+        }
     };
     match owner {
-        Ok(Owner::Remote(node)) if !node.url.is_empty() => forward(&state, node, parts, body).await,
-        Ok(_) => next.run(Request::from_parts(parts, Body::from(body))).await,
+        Ok(Owner::Remote(node)) if !node.url.is_empty() => match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+            Ok(bytes) => forward(&state, node, parts, bytes).await,
+            Err(_) => crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
+        },
+        Ok(_) => next.run(Request::from_parts(parts, body)).await,
         Err(e) => crate::api::ApiError::internal("cluster lookup failed", &e).into_response(),
     }
 }
