@@ -13,6 +13,8 @@ mod bench_cluster;
 mod bench_media;
 #[path = "bench_soak.rs"]
 mod bench_soak;
+#[path = "bench_udp.rs"]
+mod bench_udp;
 
 use crate::open_store;
 use conclave_core::Role;
@@ -43,8 +45,6 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         latency_joins: usize,
     },
-    /// Routed media through the SFU: forwarded packets/s, server CPU per forwarded packet,
-    /// added latency, loss and server memory per subscriber (see `bench_media.rs`).
     /// Cluster mode: joins and REST commands through the session's node against the same
     /// through another node (redirect, forward), with a local redis-server and 3 nodes.
     Cluster {
@@ -77,6 +77,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 24)]
         concurrent: usize,
     },
+    /// Routed media through the SFU: forwarded packets/s, server CPU per forwarded packet,
+    /// added latency, loss and server memory per subscriber (see `bench_media.rs`).
     Media {
         #[arg(long, default_value_t = 4)]
         sessions: usize,
@@ -94,6 +96,21 @@ pub enum BenchCommand {
         /// Bytes per VP8 delta frame (one RTP packet each; keyframes are 3x).
         #[arg(long, default_value_t = 1100)]
         video_bytes: usize,
+    },
+    /// The kernel's floor under forwarding: CPU of one thread that only sends datagrams to
+    /// many loopback sockets with `sendmmsg` (no SFU, no crypto), per datagram, split into
+    /// system and user time (see `bench_udp.rs`).
+    UdpFloor {
+        /// Receiving sockets (the datagrams go to them in turn, as an SFU's go to its subscribers).
+        #[arg(long, default_value_t = 80)]
+        receivers: usize,
+        /// Datagrams per second, sent in 1 ms ticks; 0 sends flat out.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1200)]
+        bytes: usize,
     },
     /// Session creates per second through the REST API, with p50/p99 latency.
     Rest {
@@ -116,6 +133,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             }
         }
         BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?,
+        BenchCommand::UdpFloor { receivers, rate, seconds, bytes } => bench_udp::run(receivers, rate, seconds, bytes)?,
         BenchCommand::Cluster { joins, commands } => bench_cluster::run(joins, commands).await?,
         BenchCommand::Archive { streams, seconds, output_mode, s3_endpoint } => bench_archive::run(bench_archive::ArchiveBench { streams, seconds, output_mode, s3_endpoint }).await?,
     }

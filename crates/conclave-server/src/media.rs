@@ -264,8 +264,9 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
 }
 
 /// Batched UDP I/O: `recvmmsg` / `sendmmsg` on the media socket (one syscall per batch
-/// instead of one per datagram).
-mod mmsg {
+/// instead of one per datagram). Public for `conclave bench udp-floor`, which measures the
+/// kernel's share of forwarding with the same calls.
+pub mod mmsg {
     use std::io;
     use std::mem::{size_of, zeroed};
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -280,6 +281,12 @@ mod mmsg {
         addrs: Vec<libc::sockaddr_storage>,
         lens: [usize; BATCH],
         truncated: [bool; BATCH],
+    }
+
+    impl Default for RecvBatch {
+        fn default() -> RecvBatch {
+            RecvBatch::new()
+        }
     }
 
     impl RecvBatch {
