@@ -64,10 +64,17 @@ impl Env {
     }
 
     async fn publisher(&self, session: &str) -> (Client, MediaBot) {
-        let t = self.sdk.generate_token(session, &TokenOptions::new(Role::Publisher)).unwrap();
+        self.publisher_with(session, self.clip.clone(), &[]).await
+    }
+
+    /// A publisher of `clip` whose token carries `classes` (its streams' layout classes).
+    async fn publisher_with(&self, session: &str, clip: Arc<EncodedClip>, classes: &[&str]) -> (Client, MediaBot) {
+        let mut options = TokenOptions::new(Role::Publisher);
+        options.initial_layout_classes = classes.iter().map(|c| c.to_string()).collect();
+        let t = self.sdk.generate_token(session, &options).unwrap();
         let mut c = Client::connect(&self.ws, session, &t).await.unwrap();
         let stream = c.publish(PublishOptions::default()).await.unwrap();
-        let bot = publish_routed(&mut c, &stream.stream_id, BotConfig { clip: Some(self.clip.clone()), keep_frames: false, ..BotConfig::default() }).await.unwrap();
+        let bot = publish_routed(&mut c, &stream.stream_id, BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() }).await.unwrap();
         bot.wait_connected(T).await.unwrap();
         (c, bot)
     }
@@ -690,4 +697,52 @@ async fn with_fallback_none_a_failed_upload_is_failed_but_its_bytes_wait_for_an_
     let (s, _) = e.call(reqwest::Method::DELETE, &format!("archive/{id}"), None).await;
     assert_eq!(s, 204);
     assert!(!kept.exists());
+}
+
+/// The RGB pixel at (x, y) of a video's frame at `at` seconds.
+fn pixel(file: &Path, at: f64, width: u32, x: u32, y: u32) -> [u8; 3] {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &at.to_string(), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let i = ((y * width + x) * 3) as usize;
+    [out.stdout[i], out.stdout[i + 1], out.stdout[i + 2]]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composed_layout_follows_the_focus_class_and_the_layout_set_while_recording() {
+    let e = env(&[]);
+    let session = e.routed().await;
+    let clip = |colour: &str| {
+        let dir = e.dir.path().join(colour);
+        std::fs::create_dir_all(&dir).unwrap();
+        Arc::new(EncodedClip::generate_colour(&dir, 4, 15, colour).unwrap())
+    };
+    // Blue's token gives its stream the `focus` class; red is a plain participant.
+    let red = e.publisher_with(&session, clip("red"), &[]).await;
+    let blue = e.publisher_with(&session, clip("blue"), &["focus"]).await;
+    let started = e.start(json!({"sessionId": session, "outputMode": "composed", "resolution": "640x480", "layout": {"type": "bestFit"}})).await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (s, v) = e.call(reqwest::Method::PUT, &format!("archive/{id}/layout"), Some(json!({"type": "pip"}))).await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    e.stop(&id).await;
+    drop((red, blue));
+    let done = e.until_done(&id).await;
+    assert_eq!(done["status"], "available", "{done}");
+    let mp4 = e.dir.path().join("pip.mp4");
+    std::fs::write(&mp4, e.download(&done).await).unwrap();
+    let (codecs, secs, size) = probe(&mp4);
+    assert_eq!((codecs.contains(&"h264".to_owned()), size), (true, Some((640, 480))));
+    // Picture-in-picture: the focus (blue) fills the frame, the other (red) is the inset in
+    // the lower right corner.
+    let at = secs / 2.0;
+    let [r, g, b] = pixel(&mp4, at, 640, 40, 40);
+    assert!(b > 180 && r < 70 && g < 70, "the focus fills the frame: {:?}", [r, g, b]);
+    let [r, g, b] = pixel(&mp4, at, 640, 640 - 20 - 80, 480 - 20 - 60);
+    assert!(r > 180 && g < 70 && b < 70, "the inset is the other stream: {:?}", [r, g, b]);
 }

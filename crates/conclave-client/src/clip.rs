@@ -21,12 +21,21 @@ impl EncodedClip {
     /// Encodes `secs` seconds of 320x240 VP8 at `fps` (a keyframe every half second) and
     /// a 440 Hz Opus tone, in `dir`. Needs `ffmpeg` (or `$CONCLAVE_FFMPEG`).
     pub fn generate(dir: &Path, secs: u32, fps: u32) -> Result<EncodedClip, String> {
+        Self::encode(dir, secs, fps, &format!("testsrc=size=320x240:rate={fps}"))
+    }
+
+    /// The same as [`EncodedClip::generate`] with a solid-colour picture (an ffmpeg colour
+    /// name such as `red`), for tests that find a stream by its colour.
+    pub fn generate_colour(dir: &Path, secs: u32, fps: u32, colour: &str) -> Result<EncodedClip, String> {
+        Self::encode(dir, secs, fps, &format!("color=c={colour}:size=320x240:rate={fps}"))
+    }
+
+    fn encode(dir: &Path, secs: u32, fps: u32, src: &str) -> Result<EncodedClip, String> {
         let ivf = dir.join("clip.ivf");
         let ogg = dir.join("clip.ogg");
         let t = secs.to_string();
         let gop = (fps / 2).max(1).to_string();
-        let src = format!("testsrc=size=320x240:rate={fps}");
-        ffmpeg(&["-f", "lavfi", "-i", &src, "-t", &t, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", &gop, "-keyint_min", &gop, "-auto-alt-ref", "0", "-f", "ivf", path(&ivf)?])?;
+        ffmpeg(&["-f", "lavfi", "-i", src, "-t", &t, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", &gop, "-keyint_min", &gop, "-auto-alt-ref", "0", "-f", "ivf", path(&ivf)?])?;
         ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &t, "-ac", "2", "-c:a", "libopus", "-frame_duration", "20", "-f", "ogg", path(&ogg)?])?;
         let video = parse_ivf(&std::fs::read(&ivf).map_err(|e| e.to_string())?)?;
         // The first two Ogg packets are OpusHead and OpusTags: the audio starts after them.

@@ -1,14 +1,22 @@
-//! The ffmpeg filter graph for a composed archive: a grid of tiles (one per input, in input
-//! order, row by row) on a black canvas, each stream delayed by its offset, and all audio
-//! mixed. Pure string building; must not run anything.
+//! The ffmpeg filter graph for a composed archive: every input gets a tile (a rectangle of
+//! the canvas, placed by the layout), each stream delayed by its offset, and all audio mixed.
+//! Pure string building and rectangle arithmetic; must not run anything.
+//!
+//! Layouts are OpenTok's: `bestFit` is a grid (one tile per input, in input order, row by
+//! row); `pip` gives the focus stream the whole canvas and the others small insets in the
+//! lower right; `verticalPresentation` puts the focus on the left with the others in a
+//! column on the right; `horizontalPresentation` puts it on top with the others in a row
+//! below. The focus is the first input marked `focus`, else the first input.
 //!
 //! Video: each video tile is a black `color` source of tile size with the stream (timestamps
 //! shifted by the offset, scaled to fit with `force_original_aspect_ratio=decrease`) overlaid
 //! in the middle, so the tile is black before the stream starts and ends when it ends; one
-//! black frame is appended so that `xstack`, which repeats an ended input's last frame, shows
-//! black after the end. An audio-only input's tile is a black `showwaves` of its (delayed)
-//! audio, which lasts exactly as long as the audio. The grid is `xstack`ed and padded to
-//! the requested size.
+//! black frame is appended so that a tile shows black after its end. An audio-only input's
+//! tile is a black `showwaves` of its (delayed) audio, which lasts exactly as long as the
+//! audio. A grid is `xstack`ed (which repeats an ended input's last frame, hence the black
+//! frame) and padded to the requested size; the other layouts overlay their tiles, focus
+//! first, on a black canvas that lasts as long as the longest input (`xstack` cannot
+//! overlap tiles, which `pip` needs).
 //! Audio: each stream is resampled to 48 kHz with silence filling gaps from t=0
 //! (`aresample=async=1:first_pts=0`), delayed by its offset (`adelay`) and mixed with
 //! `amix=normalize=0` (levels kept, as in a real call).
@@ -22,8 +30,32 @@ pub const FPS: u32 = 25;
 #[derive(Debug, Clone, Copy)]
 pub struct TileInput {
     pub offset_ms: u64,
+    /// Milliseconds of media in the input (from its first frame).
+    pub duration_ms: u64,
     pub has_audio: bool,
     pub has_video: bool,
+    /// The stream the presentation layouts make large (OpenTok's `focus` layout class).
+    pub focus: bool,
+}
+
+/// How the tiles are arranged (OpenTok's archive layout types; `custom` stylesheets are
+/// rendered as `BestFit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    #[default]
+    BestFit,
+    Pip,
+    VerticalPresentation,
+    HorizontalPresentation,
+}
+
+/// A tile's place on the canvas, in pixels (even sizes and offsets, as yuv420p needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
 }
 
 /// A built graph and the labels to `-map`.
@@ -46,18 +78,79 @@ pub fn grid(n: usize) -> (usize, usize) {
     (cols, n.div_ceil(cols).max(1))
 }
 
+fn even(v: u32) -> u32 {
+    (v & !1).max(2)
+}
+
+/// Each input's tile, in drawing order (later tiles are drawn over earlier ones): input order
+/// for a grid; the focus first, then the others in input order, for the other layouts.
+pub fn placements(layout: Layout, inputs: &[TileInput], width: u32, height: u32) -> Vec<(usize, Rect)> {
+    let n = inputs.len();
+    if layout == Layout::BestFit || n == 1 {
+        let (cols, rows) = grid(n);
+        let (w, h) = (even(width / cols as u32), even(height / rows as u32));
+        return (0..n)
+            .map(|i| (i, Rect { x: (i % cols) as u32 * w, y: (i / cols) as u32 * h, w, h }))
+            .collect();
+    }
+    let focus = inputs.iter().position(|i| i.focus).unwrap_or(0);
+    let others: Vec<usize> = (0..n).filter(|i| *i != focus).collect();
+    let k = others.len() as u32;
+    let mut out = Vec::with_capacity(n);
+    match layout {
+        Layout::Pip => {
+            out.push((focus, Rect { x: 0, y: 0, w: width, h: height }));
+            // Quarter-size insets from the lower right corner leftwards, then upwards.
+            let (w, h) = (even(width / 4), even(height / 4));
+            let m = even(width.min(height) / 24);
+            let per_row = ((width - m) / (w + m)).max(1);
+            for (j, i) in others.into_iter().enumerate() {
+                let (col, row) = (j as u32 % per_row, j as u32 / per_row);
+                let x = width.saturating_sub((col + 1) * (w + m)) & !1;
+                let y = height.saturating_sub((row + 1) * (h + m)) & !1;
+                out.push((i, Rect { x, y, w, h }));
+            }
+        }
+        Layout::VerticalPresentation => {
+            let col = even(width / 4);
+            out.push((focus, Rect { x: 0, y: 0, w: width - col, h: height }));
+            // A column on the right, tiles of the canvas's shape, centred vertically.
+            let h = even((height / k).min(col * height / width));
+            let top = (height - h * k) / 2 & !1;
+            for (j, i) in others.into_iter().enumerate() {
+                out.push((i, Rect { x: width - col, y: top + j as u32 * h, w: col, h }));
+            }
+        }
+        Layout::HorizontalPresentation => {
+            let row = even(height / 4);
+            out.push((focus, Rect { x: 0, y: 0, w: width, h: height - row }));
+            // A row along the bottom, tiles of the canvas's shape, centred horizontally.
+            let w = even((width / k).min(row * width / height));
+            let left = (width - w * k) / 2 & !1;
+            for (j, i) in others.into_iter().enumerate() {
+                out.push((i, Rect { x: left + j as u32 * w, y: height - row, w, h: row }));
+            }
+        }
+        Layout::BestFit => unreachable!("handled above"),
+    }
+    out
+}
+
 /// Build the graph for `inputs` (input `i` is ffmpeg input `i`) on a `width`x`height`
 /// canvas. Inputs must have audio or video.
-pub fn build(inputs: &[TileInput], width: u32, height: u32) -> Graph {
+pub fn build(inputs: &[TileInput], width: u32, height: u32, layout: Layout) -> Graph {
     let video = inputs.iter().any(|i| i.has_video);
     let audio = inputs.iter().any(|i| i.has_audio);
     let mut f = String::new();
     let mut mix = Vec::new();
-    let (cols, rows) = grid(inputs.len());
-    let tw = (width / cols as u32) & !1;
-    let th = (height / rows as u32) & !1;
+    let places = placements(layout, inputs, width, height);
+    let mut size = vec![(0, 0); inputs.len()];
+    for (i, r) in &places {
+        size[*i] = (r.w, r.h);
+    }
     for (i, inp) in inputs.iter().enumerate() {
         let delay = inp.offset_ms;
+        let (tw, th) = size[i];
         if inp.has_audio {
             let _ = write!(
                 f,
@@ -77,7 +170,7 @@ pub fn build(inputs: &[TileInput], width: u32, height: u32) -> Graph {
             mix.push(format!("[a{i}]"));
         }
         if inp.has_video {
-            let secs = format!("{}.{:03}", delay / 1000, delay % 1000);
+            let secs = seconds(delay);
             let _ = write!(
                 f,
                 "color=c=black:s={tw}x{th}:r={FPS}[b{i}];\
@@ -90,19 +183,22 @@ pub fn build(inputs: &[TileInput], width: u32, height: u32) -> Graph {
         }
     }
     if video {
-        let tiles: String = (0..inputs.len()).map(|i| format!("[t{i}]")).collect();
-        if inputs.len() == 1 {
-            f.push_str(&tiles);
+        if layout == Layout::BestFit || inputs.len() == 1 {
+            let tiles: String = (0..inputs.len()).map(|i| format!("[t{i}]")).collect();
+            if inputs.len() == 1 {
+                f.push_str(&tiles);
+            } else {
+                let positions: Vec<String> = places.iter().map(|(_, r)| format!("{}_{}", r.x, r.y)).collect();
+                let _ = write!(f, "{tiles}xstack=inputs={}:layout={}:fill=black,", inputs.len(), positions.join("|"));
+            }
         } else {
-            let layout: Vec<String> = (0..inputs.len())
-                .map(|i| format!("{}_{}", (i % cols) as u32 * tw, (i / cols) as u32 * th))
-                .collect();
-            let _ = write!(
-                f,
-                "{tiles}xstack=inputs={}:layout={}:fill=black,",
-                inputs.len(),
-                layout.join("|")
-            );
+            // A black canvas as long as the longest input, tiles overlaid in drawing order.
+            let total = inputs.iter().map(|i| i.offset_ms + i.duration_ms).max().unwrap_or(0).max(1);
+            let _ = write!(f, "color=c=black:s={width}x{height}:r={FPS}:d={}[c0];", seconds(total));
+            for (step, (i, r)) in places.iter().enumerate() {
+                let _ = write!(f, "[c{step}][t{i}]overlay=x={}:y={}:eof_action=pass[c{}];", r.x, r.y, step + 1);
+            }
+            let _ = write!(f, "[c{}]", places.len());
         }
         let _ = write!(
             f,
@@ -128,6 +224,11 @@ pub fn build(inputs: &[TileInput], width: u32, height: u32) -> Graph {
     }
 }
 
+/// Milliseconds as ffmpeg seconds (`1.500`).
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,14 +248,16 @@ mod tests {
     fn graph_labels() {
         let av = TileInput {
             offset_ms: 1500,
+            duration_ms: 2000,
             has_audio: true,
             has_video: true,
+            focus: false,
         };
         let a = TileInput {
             has_video: false,
             ..av
         };
-        let g = build(&[av, a], 640, 480);
+        let g = build(&[av, a], 640, 480, Layout::BestFit);
         assert!(g.video && g.audio);
         assert!(g.filter.contains("setpts=PTS+1.500/TB"));
         assert!(g.filter.contains("adelay=delays=1500:all=1"));
@@ -164,7 +267,56 @@ mod tests {
             "audio-only input gets a tile"
         );
         assert!(g.filter.contains("amix=inputs=2"));
-        let g = build(&[a], 640, 480);
+        let g = build(&[a], 640, 480, Layout::BestFit);
         assert!(!g.video && g.audio && !g.filter.contains("vout"));
+    }
+
+    fn video(focus: bool) -> TileInput {
+        TileInput { offset_ms: 0, duration_ms: 1000, has_audio: false, has_video: true, focus }
+    }
+
+    fn inside(r: &Rect, w: u32, h: u32) -> bool {
+        r.x + r.w <= w && r.y + r.h <= h && r.x % 2 == 0 && r.y % 2 == 0 && r.w % 2 == 0 && r.h % 2 == 0
+    }
+
+    #[test]
+    fn presentation_layouts_make_the_focus_large() {
+        let inputs = [video(false), video(true), video(false)];
+        for layout in [Layout::Pip, Layout::VerticalPresentation, Layout::HorizontalPresentation] {
+            let p = placements(layout, &inputs, 640, 480);
+            assert_eq!(p.len(), 3, "{layout:?}");
+            assert_eq!(p[0].0, 1, "{layout:?}: the focus is drawn first");
+            let area = |r: &Rect| r.w * r.h;
+            assert!(p[1..].iter().all(|(_, r)| area(r) * 4 <= area(&p[0].1)), "{layout:?}: {p:?}");
+            assert!(p.iter().all(|(_, r)| inside(r, 640, 480)), "{layout:?}: {p:?}");
+        }
+        let pip = placements(Layout::Pip, &inputs, 640, 480);
+        assert_eq!(pip[0].1, Rect { x: 0, y: 0, w: 640, h: 480 });
+        // The first inset sits in the lower right corner, the next one to its left.
+        let (a, b) = (pip[1].1, pip[2].1);
+        assert!(a.x + a.w > 600 && a.y + a.h > 440 && b.x + b.w <= a.x, "{pip:?}");
+        let v = placements(Layout::VerticalPresentation, &inputs, 640, 480);
+        assert!(v[1..].iter().all(|(_, r)| r.x >= v[0].1.w), "column right of the focus: {v:?}");
+        let h = placements(Layout::HorizontalPresentation, &inputs, 640, 480);
+        assert!(h[1..].iter().all(|(_, r)| r.y >= h[0].1.h), "row below the focus: {h:?}");
+        // Without a focus mark, the first input is the focus; one input fills the canvas.
+        assert_eq!(placements(Layout::Pip, &[video(false), video(false)], 640, 480)[0].0, 0);
+        assert_eq!(placements(Layout::Pip, &[video(false)], 640, 480)[0].1, Rect { x: 0, y: 0, w: 640, h: 480 });
+        // Many insets stay on the canvas.
+        let many = vec![video(false); 12];
+        assert!(placements(Layout::Pip, &many, 320, 240).iter().all(|(_, r)| inside(r, 320, 240)));
+        assert!(placements(Layout::VerticalPresentation, &many, 320, 240).iter().all(|(_, r)| inside(r, 320, 240)));
+        assert!(placements(Layout::HorizontalPresentation, &many, 240, 320).iter().all(|(_, r)| inside(r, 240, 320)));
+    }
+
+    #[test]
+    fn overlay_layouts_draw_on_a_canvas_as_long_as_the_longest_input() {
+        let mut late = video(false);
+        late.offset_ms = 2500;
+        let g = build(&[video(true), late], 640, 480, Layout::Pip);
+        assert!(g.filter.contains("color=c=black:s=640x480:r=25:d=3.500[c0]"), "{}", g.filter);
+        assert!(g.filter.contains("[c0][t0]overlay=x=0:y=0:eof_action=pass[c1]"), "{}", g.filter);
+        assert!(g.filter.contains("[c1][t1]overlay="), "{}", g.filter);
+        assert!(!g.filter.contains("xstack"));
     }
 }

@@ -1,5 +1,5 @@
-//! Composed-mode archives: one MP4 (H.264 via libx264 + AAC) with every recorded stream in a
-//! grid at the requested resolution, built by ffmpeg from the per-stream WebM recordings.
+//! Composed-mode archives: one MP4 (H.264 via libx264 + AAC) with every recorded stream laid
+//! out (OpenTok's layout types, see `graph`) at the requested resolution, built by ffmpeg from the per-stream WebM recordings.
 //! Inputs are files or readers (readers reach ffmpeg through named pipes, see `fifo`); the
 //! output is a file (`+faststart`) or a writer fed with a fragmented MP4 from ffmpeg's
 //! stdout, so an encrypted archive never exists as plaintext on disk. It owns the ffmpeg
@@ -12,7 +12,7 @@
 mod fifo;
 mod graph;
 
-pub use graph::{FPS, grid};
+pub use graph::{FPS, Layout, Rect, TileInput, grid, placements};
 
 use crate::digest::sha256_file;
 use crate::error::{ArchiveError, Result};
@@ -45,8 +45,12 @@ pub struct ComposeInput {
     pub source: ComposeSource,
     /// Milliseconds from archive start to the stream's first frame.
     pub offset_ms: u64,
+    /// Milliseconds of media recorded (from the first frame).
+    pub duration_ms: u64,
     pub has_audio: bool,
     pub has_video: bool,
+    /// The stream that presentation layouts make large (OpenTok's `focus` class).
+    pub focus: bool,
 }
 
 /// Where the MP4 goes.
@@ -69,12 +73,23 @@ pub struct ComposedFile {
     pub duration_ms: u64,
 }
 
-/// Compose `inputs` into one MP4 of `width`x`height` (even, 16..=4096). No input with video
-/// gives an audio-only MP4; no input with audio gives no audio track.
+/// [`compose`] with the `bestFit` grid.
 pub fn compose_grid(
     inputs: Vec<ComposeInput>,
     width: u32,
     height: u32,
+    output: ComposeOutput<'_>,
+) -> Result<ComposedFile> {
+    compose(inputs, width, height, Layout::BestFit, output)
+}
+
+/// Compose `inputs` into one MP4 of `width`x`height` (even, 16..=4096) in `layout`. No input
+/// with video gives an audio-only MP4; no input with audio gives no audio track.
+pub fn compose(
+    inputs: Vec<ComposeInput>,
+    width: u32,
+    height: u32,
+    layout: Layout,
     output: ComposeOutput<'_>,
 ) -> Result<ComposedFile> {
     validate(&inputs, width, height)?;
@@ -82,11 +97,13 @@ pub fn compose_grid(
         .iter()
         .map(|i| graph::TileInput {
             offset_ms: i.offset_ms,
+            duration_ms: i.duration_ms,
             has_audio: i.has_audio,
             has_video: i.has_video,
+            focus: i.focus,
         })
         .collect();
-    let g = graph::build(&tiles, width, height);
+    let g = graph::build(&tiles, width, height, layout);
     let dir = fifo::PrivateDir::new()?;
     let progress = dir.path().join("progress.txt");
     let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-v", "error", "-y"]

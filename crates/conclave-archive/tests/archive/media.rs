@@ -50,12 +50,23 @@ pub fn vp9_frames(dir: &Path, secs: u32) -> Vec<Frame> {
     ivf_frames(dir, secs, &vp9, conclave_archive::recorder::vp9_is_keyframe)
 }
 
+/// `secs` of 320x240 15 fps VP8 of one solid colour (an ffmpeg colour name).
+pub fn vp8_colour_frames(dir: &Path, secs: u32, colour: &str) -> Vec<Frame> {
+    let source = format!("color=c={colour}:size=320x240:rate=15");
+    encode_ivf(dir, &format!("{colour}.ivf"), &source, secs, &["-c:v", "libvpx"], conclave_archive::recorder::vp8_is_keyframe)
+}
+
 /// Encodes the test pattern with `codec` arguments into IVF and splits it into frames.
 fn ivf_frames(dir: &Path, secs: u32, codec: &[&str], is_key: fn(&[u8]) -> bool) -> Vec<Frame> {
+    encode_ivf(dir, &format!("{}.ivf", codec[1]), "testsrc=size=320x240:rate=15", secs, codec, is_key)
+}
+
+/// Encodes an ffmpeg lavfi `source` with `codec` arguments into IVF and splits it into frames.
+fn encode_ivf(dir: &Path, name: &str, source: &str, secs: u32, codec: &[&str], is_key: fn(&[u8]) -> bool) -> Vec<Frame> {
     require_ffmpeg();
-    let ivf = dir.join(format!("{}.ivf", codec[1]));
+    let ivf = dir.join(name);
     let t = secs.to_string();
-    let mut args = vec!["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", &t];
+    let mut args = vec!["-f", "lavfi", "-i", source, "-t", &t];
     args.extend_from_slice(codec);
     args.extend_from_slice(&["-g", "15", "-f", "ivf", ivf.to_str().unwrap()]);
     run_ffmpeg(&args);

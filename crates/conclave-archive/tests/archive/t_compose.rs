@@ -4,7 +4,8 @@
 
 use crate::media::{self, Frame};
 use conclave_archive::compose::{
-    ComposeInput, ComposeOutput, ComposeSource, ComposedFile, compose_grid,
+    ComposeInput, ComposeOutput, ComposeSource, ComposedFile, Layout, TileInput, compose,
+    compose_grid, placements,
 };
 use conclave_archive::digest::sha256_file;
 use conclave_archive::encrypt::{EncryptingWriter, EphemeralKey, open_decrypted};
@@ -42,8 +43,10 @@ fn input(path: &Path, offset_ms: u64, has_audio: bool, has_video: bool) -> Compo
     ComposeInput {
         source: ComposeSource::Path(path.to_path_buf()),
         offset_ms,
+        duration_ms: 2000,
         has_audio,
         has_video,
+        focus: false,
     }
 }
 
@@ -175,8 +178,10 @@ fn encrypted_inputs_compose_into_an_encrypted_mp4() {
         .map(|(r, offset_ms)| ComposeInput {
             source: ComposeSource::Reader(Box::new(open_decrypted(&r.path, &eph).unwrap())),
             offset_ms,
+            duration_ms: 2000,
             has_audio: true,
             has_video: true,
+            focus: false,
         })
         .collect();
     let archive = enc_dir.join("archive.mp4.age");
@@ -211,4 +216,81 @@ fn encrypted_inputs_compose_into_an_encrypted_mp4() {
     assert!((p.duration - 3.0).abs() < 1.0, "duration {}", p.duration);
     let errs = media::decode_errors(&mp4);
     assert!(errs.is_empty(), "decode errors: {errs}");
+}
+
+/// A video-only recording of a solid colour.
+fn record_colour(dir: &Path, colour: &str) -> PathBuf {
+    let m = Media { audio: Vec::new(), video: media::vp8_colour_frames(dir, 2, colour) };
+    record(dir, &format!("{colour}.webm"), &m, false, true)
+}
+
+/// The RGB pixel at (x, y) of the composed video's frame at `at` seconds.
+fn pixel(file: &Path, at: f64, width: u32, x: u32, y: u32) -> [u8; 3] {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &at.to_string(), "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let i = ((y * width + x) * 3) as usize;
+    [out.stdout[i], out.stdout[i + 1], out.stdout[i + 2]]
+}
+
+fn looks(p: [u8; 3], colour: &str) -> bool {
+    let [r, g, b] = p.map(i32::from);
+    match colour {
+        "red" => r > 180 && g < 70 && b < 70,
+        "blue" => b > 180 && r < 70 && g < 70,
+        "lime" => g > 180 && r < 70 && b < 70,
+        "black" => r < 40 && g < 40 && b < 40,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn layouts_put_each_stream_where_the_layout_says() {
+    let (_d, dir) = media::tmp();
+    let red = record_colour(&dir, "red");
+    let blue = record_colour(&dir, "blue");
+    let lime = record_colour(&dir, "lime");
+    let (w, h) = (640, 480);
+    for layout in [Layout::Pip, Layout::VerticalPresentation, Layout::HorizontalPresentation, Layout::BestFit] {
+        // Blue is the focus (second input); lime starts a second late.
+        let mut inputs = vec![input(&red, 0, false, true), input(&blue, 0, false, true), input(&lime, 1000, false, true)];
+        inputs[1].focus = true;
+        let marks: Vec<bool> = inputs.iter().map(|i| i.focus).collect();
+        let out = dir.join(format!("{layout:?}.mp4"));
+        let c = compose(inputs, w, h, layout, ComposeOutput::File(out.clone())).unwrap();
+        check(&out, &c, &["h264"], Some((640, 480)), 3.0);
+        let tiles = placements(
+            layout,
+            &marks
+                .iter()
+                .zip([0u64, 0, 1000])
+                .map(|(f, o)| TileInput { offset_ms: o, duration_ms: 2000, has_audio: false, has_video: true, focus: *f })
+                .collect::<Vec<_>>(),
+            w,
+            h,
+        );
+        let centre = |i: usize| {
+            let r = tiles.iter().find(|(j, _)| *j == i).unwrap().1;
+            (r.x + r.w / 2, r.y + r.h / 2)
+        };
+        let colours = ["red", "blue", "lime"];
+        for (i, colour) in colours.iter().enumerate() {
+            let (x, y) = centre(i);
+            let p = pixel(&out, 1.5, w, x, y);
+            assert!(looks(p, colour), "{layout:?}: {colour} expected at ({x}, {y}), got {p:?}");
+        }
+        // Before lime starts its tile is black (where it does not cover another stream).
+        if layout != Layout::Pip {
+            let (x, y) = centre(2);
+            assert!(looks(pixel(&out, 0.4, w, x, y), "black"), "{layout:?}");
+        }
+        if layout == Layout::Pip {
+            // The focus fills the canvas around the insets.
+            assert!(looks(pixel(&out, 1.5, w, 20, 20), "blue"));
+        }
+    }
 }

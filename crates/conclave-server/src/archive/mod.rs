@@ -339,7 +339,7 @@ impl Archiver {
         // events move the status afterwards (no second write here that could race them).
         if req.stream_mode == StreamMode::Auto {
             for s in self.hub.streams(&req.session_id) {
-                self.record_stream(&id, &s.stream_id, s.has_audio, s.has_video);
+                self.record_stream(&id, &s, s.has_audio, s.has_video);
             }
         }
         Ok(record)
@@ -351,7 +351,8 @@ impl Archiver {
     }
 
     /// Starts recording one stream of an active archive (idempotent).
-    fn record_stream(&self, archive_id: &str, stream_id: &str, has_audio: bool, has_video: bool) {
+    fn record_stream(&self, archive_id: &str, stream: &conclave_core::signal::StreamInfo, has_audio: bool, has_video: bool) {
+        let stream_id = stream.stream_id.as_str();
         let mut active = lock(&self.active);
         let Some(a) = active.get_mut(archive_id) else { return };
         if a.recorded.contains_key(stream_id) {
@@ -359,7 +360,7 @@ impl Archiver {
         }
         a.recorded.insert(stream_id.to_owned(), (has_audio, has_video));
         a.idle_since = None;
-        a.recording.add_stream(stream_id, has_audio, has_video);
+        a.recording.add_stream(stream_id, has_audio, has_video, recording::StreamTags::of(stream));
         if let Some(m) = &self.media {
             m.tap(crate::media::publisher_peer(stream_id), archive_id.to_owned(), Some(a.recording.sink()));
         }
@@ -428,7 +429,7 @@ impl Archiver {
                     self.maybe_auto_start(&e.api_key, &e.session_id).await;
                 }
                 for (id, au, vi) in targets {
-                    self.record_stream(&id, &s.stream_id, au, vi);
+                    self.record_stream(&id, s, au, vi);
                     self.refresh_by_id(&id).await;
                 }
             }
@@ -591,7 +592,7 @@ impl Archiver {
                     let a = active.get_mut(id).ok_or_else(|| ArchiveError::Conflict("the archive is finishing".into()))?;
                     a.selected.insert(sel.stream_id.clone(), (sel.has_audio, sel.has_video));
                 }
-                self.record_stream(id, &sel.stream_id, sel.has_audio && s.has_audio, sel.has_video && s.has_video);
+                self.record_stream(id, s, sel.has_audio && s.has_audio, sel.has_video && s.has_video);
                 r.streams.retain(|x| x.stream_id != sel.stream_id);
                 r.streams.push(sel);
             }

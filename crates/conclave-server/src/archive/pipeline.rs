@@ -8,7 +8,7 @@
 
 use super::Archiver;
 use super::recording::{FinishedStream, read_journal};
-use conclave_archive::compose::{ComposeInput, ComposeOutput, ComposeSource, compose_grid};
+use conclave_archive::compose::{ComposeInput, ComposeOutput, ComposeSource, Layout, compose};
 use conclave_archive::encrypt::{ArchiveRecipient, EncryptingWriter, EphemeralKey, open_decrypted};
 use conclave_archive::package::{PackageInput, write_individual_zip, write_individual_zip_to};
 use conclave_archive::upload::S3Target;
@@ -85,8 +85,10 @@ pub async fn run(arch: &Arc<Archiver>, rec: &ArchiveRecord, streams: Vec<Finishe
     deliver(arch, rec, artifact).await
 }
 
-fn build(rec: &ArchiveRecord, streams: Vec<FinishedStream>, work: &Path, key: Option<&(Arc<EphemeralKey>, String)>) -> Result<Artifact, String> {
+fn build(rec: &ArchiveRecord, mut streams: Vec<FinishedStream>, work: &Path, key: Option<&(Arc<EphemeralKey>, String)>) -> Result<Artifact, String> {
     let e = |e: conclave_archive::ArchiveError| e.to_string();
+    // Recording order (the grid's order, and the focus when no stream has the class).
+    streams.sort_by(|a, b| (a.offset_ms, &a.stream_id).cmp(&(b.offset_ms, &b.stream_id)));
     let duration_ms = streams.iter().map(|s| s.offset_ms + s.duration_ms).max().unwrap_or(0);
     let open = |s: &FinishedStream| -> Result<Box<dyn Read + Send>, String> {
         match key {
@@ -125,27 +127,50 @@ fn build(rec: &ArchiveRecord, streams: Vec<FinishedStream>, work: &Path, key: Op
         }
         OutputMode::Composed => {
             let (w, h) = rec.resolution.as_deref().and_then(parse_resolution).unwrap_or((640, 480));
+            let (layout, focus) = layout_of(rec.layout.as_ref(), &streams);
             let mut inputs = Vec::new();
-            for s in &streams {
+            for (i, s) in streams.iter().enumerate() {
                 let source = if key.is_some() { ComposeSource::Reader(open(s)?) } else { ComposeSource::Path(s.path.clone()) };
-                inputs.push(ComposeInput { source, offset_ms: s.offset_ms, has_audio: s.has_audio && rec.has_audio, has_video: s.has_video && rec.has_video });
+                inputs.push(ComposeInput { source, offset_ms: s.offset_ms, duration_ms: s.duration_ms, has_audio: s.has_audio && rec.has_audio, has_video: s.has_video && rec.has_video, focus: focus == Some(i) });
             }
             match customer {
                 None => {
                     let out = work.join(format!("{}.mp4", rec.id));
-                    let c = compose_grid(inputs, w, h, ComposeOutput::File(out.clone())).map_err(e)?;
+                    let c = compose(inputs, w, h, layout, ComposeOutput::File(out.clone())).map_err(e)?;
                     Ok(Artifact { path: out, ext: "mp4", object_ext: "mp4", size: c.size, sha256: c.sha256, duration_ms: c.duration_ms })
                 }
                 Some(cust) => {
                     let out = work.join(format!("{}.age", rec.id));
                     let mut sink = EncryptingWriter::new(std::fs::File::create(&out).map_err(|e| e.to_string())?, &[cust]).map_err(e)?;
-                    let c = compose_grid(inputs, w, h, ComposeOutput::Writer(&mut sink)).map_err(e)?;
+                    let c = compose(inputs, w, h, layout, ComposeOutput::Writer(&mut sink)).map_err(e)?;
                     let f = sink.finish().map_err(e)?;
                     Ok(Artifact { path: out, ext: "age", object_ext: "mp4.age", size: f.size, sha256: f.sha256, duration_ms: c.duration_ms })
                 }
             }
         }
     }
+}
+
+/// The composed layout of an archive (OpenTok's rules) and which stream is its focus: the
+/// layout's type, with the first stream that has the `focus` class as the focus; `bestFit`
+/// with a `screenshareType` switches to that type, the screen share as the focus, while a
+/// screen share is among the streams. `custom` stylesheets are rendered as `bestFit`.
+pub(crate) fn layout_of(layout: Option<&conclave_core::archive::ArchiveLayout>, streams: &[FinishedStream]) -> (Layout, Option<usize>) {
+    let by_name = |name: &str| match name {
+        "pip" => Layout::Pip,
+        "verticalPresentation" => Layout::VerticalPresentation,
+        "horizontalPresentation" => Layout::HorizontalPresentation,
+        _ => Layout::BestFit,
+    };
+    let focused = streams.iter().position(|s| s.tags.focus);
+    let Some(layout) = layout else { return (Layout::BestFit, focused) };
+    if layout.kind == "bestFit"
+        && let Some(share) = layout.screenshare_type.as_deref()
+        && let Some(screen) = streams.iter().position(|s| s.tags.screen && s.has_video)
+    {
+        return (by_name(share), Some(screen));
+    }
+    (by_name(&layout.kind), focused)
 }
 
 /// Upload (sha256 verified) or keep in the fallback store.
@@ -209,14 +234,44 @@ pub fn recover_streams(dir: &Path) -> Vec<FinishedStream> {
             continue;
         }
         if j.encrypted {
-            out.push(FinishedStream { stream_id: j.stream_id, path, offset_ms: j.offset_ms, duration_ms: 0, has_audio: j.has_audio, has_video: j.has_video, encrypted: true });
+            out.push(FinishedStream { stream_id: j.stream_id, path, offset_ms: j.offset_ms, duration_ms: 0, has_audio: j.has_audio, has_video: j.has_video, encrypted: true, tags: j.tags });
             continue;
         }
         let fixed = dir.join(format!("{}.recovered.webm", j.stream_id));
         match conclave_archive::recover::finalize_crashed_webm(&path, &fixed) {
-            Ok(f) => out.push(FinishedStream { stream_id: j.stream_id, path: fixed, offset_ms: j.offset_ms, duration_ms: f.duration_ms, has_audio: f.has_audio, has_video: f.has_video, encrypted: false }),
+            Ok(f) => out.push(FinishedStream { stream_id: j.stream_id, path: fixed, offset_ms: j.offset_ms, duration_ms: f.duration_ms, has_audio: f.has_audio, has_video: f.has_video, encrypted: false, tags: j.tags }),
             Err(e) => tracing::warn!(stream = %j.stream_id, error = %e, "a crashed stream recording had nothing usable"),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::recording::StreamTags;
+    use conclave_core::archive::ArchiveLayout;
+
+    fn stream(focus: bool, screen: bool) -> FinishedStream {
+        FinishedStream { stream_id: "s".into(), path: PathBuf::new(), offset_ms: 0, duration_ms: 1000, has_audio: true, has_video: true, encrypted: false, tags: StreamTags { focus, screen } }
+    }
+
+    fn layout(kind: &str, screenshare: Option<&str>) -> ArchiveLayout {
+        ArchiveLayout { kind: kind.into(), stylesheet: None, screenshare_type: screenshare.map(Into::into) }
+    }
+
+    #[test]
+    fn layouts_follow_opentoks_rules() {
+        let plain = [stream(false, false), stream(true, false), stream(false, true)];
+        assert_eq!(layout_of(None, &plain), (Layout::BestFit, Some(1)));
+        assert_eq!(layout_of(Some(&layout("pip", None)), &plain), (Layout::Pip, Some(1)));
+        assert_eq!(layout_of(Some(&layout("verticalPresentation", None)), &plain[..1]), (Layout::VerticalPresentation, None));
+        assert_eq!(layout_of(Some(&layout("horizontalPresentation", None)), &plain), (Layout::HorizontalPresentation, Some(1)));
+        // bestFit + screenshareType: the screen share becomes the focus of that layout...
+        assert_eq!(layout_of(Some(&layout("bestFit", Some("pip"))), &plain), (Layout::Pip, Some(2)));
+        // ...only while there is one.
+        assert_eq!(layout_of(Some(&layout("bestFit", Some("pip"))), &plain[..2]), (Layout::BestFit, Some(1)));
+        // Custom stylesheets are rendered as a grid.
+        assert_eq!(layout_of(Some(&layout("custom", None)), &plain).0, Layout::BestFit);
+    }
 }

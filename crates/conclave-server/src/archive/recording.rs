@@ -24,6 +24,21 @@ const QUEUE: usize = 4096;
 const CODEC_WAIT: Duration = Duration::from_secs(2);
 pub const JOURNAL: &str = "streams.jsonl";
 
+/// What the composed layout needs to know about a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTags {
+    /// It has OpenTok's `focus` layout class.
+    pub focus: bool,
+    /// Its video is a screen share (`videoType: screen`).
+    pub screen: bool,
+}
+
+impl StreamTags {
+    pub fn of(s: &conclave_core::signal::StreamInfo) -> StreamTags {
+        StreamTags { focus: s.layout_class_list.iter().any(|c| c == "focus"), screen: s.video_type == conclave_core::signal::VideoType::Screen }
+    }
+}
+
 /// A journal line: enough to finalize a stream's file after a crash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +49,9 @@ pub struct JournalEntry {
     pub has_audio: bool,
     pub has_video: bool,
     pub encrypted: bool,
+    /// Absent in journals written before layouts were rendered.
+    #[serde(default)]
+    pub tags: StreamTags,
 }
 
 /// A stream's finished file.
@@ -47,10 +65,11 @@ pub struct FinishedStream {
     pub has_video: bool,
     /// The file is age-encrypted (to the customer and the recording's ephemeral key).
     pub encrypted: bool,
+    pub tags: StreamTags,
 }
 
 enum Input {
-    Add { stream_id: String, has_audio: bool, has_video: bool },
+    Add { stream_id: String, has_audio: bool, has_video: bool, tags: StreamTags },
     Remove { stream_id: String },
     Frame(Box<RecordedFrame>),
     Finish(tokio::sync::oneshot::Sender<Vec<FinishedStream>>),
@@ -84,8 +103,8 @@ impl Recording {
         Ok(Recording { tx, dropped, key })
     }
 
-    pub fn add_stream(&self, stream_id: &str, has_audio: bool, has_video: bool) {
-        let _ = self.tx.send(Input::Add { stream_id: stream_id.to_owned(), has_audio, has_video });
+    pub fn add_stream(&self, stream_id: &str, has_audio: bool, has_video: bool, tags: StreamTags) {
+        let _ = self.tx.send(Input::Add { stream_id: stream_id.to_owned(), has_audio, has_video, tags });
     }
 
     pub fn remove_stream(&self, stream_id: &str) {
@@ -122,6 +141,7 @@ fn stream_of(peer: &str) -> Option<&str> {
 struct Track {
     has_audio: bool,
     has_video: bool,
+    tags: StreamTags,
     added: Instant,
     /// Frames held until the video codec is known.
     early: Vec<RecordedFrame>,
@@ -146,7 +166,7 @@ impl Worker {
     fn run(mut self, rx: Receiver<Input>) {
         loop {
             match rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(Input::Add { stream_id, has_audio, has_video }) => self.add(stream_id, has_audio, has_video),
+                Ok(Input::Add { stream_id, has_audio, has_video, tags }) => self.add(stream_id, has_audio, has_video, tags),
                 Ok(Input::Remove { stream_id }) => self.remove(&stream_id),
                 Ok(Input::Frame(f)) => self.frame(*f),
                 Ok(Input::Finish(reply)) => {
@@ -163,13 +183,14 @@ impl Worker {
         }
     }
 
-    fn add(&mut self, stream_id: String, has_audio: bool, has_video: bool) {
+    fn add(&mut self, stream_id: String, has_audio: bool, has_video: bool, tags: StreamTags) {
         if self.tracks.contains_key(&stream_id) || conclave_archive::package::stream_filename(&stream_id).is_err() {
             return;
         }
         let track = Track {
             has_audio: has_audio && self.spec.has_audio,
             has_video: has_video && self.spec.has_video,
+            tags,
             added: Instant::now(),
             early: Vec::new(),
             recorder: None,
@@ -198,6 +219,7 @@ impl Worker {
                 has_audio: f.has_audio,
                 has_video: f.has_video,
                 encrypted: self.spec.encrypt_to.is_some(),
+                tags: t.tags,
             }),
             Err(e) => {
                 tracing::warn!(stream = %stream_id, error = %e, "a stream recorded nothing usable");
@@ -270,7 +292,7 @@ impl Worker {
         t.offset_ms = first.saturating_duration_since(self.start).as_millis() as u64;
         t.file = file.clone();
         t.recorder = Some(rec);
-        self.journal(&JournalEntry { stream_id: stream_id.to_owned(), file, offset_ms: t.offset_ms, has_audio: t.has_audio, has_video: t.has_video, encrypted });
+        self.journal(&JournalEntry { stream_id: stream_id.to_owned(), file, offset_ms: t.offset_ms, has_audio: t.has_audio, has_video: t.has_video, encrypted, tags: t.tags });
         for f in std::mem::take(&mut t.early) {
             self.write(stream_id, t, f);
         }
