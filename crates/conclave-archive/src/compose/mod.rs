@@ -14,6 +14,7 @@ mod graph;
 
 pub use graph::{FPS, Layout, Rect, TileInput, grid, placements};
 
+
 use crate::digest::sha256_file;
 use crate::error::{ArchiveError, Result};
 use crate::ffmpeg::{ffmpeg_bin, probe_duration_ms, tail};
@@ -73,25 +74,61 @@ pub struct ComposedFile {
     pub duration_ms: u64,
 }
 
-/// [`compose`] with the `bestFit` grid.
+/// How the composed MP4 is laid out and encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComposeSpec {
+    /// Even, 16..=4096.
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub quality: Quality,
+}
+
+/// OpenTok's archive encoding options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quality {
+    /// libx264 CRF 23, AAC 128 kb/s.
+    #[default]
+    Default,
+    /// `maxBitrate`: the whole file (video + audio) at most this many bits per second. Audio
+    /// gets a quarter (32–128 kb/s), video the rest as a capped CRF 23.
+    MaxBitrate(u32),
+    /// `quantizationParameter`: constant QP (15–40; lower is better and larger).
+    Qp(u8),
+}
+
+impl Quality {
+    /// (video, audio) encoder arguments.
+    fn args(self) -> (Vec<String>, Vec<String>) {
+        let audio = |bps: u32| vec!["-b:a".to_owned(), bps.to_string()];
+        match self {
+            Quality::Default => (vec!["-crf".into(), "23".into()], audio(128_000)),
+            Quality::MaxBitrate(total) => {
+                let a = (total / 4).clamp(32_000, 128_000);
+                let v = total.saturating_sub(a).max(total / 2);
+                let video = ["-crf", "23", "-maxrate", &v.to_string(), "-bufsize", &v.to_string()].map(String::from).to_vec();
+                (video, audio(a))
+            }
+            Quality::Qp(qp) => (vec!["-qp".into(), qp.to_string()], audio(128_000)),
+        }
+    }
+}
+
+/// [`compose`] with the `bestFit` grid and default quality.
 pub fn compose_grid(
     inputs: Vec<ComposeInput>,
     width: u32,
     height: u32,
     output: ComposeOutput<'_>,
 ) -> Result<ComposedFile> {
-    compose(inputs, width, height, Layout::BestFit, output)
+    let spec = ComposeSpec { width, height, layout: Layout::BestFit, quality: Quality::Default };
+    compose(inputs, &spec, output)
 }
 
-/// Compose `inputs` into one MP4 of `width`x`height` (even, 16..=4096) in `layout`. No input
-/// with video gives an audio-only MP4; no input with audio gives no audio track.
-pub fn compose(
-    inputs: Vec<ComposeInput>,
-    width: u32,
-    height: u32,
-    layout: Layout,
-    output: ComposeOutput<'_>,
-) -> Result<ComposedFile> {
+/// Compose `inputs` into one MP4 as `spec` says. No input with video gives an audio-only
+/// MP4; no input with audio gives no audio track.
+pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOutput<'_>) -> Result<ComposedFile> {
+    let ComposeSpec { width, height, layout, quality } = *spec;
     validate(&inputs, width, height)?;
     let tiles: Vec<graph::TileInput> = inputs
         .iter()
@@ -125,22 +162,16 @@ pub fn compose(
     }
     args.extend(["-filter_complex".into(), g.filter.into()]);
     args.extend(["-filter_complex_threads".into(), "1".into()]);
+    let (video_quality, audio_quality) = quality.args();
     if g.video {
-        args.extend(
-            [
-                "-map", "[vout]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-                "-pix_fmt", "yuv420p", "-r", "25", "-g", "50",
-            ]
-            .map(OsString::from),
-        );
+        args.extend(["-map", "[vout]", "-c:v", "libx264", "-preset", "veryfast"].map(OsString::from));
+        args.extend(video_quality.into_iter().map(OsString::from));
+        args.extend(["-pix_fmt", "yuv420p", "-r", "25", "-g", "50"].map(OsString::from));
     }
     if g.audio {
-        args.extend(
-            [
-                "-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2",
-            ]
-            .map(OsString::from),
-        );
+        args.extend(["-map", "[aout]", "-c:a", "aac"].map(OsString::from));
+        args.extend(audio_quality.into_iter().map(OsString::from));
+        args.extend(["-ar", "48000", "-ac", "2"].map(OsString::from));
     }
     args.extend(["-threads", "1"].map(OsString::from));
     let file_out = match &output {

@@ -4,8 +4,8 @@
 
 use crate::media::{self, Frame};
 use conclave_archive::compose::{
-    ComposeInput, ComposeOutput, ComposeSource, ComposedFile, Layout, TileInput, compose,
-    compose_grid, placements,
+    ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, ComposedFile, Layout, Quality,
+    TileInput, compose, compose_grid, placements,
 };
 use conclave_archive::digest::sha256_file;
 use conclave_archive::encrypt::{EncryptingWriter, EphemeralKey, open_decrypted};
@@ -261,7 +261,8 @@ fn layouts_put_each_stream_where_the_layout_says() {
         inputs[1].focus = true;
         let marks: Vec<bool> = inputs.iter().map(|i| i.focus).collect();
         let out = dir.join(format!("{layout:?}.mp4"));
-        let c = compose(inputs, w, h, layout, ComposeOutput::File(out.clone())).unwrap();
+        let spec = ComposeSpec { width: w, height: h, layout, quality: Quality::Default };
+        let c = compose(inputs, &spec, ComposeOutput::File(out.clone())).unwrap();
         check(&out, &c, &["h264"], Some((640, 480)), 3.0);
         let tiles = placements(
             layout,
@@ -293,4 +294,31 @@ fn layouts_put_each_stream_where_the_layout_says() {
             assert!(looks(pixel(&out, 1.5, w, 20, 20), "blue"));
         }
     }
+}
+
+/// Overall bit rate of a file, from its size and duration, in bits per second.
+fn bitrate(file: &Path) -> f64 {
+    std::fs::metadata(file).unwrap().len() as f64 * 8.0 / media::probe(file).duration
+}
+
+#[test]
+fn max_bitrate_caps_the_file_and_quantization_sets_the_quality() {
+    let (_d, dir) = media::tmp();
+    let m = media_2s(&dir);
+    let av = record(&dir, "av.webm", &m, true, true);
+    let make = |name: &str, quality: Quality| {
+        let out = dir.join(name);
+        let spec = ComposeSpec { width: 1280, height: 720, layout: Layout::BestFit, quality };
+        let c = compose(vec![input(&av, 0, true, true)], &spec, ComposeOutput::File(out.clone())).unwrap();
+        check(&out, &c, &["aac", "h264"], Some((1280, 720)), 2.0);
+        out
+    };
+    let free = bitrate(&make("default.mp4", Quality::Default));
+    let capped = bitrate(&make("capped.mp4", Quality::MaxBitrate(150_000)));
+    assert!(free > 150_000.0 * 1.5, "the uncapped test file must need more than the cap: {free}");
+    // A 2 s file has little room to average out (and the container has overhead): allow 20%.
+    assert!(capped < 150_000.0 * 1.2, "maxBitrate 150 kb/s gave {capped} b/s (uncapped: {free})");
+    let fine = std::fs::metadata(make("qp15.mp4", Quality::Qp(15))).unwrap().len();
+    let coarse = std::fs::metadata(make("qp40.mp4", Quality::Qp(40))).unwrap().len();
+    assert!(coarse * 2 < fine, "QP 40 ({coarse} B) is far smaller than QP 15 ({fine} B)");
 }

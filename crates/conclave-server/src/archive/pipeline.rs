@@ -8,7 +8,7 @@
 
 use super::Archiver;
 use super::recording::{FinishedStream, read_journal};
-use conclave_archive::compose::{ComposeInput, ComposeOutput, ComposeSource, Layout, compose};
+use conclave_archive::compose::{ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, Layout, Quality, compose};
 use conclave_archive::encrypt::{ArchiveRecipient, EncryptingWriter, EphemeralKey, open_decrypted};
 use conclave_archive::package::{PackageInput, write_individual_zip, write_individual_zip_to};
 use conclave_archive::upload::S3Target;
@@ -128,6 +128,7 @@ fn build(rec: &ArchiveRecord, mut streams: Vec<FinishedStream>, work: &Path, key
         OutputMode::Composed => {
             let (w, h) = rec.resolution.as_deref().and_then(parse_resolution).unwrap_or((640, 480));
             let (layout, focus) = layout_of(rec.layout.as_ref(), &streams);
+            let spec = ComposeSpec { width: w, height: h, layout, quality: quality_of(rec.max_bitrate, rec.quantization_parameter) };
             let mut inputs = Vec::new();
             for (i, s) in streams.iter().enumerate() {
                 let source = if key.is_some() { ComposeSource::Reader(open(s)?) } else { ComposeSource::Path(s.path.clone()) };
@@ -136,13 +137,13 @@ fn build(rec: &ArchiveRecord, mut streams: Vec<FinishedStream>, work: &Path, key
             match customer {
                 None => {
                     let out = work.join(format!("{}.mp4", rec.id));
-                    let c = compose(inputs, w, h, layout, ComposeOutput::File(out.clone())).map_err(e)?;
+                    let c = compose(inputs, &spec, ComposeOutput::File(out.clone())).map_err(e)?;
                     Ok(Artifact { path: out, ext: "mp4", object_ext: "mp4", size: c.size, sha256: c.sha256, duration_ms: c.duration_ms })
                 }
                 Some(cust) => {
                     let out = work.join(format!("{}.age", rec.id));
                     let mut sink = EncryptingWriter::new(std::fs::File::create(&out).map_err(|e| e.to_string())?, &[cust]).map_err(e)?;
-                    let c = compose(inputs, w, h, layout, ComposeOutput::Writer(&mut sink)).map_err(e)?;
+                    let c = compose(inputs, &spec, ComposeOutput::Writer(&mut sink)).map_err(e)?;
                     let f = sink.finish().map_err(e)?;
                     Ok(Artifact { path: out, ext: "age", object_ext: "mp4.age", size: f.size, sha256: f.sha256, duration_ms: c.duration_ms })
                 }
@@ -171,6 +172,15 @@ pub(crate) fn layout_of(layout: Option<&conclave_core::archive::ArchiveLayout>, 
         return (by_name(share), Some(screen));
     }
     (by_name(&layout.kind), focused)
+}
+
+/// `maxBitrate` / `quantizationParameter` (validated at start: exclusive, in range).
+fn quality_of(max_bitrate: Option<i64>, quantization_parameter: Option<i64>) -> Quality {
+    match (max_bitrate, quantization_parameter) {
+        (Some(b), _) => Quality::MaxBitrate(u32::try_from(b).unwrap_or(u32::MAX)),
+        (None, Some(q)) => Quality::Qp(u8::try_from(q).unwrap_or(40)),
+        (None, None) => Quality::Default,
+    }
 }
 
 /// Upload (sha256 verified) or keep in the fallback store.
@@ -273,5 +283,12 @@ mod tests {
         assert_eq!(layout_of(Some(&layout("bestFit", Some("pip"))), &plain[..2]), (Layout::BestFit, Some(1)));
         // Custom stylesheets are rendered as a grid.
         assert_eq!(layout_of(Some(&layout("custom", None)), &plain).0, Layout::BestFit);
+    }
+
+    #[test]
+    fn encoding_options_reach_the_encoder() {
+        assert_eq!(quality_of(None, None), Quality::Default);
+        assert_eq!(quality_of(Some(2_000_000), None), Quality::MaxBitrate(2_000_000));
+        assert_eq!(quality_of(None, Some(28)), Quality::Qp(28));
     }
 }
