@@ -652,6 +652,15 @@ async fn sigterm_finishes_and_delivers_recordings_before_exit() {
     assert_eq!(v["status"], "available", "{v}");
     assert_eq!(v["reason"], "server shutting down");
     assert!(!e.server.logs().contains("recovering an archive"));
+    // A download URL handed out before a restart still works after it (the signing key is
+    // derived from the master key, not made up at start-up).
+    let url = v["url"].as_str().unwrap().to_owned();
+    let path = &url[url.find("/v2/").unwrap()..];
+    assert!(e.server.stop());
+    e.server = Server::start(&e.data(), &rtc_args(&[]));
+    let resp = reqwest::get(format!("{}{path}", e.server.base)).await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    assert!(resp.bytes().await.unwrap().starts_with(b"PK"), "the individual archive's ZIP");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
