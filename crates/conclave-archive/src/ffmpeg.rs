@@ -66,6 +66,16 @@ pub fn probe_duration_ms(path: &Path) -> Result<u64> {
     Ok((secs * 1000.0).round() as u64)
 }
 
+/// The video frame shown at `at_secs` of a media file, decoded to packed RGB (3 bytes a
+/// pixel, rows of the video's width): what checks of a composed layout read pixels from.
+pub fn frame_rgb24(path: &Path, at_secs: f64) -> Result<Vec<u8>> {
+    let at = at_secs.to_string();
+    let args = ["-v", "error", "-ss", &at, "-i"].map(std::ffi::OsStr::new);
+    let tail = ["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"].map(std::ffi::OsStr::new);
+    let all: Vec<&std::ffi::OsStr> = args.iter().copied().chain([path.as_os_str()]).chain(tail).collect();
+    run(&ffmpeg_bin(), &all)
+}
+
 /// Packets per stream type: `(audio, video)` counted by ffprobe reading the whole file.
 pub(crate) fn count_packets(path: &Path) -> Result<(u64, u64)> {
     let out = run(

@@ -9,7 +9,7 @@ pub mod compose;
 pub mod digest;
 pub mod encrypt;
 pub mod error;
-mod ffmpeg;
+pub mod ffmpeg;
 pub mod package;
 pub mod recorder;
 pub mod recover;

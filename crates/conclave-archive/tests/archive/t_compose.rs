@@ -224,17 +224,11 @@ fn record_colour(dir: &Path, colour: &str) -> PathBuf {
     record(dir, &format!("{colour}.webm"), &m, false, true)
 }
 
-/// The RGB pixel at (x, y) of the composed video's frame at `at` seconds.
+/// The RGB pixel at (x, y) of a video's frame at `at` seconds.
 fn pixel(file: &Path, at: f64, width: u32, x: u32, y: u32) -> [u8; 3] {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &at.to_string(), "-i"])
-        .arg(file)
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rgb = conclave_archive::ffmpeg::frame_rgb24(file, at).unwrap();
     let i = ((y * width + x) * 3) as usize;
-    [out.stdout[i], out.stdout[i + 1], out.stdout[i + 2]]
+    [rgb[i], rgb[i + 1], rgb[i + 2]]
 }
 
 fn looks(p: [u8; 3], colour: &str) -> bool {
