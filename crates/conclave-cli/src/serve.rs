@@ -246,7 +246,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let signal = SignalConfig { heartbeat: args.signal_heartbeat, reconnect_grace: args.reconnect_grace, turn, ..SignalConfig::default() };
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
-    let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone());
     let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port), metrics.clone()).await?;
     println!("media on udp://{}", media.address);
     let (hub_events, mut hub_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -266,6 +265,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => Arc::new(conclave_server::cluster::SingleNode),
     };
+    let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone(), cluster.clone());
     let drain_cluster = cluster.clone();
     let drain_delay = args.cluster.drain_delay;
     let mut archive_config = args.archive.config(&args.data.data_dir)?;

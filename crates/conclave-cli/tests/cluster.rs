@@ -3,7 +3,8 @@
 //! database and the master key. Clients may join through any
 //! node (they are redirected to the session's node), REST works on every node (forwarded),
 //! kicks hold everywhere, `maxParticipants` is exact across nodes, and when the session's
-//! node is killed the session is placed again and its archive does not stay `started`.
+//! node is killed the session is placed again, its archive does not stay `started` and its
+//! undelivered webhooks are delivered once, by a survivor.
 
 mod common;
 #[path = "../../conclave-store/tests/pg/mod.rs"]
@@ -99,7 +100,7 @@ impl Cluster {
         let advertise = format!("http://127.0.0.1:{port}");
         let id = format!("node-{i}");
         let redis = self.redis.url();
-        let extra = ["--database-url", &self.database_url, "--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s", "--drain-delay", "3s"];
+        let extra = ["--database-url", &self.database_url, "--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s", "--drain-delay", "3s", "--allow-private-callbacks", "--allow-http-callbacks"];
         Server::start_with(&self.data.join(&id), &listen, &extra, "http", &[("CONCLAVE_MASTER_KEY", MASTER_KEY)])
     }
 
@@ -308,4 +309,43 @@ async fn a_draining_node_takes_no_new_sessions_and_exits_cleanly() {
     }
     let mut node = c.nodes[host].take().unwrap();
     assert!(node.stop(), "the drained node exits cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_undelivered_webhooks_are_delivered_once_by_a_survivor() {
+    let mut c = Cluster::start(2);
+    // The receiver is down while the session's node tries to deliver.
+    let hook_port = free_port();
+    let url = format!("http://127.0.0.1:{hook_port}/hook");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v2/project/{}/callback", c.base(0), c.key))
+        .header("X-OPENTOK-AUTH", rest_jwt(&c.p))
+        .json(&serde_json::json!({"group": "connection", "event": "created", "url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = c.sdk(0).create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let a = Client::connect(&c.ws(0), &session, &c.token(&session, Role::Publisher)).await.unwrap();
+    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let connection = a.connection_id.clone();
+    tokio::time::sleep(Duration::from_secs(1)).await; // in the outbox, first attempts failed
+    let mut dead = c.nodes[host].take().unwrap();
+    dead.child.kill().unwrap(); // SIGKILL: its retries die with it
+    dead.child.wait().unwrap();
+    drop(a);
+    let (_, received) = receiver_on(&format!("127.0.0.1:{hook_port}"), 0).await;
+    let ours = |r: &Received| r.calls.iter().filter(|(_, _, body)| String::from_utf8_lossy(body).contains(&connection)).count();
+    // The survivor takes the row over once the dead node's heartbeat lapses, and delivers it.
+    let end = Instant::now() + Duration::from_secs(30);
+    while ours(&received.lock().unwrap()) == 0 {
+        assert!(Instant::now() < end, "the dead node's webhook was never delivered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The dead node comes back under its ID: its row was taken over and delivered, so it does
+    // not send it again (nor does the survivor).
+    c.nodes[host] = Some(c.node(host));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(ours(&received.lock().unwrap()), 1, "delivered exactly once");
+    drop(dead);
 }

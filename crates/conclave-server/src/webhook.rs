@@ -2,7 +2,8 @@
 //! and `streamDestroyed`, POSTed to the project's registered callback URLs.
 //!
 //! Owns: the event bodies (OpenTok's session-monitoring shape), signing, SSRF checks on
-//! callback URLs, and delivery with retries and back-off, in order per session and target URL.
+//! callback URLs, the outbox (who delivers what after a restart or a node's death), and
+//! delivery with retries and back-off, in order per session and target URL.
 //! Must not touch: signaling. Events arrive on an unbounded channel, so a receiver that is
 //! down never blocks a room.
 //!
@@ -11,6 +12,7 @@
 //! `payload_hash` = lowercase hex SHA-256 of the exact body bytes.
 
 use crate::clock;
+use crate::cluster::Coordinator;
 use crate::signal::hub::HubEvent;
 use crate::signal::room::SessionEvent;
 use conclave_core::jws::sign_hs256;
@@ -191,24 +193,48 @@ impl From<&HubEvent> for Notification {
 
 pub type Webhooks = mpsc::UnboundedSender<Notification>;
 
+/// How often a cluster node looks for undelivered webhooks of nodes that are gone.
+const TAKEOVER_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Starts the dispatcher; notifications sent to the returned channel are delivered in the
 /// background, in order per (target URL, session).
-pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::metrics::Metrics>) -> Webhooks {
+///
+/// Every webhook is written to the outbox under this node's ID before its first attempt. At
+/// start-up a node replays its own undelivered rows (a previous run's), then takes over the
+/// rows of nodes that are no longer alive; in cluster mode it looks for such rows again every
+/// few seconds, so a dead node's webhooks are delivered once, by one survivor. Single-node
+/// mode owns every row.
+pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::metrics::Metrics>, cluster: Arc<dyn Coordinator>) -> Webhooks {
     let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
     let queues: Queues = Arc::default();
+    let node = cluster.node_id().unwrap_or_default().to_owned();
     tokio::spawn(async move {
         // Webhooks a previous run did not deliver go first, in their original order.
-        match store.pending_webhooks().await {
-            Ok(pending) => {
-                if !pending.is_empty() {
-                    tracing::info!(count = pending.len(), "resuming undelivered webhooks");
-                }
-                for r in pending {
-                    let job = Job { seq: r.seq, api_key: r.api_key, url: r.url, body: r.body, event: r.event };
-                    enqueue(&queues, &store, &config, &metrics, &r.session_id, job);
-                }
+        let mut pending = match store.pending_webhooks(&node).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "loading undelivered webhooks failed");
+                Vec::new()
             }
-            Err(e) => tracing::error!(error = %e, "loading undelivered webhooks failed"),
+        };
+        pending.extend(take_over(&store, cluster.as_ref(), &node).await);
+        if !pending.is_empty() {
+            tracing::info!(count = pending.len(), "resuming undelivered webhooks");
+        }
+        for r in pending {
+            replay(&queues, &store, &config, &metrics, r);
+        }
+        if cluster.node_id().is_some() {
+            let (store, config, metrics, queues, node) = (store.clone(), config.clone(), metrics.clone(), queues.clone(), node.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(TAKEOVER_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    for r in take_over(&store, cluster.as_ref(), &node).await {
+                        replay(&queues, &store, &config, &metrics, r);
+                    }
+                }
+            });
         }
         while let Some(n) = rx.recv().await {
             let callbacks = match store.callbacks(&n.api_key).await {
@@ -222,6 +248,7 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
             for cb in callbacks.into_iter().filter(|c| c.group == n.group && c.event == n.event) {
                 let record = conclave_store::OutboxRecord {
                     seq: 0,
+                    node_id: node.clone(),
                     api_key: cb.api_key.clone(),
                     session_id: n.session_id.clone(),
                     url: cb.url.clone(),
@@ -243,6 +270,41 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
         }
     });
     tx
+}
+
+/// Queues an outbox row for delivery.
+fn replay(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &Arc<crate::metrics::Metrics>, r: conclave_store::OutboxRecord) {
+    let job = Job { seq: r.seq, api_key: r.api_key, url: r.url, body: r.body, event: r.event };
+    enqueue(queues, store, config, metrics, &r.session_id, job);
+}
+
+/// Moves the undelivered webhooks of nodes that are gone to `node`, and returns them. In
+/// single-node mode every other row is this node's to deliver (a former cluster's, or rows
+/// written before rows had nodes).
+async fn take_over(store: &Arc<dyn Store>, cluster: &dyn Coordinator, node: &str) -> Vec<conclave_store::OutboxRecord> {
+    let others = match store.webhook_outbox_nodes().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "listing undelivered webhooks failed");
+            return Vec::new();
+        }
+    };
+    let mut taken = Vec::new();
+    for other in others.into_iter().filter(|n| n != node) {
+        if cluster.node_id().is_some() && !other.is_empty() && cluster.is_alive(&other).await {
+            continue;
+        }
+        match store.claim_webhooks(&other, node).await {
+            Ok(rows) => {
+                if !rows.is_empty() {
+                    tracing::info!(count = rows.len(), from = %other, "taking over the undelivered webhooks of a node that is gone");
+                }
+                taken.extend(rows);
+            }
+            Err(e) => tracing::error!(error = %e, from = %other, "taking over undelivered webhooks failed"),
+        }
+    }
+    taken
 }
 
 fn serde_event_name(group: &str, name: &str) -> &'static str {
@@ -300,9 +362,7 @@ async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate
 async fn deliver_with_retries(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate::metrics::Metrics, job: &Job) {
     use crate::metrics::inc;
     let mut delay = config.first_backoff;
-    let mut id = [0u8; 16];
-    getrandom::fill(&mut id).expect("the OS CSPRNG is available");
-    let delivery_id = hex::encode(id);
+    let delivery_id = delivery_id(job.seq);
     for attempt in 1..=config.max_attempts {
         match try_once(store, config, job, &delivery_id, attempt).await {
             Ok(()) => {
@@ -322,6 +382,18 @@ async fn deliver_with_retries(store: &Arc<dyn Store>, config: &WebhookConfig, me
             }
         }
     }
+}
+
+/// The `X-Conclave-Delivery` ID (and the signature's `jti`): the outbox row's, so that a
+/// webhook sent again after a restart or a takeover carries the same ID and receivers can
+/// drop the duplicate; random for a webhook the outbox could not store.
+fn delivery_id(seq: i64) -> String {
+    if seq > 0 {
+        return format!("{seq:032x}");
+    }
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).expect("the OS CSPRNG is available");
+    hex::encode(id)
 }
 
 async fn try_once(store: &Arc<dyn Store>, config: &WebhookConfig, job: &Job, delivery_id: &str, attempt: u32) -> Result<(), (String, bool)> {

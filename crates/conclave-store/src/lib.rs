@@ -72,8 +72,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a webhook before its first attempt; returns its sequence number.
     async fn enqueue_webhook(&self, record: &OutboxRecord) -> Result<i64, StoreError>;
-    /// Every undelivered webhook, oldest first.
-    async fn pending_webhooks(&self) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// The undelivered webhooks of one node, oldest first.
+    async fn pending_webhooks(&self, node_id: &str) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// The nodes that have undelivered webhooks.
+    async fn webhook_outbox_nodes(&self) -> Result<Vec<String>, StoreError>;
+    /// Moves every undelivered webhook of node `from` to node `to` in one statement (two nodes
+    /// racing for the same rows: one gets them all, the other none); returns the rows moved,
+    /// oldest first.
+    async fn claim_webhooks(&self, from: &str, to: &str) -> Result<Vec<OutboxRecord>, StoreError>;
     async fn delete_webhook(&self, seq: i64) -> Result<(), StoreError>;
 
     async fn insert_callback(&self, callback: &CallbackRecord) -> Result<(), StoreError>;

@@ -277,7 +277,8 @@ impl Store for PgStore {
     }
 
     async fn enqueue_webhook(&self, r: &OutboxRecord) -> Result<i64, StoreError> {
-        let seq: i64 = sqlx::query_scalar("INSERT INTO webhook_outbox (api_key, session_id, url, event, body, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq")
+        let seq: i64 = sqlx::query_scalar("INSERT INTO webhook_outbox (node_id, api_key, session_id, url, event, body, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq")
+            .bind(&r.node_id)
             .bind(&r.api_key)
             .bind(&r.session_id)
             .bind(&r.url)
@@ -289,20 +290,20 @@ impl Store for PgStore {
         Ok(seq)
     }
 
-    async fn pending_webhooks(&self) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM webhook_outbox ORDER BY seq").fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| OutboxRecord {
-                seq: r.get("seq"),
-                api_key: r.get("api_key"),
-                session_id: r.get("session_id"),
-                url: r.get("url"),
-                event: r.get("event"),
-                body: r.get("body"),
-                created_at_ms: to_u64(r.get("created_at_ms")),
-            })
-            .collect())
+    async fn pending_webhooks(&self, node_id: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM webhook_outbox WHERE node_id = $1 ORDER BY seq").bind(node_id).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(outbox_row).collect())
+    }
+
+    async fn webhook_outbox_nodes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT node_id FROM webhook_outbox").fetch_all(&self.pool).await?)
+    }
+
+    async fn claim_webhooks(&self, from: &str, to: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query("UPDATE webhook_outbox SET node_id = $1 WHERE node_id = $2 RETURNING *").bind(to).bind(from).fetch_all(&self.pool).await?;
+        let mut claimed: Vec<OutboxRecord> = rows.into_iter().map(outbox_row).collect();
+        claimed.sort_by_key(|r| r.seq);
+        Ok(claimed)
     }
 
     async fn delete_webhook(&self, seq: i64) -> Result<(), StoreError> {
@@ -373,5 +374,18 @@ impl Store for PgStore {
     }
     async fn archive_status_counts(&self) -> Result<Vec<(conclave_core::archive::ArchiveStatus, u64)>, StoreError> {
         self.archive_counts().await
+    }
+}
+
+fn outbox_row(r: sqlx::postgres::PgRow) -> OutboxRecord {
+    OutboxRecord {
+        seq: r.get("seq"),
+        node_id: r.get("node_id"),
+        api_key: r.get("api_key"),
+        session_id: r.get("session_id"),
+        url: r.get("url"),
+        event: r.get("event"),
+        body: r.get("body"),
+        created_at_ms: to_u64(r.get("created_at_ms")),
     }
 }

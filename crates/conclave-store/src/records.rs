@@ -81,6 +81,8 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRecord {
     pub seq: i64,
+    /// The node that delivers it (`""` in single-node mode).
+    pub node_id: String,
     pub api_key: String,
     pub session_id: String,
     pub url: String,

@@ -269,7 +269,8 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue_webhook(&self, r: &OutboxRecord) -> Result<i64, StoreError> {
-        let done = sqlx::query("INSERT INTO webhook_outbox (api_key, session_id, url, event, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+        let done = sqlx::query("INSERT INTO webhook_outbox (node_id, api_key, session_id, url, event, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&r.node_id)
             .bind(&r.api_key)
             .bind(&r.session_id)
             .bind(&r.url)
@@ -281,20 +282,20 @@ impl Store for SqliteStore {
         Ok(done.last_insert_rowid())
     }
 
-    async fn pending_webhooks(&self) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM webhook_outbox ORDER BY seq").fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| OutboxRecord {
-                seq: r.get("seq"),
-                api_key: r.get("api_key"),
-                session_id: r.get("session_id"),
-                url: r.get("url"),
-                event: r.get("event"),
-                body: r.get("body"),
-                created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
-            })
-            .collect())
+    async fn pending_webhooks(&self, node_id: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM webhook_outbox WHERE node_id = ? ORDER BY seq").bind(node_id).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(outbox_row).collect())
+    }
+
+    async fn webhook_outbox_nodes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT node_id FROM webhook_outbox").fetch_all(&self.pool).await?)
+    }
+
+    async fn claim_webhooks(&self, from: &str, to: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query("UPDATE webhook_outbox SET node_id = ? WHERE node_id = ? RETURNING *").bind(to).bind(from).fetch_all(&self.writer).await?;
+        let mut claimed: Vec<OutboxRecord> = rows.into_iter().map(outbox_row).collect();
+        claimed.sort_by_key(|r| r.seq);
+        Ok(claimed)
     }
 
     async fn delete_webhook(&self, seq: i64) -> Result<(), StoreError> {
@@ -365,5 +366,18 @@ impl Store for SqliteStore {
     }
     async fn archive_status_counts(&self) -> Result<Vec<(conclave_core::archive::ArchiveStatus, u64)>, StoreError> {
         self.archive_counts().await
+    }
+}
+
+fn outbox_row(r: sqlx::sqlite::SqliteRow) -> OutboxRecord {
+    OutboxRecord {
+        seq: r.get("seq"),
+        node_id: r.get("node_id"),
+        api_key: r.get("api_key"),
+        session_id: r.get("session_id"),
+        url: r.get("url"),
+        event: r.get("event"),
+        body: r.get("body"),
+        created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
     }
 }

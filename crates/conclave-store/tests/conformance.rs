@@ -168,6 +168,7 @@ conformance!(
     callbacks_belong_to_their_project,
     the_audit_log_is_append_only,
     the_webhook_outbox_keeps_order_across_reopen,
+    the_webhook_outbox_is_partitioned_by_node_and_taken_over_once,
     archives_compare_and_set_and_page,
     racing_writers_on_two_instances_admit_one,
     archive_storage_is_sealed_and_recipients_stored,
@@ -385,6 +386,7 @@ async fn the_audit_log_is_append_only(f: Fixture) {
 async fn the_webhook_outbox_keeps_order_across_reopen(f: Fixture) {
     let record = |i: u8| OutboxRecord {
         seq: 0,
+        node_id: String::new(),
         api_key: API_KEY.into(),
         session_id: "1_s".into(),
         url: format!("https://x.example/{i}"),
@@ -403,10 +405,46 @@ async fn the_webhook_outbox_keeps_order_across_reopen(f: Fixture) {
         s.delete_webhook(123_456).await.unwrap(); // unknown: nothing to do
     }
     let s = f.open().await;
-    let pending = s.pending_webhooks().await.unwrap();
+    let pending = s.pending_webhooks("").await.unwrap();
     assert_eq!(pending.iter().map(|r| r.seq).collect::<Vec<_>>(), [seqs[0], seqs[2], seqs[3]], "oldest first by sequence, not by time");
     assert_eq!(pending[1], OutboxRecord { seq: seqs[2], ..record(2) });
     assert!(s.enqueue_webhook(&record(9)).await.unwrap() > seqs[3]);
+}
+
+async fn the_webhook_outbox_is_partitioned_by_node_and_taken_over_once(f: Fixture) {
+    let record = |node: &str, i: u8| OutboxRecord {
+        seq: 0,
+        node_id: node.into(),
+        api_key: API_KEY.into(),
+        session_id: "1_s".into(),
+        url: format!("https://x.example/{i}"),
+        event: "streamCreated".into(),
+        body: vec![i],
+        created_at_ms: u64::from(i),
+    };
+    let s = with_project(&f).await;
+    let mut seqs = Vec::new();
+    for (node, i) in [("node-a", 0), ("node-b", 1), ("node-a", 2), ("node-b", 3)] {
+        seqs.push(s.enqueue_webhook(&record(node, i)).await.unwrap());
+    }
+    let seqs_of = |rows: Vec<OutboxRecord>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs_of(s.pending_webhooks("node-a").await.unwrap()), [seqs[0], seqs[2]], "a node sees only its own");
+    let mut nodes = s.webhook_outbox_nodes().await.unwrap();
+    nodes.sort();
+    assert_eq!(nodes, ["node-a", "node-b"]);
+    // Two instances race to take over node-b's rows: exactly one gets them, all of them.
+    let other = f.open().await;
+    let (x, y) = tokio::join!(s.claim_webhooks("node-b", "node-a"), other.claim_webhooks("node-b", "node-c"));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.len() + y.len(), 2, "{x:?} {y:?}");
+    assert!(x.is_empty() || y.is_empty(), "one taker: {x:?} {y:?}");
+    let (winner, taken) = if x.is_empty() { ("node-c", y) } else { ("node-a", x) };
+    assert_eq!(seqs_of(taken.clone()), [seqs[1], seqs[3]], "oldest first");
+    assert!(taken.iter().all(|r| r.node_id == winner));
+    assert_eq!(taken[0], OutboxRecord { seq: seqs[1], node_id: winner.into(), ..record("", 1) });
+    assert!(s.pending_webhooks("node-b").await.unwrap().is_empty());
+    assert!(s.claim_webhooks("node-b", "node-a").await.unwrap().is_empty(), "nothing left to take");
+    assert_eq!(s.pending_webhooks(winner).await.unwrap().len(), if winner == "node-a" { 4 } else { 2 });
 }
 
 async fn archives_compare_and_set_and_page(f: Fixture) {
