@@ -65,6 +65,7 @@ impl Sfu {
             keyframe_wanted: Vec::new(),
             last_keyframe_request: None,
             layers: Vec::new(),
+            tap_layer: None,
         };
         peer.published.insert(mid, track);
         let peer_id = peer.id.clone();
@@ -110,11 +111,32 @@ impl Sfu {
             return;
         };
         let kind = track.kind;
+        if let Some(rid) = data.rid.filter(|r| !track.layers.contains(r)) {
+            track.layers.push(rid);
+        }
         if let Some(publisher) = tapped {
-            // Recording sees what subscribers would (force-mute included), best layer only.
-            let best = best_layer(&track.layers);
+            // Recording sees what subscribers would (force-mute included), one simulcast
+            // layer: the best, taken up at its keyframe (frames of two layers share capture
+            // times, and a decoder cannot switch layers mid-picture).
             let muted = kind == MediaKind::Audio && !audio_forwarding;
-            if !muted && (data.rid.is_none() || data.rid == best) {
+            let mut wants_switch = None;
+            let layer_ok = match data.rid {
+                None => true,
+                Some(rid) => {
+                    let best = best_layer(&track.layers);
+                    if track.tap_layer != Some(rid) && best == Some(rid) && data.is_keyframe() {
+                        track.tap_layer = Some(rid);
+                    }
+                    if track.tap_layer != best {
+                        wants_switch = best;
+                    }
+                    track.tap_layer == Some(rid)
+                }
+            };
+            if let Some(best) = wants_switch.filter(|b| !track.keyframe_wanted.contains(&Some(*b))) {
+                track.keyframe_wanted.push(Some(best));
+            }
+            if !muted && layer_ok {
                 self.out.push_back(SfuOutput::Recorded(crate::RecordedFrame {
                     publisher,
                     mid: data.mid,
@@ -135,9 +157,6 @@ impl Sfu {
         }
         if kind == MediaKind::Video && !data.contiguous && !track.keyframe_wanted.contains(&data.rid) {
             track.keyframe_wanted.push(data.rid);
-        }
-        if let Some(rid) = data.rid.filter(|r| !track.layers.contains(r)) {
-            track.layers.push(rid);
         }
         let layers = track.layers.clone();
         let subscribers = track.subscribers.clone();

@@ -30,6 +30,9 @@ pub(crate) struct PublishedTrack {
     pub last_keyframe_request: Option<Instant>,
     /// Simulcast layers (RIDs) seen from this track, in order of appearance.
     pub layers: Vec<Rid>,
+    /// The simulcast layer the recording tap hands out (the best seen; it moves to a better
+    /// one on that layer's keyframe, so a recording never mixes layers mid-picture).
+    pub tap_layer: Option<Rid>,
 }
 
 /// A track the server sends to this peer, copied from a publisher.

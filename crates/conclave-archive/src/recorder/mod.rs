@@ -157,6 +157,8 @@ pub struct StreamRecorder {
     max_ts: u64,
     base: Option<u64>,
     last_written: u64,
+    /// Millisecond timecode of the last video frame written.
+    last_video_ms: Option<u64>,
     end_ns: u64,
     video_started: bool,
     audio_frames: u64,
@@ -222,6 +224,7 @@ impl StreamRecorder {
             max_ts: 0,
             base: None,
             last_written: 0,
+            last_video_ms: None,
             end_ns: 0,
             video_started: false,
             audio_frames: 0,
@@ -420,6 +423,14 @@ impl StreamRecorder {
             self.dropped += 1;
             return Ok(());
         };
+        // WebM keeps milliseconds: two video frames in one millisecond would share a timecode,
+        // which players and ffmpeg reject (a duplicate picture; the first one stays).
+        if let Kind::Video { .. } = p.kind
+            && self.last_video_ms.is_some_and(|last| rel / 1_000_000 <= last)
+        {
+            self.dropped += 1;
+            return Ok(());
+        }
         let (track, key, dur) = match p.kind {
             Kind::Audio => (
                 mux.audio.map(u64::from),
@@ -440,6 +451,7 @@ impl StreamRecorder {
             Kind::Video { .. } => {
                 self.video_started = true;
                 self.video_frames += 1;
+                self.last_video_ms = Some(rel / 1_000_000);
             }
         }
         Ok(())

@@ -257,3 +257,39 @@ fn very_short_recordings_still_finalize() {
         assert_eq!(media::decode_errors(&path), "", "{na}+{nv}");
     }
 }
+
+/// Frames of two simulcast layers share capture times; a frame repeated at a timecode already
+/// written (or within its millisecond) is dropped, so the file stays monotonic and decodes.
+#[test]
+fn a_video_frame_at_a_timecode_already_written_is_dropped() {
+    let (_d, dir) = media::tmp();
+    let audio = media::opus_packets(&dir, 2);
+    let video = media::vp8_frames(&dir, 2);
+    let path = dir.join("dup.webm");
+    let mut rec = StreamRecorder::create(&path, RecorderConfig::default()).unwrap();
+    let mut evs: Vec<(u64, bool, &Frame)> = audio.iter().map(|a| (a.ts_ns, true, a)).collect();
+    evs.extend(video.iter().map(|v| (v.ts_ns, false, v)));
+    // The fifth frame comes twice, and a copy lands 0.4 ms after the tenth.
+    evs.push((video[4].ts_ns, false, &video[4]));
+    evs.push((video[9].ts_ns + 400_000, false, &video[9]));
+    evs.sort_by_key(|e| e.0);
+    for (ts, is_audio, f) in evs {
+        if is_audio {
+            rec.write_audio(&f.data, T0 + ts).unwrap();
+        } else {
+            rec.write_video(&f.data, T0 + ts, f.key).unwrap();
+        }
+    }
+    let r = rec.finish().unwrap();
+    assert_eq!(r.video_frames, video.len() as u64, "each picture once");
+    assert_eq!(r.dropped_frames, 2);
+    check_media(&path, &["opus", "vp8"], 2.0);
+    // ffmpeg's remux is what complained about the duplicate timecode.
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-c", "copy", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no non-monotonic DTS");
+}
