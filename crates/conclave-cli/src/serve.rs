@@ -277,7 +277,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let events_archiver = archiver.clone();
     tokio::spawn(async move {
         while let Some(e) = hub_rx.recv().await {
-            let _ = webhooks.send(webhook::Notification::from(&e));
+            if let Some(n) = webhook::Notification::of(&e) {
+                let _ = webhooks.send(n);
+            }
             events_archiver.on_hub_event(&e).await;
         }
     });

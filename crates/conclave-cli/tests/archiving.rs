@@ -64,11 +64,13 @@ impl Env {
     }
 
     async fn publisher(&self, session: &str) -> (Client, MediaBot) {
-        self.publisher_with(session, self.clip.clone(), &[]).await
+        let (c, bot, _) = self.publisher_with(session, self.clip.clone(), &[]).await;
+        (c, bot)
     }
 
-    /// A publisher of `clip` whose token carries `classes` (its streams' layout classes).
-    async fn publisher_with(&self, session: &str, clip: Arc<EncodedClip>, classes: &[&str]) -> (Client, MediaBot) {
+    /// A publisher of `clip` whose token carries `classes` (its streams' layout classes), and
+    /// its stream ID.
+    async fn publisher_with(&self, session: &str, clip: Arc<EncodedClip>, classes: &[&str]) -> (Client, MediaBot, String) {
         let mut options = TokenOptions::new(Role::Publisher);
         options.initial_layout_classes = classes.iter().map(|c| c.to_string()).collect();
         let t = self.sdk.generate_token(session, &options).unwrap();
@@ -76,7 +78,7 @@ impl Env {
         let stream = c.publish(PublishOptions::default()).await.unwrap();
         let bot = publish_routed(&mut c, &stream.stream_id, BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() }).await.unwrap();
         bot.wait_connected(T).await.unwrap();
-        (c, bot)
+        (c, bot, stream.stream_id)
     }
 
     fn url(&self, path: &str) -> String {
@@ -748,4 +750,23 @@ async fn composed_layout_follows_the_focus_class_and_the_layout_set_while_record
     assert!(b > 180 && r < 70 && g < 70, "the focus fills the frame: {:?}", [r, g, b]);
     let [r, g, b] = pixel(&mp4, at, 640, 640 - 20 - 80, 480 - 20 - 60);
     assert!(r > 180 && g < 70 && b < 70, "the inset is the other stream: {:?}", [r, g, b]);
+
+    // Classes changed over REST while recording: the focus moves to red.
+    let red = e.publisher_with(&session, clip("red"), &[]).await;
+    let blue = e.publisher_with(&session, clip("blue"), &["focus"]).await;
+    let started = e.start(json!({"sessionId": session, "outputMode": "composed", "resolution": "640x480", "layout": {"type": "pip"}})).await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let items = json!({"items": [{"id": red.2, "layoutClassList": ["focus"]}, {"id": blue.2, "layoutClassList": []}]});
+    let (s, v) = e.call(reqwest::Method::PUT, &format!("session/{session}/stream"), Some(items)).await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    e.stop(&id).await;
+    drop((red, blue));
+    let done = e.until_done(&id).await;
+    let mp4 = e.dir.path().join("pip2.mp4");
+    std::fs::write(&mp4, e.download(&done).await).unwrap();
+    let (_, secs, _) = probe(&mp4);
+    let [r, g, b] = pixel(&mp4, secs / 2.0, 640, 40, 40);
+    assert!(r > 180 && g < 70 && b < 70, "the new focus (red) fills the frame: {:?}", [r, g, b]);
 }

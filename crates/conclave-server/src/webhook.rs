@@ -120,7 +120,8 @@ async fn resolve_checked(url: &reqwest::Url, policy: CallbackPolicy) -> Result<(
 }
 
 /// The JSON body for an event, as OpenTok's session monitoring sends it.
-pub fn event_body(e: &HubEvent) -> (&'static str, &'static str, serde_json::Value) {
+/// The webhook of a session event (`None`: the event has no webhook).
+pub fn event_body(e: &HubEvent) -> Option<(&'static str, &'static str, serde_json::Value)> {
     let base = |name: &str| serde_json::json!({"sessionId": e.session_id, "projectId": e.api_key, "event": name, "timestamp": e.at_ms});
     let conn = |c: &conclave_core::signal::ConnectionInfo| serde_json::json!({"id": c.connection_id, "createdAt": c.created_at, "data": c.data});
     let stream = |s: &conclave_core::signal::StreamInfo| {
@@ -130,25 +131,26 @@ pub fn event_body(e: &HubEvent) -> (&'static str, &'static str, serde_json::Valu
         SessionEvent::ConnectionCreated(c) => {
             let mut b = base("connectionCreated");
             b["connection"] = conn(c);
-            ("connection", "created", b)
+            Some(("connection", "created", b))
         }
         SessionEvent::ConnectionDestroyed { connection, reason } => {
             let mut b = base("connectionDestroyed");
             b["connection"] = conn(connection);
             b["reason"] = serde_json::to_value(reason).unwrap_or_default();
-            ("connection", "destroyed", b)
+            Some(("connection", "destroyed", b))
         }
         SessionEvent::StreamCreated(s) => {
             let mut b = base("streamCreated");
             b["stream"] = stream(s);
-            ("stream", "created", b)
+            Some(("stream", "created", b))
         }
         SessionEvent::StreamDestroyed { stream: s, reason } => {
             let mut b = base("streamDestroyed");
             b["stream"] = stream(s);
             b["reason"] = serde_json::to_value(reason).unwrap_or_default();
-            ("stream", "destroyed", b)
+            Some(("stream", "destroyed", b))
         }
+        SessionEvent::StreamClassesChanged(_) => None,
     }
 }
 
@@ -184,10 +186,11 @@ pub struct Notification {
     pub at_ms: u64,
 }
 
-impl From<&HubEvent> for Notification {
-    fn from(e: &HubEvent) -> Self {
-        let (group, event, body) = event_body(e);
-        Notification { api_key: e.api_key.clone(), session_id: e.session_id.clone(), group, event, name: serde_event_name(group, event), body, at_ms: e.at_ms }
+impl Notification {
+    /// The session-monitoring webhook of a hub event, if it has one.
+    pub fn of(e: &HubEvent) -> Option<Notification> {
+        let (group, event, body) = event_body(e)?;
+        Some(Notification { api_key: e.api_key.clone(), session_id: e.session_id.clone(), group, event, name: serde_event_name(group, event), body, at_ms: e.at_ms })
     }
 }
 

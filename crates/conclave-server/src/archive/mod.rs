@@ -433,6 +433,11 @@ impl Archiver {
                     self.refresh_by_id(&id).await;
                 }
             }
+            SessionEvent::StreamClassesChanged(s) => {
+                for a in lock(&self.active).values().filter(|a| a.session_id == e.session_id && a.recorded.contains_key(&s.stream_id)) {
+                    a.recording.set_tags(&s.stream_id, recording::StreamTags::of(s));
+                }
+            }
             SessionEvent::StreamDestroyed { stream, .. } => {
                 let ids: Vec<String> = lock(&self.active).iter().filter(|(_, a)| a.session_id == e.session_id).map(|(id, _)| id.clone()).collect();
                 for id in ids {

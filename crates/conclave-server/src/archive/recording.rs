@@ -71,6 +71,8 @@ pub struct FinishedStream {
 enum Input {
     Add { stream_id: String, has_audio: bool, has_video: bool, tags: StreamTags },
     Remove { stream_id: String },
+    /// The stream's layout classes changed (the composed layout uses the latest).
+    Tags { stream_id: String, tags: StreamTags },
     Frame(Box<RecordedFrame>),
     Finish(tokio::sync::oneshot::Sender<Vec<FinishedStream>>),
 }
@@ -105,6 +107,10 @@ impl Recording {
 
     pub fn add_stream(&self, stream_id: &str, has_audio: bool, has_video: bool, tags: StreamTags) {
         let _ = self.tx.send(Input::Add { stream_id: stream_id.to_owned(), has_audio, has_video, tags });
+    }
+
+    pub fn set_tags(&self, stream_id: &str, tags: StreamTags) {
+        let _ = self.tx.send(Input::Tags { stream_id: stream_id.to_owned(), tags });
     }
 
     pub fn remove_stream(&self, stream_id: &str) {
@@ -168,6 +174,11 @@ impl Worker {
             match rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(Input::Add { stream_id, has_audio, has_video, tags }) => self.add(stream_id, has_audio, has_video, tags),
                 Ok(Input::Remove { stream_id }) => self.remove(&stream_id),
+                Ok(Input::Tags { stream_id, tags }) => {
+                    if let Some(t) = self.tracks.get_mut(&stream_id) {
+                        t.tags = tags;
+                    }
+                }
                 Ok(Input::Frame(f)) => self.frame(*f),
                 Ok(Input::Finish(reply)) => {
                     let ids: Vec<String> = self.tracks.keys().cloned().collect();

@@ -43,6 +43,9 @@ pub enum SessionEvent {
     ConnectionDestroyed { connection: ConnectionInfo, reason: DisconnectReason },
     StreamCreated(StreamInfo),
     StreamDestroyed { stream: StreamInfo, reason: StreamDestroyedReason },
+    /// A stream's layout classes changed (what composed archives lay out by); not a
+    /// session-monitoring webhook.
+    StreamClassesChanged(StreamInfo),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -581,6 +584,7 @@ impl Room {
         for (id, classes) in items {
             let s = self.streams.get_mut(&id).expect("checked above");
             s.info.layout_class_list = classes.clone();
+            out.push(Output::Event(SessionEvent::StreamClassesChanged(s.info.clone())));
             out.push(Output::Send {
                 to: to.clone(),
                 msg: ServerMessage::StreamPropertyChanged { stream_id: id, property: StreamProperty::LayoutClassList, new_value: classes.into() },

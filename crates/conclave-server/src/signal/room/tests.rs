@@ -233,6 +233,10 @@ fn class_lists_are_all_or_nothing() {
     let st = publish(&mut r, &p);
     assert!(r.set_class_lists(vec![(st.clone(), vec!["a".into()]), ("missing".into(), vec![])]).is_err());
     assert_eq!(r.stream(&st).unwrap().layout_class_list, ["focus"]);
-    r.set_class_lists(vec![(st.clone(), vec!["full".into()])]).unwrap();
+    let out = r.set_class_lists(vec![(st.clone(), vec!["full".into()])]).unwrap();
     assert_eq!(r.stream(&st).unwrap().layout_class_list, ["full"]);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Event(SessionEvent::StreamClassesChanged(s)) if s.stream_id == st && s.layout_class_list == ["full"])),
+        "the change is an event for the archiver: {out:?}"
+    );
 }
