@@ -97,6 +97,17 @@ pub fn stream_filename(stream_id: &str) -> Result<String> {
     Ok(format!("{stream_id}.webm"))
 }
 
+/// A stream's entry in the ZIP: `<streamId>.webm`, or `<streamId>.mkv` for an H.264
+/// recording (as OpenTok names them), going by the recorded file's name.
+fn entry_name(s: &PackageInput) -> Result<String> {
+    let webm = stream_filename(&s.stream_id)?;
+    let name = s.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.ends_with(".mkv") || name.ends_with(".mkv.age") {
+        return Ok(format!("{}.mkv", webm.trim_end_matches(".webm")));
+    }
+    Ok(webm)
+}
+
 /// Write `out` as a ZIP of `streams` (stored, since WebM is already compressed) plus a
 /// deflated `<archive_id>.json` manifest, then fsync and hash it.
 pub fn write_individual_zip(
@@ -136,7 +147,7 @@ pub fn write_individual_zip_to<W: Write>(
     let manifest_name = format!("{}.json", uuid_like(archive_id)?);
     let names = inputs
         .iter()
-        .map(|(s, _)| stream_filename(&s.stream_id))
+        .map(|(s, _)| entry_name(s))
         .collect::<Result<Vec<_>>>()?;
     let mut zip = ZipWriter::new_stream(out);
     let stored = SimpleFileOptions::default()

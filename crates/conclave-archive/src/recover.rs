@@ -19,8 +19,8 @@ pub struct RecoveredFile {
     pub has_video: bool,
 }
 
-/// Remux the crash-truncated WebM `input` into `output` (overwritten; `input` is left
-/// alone). Fails, removing `output`, when ffmpeg cannot read the input or no audio or video
+/// Remux the crash-truncated WebM (or Matroska, for H.264: name `output` `.mkv`) `input`
+/// into `output` (overwritten; `input` is left alone). Fails, removing `output`, when ffmpeg cannot read the input or no audio or video
 /// packet survived.
 pub fn finalize_crashed_webm(input: &Path, output: &Path) -> Result<RecoveredFile> {
     let r = remux(input, output);
@@ -46,7 +46,8 @@ fn remux(input: &Path, output: &Path) -> Result<RecoveredFile> {
             "-c".as_ref(),
             "copy".as_ref(),
             "-f".as_ref(),
-            "webm".as_ref(),
+            // An H.264 recording is Matroska, which the webm muxer refuses.
+            if output.extension().is_some_and(|e| e == "mkv") { "matroska" } else { "webm" }.as_ref(),
             output.as_os_str(),
         ],
     )?;

@@ -770,3 +770,46 @@ async fn composed_layout_follows_the_focus_class_and_the_layout_set_while_record
     let [r, g, b] = pixel(&mp4, secs / 2.0, 640, 40, 40);
     assert!(r > 180 && g < 70 && b < 70, "the new focus (red) fills the frame: {:?}", [r, g, b]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_publishers_are_recorded_to_matroska_and_composed() {
+    let e = env(&[]);
+    let session = e.routed().await;
+    let dir = e.dir.path().join("h264clip");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = Arc::new(EncodedClip::generate_h264(&dir, 4, 15).unwrap());
+    // An H.264 publisher (what Safari and many phones send).
+    let publisher = e.publisher_with(&session, clip, &[]).await;
+    let individual = e.start(json!({"sessionId": session, "outputMode": "individual", "multiArchiveTag": "i"})).await;
+    let composed = e.start(json!({"sessionId": session, "outputMode": "composed", "multiArchiveTag": "c", "resolution": "640x480"})).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for a in [&individual, &composed] {
+        e.stop(a["id"].as_str().unwrap()).await;
+    }
+    drop(publisher);
+    // Individual: the stream is `<streamId>.mkv` (Matroska, as OpenTok names H.264 streams).
+    let done = e.until_done(individual["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "available", "{done}");
+    let zip = e.dir.path().join("h264.zip");
+    std::fs::write(&zip, e.download(&done).await).unwrap();
+    let files = unzip(&zip, &e.dir.path().join("h264"));
+    let mkv: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|x| x == "mkv")).collect();
+    assert_eq!(mkv.len(), 1, "{files:?}");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(files.iter().find(|f| f.extension().is_some_and(|x| x == "json")).unwrap()).unwrap()).unwrap();
+    assert!(manifest["files"][0]["filename"].as_str().unwrap().ends_with(".mkv"));
+    let (codecs, secs, size) = probe(mkv[0]);
+    assert_eq!(codecs, ["h264", "opus"]);
+    assert_eq!(size, Some((320, 240)));
+    assert!(secs >= 2.5, "recorded {secs} s of a 4 s run");
+    assert_eq!(decode_errors(mkv[0]), "", "decodes cleanly");
+    // Composed: the H.264 stream is in the MP4's picture (the test pattern is not black).
+    let done = e.until_done(composed["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "available", "{done}");
+    let mp4 = e.dir.path().join("h264.mp4");
+    std::fs::write(&mp4, e.download(&done).await).unwrap();
+    let (codecs, secs, size) = probe(&mp4);
+    assert_eq!((codecs, size), (vec!["aac".to_owned(), "h264".to_owned()], Some((640, 480))));
+    let rgb = conclave_archive::ffmpeg::frame_rgb24(&mp4, secs / 2.0).unwrap();
+    let lit = rgb.chunks(3).filter(|p| p.iter().any(|c| *c > 100)).count();
+    assert!(lit > rgb.len() / 3 / 4, "the stream's picture is in the composed video ({lit} lit pixels)");
+}

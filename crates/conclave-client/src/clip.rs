@@ -1,5 +1,5 @@
 //! Real encoded media for bots: a test pattern and a tone encoded once with ffmpeg (VP8 in
-//! IVF, Opus in Ogg) and split into frames, so that what a bot publishes can be recorded,
+//! IVF or H.264 in Annex B, Opus in Ogg) and split into frames, so that what a bot publishes can be recorded,
 //! decoded and checked (archives, ffprobe). Loops seamlessly: the clip starts on a keyframe.
 //!
 //! Owns: running ffmpeg and the two tiny container parsers. Must not touch: RTP or sockets.
@@ -10,8 +10,10 @@ use std::process::Command;
 /// One encoded clip, ready to be sent frame by frame.
 #[derive(Debug, Clone)]
 pub struct EncodedClip {
-    /// VP8 frames with their keyframe flag, `fps` per second.
+    /// Video frames (VP8, or H.264 access units) with their keyframe flag, `fps` per second.
     pub video: Vec<(Vec<u8>, bool)>,
+    /// The codec of `video`.
+    pub video_codec: str0m::format::Codec,
     /// 20 ms Opus packets (stereo, 48 kHz).
     pub audio: Vec<Vec<u8>>,
     pub fps: u32,
@@ -30,21 +32,56 @@ impl EncodedClip {
         Self::encode(dir, secs, fps, &format!("color=c={colour}:size=320x240:rate={fps}"))
     }
 
+    /// The test pattern as H.264 (Constrained Baseline, no B-frames, SPS and PPS with every
+    /// IDR, as a browser's or a phone's encoder sends it) and the same tone.
+    pub fn generate_h264(dir: &Path, secs: u32, fps: u32) -> Result<EncodedClip, String> {
+        let raw = dir.join("clip.h264");
+        let t = secs.to_string();
+        let gop = (fps / 2).max(1).to_string();
+        let src = format!("testsrc=size=320x240:rate={fps}");
+        ffmpeg(&["-f", "lavfi", "-i", &src, "-t", &t, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", &gop, "-x264-params", "aud=1:repeat-headers=1", "-f", "h264", path(&raw)?])?;
+        let video = split_access_units(&std::fs::read(&raw).map_err(|e| e.to_string())?);
+        let _ = std::fs::remove_file(&raw);
+        Ok(EncodedClip { video, audio: tone(dir, secs)?, fps, video_codec: str0m::format::Codec::H264 })
+    }
+
     fn encode(dir: &Path, secs: u32, fps: u32, src: &str) -> Result<EncodedClip, String> {
         let ivf = dir.join("clip.ivf");
-        let ogg = dir.join("clip.ogg");
         let t = secs.to_string();
         let gop = (fps / 2).max(1).to_string();
         ffmpeg(&["-f", "lavfi", "-i", src, "-t", &t, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", &gop, "-keyint_min", &gop, "-auto-alt-ref", "0", "-f", "ivf", path(&ivf)?])?;
-        ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &t, "-ac", "2", "-c:a", "libopus", "-frame_duration", "20", "-f", "ogg", path(&ogg)?])?;
         let video = parse_ivf(&std::fs::read(&ivf).map_err(|e| e.to_string())?)?;
-        // The first two Ogg packets are OpusHead and OpusTags: the audio starts after them.
-        let mut audio = parse_ogg(&std::fs::read(&ogg).map_err(|e| e.to_string())?)?;
-        audio.drain(..audio.len().min(2));
         let _ = std::fs::remove_file(&ivf);
-        let _ = std::fs::remove_file(&ogg);
-        Ok(EncodedClip { video, audio, fps })
+        Ok(EncodedClip { video, audio: tone(dir, secs)?, fps, video_codec: str0m::format::Codec::Vp8 })
     }
+}
+
+/// `secs` of a 440 Hz tone as 20 ms stereo Opus packets.
+fn tone(dir: &Path, secs: u32) -> Result<Vec<Vec<u8>>, String> {
+    let ogg = dir.join("clip.ogg");
+    let t = secs.to_string();
+    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &t, "-ac", "2", "-c:a", "libopus", "-frame_duration", "20", "-f", "ogg", path(&ogg)?])?;
+    // The first two Ogg packets are OpusHead and OpusTags: the audio starts after them.
+    let mut audio = parse_ogg(&std::fs::read(&ogg).map_err(|e| e.to_string())?)?;
+    audio.drain(..audio.len().min(2));
+    let _ = std::fs::remove_file(&ogg);
+    Ok(audio)
+}
+
+/// An Annex B stream written with access unit delimiters, split at them; an access unit with
+/// an IDR slice (NAL type 5) is a keyframe.
+fn split_access_units(data: &[u8]) -> Vec<(Vec<u8>, bool)> {
+    let aud = [0u8, 0, 0, 1, 9];
+    let mut starts: Vec<usize> = (0..data.len().saturating_sub(4)).filter(|i| data[*i..].starts_with(&aud)).collect();
+    starts.push(data.len());
+    starts
+        .windows(2)
+        .map(|w| {
+            let au = &data[w[0]..w[1]];
+            let key = au.windows(4).any(|x| x[..3] == [0, 0, 1] && x[3] & 0x1f == 5);
+            (au.to_vec(), key)
+        })
+        .collect()
 }
 
 fn path(p: &Path) -> Result<&str, String> {

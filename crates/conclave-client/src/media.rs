@@ -191,7 +191,8 @@ fn is_rtp(d: &[u8]) -> bool {
 
 impl Inner {
     fn pt(&mut self, kind: MediaKind) -> Option<(Mid, Pt)> {
-        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
+        let video_codec = self.cfg.clip.as_ref().map_or(Codec::Vp8, |c| c.video_codec);
+        let codec = if kind == MediaKind::Audio { Codec::Opus } else { video_codec };
         let slot = if kind == MediaKind::Audio { &mut self.audio } else { &mut self.video };
         let (mid, pt) = slot.as_mut()?;
         if pt.is_none() {

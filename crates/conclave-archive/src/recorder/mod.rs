@@ -1,5 +1,6 @@
 //! `StreamRecorder`: writes one stream's Opus audio and VP8 or VP9 video to a WebM file as
-//! frames arrive, using libwebm's muxer (`webm` crate). It owns the file while recording, a
+//! frames arrive, using libwebm's muxer (`webm` crate), or H.264 video to a Matroska file with
+//! our own writer (`mkv`; libwebm muxes WebM codecs only). It owns the file while recording, a
 //! small reorder buffer (libwebm needs timestamps that never go back across tracks) and the
 //! OpusHead it synthesizes. It must not decide which streams are recorded, nor upload,
 //! package or delete files.
@@ -18,6 +19,8 @@
 
 mod codec;
 mod gate;
+pub mod h264;
+mod mkv;
 
 mod sink;
 
@@ -33,7 +36,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use webm::mux::{
-    AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack,
+    AudioCodecId, Segment, SegmentBuilder, SegmentMode, VideoCodecId,
     Writer,
 };
 
@@ -47,6 +50,8 @@ pub enum VideoCodec {
     #[default]
     Vp8,
     Vp9,
+    /// Annex B access units; recorded to Matroska (`.mkv`), not WebM.
+    H264,
 }
 
 impl VideoCodec {
@@ -55,6 +60,15 @@ impl VideoCodec {
         match self {
             Self::Vp8 => vp8_is_keyframe(frame),
             Self::Vp9 => vp9_is_keyframe(frame),
+            Self::H264 => h264::h264_is_keyframe(frame),
+        }
+    }
+
+    /// The file extension of a recording with this video codec.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Vp8 | Self::Vp9 => "webm",
+            Self::H264 => "mkv",
         }
     }
 
@@ -63,6 +77,7 @@ impl VideoCodec {
         match self {
             Self::Vp8 => vp8_keyframe_size(frame),
             Self::Vp9 => vp9_keyframe_size(frame),
+            Self::H264 => h264::avc_config(frame).map(|(_, size)| size),
         }
     }
 }
@@ -138,10 +153,15 @@ struct Pending {
     data: Vec<u8>,
 }
 
+enum Backend {
+    Webm(Segment<Sink>),
+    Mkv(mkv::MkvWriter<Sink>),
+}
+
 struct Muxer {
-    segment: Segment<Sink>,
-    audio: Option<AudioTrack>,
-    video: Option<VideoTrack>,
+    backend: Backend,
+    audio: Option<u64>,
+    video: Option<u64>,
 }
 
 /// Incremental WebM writer for one stream. Not `Sync`; move it into the task that owns
@@ -153,6 +173,8 @@ pub struct StreamRecorder {
     sink: Option<Sink>,
     mux: Option<Muxer>,
     size: (u32, u32),
+    /// H.264: the `avcC` record from the first keyframe with SPS and PPS.
+    avc: Option<Vec<u8>>,
     pending: Vec<Pending>,
     max_ts: u64,
     base: Option<u64>,
@@ -220,6 +242,7 @@ impl StreamRecorder {
             sink: Some(sink),
             mux: None,
             size,
+            avc: None,
             pending: Vec::new(),
             max_ts: 0,
             base: None,
@@ -231,7 +254,8 @@ impl StreamRecorder {
             video_frames: 0,
             dropped: 0,
         };
-        if !rec.cfg.video || size.0 > 0 {
+        // H.264 needs its SPS and PPS (from the first keyframe) before the header.
+        if !rec.cfg.video || (size.0 > 0 && rec.cfg.video_codec != VideoCodec::H264) {
             rec.start_muxer()?;
         }
         Ok(rec)
@@ -259,18 +283,22 @@ impl StreamRecorder {
         if !self.cfg.video {
             return Err(ArchiveError::Invalid("video not enabled".into()));
         }
-        if self.mux.is_none()
-            && is_keyframe
-            && let Some(size) = self.cfg.video_codec.keyframe_size(frame)
-        {
-            self.size = size;
+        if self.mux.is_none() && is_keyframe {
+            if self.cfg.video_codec == VideoCodec::H264 {
+                if let Some((config, size)) = h264::avc_config(frame) {
+                    self.avc = Some(config);
+                    self.size = size;
+                }
+            } else if let Some(size) = self.cfg.video_codec.keyframe_size(frame) {
+                self.size = size;
+            }
         }
         self.push(Pending {
             ts: timestamp_ns,
             kind: Kind::Video { key: is_keyframe },
             data: frame.to_vec(),
         })?;
-        if self.mux.is_none() && self.size.0 > 0 {
+        if self.mux.is_none() && self.size.0 > 0 && (self.cfg.video_codec != VideoCodec::H264 || self.avc.is_some()) {
             self.start_muxer()?;
             self.drain(false)?;
         }
@@ -293,11 +321,14 @@ impl StreamRecorder {
             return Err(ArchiveError::Mux("no frames were recorded".into()));
         }
         let duration_ms = self.end_ns.div_ceil(1_000_000);
-        let writer = mux
-            .segment
-            .finalize(Some(duration_ms.max(1)))
-            .map_err(|_| ArchiveError::Mux("finalize failed".into()))?;
-        let (file, encrypted) = writer.into_inner().finish()?;
+        let sink = match mux.backend {
+            Backend::Webm(segment) => segment
+                .finalize(Some(duration_ms.max(1)))
+                .map_err(|_| ArchiveError::Mux("finalize failed".into()))?
+                .into_inner(),
+            Backend::Mkv(w) => w.finish(duration_ms.max(1))?,
+        };
+        let (file, encrypted) = sink.finish()?;
         let size = file.metadata()?.len();
         Ok(RecordedFile {
             path: self.path.clone(),
@@ -345,7 +376,9 @@ impl StreamRecorder {
     /// audio too, so such a recording becomes audio-only. Later video frames are refused.
     fn drop_video_without_keyframe(&mut self) {
         let has_key = self.pending.iter().any(|p| matches!(p.kind, Kind::Video { key: true }));
-        if self.cfg.video && self.cfg.audio && !has_key {
+        // An H.264 track cannot be described without the SPS and PPS of a keyframe.
+        let usable = has_key && (self.cfg.video_codec != VideoCodec::H264 || self.avc.is_some());
+        if self.cfg.video && self.cfg.audio && !usable {
             self.dropped += self.pending.iter().filter(|p| matches!(p.kind, Kind::Video { .. })).count() as u64;
             self.pending.retain(|p| p.kind == Kind::Audio);
             self.cfg.video = false;
@@ -353,6 +386,9 @@ impl StreamRecorder {
     }
 
     fn start_muxer(&mut self) -> Result<()> {
+        if self.cfg.video_codec == VideoCodec::H264 {
+            return self.start_mkv();
+        }
         let out = self.sink.take().expect("sink present until muxer starts");
         let err = |e: webm::mux::Error| ArchiveError::Mux(e.to_string());
         let (writer, mode) = if out.is_encrypted() {
@@ -368,6 +404,7 @@ impl StreamRecorder {
             let codec = match self.cfg.video_codec {
                 VideoCodec::Vp8 => VideoCodecId::VP8,
                 VideoCodec::Vp9 => VideoCodecId::VP9,
+                VideoCodec::H264 => unreachable!("H.264 goes to start_mkv"),
             };
             let (nb, t) = b
                 .add_video_track(self.size.0, self.size.1, codec, None)
@@ -387,9 +424,27 @@ impl StreamRecorder {
             audio = Some(t);
         }
         self.mux = Some(Muxer {
-            segment: b.build(),
-            audio,
-            video,
+            backend: Backend::Webm(b.build()),
+            audio: audio.map(u64::from),
+            video: video.map(u64::from),
+        });
+        Ok(())
+    }
+
+    /// H.264: a Matroska file of our own (`mkv`).
+    fn start_mkv(&mut self) -> Result<()> {
+        if self.cfg.video && self.avc.is_none() {
+            return Err(ArchiveError::Mux("H.264 video without a keyframe carrying SPS and PPS".into()));
+        }
+        let out = self.sink.take().expect("sink present until muxer starts");
+        let seekable = !out.is_encrypted();
+        let avc = self.avc.clone().filter(|_| self.cfg.video).map(|config| mkv::AvcTrack { config, width: self.size.0, height: self.size.1 });
+        let head = opus_head(self.cfg.audio_channels);
+        let w = mkv::MkvWriter::start(out, seekable, avc.as_ref(), self.cfg.audio.then_some(&head[..]))?;
+        self.mux = Some(Muxer {
+            backend: Backend::Mkv(w),
+            audio: self.cfg.audio.then_some(mkv::AUDIO_TRACK),
+            video: self.cfg.video.then_some(mkv::VIDEO_TRACK),
         });
         Ok(())
     }
@@ -432,15 +487,18 @@ impl StreamRecorder {
             return Ok(());
         }
         let (track, key, dur) = match p.kind {
-            Kind::Audio => (
-                mux.audio.map(u64::from),
-                true,
-                opus_packet_duration_ns(&p.data),
-            ),
-            Kind::Video { key } => (mux.video.map(u64::from), key, 0),
+            Kind::Audio => (mux.audio, true, opus_packet_duration_ns(&p.data)),
+            Kind::Video { key } => (mux.video, key, 0),
         };
         let track = track.expect("track exists for enabled kind");
-        if mux.segment.add_frame(track, &p.data, rel, key).is_err() {
+        let added = match &mut mux.backend {
+            Backend::Webm(segment) => segment.add_frame(track, &p.data, rel, key).is_ok(),
+            Backend::Mkv(w) => {
+                let data = if track == mkv::VIDEO_TRACK { h264::to_length_prefixed(&p.data) } else { p.data };
+                w.add_frame(track, &data, rel / 1_000_000, key).is_ok()
+            }
+        };
+        if !added {
             self.dropped += 1;
             return Ok(());
         }

@@ -73,6 +73,33 @@ fn encode_ivf(dir: &Path, name: &str, source: &str, secs: u32, codec: &[&str], i
     parse_ivf(&std::fs::read(&ivf).unwrap(), is_key)
 }
 
+/// `secs` of 320x240 15 fps H.264 (Constrained Baseline, as browsers send: no B-frames,
+/// SPS and PPS with every IDR, an IDR every 15 frames) as Annex B access units.
+pub fn h264_frames(dir: &Path, secs: u32) -> Vec<Frame> {
+    require_ffmpeg();
+    let out = dir.join("v.h264");
+    let t = secs.to_string();
+    run_ffmpeg(&[
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", &t, "-pix_fmt", "yuv420p",
+        "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", "15",
+        "-x264-params", "aud=1:repeat-headers=1", "-f", "h264", out.to_str().unwrap(),
+    ]);
+    let data = std::fs::read(&out).unwrap();
+    // Every access unit starts with an access unit delimiter (NAL type 9).
+    let aud = [0u8, 0, 0, 1, 9];
+    let mut starts: Vec<usize> = (0..data.len().saturating_sub(4)).filter(|i| data[*i..].starts_with(&aud)).collect();
+    starts.push(data.len());
+    starts
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let au = data[w[0]..w[1]].to_vec();
+            let key = conclave_archive::recorder::h264::h264_is_keyframe(&au);
+            Frame { ts_ns: i as u64 * 1_000_000_000 / 15, data: au, key }
+        })
+        .collect()
+}
+
 /// `secs` of 440 Hz stereo Opus at 48 kHz.
 pub fn opus_packets(dir: &Path, secs: u32) -> Vec<Frame> {
     require_ffmpeg();

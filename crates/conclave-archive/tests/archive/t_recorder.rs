@@ -293,3 +293,53 @@ fn a_video_frame_at_a_timecode_already_written_is_dropped() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no non-monotonic DTS");
 }
+
+/// H.264 (a Safari or hardware-encoder publisher) goes to Matroska, as OpenTok's `.mkv`:
+/// ffprobe sees h264 + opus at the SPS's size, it decodes clean, has a Duration, and the same
+/// stream encrypted is a Matroska file for the key's holder.
+#[test]
+fn h264_streams_are_recorded_to_a_decodable_matroska_file() {
+    use conclave_archive::recorder::VideoCodec;
+    let (_d, dir) = media::tmp();
+    let audio = media::opus_packets(&dir, 2);
+    let video = media::h264_frames(&dir, 2);
+    assert!(video.len() >= 29 && video[0].key && video.iter().filter(|f| f.key).count() >= 2);
+    let cfg = RecorderConfig { video_codec: VideoCodec::H264, ..Default::default() };
+    assert_eq!(VideoCodec::H264.extension(), "mkv");
+    let path = dir.join("h264.mkv");
+    let mut rec = StreamRecorder::create(&path, cfg.clone()).unwrap();
+    feed(&mut rec, &audio, &video, &[]);
+    let r = rec.finish().unwrap();
+    assert_eq!((r.width, r.height), (320, 240));
+    assert_eq!(r.video_frames, video.len() as u64);
+    check_media(&path, &["h264", "opus"], 2.0);
+    assert!(std::fs::read(&path).unwrap().starts_with(&[0x1A, 0x45, 0xDF, 0xA3]), "an EBML header");
+    let p = media::probe(&path);
+    assert_eq!(p.width, Some(320));
+
+    // A crash leaves a readable prefix (unknown-size Segment and Clusters); recovery remuxes
+    // it to a finished Matroska file.
+    let bytes = std::fs::read(&path).unwrap();
+    let crashed = dir.join("crashed.mkv");
+    std::fs::write(&crashed, &bytes[..bytes.len() * 3 / 5]).unwrap();
+    let fixed = dir.join("fixed.mkv");
+    let rec = conclave_archive::recover::finalize_crashed_webm(&crashed, &fixed).unwrap();
+    assert!(rec.has_video && rec.duration_ms > 500, "{rec:?}");
+    assert_eq!(media::probe(&fixed).codecs, ["h264", "opus"]);
+
+    // Encrypted: live mode, no Duration, still decodable after decryption.
+    let identity = age::x25519::Identity::generate();
+    let enc = dir.join("h264.mkv.age");
+    let mut rec = StreamRecorder::create_encrypted(&enc, cfg, vec![Box::new(identity.to_public())]).unwrap();
+    feed(&mut rec, &audio, &video, &[]);
+    rec.finish().unwrap();
+    let id_file = dir.join("id.txt");
+    media::write_identity(&id_file, &identity);
+    let (ok, plain, err) = media::age_cli_decrypt(&id_file, &enc);
+    assert!(ok, "{err}");
+    let dec = dir.join("dec.mkv");
+    std::fs::write(&dec, plain).unwrap();
+    let errs = media::decode_errors(&dec);
+    assert!(errs.is_empty(), "decode errors: {errs}");
+    assert_eq!(media::probe(&dec).codecs, ["h264", "opus"]);
+}

@@ -247,7 +247,8 @@ pub fn recover_streams(dir: &Path) -> Vec<FinishedStream> {
             out.push(FinishedStream { stream_id: j.stream_id, path, offset_ms: j.offset_ms, duration_ms: 0, has_audio: j.has_audio, has_video: j.has_video, encrypted: true, tags: j.tags });
             continue;
         }
-        let fixed = dir.join(format!("{}.recovered.webm", j.stream_id));
+        let container = if j.file.ends_with(".mkv") { "mkv" } else { "webm" };
+        let fixed = dir.join(format!("{}.recovered.{container}", j.stream_id));
         match conclave_archive::recover::finalize_crashed_webm(&path, &fixed) {
             Ok(f) => out.push(FinishedStream { stream_id: j.stream_id, path: fixed, offset_ms: j.offset_ms, duration_ms: f.duration_ms, has_audio: f.has_audio, has_video: f.has_video, encrypted: false, tags: j.tags }),
             Err(e) => tracing::warn!(stream = %j.stream_id, error = %e, "a crashed stream recording had nothing usable"),

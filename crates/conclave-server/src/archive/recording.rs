@@ -269,9 +269,11 @@ impl Worker {
         let video_codec = match video_codec {
             "vp9" => conclave_archive::recorder::VideoCodec::Vp9,
             "vp8" => conclave_archive::recorder::VideoCodec::Vp8,
+            // Matroska (`.mkv`), as OpenTok records H.264 streams.
+            "h264" => conclave_archive::recorder::VideoCodec::H264,
             other => {
-                // H.264/AV1 cannot go in WebM: keep the audio and say why in the log.
-                tracing::warn!(stream = %stream_id, codec = other, "video codec cannot be recorded to WebM; recording audio only");
+                // AV1 is not recorded yet: keep the audio and say why in the log.
+                tracing::warn!(stream = %stream_id, codec = other, "this video codec is not recorded; recording audio only");
                 t.has_video = false;
                 conclave_archive::recorder::VideoCodec::Vp8
             }
@@ -281,7 +283,7 @@ impl Worker {
             return;
         }
         let encrypted = self.spec.encrypt_to.is_some();
-        let file = format!("{stream_id}.webm{}", if encrypted { ".age" } else { "" });
+        let file = format!("{stream_id}.{}{}", video_codec.extension(), if encrypted { ".age" } else { "" });
         let cfg = RecorderConfig { audio: t.has_audio, video: t.has_video, video_codec, ..RecorderConfig::default() };
         let path = self.spec.dir.join(&file);
         let rec = match &self.spec.encrypt_to {
