@@ -1,14 +1,22 @@
-//! The WebM recorder's inputs (the EBML writer behind archives): arbitrary frames, kinds,
-//! keyframe flags and timestamps, as a misbehaving publisher could send them, never panic;
-//! the recorder either writes or returns an error.
+//! The recorder's inputs (libwebm for VP8/VP9, our Matroska writer, Annex B splitting and SPS
+//! parsing for H.264): arbitrary frames, kinds, keyframe flags and timestamps, as a
+//! misbehaving publisher could send them, never panic; the recorder either writes or returns
+//! an error. The first byte picks the video codec.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    use conclave_archive::recorder::{VideoCodec, h264};
+    let Some((&codec, data)) = data.split_first() else { return };
+    let video_codec = [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264][usize::from(codec % 3)];
+    if video_codec == VideoCodec::H264 {
+        let _ = h264::sps_size(data);
+        let _ = h264::avc_config(data);
+    }
     let dir = std::env::temp_dir().join(format!("conclave-fuzz-webm-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("fuzz.webm");
-    let cfg = conclave_archive::RecorderConfig { audio: true, video: true, ..Default::default() };
+    let path = dir.join(format!("fuzz.{}", video_codec.extension()));
+    let cfg = conclave_archive::RecorderConfig { audio: true, video: true, video_codec, ..Default::default() };
     let Ok(mut rec) = conclave_archive::StreamRecorder::create(&path, cfg) else { return };
     // Records: [kind/flags byte][timestamp delta (2 bytes)][length (1 byte)][payload…]
     let mut rest = data;

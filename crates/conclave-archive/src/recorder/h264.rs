@@ -155,16 +155,17 @@ pub fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
     }
     b.ue()?; // max_num_ref_frames
     b.bit()?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = b.ue()? + 1;
-    let height_units = b.ue()? + 1;
-    let frame_mbs_only = b.bit()?;
+    // u64 arithmetic: every field comes from the publisher and may be absurd.
+    let width_mbs = u64::from(b.ue()?) + 1;
+    let height_units = u64::from(b.ue()?) + 1;
+    let frame_mbs_only = u64::from(b.bit()?);
     if frame_mbs_only == 0 {
         b.bit()?; // mb_adaptive_frame_field_flag
     }
     b.bit()?; // direct_8x8_inference_flag
-    let (mut crop_x, mut crop_y) = (0, 0);
+    let (mut crop_x, mut crop_y) = (0u64, 0u64);
     if b.bit()? == 1 {
-        let (l, r, t, bo) = (b.ue()?, b.ue()?, b.ue()?, b.ue()?);
+        let (l, r, t, bo) = (u64::from(b.ue()?), u64::from(b.ue()?), u64::from(b.ue()?), u64::from(b.ue()?));
         let (unit_x, unit_y) = match chroma_format {
             0 => (1, 2 - frame_mbs_only),
             1 => (2, 2 * (2 - frame_mbs_only)),
@@ -174,8 +175,8 @@ pub fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
         crop_x = unit_x * (l + r);
         crop_y = unit_y * (t + bo);
     }
-    let width = (width_mbs * 16).checked_sub(crop_x)?;
-    let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y)?;
+    let width = u32::try_from((width_mbs * 16).checked_sub(crop_x)?).ok()?;
+    let height = u32::try_from(((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y)?).ok()?;
     (width > 0 && height > 0).then_some((width, height))
 }
 
@@ -201,5 +202,11 @@ mod tests {
         let baseline = [0x67, 0x42, 0xc0, 0x16, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x1e, 0x0f, 0x16, 0x2e, 0x48];
         assert_eq!(sps_size(&baseline), Some((640, 360)));
         assert_eq!(sps_size(&[0x67]), None);
+        // Hostile input never panics: all-ones fields, long zero runs, truncations.
+        for junk in [&[0x67, 0x64, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..], &[0x67, 0x42, 0, 0, 0, 0, 0, 0, 0, 1, 0xff], &high[..7], &[0x67; 40]] {
+            let _ = sps_size(junk);
+        }
+        let big = [0x67, 0x42, 0xc0, 0x16, 0x80, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xfe, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xfe, 0xff];
+        let _ = sps_size(&big);
     }
 }
