@@ -718,7 +718,7 @@ fn pixel(file: &Path, at: f64, width: u32, x: u32, y: u32) -> [u8; 3] {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn composed_layout_follows_the_focus_class_and_the_layout_set_while_recording() {
+async fn composed_layout_changes_when_the_layout_or_the_focus_class_changes_while_recording() {
     let e = env(&[]);
     let session = e.routed().await;
     let clip = |colour: &str| {
@@ -743,9 +743,12 @@ async fn composed_layout_follows_the_focus_class_and_the_layout_set_while_record
     std::fs::write(&mp4, e.download(&done).await).unwrap();
     let (codecs, secs, size) = probe(&mp4);
     assert_eq!((codecs.contains(&"h264".to_owned()), size), (true, Some((640, 480))));
-    // Picture-in-picture: the focus (blue) fills the frame, the other (red) is the inset in
-    // the lower right corner.
-    let at = secs / 2.0;
+    // A grid first (two tiles side by side, letterboxed: the top left corner is black)...
+    let [r, g, b] = pixel(&mp4, 1.0, 640, 40, 40);
+    assert!(r < 40 && g < 40 && b < 40, "a grid before the layout changed: {:?}", [r, g, b]);
+    // ...then picture-in-picture from when it was set: the focus (blue) fills the frame, the
+    // other (red) is the inset in the lower right corner.
+    let at = secs - 0.5;
     let [r, g, b] = pixel(&mp4, at, 640, 40, 40);
     assert!(b > 180 && r < 70 && g < 70, "the focus fills the frame: {:?}", [r, g, b]);
     let [r, g, b] = pixel(&mp4, at, 640, 640 - 20 - 80, 480 - 20 - 60);
@@ -767,8 +770,10 @@ async fn composed_layout_follows_the_focus_class_and_the_layout_set_while_record
     let mp4 = e.dir.path().join("pip2.mp4");
     std::fs::write(&mp4, e.download(&done).await).unwrap();
     let (_, secs, _) = probe(&mp4);
-    let [r, g, b] = pixel(&mp4, secs / 2.0, 640, 40, 40);
-    assert!(r > 180 && g < 70 && b < 70, "the new focus (red) fills the frame: {:?}", [r, g, b]);
+    let [r, g, b] = pixel(&mp4, 1.0, 640, 40, 40);
+    assert!(b > 180 && r < 70 && g < 70, "blue is the focus until the classes change: {:?}", [r, g, b]);
+    let [r, g, b] = pixel(&mp4, secs - 0.5, 640, 40, 40);
+    assert!(r > 180 && g < 70 && b < 70, "then the new focus (red) fills the frame: {:?}", [r, g, b]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,10 @@ pub struct ArchiveRecord {
     pub has_video: bool,
     pub resolution: Option<String>,
     pub layout: Option<conclave_core::archive::ArchiveLayout>,
+    /// Layouts set while recording, each with when it took effect (ms after `created_at_ms`);
+    /// the first entry is the layout the archive started with. Empty when it never changed.
+    #[serde(default)]
+    pub layout_changes: Vec<(u64, Option<conclave_core::archive::ArchiveLayout>)>,
     pub multi_archive_tag: Option<String>,
     pub max_bitrate: Option<i64>,
     pub quantization_parameter: Option<i64>,

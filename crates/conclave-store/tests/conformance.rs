@@ -220,6 +220,7 @@ fn archive(id: &str, session: &str, created: u64) -> ArchiveRecord {
         has_video: true,
         resolution: None,
         layout: None,
+        layout_changes: vec![(0, None), (1500, Some(conclave_core::archive::ArchiveLayout { kind: "pip".into(), stylesheet: None, screenshare_type: None }))],
         multi_archive_tag: None,
         max_bitrate: None,
         quantization_parameter: None,

@@ -152,22 +152,7 @@ pub fn build(inputs: &[TileInput], width: u32, height: u32, layout: Layout) -> G
         let delay = inp.offset_ms;
         let (tw, th) = size[i];
         if inp.has_audio {
-            let _ = write!(
-                f,
-                "[{i}:a:0]aresample=48000:async=1:first_pts=0,adelay=delays={delay}:all=1,\
-                 aformat=sample_rates=48000:channel_layouts=stereo"
-            );
-            if video && !inp.has_video {
-                let _ = write!(
-                    f,
-                    ",asplit=2[a{i}][w{i}];[w{i}]showwaves=s={tw}x{th}:rate={FPS}:colors=black,\
-                     format=yuv420p,drawbox=c=black:t=fill,tpad=stop=1:stop_mode=add:color=black\
-                     [t{i}];"
-                );
-            } else {
-                let _ = write!(f, "[a{i}];");
-            }
-            mix.push(format!("[a{i}]"));
+            mix.push(audio_chain(&mut f, i, inp, (video && !inp.has_video).then_some((tw, th))));
         }
         if inp.has_video {
             let secs = seconds(delay);
@@ -206,22 +191,119 @@ pub fn build(inputs: &[TileInput], width: u32, height: u32, layout: Layout) -> G
         );
     }
     if audio {
-        if mix.len() == 1 {
-            let _ = write!(f, "{}anull[aout]", mix[0]);
-        } else {
-            let _ = write!(
-                f,
-                "{}amix=inputs={}:duration=longest:normalize=0[aout]",
-                mix.concat(),
-                mix.len()
-            );
-        }
+        mix_audio(&mut f, &mix);
     }
     Graph {
         filter: f.trim_end_matches(';').to_string(),
         video,
         audio,
     }
+}
+
+/// Input `i`'s audio, resampled from t=0 and delayed by its offset, as `[a{i}]`; with a tile
+/// size, also a black waveform tile `[t{i}]` as long as the audio (an audio-only input's
+/// place in a video). Returns the audio label.
+fn audio_chain(f: &mut String, i: usize, inp: &TileInput, tile: Option<(u32, u32)>) -> String {
+    let delay = inp.offset_ms;
+    let _ = write!(
+        f,
+        "[{i}:a:0]aresample=48000:async=1:first_pts=0,adelay=delays={delay}:all=1,\
+         aformat=sample_rates=48000:channel_layouts=stereo"
+    );
+    match tile {
+        Some((tw, th)) => {
+            let _ = write!(
+                f,
+                ",asplit=2[a{i}][w{i}];[w{i}]showwaves=s={tw}x{th}:rate={FPS}:colors=black,\
+                 format=yuv420p,drawbox=c=black:t=fill,tpad=stop=1:stop_mode=add:color=black\
+                 [t{i}];"
+            );
+        }
+        None => {
+            let _ = write!(f, "[a{i}];");
+        }
+    }
+    format!("[a{i}]")
+}
+
+/// Mixes the audio labels into `[aout]` (levels kept, as in a real call).
+fn mix_audio(f: &mut String, labels: &[String]) {
+    if labels.len() == 1 {
+        let _ = write!(f, "{}anull[aout]", labels[0]);
+    } else {
+        let _ = write!(f, "{}amix=inputs={}:duration=longest:normalize=0[aout]", labels.concat(), labels.len());
+    }
+}
+
+/// A stretch of the archive with one layout: from `from_ms` (archive time) until the next
+/// epoch's start, or the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch {
+    pub from_ms: u64,
+    pub layout: Layout,
+    /// The input the layout makes large (`None`: the first).
+    pub focus: Option<usize>,
+}
+
+/// The graph for a layout that changes over time: each input's video is split once per
+/// epoch, scaled to its tile in that epoch and letterboxed, and overlaid on a black canvas
+/// only while its epoch lasts. Audio-only inputs get no tile (their area stays black);
+/// audio is mixed as in [`build`].
+pub fn build_epochs(inputs: &[TileInput], width: u32, height: u32, epochs: &[Epoch]) -> Graph {
+    let video = inputs.iter().any(|i| i.has_video);
+    if !video || epochs.len() < 2 {
+        let first = epochs.first().copied().unwrap_or(Epoch { from_ms: 0, layout: Layout::BestFit, focus: None });
+        let marked: Vec<TileInput> = inputs.iter().enumerate().map(|(i, t)| TileInput { focus: first.focus == Some(i), ..*t }).collect();
+        return build(&marked, width, height, first.layout);
+    }
+    let total = inputs.iter().map(|i| i.offset_ms + i.duration_ms).max().unwrap_or(0).max(1);
+    let k = epochs.len();
+    let mut f = String::new();
+    // Per epoch: its span and where each input goes.
+    let spans: Vec<(u64, u64)> = (0..k).map(|e| (epochs[e].from_ms, epochs.get(e + 1).map_or(total.max(epochs[e].from_ms + 1), |n| n.from_ms))).collect();
+    let places: Vec<Vec<(usize, Rect)>> = epochs
+        .iter()
+        .map(|e| {
+            let marked: Vec<TileInput> = inputs.iter().enumerate().map(|(i, t)| TileInput { focus: e.focus == Some(i), ..*t }).collect();
+            placements(e.layout, &marked, width, height)
+        })
+        .collect();
+    for (i, inp) in inputs.iter().enumerate().filter(|(_, t)| t.has_video) {
+        let outs: String = (0..k).map(|e| format!("[v{i}_{e}]")).collect();
+        let _ = write!(f, "[{i}:v:0]setpts=PTS+{}/TB,split={k}{outs};", seconds(inp.offset_ms));
+        for (e, place) in places.iter().enumerate() {
+            let r = place.iter().find(|(j, _)| *j == i).map(|(_, r)| *r).expect("every input is placed");
+            let (w, h) = (r.w, r.h);
+            let _ = write!(
+                f,
+                "[v{i}_{e}]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,\
+                 pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black[p{i}_{e}];"
+            );
+        }
+    }
+    let _ = write!(f, "color=c=black:s={width}x{height}:r={FPS}:d={}[c0];", seconds(total));
+    let mut n = 0;
+    for (e, place) in places.iter().enumerate() {
+        let (from, to) = spans[e];
+        for (i, r) in place.iter().filter(|(i, _)| inputs[*i].has_video) {
+            let _ = write!(
+                f,
+                "[c{n}][p{i}_{e}]overlay=x={}:y={}:eof_action=pass:enable='gte(t,{})*lt(t,{})'[c{}];",
+                r.x,
+                r.y,
+                seconds(from),
+                seconds(to),
+                n + 1
+            );
+            n += 1;
+        }
+    }
+    let _ = write!(f, "[c{n}]format=yuv420p[vout];");
+    let mix: Vec<String> = inputs.iter().enumerate().filter(|(_, t)| t.has_audio).map(|(i, t)| audio_chain(&mut f, i, t, None)).collect();
+    if !mix.is_empty() {
+        mix_audio(&mut f, &mix);
+    }
+    Graph { filter: f.trim_end_matches(';').to_string(), video, audio: inputs.iter().any(|i| i.has_audio) }
 }
 
 /// Milliseconds as ffmpeg seconds (`1.500`).

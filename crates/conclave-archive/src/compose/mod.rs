@@ -12,7 +12,7 @@
 mod fifo;
 mod graph;
 
-pub use graph::{FPS, Layout, Rect, TileInput, grid, placements};
+pub use graph::{Epoch, FPS, Layout, Rect, TileInput, grid, placements};
 
 
 use crate::digest::sha256_file;
@@ -75,12 +75,16 @@ pub struct ComposedFile {
 }
 
 /// How the composed MP4 is laid out and encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComposeSpec {
     /// Even, 16..=4096.
     pub width: u32,
     pub height: u32,
+    /// The layout, with the inputs marked `focus` (when it never changes).
     pub layout: Layout,
+    /// A layout that changes while the archive records: two or more epochs in time order
+    /// (then `layout` and the inputs' `focus` marks are not used).
+    pub changes: Vec<Epoch>,
     pub quality: Quality,
 }
 
@@ -121,14 +125,14 @@ pub fn compose_grid(
     height: u32,
     output: ComposeOutput<'_>,
 ) -> Result<ComposedFile> {
-    let spec = ComposeSpec { width, height, layout: Layout::BestFit, quality: Quality::Default };
+    let spec = ComposeSpec { width, height, layout: Layout::BestFit, changes: Vec::new(), quality: Quality::Default };
     compose(inputs, &spec, output)
 }
 
 /// Compose `inputs` into one MP4 as `spec` says. No input with video gives an audio-only
 /// MP4; no input with audio gives no audio track.
 pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOutput<'_>) -> Result<ComposedFile> {
-    let ComposeSpec { width, height, layout, quality } = *spec;
+    let (width, height, layout, quality) = (spec.width, spec.height, spec.layout, spec.quality);
     validate(&inputs, width, height)?;
     let tiles: Vec<graph::TileInput> = inputs
         .iter()
@@ -140,7 +144,11 @@ pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOut
             focus: i.focus,
         })
         .collect();
-    let g = graph::build(&tiles, width, height, layout);
+    let g = if spec.changes.len() >= 2 {
+        graph::build_epochs(&tiles, width, height, &spec.changes)
+    } else {
+        graph::build(&tiles, width, height, layout)
+    };
     let dir = fifo::PrivateDir::new()?;
     let progress = dir.path().join("progress.txt");
     let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-v", "error", "-y"]

@@ -4,8 +4,8 @@
 
 use crate::media::{self, Frame};
 use conclave_archive::compose::{
-    ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, ComposedFile, Layout, Quality,
-    TileInput, compose, compose_grid, placements,
+    ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, ComposedFile, Epoch, Layout,
+    Quality, TileInput, compose, compose_grid, placements,
 };
 use conclave_archive::digest::sha256_file;
 use conclave_archive::encrypt::{EncryptingWriter, EphemeralKey, open_decrypted};
@@ -255,7 +255,7 @@ fn layouts_put_each_stream_where_the_layout_says() {
         inputs[1].focus = true;
         let marks: Vec<bool> = inputs.iter().map(|i| i.focus).collect();
         let out = dir.join(format!("{layout:?}.mp4"));
-        let spec = ComposeSpec { width: w, height: h, layout, quality: Quality::Default };
+        let spec = ComposeSpec { width: w, height: h, layout, changes: Vec::new(), quality: Quality::Default };
         let c = compose(inputs, &spec, ComposeOutput::File(out.clone())).unwrap();
         check(&out, &c, &["h264"], Some((640, 480)), 3.0);
         let tiles = placements(
@@ -302,7 +302,7 @@ fn max_bitrate_caps_the_file_and_quantization_sets_the_quality() {
     let av = record(&dir, "av.webm", &m, true, true);
     let make = |name: &str, quality: Quality| {
         let out = dir.join(name);
-        let spec = ComposeSpec { width: 1280, height: 720, layout: Layout::BestFit, quality };
+        let spec = ComposeSpec { width: 1280, height: 720, layout: Layout::BestFit, changes: Vec::new(), quality };
         let c = compose(vec![input(&av, 0, true, true)], &spec, ComposeOutput::File(out.clone())).unwrap();
         check(&out, &c, &["aac", "h264"], Some((1280, 720)), 2.0);
         out
@@ -315,4 +315,26 @@ fn max_bitrate_caps_the_file_and_quantization_sets_the_quality() {
     let fine = std::fs::metadata(make("qp15.mp4", Quality::Qp(15))).unwrap().len();
     let coarse = std::fs::metadata(make("qp40.mp4", Quality::Qp(40))).unwrap().len();
     assert!(coarse * 2 < fine, "QP 40 ({coarse} B) is far smaller than QP 15 ({fine} B)");
+}
+
+#[test]
+fn a_layout_that_changes_while_recording_changes_in_the_file_at_that_time() {
+    let (_d, dir) = media::tmp();
+    let red = record_colour(&dir, "red");
+    let blue = record_colour(&dir, "blue");
+    let inputs = vec![input(&red, 0, false, true), input(&blue, 0, false, true)];
+    // Picture-in-picture with red as the focus, then blue from 1 s.
+    let changes = vec![
+        Epoch { from_ms: 0, layout: Layout::Pip, focus: Some(0) },
+        Epoch { from_ms: 1000, layout: Layout::Pip, focus: Some(1) },
+    ];
+    let spec = ComposeSpec { width: 640, height: 480, layout: Layout::BestFit, changes, quality: Quality::Default };
+    let out = dir.join("changes.mp4");
+    let c = compose(inputs, &spec, ComposeOutput::File(out.clone())).unwrap();
+    check(&out, &c, &["h264"], Some((640, 480)), 2.0);
+    // Full frame, then the inset in the lower right corner, before and after the change.
+    assert!(looks(pixel(&out, 0.5, 640, 40, 40), "red"));
+    assert!(looks(pixel(&out, 0.5, 640, 540, 400), "blue"));
+    assert!(looks(pixel(&out, 1.5, 640, 40, 40), "blue"));
+    assert!(looks(pixel(&out, 1.5, 640, 540, 400), "red"));
 }

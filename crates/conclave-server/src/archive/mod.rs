@@ -289,6 +289,7 @@ impl Archiver {
             has_video: req.has_video,
             resolution: req.resolution.clone(),
             layout: req.layout.clone(),
+            layout_changes: Vec::new(),
             multi_archive_tag: req.multi_archive_tag.clone(),
             max_bitrate: req.max_bitrate,
             quantization_parameter: req.quantization_parameter,
@@ -621,20 +622,32 @@ impl Archiver {
         Ok(())
     }
 
-    /// `PUT …/archive/{id}/layout` (composed archives; stored for the composition).
+    /// `PUT …/archive/{id}/layout` (composed archives): takes effect in the composed file from
+    /// now on (the history is kept with the archive).
     pub async fn set_layout(&self, api_key: &str, id: &str, layout: conclave_core::archive::ArchiveLayout) -> Result<(), ArchiveError> {
-        let mut r = self.owned(api_key, id).await?;
-        if r.output_mode != OutputMode::Composed {
-            return Err(ArchiveError::Invalid("layouts apply to composed archives only".into()));
+        // Compare-and-set against status changes (started ⇄ paused) made meanwhile: re-read
+        // and try again rather than answer 409 to a valid call.
+        for _ in 0..5 {
+            let mut r = self.owned(api_key, id).await?;
+            if r.output_mode != OutputMode::Composed {
+                return Err(ArchiveError::Invalid("layouts apply to composed archives only".into()));
+            }
+            if !r.status.is_recording() {
+                return Err(ArchiveError::Conflict("the archive is not recording".into()));
+            }
+            let from = r.status;
+            let now = clock::unix_ms();
+            if r.layout_changes.is_empty() {
+                r.layout_changes.push((0, r.layout.clone()));
+            }
+            r.layout_changes.push((now.saturating_sub(r.created_at_ms), Some(layout.clone())));
+            r.layout = Some(layout.clone());
+            r.updated_at_ms = now;
+            if self.store.update_archive(&r, from).await? {
+                return Ok(());
+            }
         }
-        if !r.status.is_recording() {
-            return Err(ArchiveError::Conflict("the archive is not recording".into()));
-        }
-        let from = r.status;
-        r.layout = Some(layout);
-        r.updated_at_ms = clock::unix_ms();
-        self.store.update_archive(&r, from).await?;
-        Ok(())
+        Err(ArchiveError::Conflict("the archive kept changing; retry".into()))
     }
 
     /// Every second: stop archives idle past `idle_stop` or longer than `max_duration`.

@@ -65,7 +65,22 @@ pub struct FinishedStream {
     pub has_video: bool,
     /// The file is age-encrypted (to the customer and the recording's ephemeral key).
     pub encrypted: bool,
+    /// Its layout tags when its recording started...
     pub tags: StreamTags,
+    /// ...and each later change, with when it happened (ms after the recording started).
+    pub tag_changes: Vec<(u64, StreamTags)>,
+}
+
+impl FinishedStream {
+    /// Its tags at `ms` after the recording started.
+    pub fn tags_at(&self, ms: u64) -> StreamTags {
+        self.tag_changes.iter().take_while(|(at, _)| *at <= ms).last().map_or(self.tags, |(_, t)| *t)
+    }
+
+    /// Whether it was being recorded at `ms` after the recording started.
+    pub fn present_at(&self, ms: u64) -> bool {
+        (self.offset_ms..self.offset_ms + self.duration_ms.max(1)).contains(&ms)
+    }
 }
 
 enum Input {
@@ -148,6 +163,7 @@ struct Track {
     has_audio: bool,
     has_video: bool,
     tags: StreamTags,
+    tag_changes: Vec<(u64, StreamTags)>,
     added: Instant,
     /// Frames held until the video codec is known.
     early: Vec<RecordedFrame>,
@@ -175,8 +191,9 @@ impl Worker {
                 Ok(Input::Add { stream_id, has_audio, has_video, tags }) => self.add(stream_id, has_audio, has_video, tags),
                 Ok(Input::Remove { stream_id }) => self.remove(&stream_id),
                 Ok(Input::Tags { stream_id, tags }) => {
+                    let at = self.start.elapsed().as_millis() as u64;
                     if let Some(t) = self.tracks.get_mut(&stream_id) {
-                        t.tags = tags;
+                        t.tag_changes.push((at, tags));
                     }
                 }
                 Ok(Input::Frame(f)) => self.frame(*f),
@@ -202,6 +219,7 @@ impl Worker {
             has_audio: has_audio && self.spec.has_audio,
             has_video: has_video && self.spec.has_video,
             tags,
+            tag_changes: Vec::new(),
             added: Instant::now(),
             early: Vec::new(),
             recorder: None,
@@ -231,6 +249,7 @@ impl Worker {
                 has_video: f.has_video,
                 encrypted: self.spec.encrypt_to.is_some(),
                 tags: t.tags,
+                tag_changes: std::mem::take(&mut t.tag_changes),
             }),
             Err(e) => {
                 tracing::warn!(stream = %stream_id, error = %e, "a stream recorded nothing usable");
