@@ -6,7 +6,9 @@
 //! row); `pip` gives the focus stream the whole canvas and the others small insets in the
 //! lower right; `verticalPresentation` puts the focus on the left with the others in a
 //! column on the right; `horizontalPresentation` puts it on top with the others in a row
-//! below. The focus is the first input marked `focus`, else the first input.
+//! below. The focus is the first input marked `focus`, else the first input. A layout that
+//! changes while recording is a list of epochs (`build_epochs`): each stream is drawn once per
+//! epoch, enabled only during it.
 //!
 //! Video: each video tile is a black `color` source of tile size with the stream (timestamps
 //! shifted by the offset, scaled to fit with `force_original_aspect_ratio=decrease`) overlaid
