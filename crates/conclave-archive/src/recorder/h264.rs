@@ -5,6 +5,8 @@
 
 /// NAL unit types used here.
 const IDR: u8 = 5;
+/// An Annex B start code.
+const START: [u8; 4] = [0, 0, 0, 1];
 const SPS: u8 = 7;
 const PPS: u8 = 8;
 
@@ -38,6 +40,12 @@ fn nal_type(nal: &[u8]) -> u8 {
     nal.first().map_or(0, |b| b & 0x1f)
 }
 
+/// True when the access unit holds a coded picture (a slice: NAL types 1 to 5), not only
+/// parameter sets or SEI.
+pub fn has_picture(frame: &[u8]) -> bool {
+    nal_units(frame).iter().any(|n| (1..=IDR).contains(&nal_type(n)))
+}
+
 /// True when the access unit holds an IDR picture.
 pub fn h264_is_keyframe(frame: &[u8]) -> bool {
     nal_units(frame).iter().any(|n| nal_type(n) == IDR)
@@ -54,19 +62,57 @@ pub fn to_length_prefixed(frame: &[u8]) -> Vec<u8> {
 }
 
 /// The `AVCDecoderConfigurationRecord` (CodecPrivate of `V_MPEG4/ISO/AVC`) from the SPS and
-/// PPS of a keyframe, with its picture size; `None` without both.
+/// PPS of one access unit, with its picture size; `None` without both.
 pub fn avc_config(frame: &[u8]) -> Option<(Vec<u8>, (u32, u32))> {
-    let nals = nal_units(frame);
-    let sps = nals.iter().find(|n| nal_type(n) == SPS && n.len() >= 4)?;
-    let pps = nals.iter().find(|n| nal_type(n) == PPS)?;
-    let size = sps_size(sps)?;
-    let mut c = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
-    c.extend_from_slice(&(sps.len() as u16).to_be_bytes());
-    c.extend_from_slice(sps);
-    c.push(1);
-    c.extend_from_slice(&(pps.len() as u16).to_be_bytes());
-    c.extend_from_slice(pps);
-    Some((c, size))
+    let mut sets = ParameterSets::default();
+    sets.update(frame);
+    sets.config()
+}
+
+/// The latest SPS and PPS seen in a stream: some encoders send them in their own access unit
+/// ahead of the IDR rather than with it.
+#[derive(Debug, Default, Clone)]
+pub struct ParameterSets {
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+}
+
+impl ParameterSets {
+    /// Keeps the access unit's SPS and PPS, if it has any.
+    pub fn update(&mut self, frame: &[u8]) {
+        for nal in nal_units(frame) {
+            match nal_type(nal) {
+                SPS if nal.len() >= 4 && nal.len() <= usize::from(u16::MAX) => self.sps = Some(nal.to_vec()),
+                PPS if nal.len() <= usize::from(u16::MAX) => self.pps = Some(nal.to_vec()),
+                _ => {}
+            }
+        }
+    }
+
+    /// The access unit with the known SPS and PPS in front when it is an IDR without them
+    /// (so that a decoder can start at every keyframe, as it can with what browsers send).
+    pub fn with_parameter_sets<'a>(&self, frame: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        let nals = nal_units(frame);
+        let has_sets = nals.iter().any(|n| nal_type(n) == SPS);
+        let idr = nals.iter().any(|n| nal_type(n) == IDR);
+        match (&self.sps, &self.pps) {
+            (Some(sps), Some(pps)) if idr && !has_sets => [&START[..], sps, &START[..], pps, frame].concat().into(),
+            _ => frame.into(),
+        }
+    }
+
+    /// The `avcC` record and picture size, once both are known (and the SPS parses).
+    pub fn config(&self) -> Option<(Vec<u8>, (u32, u32))> {
+        let (sps, pps) = (self.sps.as_deref()?, self.pps.as_deref()?);
+        let size = sps_size(sps)?;
+        let mut c = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
+        c.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        c.extend_from_slice(sps);
+        c.push(1);
+        c.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+        c.extend_from_slice(pps);
+        Some((c, size))
+    }
 }
 
 /// Exp-Golomb reader over an RBSP (emulation prevention bytes removed).

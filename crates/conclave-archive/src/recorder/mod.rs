@@ -173,7 +173,9 @@ pub struct StreamRecorder {
     sink: Option<Sink>,
     mux: Option<Muxer>,
     size: (u32, u32),
-    /// H.264: the `avcC` record from the first keyframe with SPS and PPS.
+    /// H.264: the parameter sets seen so far, and the `avcC` record made from them at the
+    /// first keyframe.
+    h264_sets: h264::ParameterSets,
     avc: Option<Vec<u8>>,
     pending: Vec<Pending>,
     max_ts: u64,
@@ -242,6 +244,7 @@ impl StreamRecorder {
             sink: Some(sink),
             mux: None,
             size,
+            h264_sets: h264::ParameterSets::default(),
             avc: None,
             pending: Vec::new(),
             max_ts: 0,
@@ -273,7 +276,7 @@ impl StreamRecorder {
         })
     }
 
-    /// Queue one whole VP8 or VP9 frame (`RecorderConfig::video_codec`).
+    /// Queue one whole VP8 or VP9 frame, or one H.264 access unit (`RecorderConfig::video_codec`).
     pub fn write_video(
         &mut self,
         frame: &[u8],
@@ -283,9 +286,21 @@ impl StreamRecorder {
         if !self.cfg.video {
             return Err(ArchiveError::Invalid("video not enabled".into()));
         }
+        let frame = if self.cfg.video_codec == VideoCodec::H264 {
+            self.h264_sets.update(frame);
+            // Parameter sets sent on their own are kept for the keyframe, not written as a
+            // picture-less frame; an IDR without them gets them in front.
+            if !h264::has_picture(frame) {
+                return Ok(());
+            }
+            self.h264_sets.with_parameter_sets(frame)
+        } else {
+            std::borrow::Cow::Borrowed(frame)
+        };
+        let frame: &[u8] = &frame;
         if self.mux.is_none() && is_keyframe {
             if self.cfg.video_codec == VideoCodec::H264 {
-                if let Some((config, size)) = h264::avc_config(frame) {
+                if let Some((config, size)) = self.h264_sets.config() {
                     self.avc = Some(config);
                     self.size = size;
                 }

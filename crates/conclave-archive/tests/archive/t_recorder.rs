@@ -343,3 +343,36 @@ fn h264_streams_are_recorded_to_a_decodable_matroska_file() {
     assert!(errs.is_empty(), "decode errors: {errs}");
     assert_eq!(media::probe(&dec).codecs, ["h264", "opus"]);
 }
+
+/// Some encoders send SPS and PPS in an access unit of their own ahead of the IDR: the
+/// recorder keeps them and still describes the track.
+#[test]
+fn h264_parameter_sets_sent_apart_from_the_idr_still_describe_the_track() {
+    use conclave_archive::recorder::{VideoCodec, h264};
+    let (_d, dir) = media::tmp();
+    let video = media::h264_frames(&dir, 2);
+    let cfg = RecorderConfig { audio: false, video_codec: VideoCodec::H264, ..Default::default() };
+    let path = dir.join("split.mkv");
+    let mut rec = StreamRecorder::create(&path, cfg).unwrap();
+    for (i, f) in video.iter().enumerate() {
+        let nals = h264::nal_units(&f.data);
+        let annex_b = |types: &dyn Fn(u8) -> bool| -> Vec<u8> {
+            nals.iter().filter(|n| types(n[0] & 0x1f)).flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect()
+        };
+        if f.key {
+            // The parameter sets first, alone (as a separate "frame"), then the IDR without them.
+            rec.write_video(&annex_b(&|t| t == 7 || t == 8), T0 + f.ts_ns, false).unwrap();
+            let idr = annex_b(&|t| t != 7 && t != 8);
+            assert!(h264::avc_config(&idr).is_none(), "frame {i}: the IDR alone has no SPS");
+            rec.write_video(&idr, T0 + f.ts_ns + 1_000_000, true).unwrap();
+        } else {
+            rec.write_video(&f.data, T0 + f.ts_ns + 1_000_000, false).unwrap();
+        }
+    }
+    let r = rec.finish().unwrap();
+    assert_eq!((r.width, r.height), (320, 240));
+    let p = media::probe(&path);
+    assert_eq!(p.codecs, ["h264"]);
+    let errs = media::decode_errors(&path);
+    assert!(errs.is_empty(), "decode errors: {errs}");
+}
