@@ -113,7 +113,7 @@ async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let p = create_project(&data);
-    let flags = ["--allow-private-callbacks", "--allow-http-callbacks"];
+    let flags = ["--allow-private-callbacks", "--allow-http-callbacks", "--metrics-allow", "127.0.0.1"];
     let mut server = Server::start(&data, &flags);
     let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
     // The receiver is down: nothing listens on this port yet.
@@ -127,8 +127,13 @@ async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
     let a = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
     let conn = a.connection_id.clone();
     a.disconnect().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await; // at least one failed attempt
+    tokio::time::sleep(Duration::from_millis(1200)).await; // at least one failed attempt
     assert!(server.logs().contains("retrying"), "{}", server.logs());
+    // The backlog shows in /metrics, with its age (for alerting on a receiver that is down).
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "conclave_webhooks_pending 2"), "{metrics}");
+    let age: u64 = metrics.lines().find_map(|l| l.strip_prefix("conclave_webhooks_oldest_pending_seconds ")).unwrap().parse().unwrap();
+    assert!(age >= 1, "{metrics}");
     assert!(server.stop());
 
     // The receiver comes up, the server restarts on the same data directory.
@@ -137,6 +142,16 @@ async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
     let deadline = Instant::now() + Duration::from_secs(15);
     while received.lock().unwrap().calls.len() < 2 {
         assert!(Instant::now() < deadline, "undelivered webhooks did not arrive after the restart:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Delivered rows leave the outbox (just after the receiver answered).
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == "conclave_webhooks_pending 0") {
+            assert!(metrics.lines().any(|l| l == "conclave_webhooks_oldest_pending_seconds 0"), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backlog did not drain: {metrics}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let calls = &received.lock().unwrap().calls;

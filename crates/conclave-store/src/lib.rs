@@ -74,6 +74,8 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_webhook(&self, record: &OutboxRecord) -> Result<i64, StoreError>;
     /// The undelivered webhooks of one node, oldest first.
     async fn pending_webhooks(&self, node_id: &str) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// How many webhooks are undelivered (all nodes), and when the oldest was made (ms).
+    async fn webhook_backlog(&self) -> Result<(u64, Option<u64>), StoreError>;
     /// The nodes that have undelivered webhooks.
     async fn webhook_outbox_nodes(&self) -> Result<Vec<String>, StoreError>;
     /// Moves every undelivered webhook of node `from` to node `to` in one statement (two nodes

@@ -295,6 +295,11 @@ impl Store for PgStore {
         Ok(rows.into_iter().map(outbox_row).collect())
     }
 
+    async fn webhook_backlog(&self) -> Result<(u64, Option<u64>), StoreError> {
+        let (n, oldest): (i64, Option<i64>) = sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM webhook_outbox").fetch_one(&self.pool).await?;
+        Ok((to_u64(n), oldest.map(to_u64)))
+    }
+
     async fn webhook_outbox_nodes(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT DISTINCT node_id FROM webhook_outbox").fetch_all(&self.pool).await?)
     }

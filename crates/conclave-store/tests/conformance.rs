@@ -424,10 +424,12 @@ async fn the_webhook_outbox_is_partitioned_by_node_and_taken_over_once(f: Fixtur
         created_at_ms: u64::from(i),
     };
     let s = with_project(&f).await;
+    assert_eq!(s.webhook_backlog().await.unwrap(), (0, None));
     let mut seqs = Vec::new();
     for (node, i) in [("node-a", 0), ("node-b", 1), ("node-a", 2), ("node-b", 3)] {
         seqs.push(s.enqueue_webhook(&record(node, i)).await.unwrap());
     }
+    assert_eq!(s.webhook_backlog().await.unwrap(), (4, Some(0)), "all nodes, the oldest creation time");
     let seqs_of = |rows: Vec<OutboxRecord>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
     assert_eq!(seqs_of(s.pending_webhooks("node-a").await.unwrap()), [seqs[0], seqs[2]], "a node sees only its own");
     let mut nodes = s.webhook_outbox_nodes().await.unwrap();

@@ -44,6 +44,17 @@ pub async fn metrics(State(state): State<AppState>, ConnectInfo(peer): ConnectIn
         }
         Err(e) => tracing::warn!(error = %e, "metrics: archive counts unavailable"),
     }
+    // What a receiver that is down leaves behind: alert on the age, not only the count.
+    match state.store.webhook_backlog().await {
+        Ok((pending, oldest)) => {
+            let age = oldest.map_or(0, |t| crate::clock::unix_ms().saturating_sub(t) / 1000);
+            body.push_str(&format!(
+                "# HELP conclave_webhooks_pending Webhooks not delivered yet (all nodes)\n# TYPE conclave_webhooks_pending gauge\nconclave_webhooks_pending {pending}\n\
+                 # HELP conclave_webhooks_oldest_pending_seconds Age of the oldest undelivered webhook (0: none)\n# TYPE conclave_webhooks_oldest_pending_seconds gauge\nconclave_webhooks_oldest_pending_seconds {age}\n"
+            ));
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: webhook backlog unavailable"),
+    }
     let mut resp = body.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     Ok(resp)
