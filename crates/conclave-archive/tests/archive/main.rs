@@ -2,6 +2,8 @@
 //! library module against real files, real ffmpeg/ffprobe and a real moto S3 server.
 
 mod media;
+// Shared with the server's archiving tests, which use all of it (the admin user reads objects back).
+#[allow(dead_code)]
 mod moto;
 mod t_compose;
 mod t_encrypt;
