@@ -11,8 +11,10 @@
 
 mod fifo;
 mod graph;
+mod layout;
 
-pub use graph::{Epoch, FPS, Layout, Rect, TileInput, grid, placements};
+pub use graph::FPS;
+pub use layout::{Epoch, Layout, Rect, TileInput, grid, placements};
 
 
 use crate::digest::sha256_file;
@@ -134,9 +136,9 @@ pub fn compose_grid(
 pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOutput<'_>) -> Result<ComposedFile> {
     let (width, height, layout, quality) = (spec.width, spec.height, spec.layout, spec.quality);
     validate(&inputs, width, height)?;
-    let tiles: Vec<graph::TileInput> = inputs
+    let tiles: Vec<layout::TileInput> = inputs
         .iter()
-        .map(|i| graph::TileInput {
+        .map(|i| layout::TileInput {
             offset_ms: i.offset_ms,
             duration_ms: i.duration_ms,
             has_audio: i.has_audio,

@@ -8,6 +8,7 @@
 //! the project credential; no client token can reach this module).
 
 mod alert;
+mod layout;
 mod pipeline;
 mod recording;
 pub mod signed_url;
