@@ -86,14 +86,7 @@ impl Env {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path)).header("X-OPENTOK-AUTH", rest_jwt(&self.p));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        rest_call(&self.server.base, &self.p, method, path, body).await
     }
 
     async fn start(&self, body: Value) -> Value {
@@ -321,7 +314,7 @@ async fn smtp_sink() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
 }
 
 async fn register_archive_callback(e: &Env, url: &str) {
-    let (s, v) = e.call(reqwest::Method::POST, "callback", Some(json!({"group": "archive", "event": "status", "url": url}))).await;
+    let (s, v) = register_callback(&e.server.base, &e.p, "archive", "status", url).await;
     assert_eq!(s, 200, "{v}");
 }
 
@@ -570,8 +563,8 @@ async fn start_rules_conflicts_and_bad_input() {
     }
     // Another project's archive does not exist for this caller.
     let other = create_project(&e.data());
-    let resp = e.http.get(format!("{}/v2/project/{}/archive/{id}", e.server.base, other.api_key)).header("X-OPENTOK-AUTH", rest_jwt(&other)).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
+    let (s, _) = rest_call(&e.server.base, &other, reqwest::Method::GET, &format!("archive/{id}"), None).await;
+    assert_eq!(s, 404);
     assert_eq!(e.stop(id).await["status"], "stopped");
     let (s, _) = e.call(reqwest::Method::POST, &format!("archive/{id}/stop"), None).await;
     assert_eq!(s, 409, "stop twice");

@@ -119,6 +119,16 @@ impl Cluster {
     fn token(&self, session: &str, role: Role) -> String {
         self.sdk(0).generate_token(session, &TokenOptions::new(role)).unwrap()
     }
+
+    /// A REST call through node `i` (see `common::rest_call`).
+    async fn call(&self, i: usize, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        rest_call(&self.base(i), &self.p, method, path, body).await
+    }
+
+    /// The node a client's signaling connection ended on.
+    fn host_of(&self, client: &Client) -> usize {
+        self.ports.iter().position(|p| client.url.contains(&format!(":{p}/"))).expect("connected to one of the nodes")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +159,7 @@ async fn rest_on_any_node_reaches_the_session_and_kicks_hold_everywhere() {
     let session = c.sdk(0).create_session(&SessionOptions::routed()).await.unwrap().session_id;
     let token = c.token(&session, Role::Publisher);
     let mut victim = Client::connect(&c.ws(0), &session, &token).await.unwrap();
-    let host = c.ports.iter().position(|p| victim.url.contains(&format!(":{p}/"))).unwrap();
+    let host = c.host_of(&victim);
     let other = (host + 1) % 3;
     let connections = c.sdk(other).list_connections(&session).await.unwrap();
     assert_eq!(connections["items"].as_array().unwrap().len(), 1, "forwarded: {connections}");
@@ -196,18 +206,11 @@ async fn killing_the_session_node_moves_the_session_and_fails_its_archive_cleanl
     let mut a = Client::connect(&c.ws(0), &session, &token).await.unwrap();
     let stream = a.publish(PublishOptions::default()).await.unwrap();
     let _bot = publish_routed(&mut a, &stream.stream_id, BotConfig::default()).await.unwrap();
-    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let host = c.host_of(&a);
     let other = (host + 1) % 3;
     // An archive recorded on the session's node, started through another node.
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v2/project/{}/archive", c.base(other), c.key))
-        .header("X-OPENTOK-AUTH", rest_jwt(&c.p))
-        .json(&serde_json::json!({"sessionId": session, "outputMode": "individual"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let archive: serde_json::Value = resp.json().await.unwrap();
+    let (status, archive) = c.call(other, reqwest::Method::POST, "archive", Some(serde_json::json!({"sessionId": session, "outputMode": "individual"}))).await;
+    assert_eq!(status, 200);
     let id = archive["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut dead = c.nodes[host].take().unwrap();
@@ -226,15 +229,7 @@ async fn killing_the_session_node_moves_the_session_and_fails_its_archive_cleanl
     // The archive does not stay started: the dead node's recording ends failed with a reason.
     let end = Instant::now() + Duration::from_secs(30);
     let final_status = loop {
-        let v: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/v2/project/{}/archive/{id}", c.base(other), c.key))
-            .header("X-OPENTOK-AUTH", rest_jwt(&c.p))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, v) = c.call(other, reqwest::Method::GET, &format!("archive/{id}"), None).await;
         if !matches!(v["status"].as_str(), Some("started" | "paused" | "stopped")) {
             break v;
         }
@@ -258,20 +253,18 @@ async fn archives_are_controlled_from_any_node_and_served_by_the_recording_node(
     let stream = a.publish(PublishOptions::default()).await.unwrap();
     let bot = publish_routed(&mut a, &stream.stream_id, BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() }).await.unwrap();
     bot.wait_connected(T).await.unwrap();
-    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let host = c.host_of(&a);
     let (b, d) = ((host + 1) % 3, (host + 2) % 3);
-    let http = reqwest::Client::new();
-    let api = |i: usize, path: &str| format!("{}/v2/project/{}/{path}", c.base(i), c.key);
-    let started: serde_json::Value = http.post(api(b, "archive")).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).json(&serde_json::json!({"sessionId": session, "outputMode": "individual"})).send().await.unwrap().json().await.unwrap();
+    let (_, started) = c.call(b, reqwest::Method::POST, "archive", Some(serde_json::json!({"sessionId": session, "outputMode": "individual"}))).await;
     let id = started["id"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
-    let again = http.post(api(d, "archive")).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).json(&serde_json::json!({"sessionId": session})).send().await.unwrap();
-    assert_eq!(again.status(), 409, "the conflict check sees the archive started through another node");
+    let (again, _) = c.call(d, reqwest::Method::POST, "archive", Some(serde_json::json!({"sessionId": session}))).await;
+    assert_eq!(again, 409, "the conflict check sees the archive started through another node");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let stop = http.post(api(d, &format!("archive/{id}/stop"))).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).send().await.unwrap();
-    assert_eq!(stop.status(), 200, "stopped through a third node");
+    let (stop, _) = c.call(d, reqwest::Method::POST, &format!("archive/{id}/stop"), None).await;
+    assert_eq!(stop, 200, "stopped through a third node");
     let end = Instant::now() + Duration::from_secs(60);
     let done = loop {
-        let v: serde_json::Value = http.get(api(b, &format!("archive/{id}"))).header("X-OPENTOK-AUTH", rest_jwt(&c.p)).send().await.unwrap().json().await.unwrap();
+        let (_, v) = c.call(b, reqwest::Method::GET, &format!("archive/{id}"), None).await;
         if v["status"] == "available" {
             break v;
         }
@@ -297,7 +290,7 @@ async fn a_draining_node_takes_no_new_sessions_and_exits_cleanly() {
     let sdk = c.sdk(0);
     let first = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
     let a = Client::connect(&c.ws(0), &first, &c.token(&first, Role::Publisher)).await.unwrap();
-    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let host = c.host_of(&a);
     let pid = c.nodes[host].as_ref().unwrap().child.id();
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -317,17 +310,10 @@ async fn a_dead_nodes_undelivered_webhooks_are_delivered_once_by_a_survivor() {
     // The receiver is down while the session's node tries to deliver.
     let hook_port = free_port();
     let url = format!("http://127.0.0.1:{hook_port}/hook");
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v2/project/{}/callback", c.base(0), c.key))
-        .header("X-OPENTOK-AUTH", rest_jwt(&c.p))
-        .json(&serde_json::json!({"group": "connection", "event": "created", "url": url}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(register_callback(&c.base(0), &c.p, "connection", "created", &url).await.0, 200);
     let session = c.sdk(0).create_session(&SessionOptions::routed()).await.unwrap().session_id;
     let a = Client::connect(&c.ws(0), &session, &c.token(&session, Role::Publisher)).await.unwrap();
-    let host = c.ports.iter().position(|p| a.url.contains(&format!(":{p}/"))).unwrap();
+    let host = c.host_of(&a);
     let connection = a.connection_id.clone();
     tokio::time::sleep(Duration::from_secs(1)).await; // in the outbox, first attempts failed
     let mut dead = c.nodes[host].take().unwrap();

@@ -9,17 +9,6 @@ use conclave_sdk::{Role, SessionOptions, TokenOptions};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-/// Registers a callback over REST, as the Node SDK's `registerCallback` does.
-async fn register(server: &Server, sdk: &conclave_sdk::Client, group: &str, event: &str, url: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}/v2/project/{}/callback", server.base, sdk.api_key()))
-        .header("X-OPENTOK-AUTH", sdk.rest_credential())
-        .json(&serde_json::json!({"group": group, "event": event, "url": url}))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn events_are_signed_ordered_and_retried() {
     let dir = tempfile::tempdir().unwrap();
@@ -28,22 +17,12 @@ async fn events_are_signed_ordered_and_retried() {
     let server = Server::start(&data, &["--allow-private-callbacks", "--allow-http-callbacks"]);
     let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
     let (url, received) = receiver(1).await;
-    let http = reqwest::Client::new();
     for (group, event) in [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed")] {
-        let r = register(&server, &sdk, group, event, &url).await;
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().await.unwrap();
+        let (status, v) = register_callback(&server.base, &p, group, event, &url).await;
+        assert_eq!(status, 200);
         assert_eq!((v["group"].as_str(), v["event"].as_str()), (Some(group), Some(event)));
     }
-    let listed: serde_json::Value = http
-        .get(format!("{}/v2/project/{}/callback", server.base, p.api_key))
-        .header("X-OPENTOK-AUTH", sdk.rest_credential())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = rest_call(&server.base, &p, reqwest::Method::GET, "callback", None).await;
     assert_eq!(listed.as_array().unwrap().len(), 4);
 
     let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
@@ -97,15 +76,13 @@ async fn callback_urls_on_private_addresses_are_refused_by_default() {
     let data = dir.path().join("data");
     let p = create_project(&data);
     let server = Server::start(&data, &[]);
-    let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
     for url in ["https://127.0.0.1/hook", "http://hooks.example.com/x", "https://169.254.169.254/", "https://[::1]:8443/"] {
-        let r = register(&server, &sdk, "connection", "created", url).await;
-        assert_eq!(r.status(), 400, "{url}");
-        let v: serde_json::Value = r.json().await.unwrap();
+        let (status, v) = register_callback(&server.base, &p, "connection", "created", url).await;
+        assert_eq!(status, 400, "{url}");
         assert!(v["message"].as_str().unwrap().contains("callback url"), "{v}");
     }
-    let r = register(&server, &sdk, "archive", "nope", "https://hooks.example.com/").await;
-    assert_eq!(r.status(), 400);
+    let (status, _) = register_callback(&server.base, &p, "archive", "nope", "https://hooks.example.com/").await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]
@@ -120,7 +97,7 @@ async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     for (group, event) in [("connection", "created"), ("connection", "destroyed")] {
-        assert_eq!(register(&server, &sdk, group, event, &url).await.status(), 200);
+        assert_eq!(register_callback(&server.base, &p, group, event, &url).await.0, 200);
     }
     let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
     let ws = format!("{}/v1/signal", server.base.replace("http://", "ws://"));

@@ -139,6 +139,24 @@ pub fn rest_jwt(p: &Project) -> String {
     conclave_core::rest_auth::mint(&p.api_key, p.api_secret.as_bytes(), now(), 300)
 }
 
+/// `METHOD {base}/v2/project/{apiKey}/{path}` with a fresh REST credential of `p`: the status
+/// and the JSON answer (`Null` when there is none).
+pub async fn rest_call(base: &str, p: &Project, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{base}/v2/project/{}/{path}", p.api_key)).header("X-OPENTOK-AUTH", rest_jwt(p));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// Registers a webhook callback over REST, as the SDKs' `registerCallback` does.
+pub async fn register_callback(base: &str, p: &Project, group: &str, event: &str, url: &str) -> (u16, serde_json::Value) {
+    rest_call(base, p, reqwest::Method::POST, "callback", Some(serde_json::json!({"group": group, "event": event, "url": url}))).await
+}
+
 /// A webhook receiver on loopback: answers 500 to the first `fail_first` calls, then 200.
 #[derive(Default)]
 pub struct Received {
