@@ -17,6 +17,11 @@ pub fn publisher_peer(stream_id: &str) -> String {
     format!("pub:{stream_id}")
 }
 
+/// The stream a publisher peer ID names (`None` for a receiving peer).
+pub fn stream_of_publisher(peer: &str) -> Option<&str> {
+    peer.strip_prefix("pub:")
+}
+
 pub fn receiver_peer(connection_id: &str) -> String {
     format!("sub:{connection_id}")
 }
@@ -39,8 +44,9 @@ pub enum MediaCommand {
 }
 
 /// Receives a tapped publisher's frames on the media task; must not block (it should hand
-/// the frame to another thread and drop it when that thread is behind).
-pub type FrameSink = std::sync::Arc<dyn Fn(&RecordedFrame) + Send + Sync>;
+/// the frame to another thread and drop it when that thread is behind). Each frame is shared
+/// by every archive that taps it, never copied per archive.
+pub type FrameSink = std::sync::Arc<dyn Fn(&std::sync::Arc<RecordedFrame>) + Send + Sync>;
 
 /// Recording sinks per publisher peer, each tagged with its archive.
 #[derive(Default)]
@@ -183,6 +189,7 @@ async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::Unbounded
                 SfuOutput::Event(e) => tracing::debug!(event = ?e, "sfu"),
                 SfuOutput::Recorded(frame) => {
                     if let Some(sinks) = taps.0.get(&frame.publisher) {
+                        let frame = std::sync::Arc::new(frame);
                         for (_, sink) in sinks {
                             sink(&frame);
                         }

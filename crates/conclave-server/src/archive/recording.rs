@@ -88,7 +88,7 @@ enum Input {
     Remove { stream_id: String },
     /// The stream's layout classes changed (the composed layout uses the latest).
     Tags { stream_id: String, tags: StreamTags },
-    Frame(Box<RecordedFrame>),
+    Frame(Arc<RecordedFrame>),
     Finish(tokio::sync::oneshot::Sender<Vec<FinishedStream>>),
 }
 
@@ -136,9 +136,8 @@ impl Recording {
     pub fn sink(&self) -> FrameSink {
         let tx = self.tx.clone();
         let dropped = self.dropped.clone();
-        Arc::new(move |f: &RecordedFrame| {
-            let copy = RecordedFrame { publisher: f.publisher.clone(), mid: f.mid, kind: f.kind, keyframe: f.keyframe, contiguous: f.contiguous, codec: f.codec, arrival: f.arrival, data: f.data.clone() };
-            if let Err(TrySendError::Full(_)) = tx.try_send(Input::Frame(Box::new(copy))) {
+        Arc::new(move |f: &Arc<RecordedFrame>| {
+            if let Err(TrySendError::Full(_)) = tx.try_send(Input::Frame(f.clone())) {
                 dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         })
@@ -154,11 +153,6 @@ impl Recording {
     }
 }
 
-/// The publisher peer of a stream (see `media`).
-fn stream_of(peer: &str) -> Option<&str> {
-    peer.strip_prefix("pub:")
-}
-
 struct Track {
     has_audio: bool,
     has_video: bool,
@@ -166,7 +160,7 @@ struct Track {
     tag_changes: Vec<(u64, StreamTags)>,
     added: Instant,
     /// Frames held until the video codec is known.
-    early: Vec<RecordedFrame>,
+    early: Vec<Arc<RecordedFrame>>,
     recorder: Option<StreamRecorder>,
     gate: KeyframeGate,
     file: String,
@@ -196,7 +190,7 @@ impl Worker {
                         t.tag_changes.push((at, tags));
                     }
                 }
-                Ok(Input::Frame(f)) => self.frame(*f),
+                Ok(Input::Frame(f)) => self.frame(f),
                 Ok(Input::Finish(reply)) => {
                     let ids: Vec<String> = self.tracks.keys().cloned().collect();
                     for id in ids {
@@ -268,8 +262,8 @@ impl Worker {
         }
     }
 
-    fn frame(&mut self, f: RecordedFrame) {
-        let Some(stream_id) = stream_of(&f.publisher).map(str::to_owned) else { return };
+    fn frame(&mut self, f: Arc<RecordedFrame>) {
+        let Some(stream_id) = crate::media::stream_of_publisher(&f.publisher).map(str::to_owned) else { return };
         let Some(mut t) = self.tracks.remove(&stream_id) else { return };
         if t.recorder.is_none() {
             let is_video = f.kind == MediaKind::Video;
@@ -279,7 +273,7 @@ impl Worker {
                 self.create(&stream_id, &mut t, if is_video { codec } else { "vp8" });
             }
         } else {
-            self.write(&stream_id, &mut t, f);
+            self.write(&stream_id, &mut t, &f);
         }
         self.tracks.insert(stream_id, t);
     }
@@ -326,11 +320,11 @@ impl Worker {
         t.recorder = Some(rec);
         self.journal(&JournalEntry { stream_id: stream_id.to_owned(), file, offset_ms: t.offset_ms, has_audio: t.has_audio, has_video: t.has_video, encrypted, tags: t.tags });
         for f in std::mem::take(&mut t.early) {
-            self.write(stream_id, t, f);
+            self.write(stream_id, t, &f);
         }
     }
 
-    fn write(&mut self, stream_id: &str, t: &mut Track, f: RecordedFrame) {
+    fn write(&mut self, stream_id: &str, t: &mut Track, f: &RecordedFrame) {
         let Some(rec) = t.recorder.as_mut() else { return };
         let ts = f.arrival.saturating_duration_since(self.start).as_nanos() as u64;
         let res = match f.kind {
@@ -340,7 +334,7 @@ impl Worker {
                 if d.request_keyframe
                     && let Some(m) = &self.spec.media
                 {
-                    m.request_keyframe(format!("pub:{stream_id}"));
+                    m.request_keyframe(crate::media::publisher_peer(stream_id));
                 }
                 if d.write { rec.write_video(&f.data, ts, f.keyframe) } else { Ok(()) }
             }
