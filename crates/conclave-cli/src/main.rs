@@ -71,14 +71,19 @@ impl DataDirArg {
     /// Opens the store these flags point at: PostgreSQL with `--database-url`, else the
     /// embedded SQLite database in the data directory.
     pub async fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn conclave_store::Store>> {
+        self.open_store_with(master_key(&self.data_dir)?).await
+    }
+
+    /// [`DataDirArg::open_store`] with the master key already loaded (by a caller that also
+    /// derives other keys from it).
+    pub async fn open_store_with(&self, key: conclave_store::MasterKey) -> anyhow::Result<std::sync::Arc<dyn conclave_store::Store>> {
         let Some(url) = self.database_url.as_deref() else {
-            return Ok(std::sync::Arc::new(open_store(&self.data_dir).await?));
+            return Ok(std::sync::Arc::new(conclave_store::SqliteStore::open(&self.data_dir, key).await?));
         };
         anyhow::ensure!(
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
             "--database-url must be a postgres:// or postgresql:// URL (leave it out for the embedded SQLite database)"
         );
-        let key = master_key(&self.data_dir)?;
         // The URL may carry a password: it is never part of the message.
         let store = conclave_store::PgStore::open(url, key).await.map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database given by --database-url: {e}"))?;
         Ok(std::sync::Arc::new(store))
@@ -87,7 +92,7 @@ impl DataDirArg {
 
 /// `CONCLAVE_MASTER_KEY` when set, else `DATA_DIR/master.key` (the directory is created 0700,
 /// the key 0600, on first use).
-fn master_key(data_dir: &Path) -> anyhow::Result<conclave_store::MasterKey> {
+pub fn master_key(data_dir: &Path) -> anyhow::Result<conclave_store::MasterKey> {
     use std::os::unix::fs::DirBuilderExt;
     if !data_dir.exists() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;

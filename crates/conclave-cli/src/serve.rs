@@ -233,7 +233,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::raise_fd_limit();
     // Refuse a bad transport before touching the data directory.
     conclave_server::listen::choose_transport(&args.listen, tls.is_some(), args.insecure_http)?;
-    let store: Arc<dyn conclave_store::Store> = args.data.open_store().await?;
+    // The master key is read once: it opens the store and signs archive download URLs (a key
+    // derived from it, so URLs verify on every node that shares it).
+    let master = crate::master_key(&args.data.data_dir)?;
+    let url_key = *master.derive_subkey("archive-download-urls");
+    let store: Arc<dyn conclave_store::Store> = args.data.open_store_with(master).await?;
     let turn = match &args.turn_secret_env {
         Some(var) => {
             let secret = std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the TURN secret) is not set"))?;
@@ -269,9 +273,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let drain_cluster = cluster.clone();
     let drain_delay = args.cluster.drain_delay;
     let mut archive_config = args.archive.config(&args.data.data_dir)?;
-    // Download URLs verify on every node that shares the master key.
-    let master = conclave_store::MasterKey::load_or_create(&args.data.data_dir, std::env::var(conclave_store::sealing::MASTER_KEY_ENV).ok().as_deref())?;
-    archive_config.url_key = Some(*master.derive_subkey("archive-download-urls"));
+    archive_config.url_key = Some(url_key);
     let archiver = conclave_server::archive::Archiver::new(store.clone(), hub.clone(), Some(media), archive_config, Some(webhooks.clone()), metrics.clone(), cluster.clone())?;
     // Session events feed the webhooks and the archiver, in order.
     let events_archiver = archiver.clone();
