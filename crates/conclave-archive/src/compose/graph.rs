@@ -131,8 +131,8 @@ fn mix_audio(f: &mut String, labels: &[String]) {
     }
 }
 
-/// The graph for a layout that changes over time: each input's video is split once per
-/// epoch, scaled to its tile in that epoch and letterboxed, and overlaid on a black canvas
+/// The graph for the layout over time: one epoch (or none: a grid) is [`build`] with that
+/// epoch's layout and focus; with more, each input's video is split once per epoch, scaled to its tile in that epoch and letterboxed, and overlaid on a black canvas
 /// only while its epoch lasts. Audio-only inputs get no tile (their area stays black);
 /// audio is mixed as in [`build`].
 pub fn build_epochs(inputs: &[TileInput], width: u32, height: u32, epochs: &[Epoch]) -> Graph {

@@ -52,8 +52,6 @@ pub struct ComposeInput {
     pub duration_ms: u64,
     pub has_audio: bool,
     pub has_video: bool,
-    /// The stream that presentation layouts make large (OpenTok's `focus` class).
-    pub focus: bool,
 }
 
 /// Where the MP4 goes.
@@ -82,12 +80,17 @@ pub struct ComposeSpec {
     /// Even, 16..=4096.
     pub width: u32,
     pub height: u32,
-    /// The layout, with the inputs marked `focus` (when it never changes).
-    pub layout: Layout,
-    /// A layout that changes while the archive records: two or more epochs in time order
-    /// (then `layout` and the inputs' `focus` marks are not used).
-    pub changes: Vec<Epoch>,
+    /// The layout over time, in time order from 0 (one epoch when it never changes; none
+    /// means a `bestFit` grid).
+    pub epochs: Vec<Epoch>,
     pub quality: Quality,
+}
+
+impl ComposeSpec {
+    /// One layout for the whole file, with input `focus` (if any) as its focus.
+    pub fn fixed(width: u32, height: u32, layout: Layout, focus: Option<usize>, quality: Quality) -> ComposeSpec {
+        ComposeSpec { width, height, epochs: vec![Epoch { from_ms: 0, layout, focus }], quality }
+    }
 }
 
 /// OpenTok's archive encoding options.
@@ -120,21 +123,10 @@ impl Quality {
     }
 }
 
-/// [`compose`] with the `bestFit` grid and default quality.
-pub fn compose_grid(
-    inputs: Vec<ComposeInput>,
-    width: u32,
-    height: u32,
-    output: ComposeOutput<'_>,
-) -> Result<ComposedFile> {
-    let spec = ComposeSpec { width, height, layout: Layout::BestFit, changes: Vec::new(), quality: Quality::Default };
-    compose(inputs, &spec, output)
-}
-
 /// Compose `inputs` into one MP4 as `spec` says. No input with video gives an audio-only
 /// MP4; no input with audio gives no audio track.
 pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOutput<'_>) -> Result<ComposedFile> {
-    let (width, height, layout, quality) = (spec.width, spec.height, spec.layout, spec.quality);
+    let (width, height, quality) = (spec.width, spec.height, spec.quality);
     validate(&inputs, width, height)?;
     let tiles: Vec<layout::TileInput> = inputs
         .iter()
@@ -143,14 +135,10 @@ pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOut
             duration_ms: i.duration_ms,
             has_audio: i.has_audio,
             has_video: i.has_video,
-            focus: i.focus,
+            focus: false,
         })
         .collect();
-    let g = if spec.changes.len() >= 2 {
-        graph::build_epochs(&tiles, width, height, &spec.changes)
-    } else {
-        graph::build(&tiles, width, height, layout)
-    };
+    let g = graph::build_epochs(&tiles, width, height, &spec.epochs);
     let dir = fifo::PrivateDir::new()?;
     let progress = dir.path().join("progress.txt");
     let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-v", "error", "-y"]

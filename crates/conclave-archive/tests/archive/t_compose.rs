@@ -5,7 +5,7 @@
 use crate::media::{self, Frame};
 use conclave_archive::compose::{
     ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, ComposedFile, Epoch, Layout,
-    Quality, TileInput, compose, compose_grid, placements,
+    Quality, TileInput, compose, placements,
 };
 use conclave_archive::digest::sha256_file;
 use conclave_archive::encrypt::{EncryptingWriter, EphemeralKey, open_decrypted};
@@ -46,8 +46,12 @@ fn input(path: &Path, offset_ms: u64, has_audio: bool, has_video: bool) -> Compo
         duration_ms: 2000,
         has_audio,
         has_video,
-        focus: false,
     }
+}
+
+/// The `bestFit` grid at default quality.
+fn grid_compose(inputs: Vec<ComposeInput>, width: u32, height: u32, out: ComposeOutput<'_>) -> Result<ComposedFile, conclave_archive::ArchiveError> {
+    compose(inputs, &ComposeSpec::fixed(width, height, Layout::BestFit, None, Quality::Default), out)
 }
 
 fn check(out: &Path, c: &ComposedFile, codecs: &[&str], size: Option<(u64, u64)>, secs: f64) {
@@ -80,7 +84,7 @@ fn two_streams_with_offsets_make_an_h264_aac_grid() {
     let a = record(&dir, "a.webm", &m, true, true);
     let b = record(&dir, "b.webm", &m, true, true);
     let out = dir.join("composed.mp4");
-    let c = compose_grid(
+    let c = grid_compose(
         vec![input(&a, 0, true, true), input(&b, 1500, true, true)],
         640,
         480,
@@ -98,7 +102,7 @@ fn portrait_grid_with_audio_only_and_video_only_streams() {
     let a = record(&dir, "a.webm", &m, true, false);
     let v = record(&dir, "v.webm", &m, false, true);
     let out = dir.join("portrait.mp4");
-    let c = compose_grid(
+    let c = grid_compose(
         vec![
             input(&av, 0, true, true),
             input(&a, 500, true, false),
@@ -118,7 +122,7 @@ fn audio_only_and_video_only_archives() {
     let m = media_2s(&dir);
     let a = record(&dir, "a.webm", &m, true, false);
     let out = dir.join("audio.mp4");
-    let c = compose_grid(
+    let c = grid_compose(
         vec![input(&a, 0, true, false), input(&a, 1000, true, false)],
         640,
         480,
@@ -129,7 +133,7 @@ fn audio_only_and_video_only_archives() {
 
     let v = record(&dir, "v.webm", &m, false, true);
     let out = dir.join("video.mp4");
-    let c = compose_grid(
+    let c = grid_compose(
         vec![input(&v, 200, false, true)],
         1280,
         720,
@@ -144,11 +148,11 @@ fn bad_requests_are_refused() {
     let (_d, dir) = media::tmp();
     let p = dir.join("missing.webm");
     let out = ComposeOutput::File(dir.join("x.mp4"));
-    assert!(compose_grid(vec![], 640, 480, out).is_err());
+    assert!(grid_compose(vec![], 640, 480, out).is_err());
     let out = ComposeOutput::File(dir.join("x.mp4"));
-    assert!(compose_grid(vec![input(&p, 0, true, true)], 641, 480, out).is_err());
+    assert!(grid_compose(vec![input(&p, 0, true, true)], 641, 480, out).is_err());
     let out = ComposeOutput::File(dir.join("x.mp4"));
-    let err = compose_grid(vec![input(&p, 0, true, true)], 640, 480, out).unwrap_err();
+    let err = grid_compose(vec![input(&p, 0, true, true)], 640, 480, out).unwrap_err();
     assert!(err.to_string().contains("missing.webm"), "{err}");
 }
 
@@ -181,13 +185,12 @@ fn encrypted_inputs_compose_into_an_encrypted_mp4() {
             duration_ms: 2000,
             has_audio: true,
             has_video: true,
-            focus: false,
         })
         .collect();
     let archive = enc_dir.join("archive.mp4.age");
     let file = std::fs::File::create_new(&archive).unwrap();
     let mut w = EncryptingWriter::new(file, &[Box::new(customer.to_public())]).unwrap();
-    let c = compose_grid(inputs, 1280, 720, ComposeOutput::Writer(&mut w)).unwrap();
+    let c = grid_compose(inputs, 1280, 720, ComposeOutput::Writer(&mut w)).unwrap();
     let info = w.finish().unwrap();
     assert_eq!(info.size, std::fs::metadata(&archive).unwrap().len());
     assert_eq!(info.sha256, sha256_file(&archive).unwrap());
@@ -251,11 +254,10 @@ fn layouts_put_each_stream_where_the_layout_says() {
     let (w, h) = (640, 480);
     for layout in [Layout::Pip, Layout::VerticalPresentation, Layout::HorizontalPresentation, Layout::BestFit] {
         // Blue is the focus (second input); lime starts a second late.
-        let mut inputs = vec![input(&red, 0, false, true), input(&blue, 0, false, true), input(&lime, 1000, false, true)];
-        inputs[1].focus = true;
-        let marks: Vec<bool> = inputs.iter().map(|i| i.focus).collect();
+        let inputs = vec![input(&red, 0, false, true), input(&blue, 0, false, true), input(&lime, 1000, false, true)];
+        let marks = [false, true, false];
         let out = dir.join(format!("{layout:?}.mp4"));
-        let spec = ComposeSpec { width: w, height: h, layout, changes: Vec::new(), quality: Quality::Default };
+        let spec = ComposeSpec::fixed(w, h, layout, Some(1), Quality::Default);
         let c = compose(inputs, &spec, ComposeOutput::File(out.clone())).unwrap();
         check(&out, &c, &["h264"], Some((640, 480)), 3.0);
         let tiles = placements(
@@ -302,7 +304,7 @@ fn max_bitrate_caps_the_file_and_quantization_sets_the_quality() {
     let av = record(&dir, "av.webm", &m, true, true);
     let make = |name: &str, quality: Quality| {
         let out = dir.join(name);
-        let spec = ComposeSpec { width: 1280, height: 720, layout: Layout::BestFit, changes: Vec::new(), quality };
+        let spec = ComposeSpec::fixed(1280, 720, Layout::BestFit, None, quality);
         let c = compose(vec![input(&av, 0, true, true)], &spec, ComposeOutput::File(out.clone())).unwrap();
         check(&out, &c, &["aac", "h264"], Some((1280, 720)), 2.0);
         out
@@ -328,7 +330,7 @@ fn a_layout_that_changes_while_recording_changes_in_the_file_at_that_time() {
         Epoch { from_ms: 0, layout: Layout::Pip, focus: Some(0) },
         Epoch { from_ms: 1000, layout: Layout::Pip, focus: Some(1) },
     ];
-    let spec = ComposeSpec { width: 640, height: 480, layout: Layout::BestFit, changes, quality: Quality::Default };
+    let spec = ComposeSpec { width: 640, height: 480, epochs: changes, quality: Quality::Default };
     let out = dir.join("changes.mp4");
     let c = compose(inputs, &spec, ComposeOutput::File(out.clone())).unwrap();
     check(&out, &c, &["h264"], Some((640, 480)), 2.0);

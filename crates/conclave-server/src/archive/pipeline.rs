@@ -8,7 +8,7 @@
 
 use super::Archiver;
 use super::recording::{FinishedStream, read_journal};
-use conclave_archive::compose::{ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, Layout, Quality, compose};
+use conclave_archive::compose::{ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, Quality, compose};
 use conclave_archive::encrypt::{ArchiveRecipient, EncryptingWriter, EphemeralKey, open_decrypted};
 use conclave_archive::package::{PackageInput, write_individual_zip, write_individual_zip_to};
 use conclave_archive::upload::S3Target;
@@ -127,14 +127,11 @@ fn build(rec: &ArchiveRecord, mut streams: Vec<FinishedStream>, work: &Path, key
         }
         OutputMode::Composed => {
             let (w, h) = rec.resolution.as_deref().and_then(parse_resolution).unwrap_or((640, 480));
-            let changes = super::layout::epochs_of(rec, &streams);
-            let (layout, focus) = changes.first().map_or((Layout::BestFit, None), |e| (e.layout, e.focus));
-            let changes = if changes.len() >= 2 { changes } else { Vec::new() };
-            let spec = ComposeSpec { width: w, height: h, layout, changes, quality: quality_of(rec.max_bitrate, rec.quantization_parameter) };
+            let spec = ComposeSpec { width: w, height: h, epochs: super::layout::epochs_of(rec, &streams), quality: quality_of(rec.max_bitrate, rec.quantization_parameter) };
             let mut inputs = Vec::new();
-            for (i, s) in streams.iter().enumerate() {
+            for s in &streams {
                 let source = if key.is_some() { ComposeSource::Reader(open(s)?) } else { ComposeSource::Path(s.path.clone()) };
-                inputs.push(ComposeInput { source, offset_ms: s.offset_ms, duration_ms: s.duration_ms, has_audio: s.has_audio && rec.has_audio, has_video: s.has_video && rec.has_video, focus: focus == Some(i) });
+                inputs.push(ComposeInput { source, offset_ms: s.offset_ms, duration_ms: s.duration_ms, has_audio: s.has_audio && rec.has_audio, has_video: s.has_video && rec.has_video });
             }
             match customer {
                 None => {
