@@ -1,7 +1,9 @@
 //! The REST JSON bodies (archive start, stream patch, layout, storage target) and their
 //! validation, plus the archive-ID check: never panic on any bytes.
 #![no_main]
-use conclave_core::archive::{ArchiveLayout, ArchiveStartBody, StorageBody, StreamPatchBody, is_archive_id, parse_resolution};
+use conclave_core::archive::{
+    ArchiveLayout, ArchiveStartBody, StorageBody, StreamPatchBody, is_archive_id, parse_resolution,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -27,8 +27,13 @@ fuzz_target!(|data: &[u8]| {
         let take = len.min(rest.len());
         let (payload, tail) = rest.split_at(take);
         rest = tail;
-        ts = if flags & 0x80 != 0 { ts.saturating_sub(u64::from(delta) * 1_000_000) } else { ts + u64::from(delta) * 1_000_000 };
-        let _ = if flags & 1 == 0 { rec.write_audio(payload, ts) } else { rec.write_video(payload, ts, flags & 2 != 0) };
+        ts = if flags & 0x80 != 0 {
+            ts.saturating_sub(u64::from(delta) * 1_000_000)
+        } else {
+            ts + u64::from(delta) * 1_000_000
+        };
+        let _ =
+            if flags & 1 == 0 { rec.write_audio(payload, ts) } else { rec.write_video(payload, ts, flags & 2 != 0) };
     }
     let _ = rec.finish();
 });

@@ -35,11 +35,7 @@ pub(crate) fn run(bin: &str, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>> {
         .output()
         .map_err(|e| ArchiveError::Ffmpeg(format!("cannot run {bin}: {e}")))?;
     if !out.status.success() {
-        return Err(ArchiveError::Ffmpeg(format!(
-            "{bin} exited with {}: {}",
-            out.status,
-            tail(&out.stderr)
-        )));
+        return Err(ArchiveError::Ffmpeg(format!("{bin} exited with {}: {}", out.status, tail(&out.stderr))));
     }
     Ok(out.stdout)
 }
@@ -60,9 +56,10 @@ pub fn probe_duration_ms(path: &Path) -> Result<u64> {
         ],
     )?;
     let text = String::from_utf8_lossy(&out);
-    let secs: f64 = text.trim().parse().map_err(|_| {
-        ArchiveError::Ffmpeg(format!("no duration for {}: {text:?}", path.display()))
-    })?;
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ArchiveError::Ffmpeg(format!("no duration for {}: {text:?}", path.display())))?;
     Ok((secs * 1000.0).round() as u64)
 }
 

@@ -16,6 +16,4 @@ pub mod recover;
 pub mod upload;
 
 pub use error::ArchiveError;
-pub use recorder::{
-    GateDecision, KeyframeGate, RecordedFile, RecorderConfig, StreamRecorder, VideoCodec,
-};
+pub use recorder::{GateDecision, KeyframeGate, RecordedFile, RecorderConfig, StreamRecorder, VideoCodec};

@@ -55,11 +55,7 @@ impl PackageInput {
     /// Input for a finished recording; offsets are taken relative to `archive_start_ns`
     /// (same clock as the timestamps given to the recorder).
     pub fn from_recorded(stream_id: &str, f: &RecordedFile, archive_start_ns: u64) -> Self {
-        let start = f
-            .first_timestamp_ns
-            .unwrap_or(archive_start_ns)
-            .saturating_sub(archive_start_ns)
-            / 1_000_000;
+        let start = f.first_timestamp_ns.unwrap_or(archive_start_ns).saturating_sub(archive_start_ns) / 1_000_000;
         Self {
             stream_id: stream_id.to_string(),
             path: f.path.clone(),
@@ -86,13 +82,9 @@ pub struct Package {
 pub fn stream_filename(stream_id: &str) -> Result<String> {
     let ok = !stream_id.is_empty()
         && stream_id.len() <= 128
-        && stream_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && stream_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !ok {
-        return Err(ArchiveError::Invalid(format!(
-            "unsafe stream id {stream_id:?}"
-        )));
+        return Err(ArchiveError::Invalid(format!("unsafe stream id {stream_id:?}")));
     }
     Ok(format!("{stream_id}.webm"))
 }
@@ -122,16 +114,10 @@ pub fn write_individual_zip(
         inputs.push((s.clone(), Box::new(File::open(&s.path)?)));
     }
     let file = BufWriter::new(File::create(out)?);
-    let (manifest, w) =
-        write_individual_zip_to(file, archive_id, session_id, created_at_ms, inputs)?;
+    let (manifest, w) = write_individual_zip_to(file, archive_id, session_id, created_at_ms, inputs)?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     let size = std::fs::metadata(out)?.len();
-    Ok(Package {
-        path: out.to_path_buf(),
-        size,
-        sha256: sha256_file(out)?,
-        manifest,
-    })
+    Ok(Package { path: out.to_path_buf(), size, sha256: sha256_file(out)?, manifest })
 }
 
 /// Stream a ZIP of `inputs` (each entry's bytes read to the end from its reader; the
@@ -145,14 +131,9 @@ pub fn write_individual_zip_to<W: Write>(
     inputs: Vec<(PackageInput, Box<dyn Read + Send>)>,
 ) -> Result<(Manifest, W)> {
     let manifest_name = format!("{}.json", uuid_like(archive_id)?);
-    let names = inputs
-        .iter()
-        .map(|(s, _)| entry_name(s))
-        .collect::<Result<Vec<_>>>()?;
+    let names = inputs.iter().map(|(s, _)| entry_name(s)).collect::<Result<Vec<_>>>()?;
     let mut zip = ZipWriter::new_stream(out);
-    let stored = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Stored)
-        .large_file(true);
+    let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored).large_file(true);
     let mut files = Vec::with_capacity(inputs.len());
     for ((s, mut src), filename) in inputs.into_iter().zip(names) {
         zip.start_file(filename.as_str(), stored)?;
@@ -167,12 +148,8 @@ pub fn write_individual_zip_to<W: Write>(
             has_video: s.has_video,
         });
     }
-    let manifest = Manifest {
-        id: archive_id.to_string(),
-        session_id: session_id.to_string(),
-        created_at: created_at_ms,
-        files,
-    };
+    let manifest =
+        Manifest { id: archive_id.to_string(), session_id: session_id.to_string(), created_at: created_at_ms, files };
     let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
     zip.start_file(manifest_name.as_str(), deflated)?;
     zip.write_all(&serde_json::to_vec_pretty(&manifest)?)?;
@@ -182,7 +159,6 @@ pub fn write_individual_zip_to<W: Write>(
 }
 
 fn uuid_like(id: &str) -> Result<&str> {
-    uuid::Uuid::parse_str(id)
-        .map_err(|_| ArchiveError::Invalid(format!("archive id {id:?} is not a UUID")))?;
+    uuid::Uuid::parse_str(id).map_err(|_| ArchiveError::Invalid(format!("archive id {id:?} is not a UUID")))?;
     Ok(id)
 }

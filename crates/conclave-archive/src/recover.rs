@@ -53,10 +53,7 @@ fn remux(input: &Path, output: &Path) -> Result<RecoveredFile> {
     )?;
     let (audio, video) = count_packets(output)?;
     if audio + video == 0 {
-        return Err(ArchiveError::Invalid(format!(
-            "{} holds no usable frames",
-            input.display()
-        )));
+        return Err(ArchiveError::Invalid(format!("{} holds no usable frames", input.display())));
     }
     std::fs::File::open(output)?.sync_all()?;
     Ok(RecoveredFile {

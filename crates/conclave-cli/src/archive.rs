@@ -95,7 +95,11 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ArchiveCommand::List { data, status, api_key, json } => {
             let store = data.open_store().await?;
-            let statuses: Vec<ArchiveStatus> = if status.is_empty() { ArchiveStatus::ALL.into_iter().filter(|s| *s != ArchiveStatus::Deleted).collect() } else { status };
+            let statuses: Vec<ArchiveStatus> = if status.is_empty() {
+                ArchiveStatus::ALL.into_iter().filter(|s| *s != ArchiveStatus::Deleted).collect()
+            } else {
+                status
+            };
             let items = store.archives_in_status(&statuses).await?;
             for r in items.iter().filter(|r| api_key.as_deref().is_none_or(|k| k == r.api_key)) {
                 if json {
@@ -104,14 +108,28 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
                         serde_json::json!({"id": r.id, "apiKey": r.api_key, "sessionId": r.session_id, "status": r.status, "reason": r.reason, "size": r.size, "sha256": r.sha256, "createdAt": r.created_at_ms, "expiresAt": r.expires_at_ms, "encrypted": r.encrypted, "file": r.fallback_file})
                     );
                 } else {
-                    println!("{}\t{}\t{}\t{}\t{}\t{}\t{}", r.id, r.api_key, r.status.as_str(), r.size, r.created_at_ms, r.expires_at_ms.map(|t| t.to_string()).unwrap_or_else(|| "-".into()), r.reason);
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        r.id,
+                        r.api_key,
+                        r.status.as_str(),
+                        r.size,
+                        r.created_at_ms,
+                        r.expires_at_ms.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                        r.reason
+                    );
                 }
             }
         }
         ArchiveCommand::Download { data, id, url, out } => {
             if let Some(url) = url {
                 let resp = reqwest::get(&url).await?;
-                anyhow::ensure!(resp.status().is_success(), "download refused: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+                anyhow::ensure!(
+                    resp.status().is_success(),
+                    "download refused: {} {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                );
                 let total = resp.content_length().unwrap_or(0);
                 let name = url.split('?').next().and_then(|p| p.rsplit('/').nth(1)).unwrap_or("archive").to_owned();
                 let out = out.unwrap_or_else(|| PathBuf::from(name));
@@ -123,19 +141,30 @@ pub async fn run(cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(conclave_core::archive::is_archive_id(&id), "{id:?} is not an archive ID");
             let store = data.open_store().await?;
             let r = store.archive(&id).await?.ok_or_else(|| anyhow::anyhow!("no archive {id}"))?;
-            let file = r.fallback_file.clone().ok_or_else(|| anyhow::anyhow!("archive {id} is {} and has no local copy", r.status.as_str()))?;
+            let file = r
+                .fallback_file
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("archive {id} is {} and has no local copy", r.status.as_str()))?;
             let ext = file.split_once('.').map(|(_, e)| e).unwrap_or("");
-            let fallback = conclave_archive::upload::FallbackStore::new(data.data_dir.join("archives").join("fallback"))?;
+            let fallback =
+                conclave_archive::upload::FallbackStore::new(data.data_dir.join("archives").join("fallback"))?;
             let src = fallback.open(&id, ext)?;
             let total = src.metadata()?.len();
             let out = out.unwrap_or_else(|| PathBuf::from(&file));
             let n = copy_with_progress(FileChunks(src), total, &out).await?;
             let sum = conclave_archive::digest::sha256_file(&out)?;
-            anyhow::ensure!(sum == r.sha256, "checksum mismatch: the file's sha256 is {sum}, the archive says {}", r.sha256);
+            anyhow::ensure!(
+                sum == r.sha256,
+                "checksum mismatch: the file's sha256 is {sum}, the archive says {}",
+                r.sha256
+            );
             println!("{} ({n} bytes, sha256 {sum} verified)", out.display());
         }
         ArchiveCommand::Decrypt { identity, input, output } => {
-            let text = zeroize::Zeroizing::new(std::fs::read_to_string(&identity).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", identity.display()))?);
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&identity)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", identity.display()))?,
+            );
             let n = conclave_archive::encrypt::decrypt_file(&text, &input, &output)?;
             println!("{} ({n} bytes)", output.display());
         }

@@ -126,16 +126,22 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Tokens { iterations } => tokens(iterations),
         BenchCommand::Rest { requests, concurrency } => rest(requests, concurrency).await?,
-        BenchCommand::Signal { connections, per_session, join_rate, latency_joins } => signal(connections, per_session, join_rate, latency_joins).await?,
+        BenchCommand::Signal { connections, per_session, join_rate, latency_joins } => {
+            signal(connections, per_session, join_rate, latency_joins).await?
+        }
         BenchCommand::Soak { seconds, sessions, concurrent } => {
             if !bench_soak::run(seconds, sessions, concurrent).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?,
+        BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => {
+            bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?
+        }
         BenchCommand::UdpFloor { receivers, rate, seconds, bytes } => bench_udp::run(receivers, rate, seconds, bytes)?,
         BenchCommand::Cluster { joins, commands } => bench_cluster::run(joins, commands).await?,
-        BenchCommand::Archive { streams, seconds, output_mode, s3_endpoint } => bench_archive::run(bench_archive::ArchiveBench { streams, seconds, output_mode, s3_endpoint }).await?,
+        BenchCommand::Archive { streams, seconds, output_mode, s3_endpoint } => {
+            bench_archive::run(bench_archive::ArchiveBench { streams, seconds, output_mode, s3_endpoint }).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -167,7 +173,12 @@ fn tokens(iterations: u32) {
             std::hint::black_box(verify(std::hint::black_box(&token), now, lookup).is_ok());
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("| {name} | {} | {:.0} | {:.0} |", token.len(), f64::from(iterations) / secs, secs * 1e9 / f64::from(iterations));
+        println!(
+            "| {name} | {} | {:.0} | {:.0} |",
+            token.len(),
+            f64::from(iterations) / secs,
+            secs * 1e9 / f64::from(iterations)
+        );
     }
 }
 
@@ -267,13 +278,15 @@ fn nix_kill(child: &tokio::process::Child) -> std::io::Result<()> {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_joins: usize) -> anyhow::Result<()> {
     use conclave_client::Client as Participant;
-    use conclave_sdk::{TokenOptions, Role};
+    use conclave_sdk::{Role, TokenOptions};
     crate::raise_fd_limit();
     let dir = std::env::temp_dir().join(format!("conclave-bench-signal-{}", std::process::id()));
     let (key, secret) = {
@@ -282,7 +295,9 @@ async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_
         (p.api_key, p.api_secret)
     };
     // The bench joins far faster than one client IP is allowed to by default.
-    let (mut child, base) = spawn_server(&dir, &["--connect-rate-per-ip", "0", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"]).await?;
+    let (mut child, base) =
+        spawn_server(&dir, &["--connect-rate-per-ip", "0", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"])
+            .await?;
     let pid = child.id().unwrap_or(0);
     let sdk = Client::new(&key, &secret, &base)?;
     let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));
@@ -340,7 +355,9 @@ async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_
         lat.push(d);
     }
     lat.sort();
-    println!("| connections held | sessions | fill time s | server RSS before MiB | after MiB | bytes per idle connection | join rate/s | joins | join p50 ms | join p99 ms |");
+    println!(
+        "| connections held | sessions | fill time s | server RSS before MiB | after MiB | bytes per idle connection | join rate/s | joins | join p50 ms | join p99 ms |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {:.2} | {:.2} |",

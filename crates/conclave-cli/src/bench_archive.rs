@@ -6,8 +6,8 @@
 //! stop to `available` (or `uploaded`, with `--s3-endpoint`) and the resulting throughput.
 //! Must not touch: the server's internals (a black box on loopback).
 
-use super::{nix_kill, spawn_server};
 use super::bench_media::{children_cpu_us, cpu_us};
+use super::{nix_kill, spawn_server};
 use crate::open_store;
 use conclave_client::Client as Participant;
 use conclave_client::PublishOptions;
@@ -44,7 +44,8 @@ pub async fn run(b: ArchiveBench) -> anyhow::Result<()> {
         let ak = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "testing".into());
         let sk = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "testing".into());
         let body = serde_json::json!({"type": "s3", "config": {"bucket": "archives", "accessKey": ak, "secretKey": sk, "endpoint": ep}});
-        let r = http.put(api("archive/storage")).header("X-OPENTOK-AUTH", sdk.rest_credential()).json(&body).send().await?;
+        let r =
+            http.put(api("archive/storage")).header("X-OPENTOK-AUTH", sdk.rest_credential()).json(&body).send().await?;
         anyhow::ensure!(r.status().is_success(), "setting the S3 target failed: {}", r.text().await?);
     }
     let clip_dir = dir.join("clip");
@@ -57,7 +58,12 @@ pub async fn run(b: ArchiveBench) -> anyhow::Result<()> {
         let t = sdk.generate_token(&sid, &TokenOptions::new(Role::Publisher))?;
         let mut c = Participant::connect(&ws, &sid, &t).await?;
         let stream = c.publish(PublishOptions::default()).await?;
-        let bot = publish_routed(&mut c, &stream.stream_id, BotConfig { clip: Some(clip.clone()), keep_frames: false, ..BotConfig::default() }).await?;
+        let bot = publish_routed(
+            &mut c,
+            &stream.stream_id,
+            BotConfig { clip: Some(clip.clone()), keep_frames: false, ..BotConfig::default() },
+        )
+        .await?;
         bot.wait_connected(Duration::from_secs(10)).await?;
         keep.push((c, bot));
     }
@@ -68,7 +74,14 @@ pub async fn run(b: ArchiveBench) -> anyhow::Result<()> {
     let idle_cpu = (cpu_us(pid) - c0) as f64 / t0.elapsed().as_micros() as f64;
 
     let body = serde_json::json!({"sessionId": sid, "outputMode": b.output_mode});
-    let started: serde_json::Value = http.post(api("archive")).header("X-OPENTOK-AUTH", sdk.rest_credential()).json(&body).send().await?.json().await?;
+    let started: serde_json::Value = http
+        .post(api("archive"))
+        .header("X-OPENTOK-AUTH", sdk.rest_credential())
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?;
     let id = started["id"].as_str().ok_or_else(|| anyhow::anyhow!("start failed: {started}"))?.to_owned();
     let (c1, t1) = (cpu_us(pid), Instant::now());
     tokio::time::sleep(window).await;
@@ -78,7 +91,13 @@ pub async fn run(b: ArchiveBench) -> anyhow::Result<()> {
     http.post(api(&format!("archive/{id}/stop"))).header("X-OPENTOK-AUTH", sdk.rest_credential()).send().await?;
     drop(keep);
     let done = loop {
-        let v: serde_json::Value = http.get(api(&format!("archive/{id}"))).header("X-OPENTOK-AUTH", sdk.rest_credential()).send().await?.json().await?;
+        let v: serde_json::Value = http
+            .get(api(&format!("archive/{id}")))
+            .header("X-OPENTOK-AUTH", sdk.rest_credential())
+            .send()
+            .await?
+            .json()
+            .await?;
         if matches!(v["status"].as_str(), Some("available" | "uploaded" | "failed")) {
             break v;
         }
@@ -88,14 +107,26 @@ pub async fn run(b: ArchiveBench) -> anyhow::Result<()> {
     let ready = stop_at.elapsed().as_secs_f64();
     let processing_cpu = (cpu_us(pid) + children_cpu_us(pid) - cpu_stop) as f64 / 1e6;
     let size = done["size"].as_u64().unwrap_or(0);
-    println!("archive bench: {} streams of VP8 320x240 30 fps + Opus, {} output, {} s windows", b.streams, b.output_mode, b.seconds);
+    println!(
+        "archive bench: {} streams of VP8 320x240 30 fps + Opus, {} output, {} s windows",
+        b.streams, b.output_mode, b.seconds
+    );
     println!("server CPU without recording: {:.1}% of a core", idle_cpu * 100.0);
     println!("server CPU while recording:   {:.1}% of a core", rec_cpu * 100.0);
-    println!("recording cost per stream:    {:.2}% of a core", (rec_cpu - idle_cpu).max(0.0) * 100.0 / b.streams as f64);
-    println!("stop -> {}: {:.2} s ({} bytes, {:.1} MB/s, {:.2} s of CPU incl. ffmpeg)", done["status"].as_str().unwrap_or("?"), ready, size, size as f64 / ready / 1e6, processing_cpu);
+    println!(
+        "recording cost per stream:    {:.2}% of a core",
+        (rec_cpu - idle_cpu).max(0.0) * 100.0 / b.streams as f64
+    );
+    println!(
+        "stop -> {}: {:.2} s ({} bytes, {:.1} MB/s, {:.2} s of CPU incl. ffmpeg)",
+        done["status"].as_str().unwrap_or("?"),
+        ready,
+        size,
+        size as f64 / ready / 1e6,
+        processing_cpu
+    );
     nix_kill(&child)?;
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
-

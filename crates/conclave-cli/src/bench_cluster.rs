@@ -26,7 +26,13 @@ async fn wait_port(port: u16) -> anyhow::Result<()> {
 fn summary(name: &str, lat: &mut [Duration]) {
     lat.sort();
     let total: Duration = lat.iter().sum();
-    println!("| {name} | {} | {:.0} | {:.2} | {:.2} |", lat.len(), lat.len() as f64 / total.as_secs_f64(), percentile(lat, 0.5), percentile(lat, 0.99));
+    println!(
+        "| {name} | {} | {:.0} | {:.2} | {:.2} |",
+        lat.len(),
+        lat.len() as f64 / total.as_secs_f64(),
+        percentile(lat, 0.5),
+        percentile(lat, 0.99)
+    );
 }
 
 pub async fn run(joins: usize, commands: usize) -> anyhow::Result<()> {
@@ -51,7 +57,14 @@ pub async fn run(joins: usize, commands: usize) -> anyhow::Result<()> {
         let child = tokio::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(&dir)
-            .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}"), "--node-id", &format!("bench-{i}"), "--advertise-url", &format!("http://127.0.0.1:{port}")])
+            .args([
+                "--redis-url",
+                &format!("redis://127.0.0.1:{redis_port}"),
+                "--node-id",
+                &format!("bench-{i}"),
+                "--advertise-url",
+                &format!("http://127.0.0.1:{port}"),
+            ])
             .args(["--rest-rate-per-ip", "0", "--rest-rate-per-key", "0", "--connect-rate-per-ip", "0"])
             .env("CONCLAVE_LOG", "warn")
             .stdout(Stdio::null())
@@ -66,7 +79,9 @@ pub async fn run(joins: usize, commands: usize) -> anyhow::Result<()> {
     let sdk0 = Client::new(&key, &secret, &base(0))?;
     let session = sdk0.create_session(&SessionOptions::routed()).await?.session_id;
     // The first participant places the session on node 0 and stays.
-    let anchor = Participant::connect(&ws(0), &session, &sdk0.generate_token(&session, &TokenOptions::new(Role::Publisher))?).await?;
+    let anchor =
+        Participant::connect(&ws(0), &session, &sdk0.generate_token(&session, &TokenOptions::new(Role::Publisher))?)
+            .await?;
     anyhow::ensure!(anchor.url == ws(0), "the session was not placed on node 0");
     println!("| operation | n | per second (sequential) | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|");

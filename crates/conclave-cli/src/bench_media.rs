@@ -32,7 +32,8 @@ fn stat_cpu_us(pid: u32, first: usize) -> u64 {
     // Fields after the command name (which may contain spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(first).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(first + 1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let ticks: u64 = f.get(first).and_then(|s| s.parse().ok()).unwrap_or(0)
+        + f.get(first + 1).and_then(|s| s.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     ticks * 1_000_000 / hz
@@ -67,7 +68,14 @@ fn totals(pubs: &[MediaBot], subs: &[Arc<MediaBot>]) -> Totals {
     t
 }
 
-pub async fn run(sessions: usize, publishers: usize, subscribers: usize, seconds: u64, fps: u32, video_bytes: usize) -> anyhow::Result<()> {
+pub async fn run(
+    sessions: usize,
+    publishers: usize,
+    subscribers: usize,
+    seconds: u64,
+    fps: u32,
+    video_bytes: usize,
+) -> anyhow::Result<()> {
     crate::raise_fd_limit();
     let dir = std::env::temp_dir().join(format!("conclave-bench-media-{}", std::process::id()));
     let (key, secret) = {
@@ -75,12 +83,32 @@ pub async fn run(sessions: usize, publishers: usize, subscribers: usize, seconds
         let p = conclave_server::provision::create_project(&store, "bench", None).await?;
         (p.api_key, p.api_secret)
     };
-    let flags = ["--rtc-host", "127.0.0.1", "--rtc-port", "0", "--connect-rate-per-ip", "0", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"];
+    let flags = [
+        "--rtc-host",
+        "127.0.0.1",
+        "--rtc-port",
+        "0",
+        "--connect-rate-per-ip",
+        "0",
+        "--rest-rate-per-ip",
+        "0",
+        "--rest-rate-per-key",
+        "0",
+    ];
     let (mut child, base) = spawn_server(&dir, &flags).await?;
     let pid = child.id().unwrap_or(0);
     let sdk = Client::new(&key, &secret, &base)?;
     let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));
-    let cfg = |source: u32| BotConfig { source, audio_bytes: 100, video_fps: fps, video_bytes, keyframe_bytes: 3 * video_bytes, drop_every: 0, keep_frames: false, clip: None };
+    let cfg = |source: u32| BotConfig {
+        source,
+        audio_bytes: 100,
+        video_fps: fps,
+        video_bytes,
+        keyframe_bytes: 3 * video_bytes,
+        drop_every: 0,
+        keep_frames: false,
+        clip: None,
+    };
 
     // Publishers first, so the RSS step below is the subscribers' alone.
     let mut pub_clients = Vec::new();
@@ -152,7 +180,9 @@ pub async fn run(sessions: usize, publishers: usize, subscribers: usize, seconds
         b.with_stats(|s| lat.extend(s.latency_us[*mark..].iter().map(|us| Duration::from_micros(*us))));
     }
     lat.sort();
-    let errors: usize = sub_bots.iter().map(|b| b.with_stats(|s| s.errors.len() + s.damaged_frames as usize)).sum::<usize>() + pub_bots.iter().map(|b| b.with_stats(|s| s.errors.len())).sum::<usize>();
+    let errors: usize =
+        sub_bots.iter().map(|b| b.with_stats(|s| s.errors.len() + s.damaged_frames as usize)).sum::<usize>()
+            + pub_bots.iter().map(|b| b.with_stats(|s| s.errors.len())).sum::<usize>();
 
     let rx = t1.rx_pkts - t0.rx_pkts;
     let tx = t1.tx_pkts - t0.tx_pkts;
@@ -165,9 +195,15 @@ pub async fn run(sessions: usize, publishers: usize, subscribers: usize, seconds
         b.with_stats(|s| s.rtp_in_by_pt.iter().for_each(|(pt, n)| *m.entry(*pt).or_insert(0u64) += n));
         m
     });
-    eprintln!("publishers sent {tx} RTP packets ({} bytes) in the window; receivers got {rx}; receiver RTP by payload type (whole run): {by_pt:?}, {} with the padding bit", t1.tx_bytes - t0.tx_bytes, sub_bots.iter().map(|b| b.with_stats(|s| s.rtp_in_padded)).sum::<u64>());
+    eprintln!(
+        "publishers sent {tx} RTP packets ({} bytes) in the window; receivers got {rx}; receiver RTP by payload type (whole run): {by_pt:?}, {} with the padding bit",
+        t1.tx_bytes - t0.tx_bytes,
+        sub_bots.iter().map(|b| b.with_stats(|s| s.rtp_in_padded)).sum::<u64>()
+    );
     let total_subs = sessions * subscribers;
-    println!("| sessions | pubs/session | subs/session | forwarded pkt/s | frames/s | avg pkt bytes | server CPU µs/pkt | server CPU % | bench CPU % | latency p50 ms | p99 ms | loss % | server RSS KiB/subscriber | errors |");
+    println!(
+        "| sessions | pubs/session | subs/session | forwarded pkt/s | frames/s | avg pkt bytes | server CPU µs/pkt | server CPU % | bench CPU % | latency p50 ms | p99 ms | loss % | server RSS KiB/subscriber | errors |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {sessions} | {publishers} | {subscribers} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {errors} |",

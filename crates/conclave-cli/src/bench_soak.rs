@@ -34,14 +34,31 @@ struct Tally {
 }
 
 /// Records one session over and over while `running`: start, a few seconds, stop.
-async fn archivist(k: u64, sdk: Arc<Client>, base: String, session: String, tally: Arc<Tally>, running: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+async fn archivist(
+    k: u64,
+    sdk: Arc<Client>,
+    base: String,
+    session: String,
+    tally: Arc<Tally>,
+    running: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let api = format!("{base}/v2/project/{}/archive", sdk.api_key());
     let mut n = 0u64;
     while running.load(Ordering::Relaxed) {
         let mode = if (k + n) % 2 == 0 { "individual" } else { "composed" };
-        let r = http.post(&api).header("X-OPENTOK-AUTH", sdk.rest_credential()).json(&serde_json::json!({"sessionId": session, "outputMode": mode})).send().await?;
-        anyhow::ensure!(r.status() == 200, "archive start answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+        let r = http
+            .post(&api)
+            .header("X-OPENTOK-AUTH", sdk.rest_credential())
+            .json(&serde_json::json!({"sessionId": session, "outputMode": mode}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status() == 200,
+            "archive start answered {}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
         let id = r.json::<serde_json::Value>().await?["id"].as_str().unwrap_or_default().to_owned();
         tally.archives.lock().unwrap().push(id.clone());
         tokio::time::sleep(Duration::from_millis(2000 + (k * 311 + n * 97) % 3000)).await;
@@ -54,13 +71,23 @@ async fn archivist(k: u64, sdk: Arc<Client>, base: String, session: String, tall
 }
 
 /// Waits until every archive has left started/paused/stopped; returns the count per status.
-async fn archive_outcomes(sdk: &Client, base: &str, ids: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+async fn archive_outcomes(
+    sdk: &Client,
+    base: &str,
+    ids: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut out = std::collections::BTreeMap::new();
     for id in ids {
         let status = loop {
-            let v: serde_json::Value = http.get(format!("{base}/v2/project/{}/archive/{id}", sdk.api_key())).header("X-OPENTOK-AUTH", sdk.rest_credential()).send().await?.json().await?;
+            let v: serde_json::Value = http
+                .get(format!("{base}/v2/project/{}/archive/{id}", sdk.api_key()))
+                .header("X-OPENTOK-AUTH", sdk.rest_credential())
+                .send()
+                .await?
+                .json()
+                .await?;
             let s = v["status"].as_str().unwrap_or("?").to_owned();
             if s == "failed" && !v["reason"].as_str().unwrap_or("").starts_with("nothing was recorded") {
                 // Anything but "nobody published while it ran" is a real failure.
@@ -78,7 +105,15 @@ async fn archive_outcomes(sdk: &Client, base: &str, ids: &[String]) -> anyhow::R
 
 /// One participant's life: join, publish (sometimes with media), subscribe, signal, then
 /// leave or be kicked.
-async fn life(i: u64, sdk: Arc<Client>, ws: String, base: String, session: String, tally: Arc<Tally>, clip: Arc<conclave_client::clip::EncodedClip>) -> anyhow::Result<()> {
+async fn life(
+    i: u64,
+    sdk: Arc<Client>,
+    ws: String,
+    base: String,
+    session: String,
+    tally: Arc<Tally>,
+    clip: Arc<conclave_client::clip::EncodedClip>,
+) -> anyhow::Result<()> {
     let token = sdk.generate_token(&session, &TokenOptions::new(Role::Publisher))?;
     let mut c = Participant::connect(&ws, &session, &token).await?;
     tally.joins.fetch_add(1, Ordering::Relaxed);
@@ -99,7 +134,9 @@ async fn life(i: u64, sdk: Arc<Client>, ws: String, base: String, session: Strin
     for s in c.initial_streams().into_iter().take(2) {
         match c.subscribe(&s.stream_id).await {
             // Its publisher left meanwhile: a normal race in a churning session.
-            Err(conclave_client::ClientError::Refused { code: conclave_client::signal::ErrorCode::NotFound, .. }) => {}
+            Err(conclave_client::ClientError::Refused {
+                code: conclave_client::signal::ErrorCode::NotFound, ..
+            }) => {}
             other => other?,
         }
     }
@@ -170,7 +207,22 @@ pub async fn run(seconds: u64, sessions: usize, concurrent: usize) -> anyhow::Re
         let p = conclave_server::provision::create_project(&store, "soak", None).await?;
         (p.api_key, p.api_secret)
     };
-    let flags = ["--metrics-allow", "127.0.0.1", "--connect-rate-per-ip", "0", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0", "--reconnect-grace", "1s", "--rtc-host", "127.0.0.1", "--rtc-port", "0"];
+    let flags = [
+        "--metrics-allow",
+        "127.0.0.1",
+        "--connect-rate-per-ip",
+        "0",
+        "--rest-rate-per-ip",
+        "0",
+        "--rest-rate-per-key",
+        "0",
+        "--reconnect-grace",
+        "1s",
+        "--rtc-host",
+        "127.0.0.1",
+        "--rtc-port",
+        "0",
+    ];
     let (mut child, base) = spawn_server(&dir, &flags).await?;
     let pid = child.id().unwrap_or(0);
     let sdk = Arc::new(Client::new(&key, &secret, &base)?);
@@ -183,21 +235,55 @@ pub async fn run(seconds: u64, sessions: usize, concurrent: usize) -> anyhow::Re
     let tally = Arc::new(Tally::default());
     // Media bots send a real encoded clip, so that composed archives of them decode.
     std::fs::create_dir_all(dir.join("clip"))?;
-    let clip = Arc::new(conclave_client::clip::EncodedClip::generate(&dir.join("clip"), 4, 15).map_err(anyhow::Error::msg)?);
+    let clip =
+        Arc::new(conclave_client::clip::EncodedClip::generate(&dir.join("clip"), 4, 15).map_err(anyhow::Error::msg)?);
     // Half the sessions are recorded, over and over, during both waves.
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut archivists = tokio::task::JoinSet::new();
     for (k, session) in ids.iter().enumerate().filter(|(k, _)| k % 2 == 0) {
-        archivists.spawn(archivist(k as u64, sdk.clone(), base.clone(), session.clone(), tally.clone(), running.clone()));
+        archivists.spawn(archivist(
+            k as u64,
+            sdk.clone(),
+            base.clone(),
+            session.clone(),
+            tally.clone(),
+            running.clone(),
+        ));
     }
     let mut i = 0u64;
     // Warm-up: a quarter of the run, then everyone leaves and the server is measured idle.
     // Pools (SQLite connections, runtime threads) have reached their working size by then.
-    wave(&mut i, Duration::from_secs((seconds / 4).max(5)), concurrent, &ids, &sdk, &ws, &base, &tally, None, pid, &clip).await;
+    wave(
+        &mut i,
+        Duration::from_secs((seconds / 4).max(5)),
+        concurrent,
+        &ids,
+        &sdk,
+        &ws,
+        &base,
+        &tally,
+        None,
+        pid,
+        &clip,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (fds_before, rss_before) = (fd_count(pid), rss_kib(pid));
     let mut rss_mid = Vec::new();
-    wave(&mut i, Duration::from_secs(seconds - (seconds / 4).max(5).min(seconds)), concurrent, &ids, &sdk, &ws, &base, &tally, Some(&mut rss_mid), pid, &clip).await;
+    wave(
+        &mut i,
+        Duration::from_secs(seconds - (seconds / 4).max(5).min(seconds)),
+        concurrent,
+        &ids,
+        &sdk,
+        &ws,
+        &base,
+        &tally,
+        Some(&mut rss_mid),
+        pid,
+        &clip,
+    )
+    .await;
     running.store(false, Ordering::Relaxed);
     while let Some(r) = archivists.join_next().await {
         if let Err(e) | Ok(Err(e)) = r.map_err(anyhow::Error::from) {
@@ -207,7 +293,11 @@ pub async fn run(seconds: u64, sessions: usize, concurrent: usize) -> anyhow::Re
     }
     let archive_ids = tally.archives.lock().unwrap().clone();
     let outcomes = archive_outcomes(&sdk, &base, &archive_ids).await?;
-    let stuck = outcomes.iter().filter(|(s, _)| matches!(s.as_str(), "started" | "paused" | "stopped" | "?")).map(|(_, n)| n).sum::<u64>();
+    let stuck = outcomes
+        .iter()
+        .filter(|(s, _)| matches!(s.as_str(), "started" | "paused" | "stopped" | "?"))
+        .map(|(_, n)| n)
+        .sum::<u64>();
     let available = outcomes.get("available").copied().unwrap_or(0);
     let fallback_files = std::fs::read_dir(dir.join("archives/fallback")).map(|d| d.count() as u64).unwrap_or(0);
     let work_left = std::fs::read_dir(dir.join("archives/work")).map(|d| d.count() as u64).unwrap_or(0);
@@ -219,7 +309,9 @@ pub async fn run(seconds: u64, sessions: usize, concurrent: usize) -> anyhow::Re
     let live = metric(&base, "conclave_sessions_live").await?;
     let errors = tally.errors.load(Ordering::Relaxed);
     let half = rss_mid.get(rss_mid.len() / 2).copied().unwrap_or(rss_before);
-    println!("| seconds | participants | with media | kicked | errors | connections left | streams left | live sessions left | server fds idle after warm-up → idle at end | server RSS MiB idle after warm-up → mid → end |");
+    println!(
+        "| seconds | participants | with media | kicked | errors | connections left | streams left | live sessions left | server fds idle after warm-up → idle at end | server RSS MiB idle after warm-up → mid → end |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {seconds} | {} | {} | {} | {errors} | {connections} | {streams} | {live} | {fds_before} → {fds_after} | {:.1} → {:.1} → {:.1} |",
@@ -235,14 +327,26 @@ pub async fn run(seconds: u64, sessions: usize, concurrent: usize) -> anyhow::Re
     let _ = std::fs::remove_dir_all(&dir);
     // Memory: after warm-up, the second half of the run must not keep growing.
     let leaked_memory = rss_after > half + 32 * 1024;
-    println!("archives: {} started; by final status {outcomes:?}; fallback files {fallback_files}; work dirs left {work_left}", archive_ids.len());
+    println!(
+        "archives: {} started; by final status {outcomes:?}; fallback files {fallback_files}; work dirs left {work_left}",
+        archive_ids.len()
+    );
     // Accounted for: none stuck, none failed for a real reason ("failed" alone means nobody
     // published media while it ran), every available archive has its file, no work files.
     let real_failures = outcomes.keys().filter(|k| k.starts_with("failed: ")).count();
-    let archives_ok = stuck == 0 && real_failures == 0 && fallback_files == available && work_left == 0 && !archive_ids.is_empty();
-    let ok = errors == 0 && connections == 0 && streams == 0 && live == 0 && fds_after <= fds_before + 2 && !leaked_memory && archives_ok;
+    let archives_ok =
+        stuck == 0 && real_failures == 0 && fallback_files == available && work_left == 0 && !archive_ids.is_empty();
+    let ok = errors == 0
+        && connections == 0
+        && streams == 0
+        && live == 0
+        && fds_after <= fds_before + 2
+        && !leaked_memory
+        && archives_ok;
     if !ok {
-        eprintln!("soak FAILED: errors {errors}, connections {connections}, streams {streams}, live sessions {live}, fds {fds_before} → {fds_after}, RSS mid {half} KiB → end {rss_after} KiB, archives {outcomes:?} (fallback files {fallback_files}, work dirs {work_left})");
+        eprintln!(
+            "soak FAILED: errors {errors}, connections {connections}, streams {streams}, live sessions {live}, fds {fds_before} → {fds_after}, RSS mid {half} KiB → end {rss_after} KiB, archives {outcomes:?} (fallback files {fallback_files}, work dirs {work_left})"
+        );
     }
     Ok(ok)
 }

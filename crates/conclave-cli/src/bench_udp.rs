@@ -28,7 +28,8 @@ fn thread_cpu_us() -> (u64, u64) {
 /// Drains every receiver until `stop`, counting datagrams (blocking in `poll`, like a client
 /// that sleeps between packets).
 fn drain(receivers: Vec<UdpSocket>, got: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
-    let mut fds: Vec<libc::pollfd> = receivers.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut fds: Vec<libc::pollfd> =
+        receivers.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     let mut batch = mmsg::RecvBatch::new();
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: fds is a live array of pollfd of the stated length.
@@ -82,7 +83,8 @@ pub fn run(receivers: usize, rate: u32, seconds: u64, bytes: usize) -> anyhow::R
         let owed = if rate == 0 {
             mmsg::BATCH
         } else {
-            let due = (tick.duration_since(started).as_micros() as u64 * u64::from(rate) / 1_000_000).saturating_sub(sent_window);
+            let due = (tick.duration_since(started).as_micros() as u64 * u64::from(rate) / 1_000_000)
+                .saturating_sub(sent_window);
             due as usize
         };
         let pending = queue(owed);
@@ -113,7 +115,9 @@ pub fn run(receivers: usize, rate: u32, seconds: u64, bytes: usize) -> anyhow::R
     let _ = receiving.join();
     let per = |us: u64| us as f64 / sent.max(1) as f64;
     let (sys, user) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
-    println!("| receivers | datagram bytes | rate asked | sent/s | received | dropped | sender system µs/datagram | sender user µs/datagram | total µs/datagram |");
+    println!(
+        "| receivers | datagram bytes | rate asked | sent/s | received | dropped | sender system µs/datagram | sender user µs/datagram | total µs/datagram |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {receivers} | {bytes} | {} | {:.0} | {} | {dropped} | {:.2} | {:.2} | {:.2} |",

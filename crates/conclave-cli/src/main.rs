@@ -76,7 +76,10 @@ impl DataDirArg {
 
     /// [`DataDirArg::open_store`] with the master key already loaded (by a caller that also
     /// derives other keys from it).
-    pub async fn open_store_with(&self, key: conclave_store::MasterKey) -> anyhow::Result<std::sync::Arc<dyn conclave_store::Store>> {
+    pub async fn open_store_with(
+        &self,
+        key: conclave_store::MasterKey,
+    ) -> anyhow::Result<std::sync::Arc<dyn conclave_store::Store>> {
         let Some(url) = self.database_url.as_deref() else {
             return Ok(std::sync::Arc::new(conclave_store::SqliteStore::open(&self.data_dir, key).await?));
         };
@@ -85,7 +88,9 @@ impl DataDirArg {
             "--database-url must be a postgres:// or postgresql:// URL (leave it out for the embedded SQLite database)"
         );
         // The URL may carry a password: it is never part of the message.
-        let store = conclave_store::PgStore::open(url, key).await.map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database given by --database-url: {e}"))?;
+        let store = conclave_store::PgStore::open(url, key)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database given by --database-url: {e}"))?;
         Ok(std::sync::Arc::new(store))
     }
 }
@@ -121,7 +126,8 @@ pub fn raise_fd_limit() {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG").unwrap_or_else(|_| "info,str0m=info,sqlx=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG")
+        .unwrap_or_else(|_| "info,str0m=info,sqlx=warn".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -143,7 +143,8 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             let store = data.open_store().await?;
             let import = match (import_api_key, import_secret_env) {
                 (Some(key), Some(var)) => {
-                    let secret = std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
+                    let secret =
+                        std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
                     Some((key, Zeroizing::new(secret)))
                 }
                 _ => None,
@@ -152,7 +153,11 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::json!({"api_key": p.api_key, "api_secret": p.api_secret.as_str()}));
             } else {
-                println!("API key:    {}\nAPI secret: {}\nKeep the secret on your server; it never belongs in a client.", p.api_key, p.api_secret.as_str());
+                println!(
+                    "API key:    {}\nAPI secret: {}\nKeep the secret on your server; it never belongs in a client.",
+                    p.api_key,
+                    p.api_secret.as_str()
+                );
             }
         }
         ProjectCommand::List { data, json } => {
@@ -171,28 +176,56 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ProjectCommand::SetMaxParticipants { data, api_key, max } => {
-            anyhow::ensure!(max <= conclave_core::wire::MAX_PARTICIPANTS_LIMIT, "--max must be at most {}", conclave_core::wire::MAX_PARTICIPANTS_LIMIT);
+            anyhow::ensure!(
+                max <= conclave_core::wire::MAX_PARTICIPANTS_LIMIT,
+                "--max must be at most {}",
+                conclave_core::wire::MAX_PARTICIPANTS_LIMIT
+            );
             let store = data.open_store().await?;
             store.set_default_max_participants(&api_key, (max > 0).then_some(max)).await?;
             let audit = conclave_server::audit::Actor::cli();
-            conclave_server::audit::record(&*store, &audit, Some(&api_key), "project.set_max_participants", &api_key, serde_json::json!({"max": max})).await;
-            println!("default maxParticipants for {api_key}: {}", if max > 0 { max.to_string() } else { "none".into() });
+            conclave_server::audit::record(
+                &*store,
+                &audit,
+                Some(&api_key),
+                "project.set_max_participants",
+                &api_key,
+                serde_json::json!({"max": max}),
+            )
+            .await;
+            println!(
+                "default maxParticipants for {api_key}: {}",
+                if max > 0 { max.to_string() } else { "none".into() }
+            );
         }
         ProjectCommand::SetPiiPolicy { data, api_key, policy } => {
             let store = data.open_store().await?;
             store.set_pii_policy(&api_key, policy).await?;
             let audit = conclave_server::audit::Actor::cli();
-            conclave_server::audit::record(&*store, &audit, Some(&api_key), "project.set_pii_policy", &api_key, serde_json::json!({"policy": policy.as_str()})).await;
+            conclave_server::audit::record(
+                &*store,
+                &audit,
+                Some(&api_key),
+                "project.set_pii_policy",
+                &api_key,
+                serde_json::json!({"policy": policy.as_str()}),
+            )
+            .await;
             println!("personal-data policy for {api_key}: {}", policy.as_str());
         }
         ProjectCommand::AddCallback { data, api_key, group, event, url, policy } => {
             let store = data.open_store().await?;
-            let record = conclave_server::api::new_callback(&api_key, &group, &event, &url, policy.policy()).map_err(anyhow::Error::msg)?;
+            let record = conclave_server::api::new_callback(&api_key, &group, &event, &url, policy.policy())
+                .map_err(anyhow::Error::msg)?;
             store.insert_callback(&record).await?;
             let audit = conclave_server::audit::Actor::cli();
             let detail = serde_json::json!({"group": record.group, "event": record.event, "url": record.url});
-            conclave_server::audit::record(&*store, &audit, Some(&api_key), "callback.register", &record.id, detail).await;
-            println!("{}", serde_json::json!({"id": record.id, "group": record.group, "event": record.event, "url": record.url}));
+            conclave_server::audit::record(&*store, &audit, Some(&api_key), "callback.register", &record.id, detail)
+                .await;
+            println!(
+                "{}",
+                serde_json::json!({"id": record.id, "group": record.group, "event": record.event, "url": record.url})
+            );
         }
         ProjectCommand::Callbacks { data, api_key } => {
             let store = data.open_store().await?;
@@ -200,23 +233,54 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
                 println!("{}\t{}/{}\t{}", c.id, c.group, c.event, c.url);
             }
         }
-        ProjectCommand::SetStorage { data, api_key, bucket, endpoint, region, access_key, secret_key_env, path_style, sse_s3, prefix, fallback, remove } => {
+        ProjectCommand::SetStorage {
+            data,
+            api_key,
+            bucket,
+            endpoint,
+            region,
+            access_key,
+            secret_key_env,
+            path_style,
+            sse_s3,
+            prefix,
+            fallback,
+            remove,
+        } => {
             let store = data.open_store().await?;
             anyhow::ensure!(store.project(&api_key).await?.is_some(), "no project {api_key}");
             let audit = conclave_server::audit::Actor::cli();
             if remove {
                 store.set_archive_storage(&api_key, None, conclave_server::clock::unix_ms()).await?;
-                conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.storage_removed", &api_key, serde_json::json!({})).await;
+                conclave_server::audit::record(
+                    &*store,
+                    &audit,
+                    Some(&api_key),
+                    "archive.storage_removed",
+                    &api_key,
+                    serde_json::json!({}),
+                )
+                .await;
                 println!("upload target removed for {api_key}");
                 return Ok(ExitCode::SUCCESS);
             }
-            let secret_key = std::env::var(&secret_key_env).map_err(|_| anyhow::anyhow!("environment variable {secret_key_env} is not set"))?;
+            let secret_key = std::env::var(&secret_key_env)
+                .map_err(|_| anyhow::anyhow!("environment variable {secret_key_env} is not set"))?;
             let body = serde_json::json!({"type": "s3", "config": {"bucket": bucket, "endpoint": endpoint, "region": region, "accessKey": access_key, "secretKey": secret_key, "pathStyle": path_style, "sse": if sse_s3 { "s3" } else { "none" }, "prefix": prefix}, "fallback": fallback});
-            let target = serde_json::from_value::<conclave_core::archive::StorageBody>(body)?.validate().map_err(|e| anyhow::anyhow!(e.0))?;
+            let target = serde_json::from_value::<conclave_core::archive::StorageBody>(body)?
+                .validate()
+                .map_err(|e| anyhow::anyhow!(e.0))?;
             let marker = conclave_server::archive::storage::check(&target).await.map_err(anyhow::Error::msg)?;
-            store.set_archive_storage(&api_key, Some(&serde_json::to_string(&target)?), conclave_server::clock::unix_ms()).await?;
+            store
+                .set_archive_storage(
+                    &api_key,
+                    Some(&serde_json::to_string(&target)?),
+                    conclave_server::clock::unix_ms(),
+                )
+                .await?;
             let detail = serde_json::json!({"bucket": target.s3.bucket, "endpoint": target.s3.endpoint, "fallback": target.fallback});
-            conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.storage_set", &api_key, detail).await;
+            conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.storage_set", &api_key, detail)
+                .await;
             println!("upload target saved for {api_key} (test object {marker} written)");
         }
         ProjectCommand::SetArchiveKey { data, api_key, public_key, remove } => {
@@ -224,7 +288,15 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             let audit = conclave_server::audit::Actor::cli();
             if remove {
                 store.set_archive_recipient(&api_key, None).await?;
-                conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.encryption_removed", &api_key, serde_json::json!({})).await;
+                conclave_server::audit::record(
+                    &*store,
+                    &audit,
+                    Some(&api_key),
+                    "archive.encryption_removed",
+                    &api_key,
+                    serde_json::json!({}),
+                )
+                .await;
                 println!("archives of {api_key} are no longer encrypted");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -233,18 +305,33 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
                 Ok(text) => text.trim().to_owned(),
                 Err(_) => given.trim().to_owned(),
             };
-            conclave_archive::encrypt::ArchiveRecipient::parse(&key).map_err(|e| anyhow::anyhow!("not a usable public key: {e}"))?;
+            conclave_archive::encrypt::ArchiveRecipient::parse(&key)
+                .map_err(|e| anyhow::anyhow!("not a usable public key: {e}"))?;
             store.set_archive_recipient(&api_key, Some(&key)).await?;
-            conclave_server::audit::record(&*store, &audit, Some(&api_key), "archive.encryption_set", &api_key, serde_json::json!({})).await;
+            conclave_server::audit::record(
+                &*store,
+                &audit,
+                Some(&api_key),
+                "archive.encryption_set",
+                &api_key,
+                serde_json::json!({}),
+            )
+            .await;
             println!("new archives of {api_key} are encrypted to this key");
         }
         ProjectCommand::RotateSecret { data, api_key, grace, json } => {
             let store = data.open_store().await?;
             let (secret, until) = provision::rotate_secret(&*store, &api_key, grace).await?;
             if json {
-                println!("{}", serde_json::json!({"api_key": api_key, "api_secret": secret.as_str(), "previous_valid_until": until}));
+                println!(
+                    "{}",
+                    serde_json::json!({"api_key": api_key, "api_secret": secret.as_str(), "previous_valid_until": until})
+                );
             } else {
-                println!("API key:    {api_key}\nAPI secret: {}\nThe previous secret keeps working until unix time {until}.", secret.as_str());
+                println!(
+                    "API key:    {api_key}\nAPI secret: {}\nThe previous secret keeps working until unix time {until}.",
+                    secret.as_str()
+                );
             }
         }
     }

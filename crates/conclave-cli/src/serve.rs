@@ -2,11 +2,11 @@
 
 use crate::DataDirArg;
 use conclave_server::listen::{ServeConfig, serve, shutdown_signal};
-use conclave_server::signal::hub::{Hub, SignalConfig, TurnConfig};
 use conclave_server::metrics::{Cidr, Metrics};
 use conclave_server::ratelimit::{Limiters, Rate, RateLimits};
-use conclave_server::webhook::{self, CallbackPolicy, WebhookConfig};
+use conclave_server::signal::hub::{Hub, SignalConfig, TurnConfig};
 use conclave_server::tls::TlsSource;
+use conclave_server::webhook::{self, CallbackPolicy, WebhookConfig};
 use conclave_server::{AppState, Limits};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -156,15 +156,29 @@ impl ArchiveArgs {
         c.sweep_every = self.archive_sweep_every;
         if let Some(host) = &self.smtp_host {
             anyhow::ensure!(!self.smtp_to.is_empty(), "--smtp-host needs at least one --smtp-to");
-            anyhow::ensure!(matches!(self.smtp_security.as_str(), "starttls" | "tls" | "none"), "--smtp-security must be starttls, tls or none");
+            anyhow::ensure!(
+                matches!(self.smtp_security.as_str(), "starttls" | "tls" | "none"),
+                "--smtp-security must be starttls, tls or none"
+            );
             if self.smtp_security == "none" && !matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1") {
                 anyhow::bail!("--smtp-security none sends mail in clear; it is allowed only for a relay on loopback");
             }
             let password = match &self.smtp_password_env {
-                Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the SMTP password) is not set"))?)),
+                Some(var) => Some(zeroize::Zeroizing::new(
+                    std::env::var(var)
+                        .map_err(|_| anyhow::anyhow!("environment variable {var} (the SMTP password) is not set"))?,
+                )),
                 None => None,
             };
-            c.smtp = Some(conclave_server::archive::SmtpConfig { host: host.clone(), port: self.smtp_port, security: self.smtp_security.clone(), username: self.smtp_user.clone(), password, from: self.smtp_from.clone(), to: self.smtp_to.clone() });
+            c.smtp = Some(conclave_server::archive::SmtpConfig {
+                host: host.clone(),
+                port: self.smtp_port,
+                security: self.smtp_security.clone(),
+                username: self.smtp_user.clone(),
+                password,
+                from: self.smtp_from.clone(),
+                to: self.smtp_to.clone(),
+            });
         }
         Ok(c)
     }
@@ -195,9 +209,12 @@ async fn demo_app(store: &dyn conclave_store::Store, tls: bool) -> anyhow::Resul
         None => conclave_server::provision::create_project(store, "demo", None).await?.api_key,
     };
     let password = |var: &str| -> zeroize::Zeroizing<String> {
-        std::env::var(var).map(zeroize::Zeroizing::new).unwrap_or_else(|_| conclave_server::provision::generate_secret()[..12].to_owned().into())
+        std::env::var(var)
+            .map(zeroize::Zeroizing::new)
+            .unwrap_or_else(|_| conclave_server::provision::generate_secret()[..12].to_owned().into())
     };
-    let (password, moderator_password) = (password("CONCLAVE_DEMO_PASSWORD"), password("CONCLAVE_DEMO_MODERATOR_PASSWORD"));
+    let (password, moderator_password) =
+        (password("CONCLAVE_DEMO_PASSWORD"), password("CONCLAVE_DEMO_MODERATOR_PASSWORD"));
     anyhow::ensure!(password.as_str() != moderator_password.as_str(), "the demo and moderator passwords must differ");
     println!("demo: participant password {} · moderator password {}", password.as_str(), moderator_password.as_str());
     Ok(Demo::new(DemoConfig {
@@ -212,7 +229,9 @@ async fn demo_app(store: &dyn conclave_store::Store, tls: bool) -> anyhow::Resul
 /// Configurations that would quietly weaken the deployment are refused, with the fix.
 fn refuse_weak_configuration(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(everything) = args.metrics_allow.iter().find(|c| c.is_everything()) {
-        anyhow::bail!("--metrics-allow {everything:?} would open /metrics to every address; list the monitoring hosts or networks instead (e.g. --metrics-allow 10.0.5.7,10.0.6.0/24)");
+        anyhow::bail!(
+            "--metrics-allow {everything:?} would open /metrics to every address; list the monitoring hosts or networks instead (e.g. --metrics-allow 10.0.5.7,10.0.6.0/24)"
+        );
     }
     if args.tls_self_signed && !args.dev && args.listen.iter().any(|a| !a.ip().is_loopback()) {
         anyhow::bail!(
@@ -240,14 +259,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn conclave_store::Store> = args.data.open_store_with(master).await?;
     let turn = match &args.turn_secret_env {
         Some(var) => {
-            let secret = std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the TURN secret) is not set"))?;
-            anyhow::ensure!(secret.len() >= 16, "the TURN secret in {var} is too short (use 32 random bytes, e.g. openssl rand -hex 32)");
+            let secret = std::env::var(var)
+                .map_err(|_| anyhow::anyhow!("environment variable {var} (the TURN secret) is not set"))?;
+            anyhow::ensure!(
+                secret.len() >= 16,
+                "the TURN secret in {var} is too short (use 32 random bytes, e.g. openssl rand -hex 32)"
+            );
             anyhow::ensure!(!args.turn_urls.is_empty(), "--turn-secret-env needs at least one --turn-url");
-            Some(TurnConfig { urls: args.turn_urls.clone(), secret: zeroize::Zeroizing::new(secret), ttl: args.turn_ttl })
+            Some(TurnConfig {
+                urls: args.turn_urls.clone(),
+                secret: zeroize::Zeroizing::new(secret),
+                ttl: args.turn_ttl,
+            })
         }
         None => None,
     };
-    let signal = SignalConfig { heartbeat: args.signal_heartbeat, reconnect_grace: args.reconnect_grace, turn, ..SignalConfig::default() };
+    let signal = SignalConfig {
+        heartbeat: args.signal_heartbeat,
+        reconnect_grace: args.reconnect_grace,
+        turn,
+        ..SignalConfig::default()
+    };
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
     let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port), metrics.clone()).await?;
@@ -260,8 +292,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(url) => {
             let id = args.cluster.node_id.clone().expect("clap requires it");
             let advertise = args.cluster.advertise_url.clone().expect("clap requires it");
-            anyhow::ensure!(!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "--node-id must be 1-64 letters, digits, - or _");
-            let c = conclave_server::cluster::redis::RedisCluster::connect(url, &id, &advertise).await.map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(
+                !id.is_empty()
+                    && id.len() <= 64
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "--node-id must be 1-64 letters, digits, - or _"
+            );
+            let c = conclave_server::cluster::redis::RedisCluster::connect(url, &id, &advertise)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let probe = conclave_server::cluster::LoadProbe::new(&hub, metrics.clone());
             c.spawn_heartbeat(move || probe.sample());
             println!("cluster node {id} advertised at {advertise}");
@@ -269,12 +308,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => Arc::new(conclave_server::cluster::SingleNode),
     };
-    let webhooks = webhook::spawn(store.clone(), WebhookConfig { policy, ..WebhookConfig::default() }, metrics.clone(), cluster.clone());
+    let webhooks = webhook::spawn(
+        store.clone(),
+        WebhookConfig { policy, ..WebhookConfig::default() },
+        metrics.clone(),
+        cluster.clone(),
+    );
     let drain_cluster = cluster.clone();
     let drain_delay = args.cluster.drain_delay;
     let mut archive_config = args.archive.config(&args.data.data_dir)?;
     archive_config.url_key = Some(url_key);
-    let archiver = conclave_server::archive::Archiver::new(store.clone(), hub.clone(), Some(media), archive_config, Some(webhooks.clone()), metrics.clone(), cluster.clone())?;
+    let archiver = conclave_server::archive::Archiver::new(
+        store.clone(),
+        hub.clone(),
+        Some(media),
+        archive_config,
+        Some(webhooks.clone()),
+        metrics.clone(),
+        cluster.clone(),
+    )?;
     // Session events feed the webhooks and the archiver, in order.
     let events_archiver = archiver.clone();
     tokio::spawn(async move {
@@ -295,7 +347,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         connect_per_ip: rate(args.connect_rate_per_ip, 2.5),
     }));
     let demo = if args.demo { Some(demo_app(store.as_ref(), tls.is_some()).await?) } else { None };
-    let state = AppState { demo, store, hub, archiver: Some(archiver), cluster, http: reqwest::Client::new(), limits: Limits { max_body_bytes: args.max_body_bytes }, callback_policy: policy, limiters, metrics };
+    let state = AppState {
+        demo,
+        store,
+        hub,
+        archiver: Some(archiver),
+        cluster,
+        http: reqwest::Client::new(),
+        limits: Limits { max_body_bytes: args.max_body_bytes },
+        callback_policy: policy,
+        limiters,
+        metrics,
+    };
     let config = ServeConfig {
         listen: args.listen,
         tls,

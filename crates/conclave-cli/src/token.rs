@@ -103,11 +103,13 @@ async fn mint(a: MintArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let store = a.dir.open_store().await?;
-    let session = store.session(id.as_str()).await?.ok_or_else(|| anyhow::anyhow!("no session {id} in this data directory"))?;
+    let session =
+        store.session(id.as_str()).await?.ok_or_else(|| anyhow::anyhow!("no session {id} in this data directory"))?;
     if a.api_key.as_deref().is_some_and(|k| k != session.api_key) {
         anyhow::bail!("session {id} does not belong to project {}", a.api_key.unwrap_or_default());
     }
-    let project = store.project(&session.api_key).await?.ok_or_else(|| anyhow::anyhow!("the session's project is missing"))?;
+    let project =
+        store.project(&session.api_key).await?.ok_or_else(|| anyhow::anyhow!("the session's project is missing"))?;
     let now = clock::unix_secs();
     let mut nonce = [0u8; 4];
     getrandom::fill(&mut nonce)?;

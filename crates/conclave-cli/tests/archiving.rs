@@ -22,7 +22,16 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(10);
 
 fn rtc_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["--rtc-host", "127.0.0.1", "--rtc-port", "0", "--metrics-allow", "127.0.0.1", "--allow-private-callbacks", "--allow-http-callbacks"];
+    let mut v = vec![
+        "--rtc-host",
+        "127.0.0.1",
+        "--rtc-port",
+        "0",
+        "--metrics-allow",
+        "127.0.0.1",
+        "--allow-private-callbacks",
+        "--allow-http-callbacks",
+    ];
     v.extend(extra);
     v
 }
@@ -60,7 +69,11 @@ impl Env {
     }
 
     async fn routed(&self) -> String {
-        self.sdk.create_session(&SessionOptions { media_mode: conclave_sdk::MediaMode::Routed, ..Default::default() }).await.unwrap().session_id
+        self.sdk
+            .create_session(&SessionOptions { media_mode: conclave_sdk::MediaMode::Routed, ..Default::default() })
+            .await
+            .unwrap()
+            .session_id
     }
 
     async fn publisher(&self, session: &str) -> (Client, MediaBot) {
@@ -70,13 +83,24 @@ impl Env {
 
     /// A publisher of `clip` whose token carries `classes` (its streams' layout classes), and
     /// its stream ID.
-    async fn publisher_with(&self, session: &str, clip: Arc<EncodedClip>, classes: &[&str]) -> (Client, MediaBot, String) {
+    async fn publisher_with(
+        &self,
+        session: &str,
+        clip: Arc<EncodedClip>,
+        classes: &[&str],
+    ) -> (Client, MediaBot, String) {
         let mut options = TokenOptions::new(Role::Publisher);
         options.initial_layout_classes = classes.iter().map(|c| c.to_string()).collect();
         let t = self.sdk.generate_token(session, &options).unwrap();
         let mut c = Client::connect(&self.ws, session, &t).await.unwrap();
         let stream = c.publish(PublishOptions::default()).await.unwrap();
-        let bot = publish_routed(&mut c, &stream.stream_id, BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() }).await.unwrap();
+        let bot = publish_routed(
+            &mut c,
+            &stream.stream_id,
+            BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() },
+        )
+        .await
+        .unwrap();
         bot.wait_connected(T).await.unwrap();
         (c, bot, stream.stream_id)
     }
@@ -115,7 +139,12 @@ impl Env {
             if !matches!(v["status"].as_str(), Some("started" | "paused" | "stopped")) {
                 return v;
             }
-            assert!(Instant::now() < end, "archive still {}: {}", v["status"], self.server.logs().lines().rev().take(30).collect::<Vec<_>>().join("\n"));
+            assert!(
+                Instant::now() < end,
+                "archive still {}: {}",
+                v["status"],
+                self.server.logs().lines().rev().take(30).collect::<Vec<_>>().join("\n")
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
@@ -135,7 +164,18 @@ impl Env {
 
 /// ffprobe: codec names and the container (or longest stream) duration in seconds.
 fn probe(file: &Path) -> (Vec<String>, f64, Option<(u64, u64)>) {
-    let out = std::process::Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=codec_name,width,height,duration:format=duration", "-of", "json"]).arg(file).output().unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height,duration:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "ffprobe {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
@@ -148,7 +188,12 @@ fn probe(file: &Path) -> (Vec<String>, f64, Option<(u64, u64)>) {
 
 /// `ffmpeg -v error -f null`: decode everything, return what it complained about.
 fn decode_errors(file: &Path) -> String {
-    let out = std::process::Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(file).args(["-f", "null", "-"]).output().unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -182,7 +227,8 @@ async fn record(e: &Env, session: &str, body: Value, publishers: usize, secs: u6
 async fn individual_archive_is_a_zip_of_decodable_webms_in_the_fallback_store() {
     let e = env(&[]);
     let session = e.routed().await;
-    let (started, stopped) = record(&e, &session, json!({"sessionId": session, "outputMode": "individual", "name": "weekly"}), 1, 4).await;
+    let (started, stopped) =
+        record(&e, &session, json!({"sessionId": session, "outputMode": "individual", "name": "weekly"}), 1, 4).await;
     assert_eq!(started["outputMode"], "individual");
     assert_eq!(started["name"], "weekly");
     assert!(started["createdAt"].as_u64().unwrap() > 1_700_000_000_000, "createdAt in ms");
@@ -190,9 +236,17 @@ async fn individual_archive_is_a_zip_of_decodable_webms_in_the_fallback_store() 
     let id = started["id"].as_str().unwrap();
     let done = e.until_done(id).await;
     assert_eq!(done["status"], "available", "{done}");
-    assert!(done["expiresAt"].as_u64().unwrap() >= done["createdAt"].as_u64().unwrap() + 71 * 3600 * 1000, "72 h retention");
+    assert!(
+        done["expiresAt"].as_u64().unwrap() >= done["createdAt"].as_u64().unwrap() + 71 * 3600 * 1000,
+        "72 h retention"
+    );
     let metrics = reqwest::get(format!("{}/metrics", e.server.base)).await.unwrap().text().await.unwrap();
-    for line in ["conclave_archives{status=\"available\"} 1", "conclave_archives_started_total 1", "conclave_archives_available_total 1", "conclave_archives_recording 0"] {
+    for line in [
+        "conclave_archives{status=\"available\"} 1",
+        "conclave_archives_started_total 1",
+        "conclave_archives_available_total 1",
+        "conclave_archives_recording 0",
+    ] {
         assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
     }
     let bytes = e.download(&done).await;
@@ -203,7 +257,10 @@ async fn individual_archive_is_a_zip_of_decodable_webms_in_the_fallback_store() 
     std::fs::write(&zip, &bytes).unwrap();
     let files = unzip(&zip, &e.dir.path().join("unz"));
     let webms: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|x| x == "webm")).collect();
-    let manifest: Value = serde_json::from_slice(&std::fs::read(files.iter().find(|f| f.extension().is_some_and(|x| x == "json")).unwrap()).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(files.iter().find(|f| f.extension().is_some_and(|x| x == "json")).unwrap()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(webms.len(), 1, "{files:?}");
     assert_eq!(manifest["files"].as_array().unwrap().len(), 1);
     let (codecs, dur, _) = probe(webms[0]);
@@ -212,11 +269,18 @@ async fn individual_archive_is_a_zip_of_decodable_webms_in_the_fallback_store() 
     let span = (entry["stopTimeOffset"].as_u64().unwrap() - entry["startTimeOffset"].as_u64().unwrap()) as f64 / 1000.0;
     assert!((dur - span).abs() <= 1.0, "ffprobe {dur} s vs manifest {span} s");
     let duration = done["duration"].as_u64().unwrap() as f64;
-    assert!(duration >= span && duration - dur <= 1.0 + entry["startTimeOffset"].as_u64().unwrap() as f64 / 1000.0, "archive {duration} s vs file {dur} s");
+    assert!(
+        duration >= span && duration - dur <= 1.0 + entry["startTimeOffset"].as_u64().unwrap() as f64 / 1000.0,
+        "archive {duration} s vs file {dur} s"
+    );
     assert!(dur >= 2.5, "recorded {dur} s of a 4 s run");
     assert_eq!(decode_errors(webms[0]), "", "decodes cleanly");
     // The local copy goes at once on DELETE, and a later GET says so.
-    let listed = std::process::Command::new(BIN).args(["archive", "list", "--status", "available", "--data-dir"]).arg(e.data()).output().unwrap();
+    let listed = std::process::Command::new(BIN)
+        .args(["archive", "list", "--status", "available", "--data-dir"])
+        .arg(e.data())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains(id), "archive list shows it");
     let (s, _) = e.call(reqwest::Method::DELETE, &format!("archive/{id}"), None).await;
     assert_eq!(s, 204);
@@ -224,7 +288,13 @@ async fn individual_archive_is_a_zip_of_decodable_webms_in_the_fallback_store() 
     assert_eq!(gone["status"], "deleted");
     assert!(gone["url"].is_null());
     assert_eq!(std::fs::read_dir(e.data().join("archives/fallback")).unwrap().count(), 0, "the file is gone");
-    assert!(!e.call(reqwest::Method::GET, "archive", None).await.1["items"].as_array().unwrap().iter().any(|a| a["id"] == id));
+    assert!(
+        !e.call(reqwest::Method::GET, "archive", None).await.1["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +323,8 @@ async fn composed_archive_uploads_with_a_put_object_only_user() {
     let admin = conclave_archive::upload::S3Target::new(&cfg).unwrap();
     use object_store::ObjectStoreExt;
     let object = format!("{}/{id}/archive.mp4", e.p.api_key);
-    let bytes = admin.store().get(&object_store::path::Path::parse(&object).unwrap()).await.unwrap().bytes().await.unwrap();
+    let bytes =
+        admin.store().get(&object_store::path::Path::parse(&object).unwrap()).await.unwrap().bytes().await.unwrap();
     assert_eq!(conclave_archive::digest::sha256_bytes(&bytes), done["sha256sum"].as_str().unwrap());
     let mp4 = e.dir.path().join("composed.mp4");
     std::fs::write(&mp4, &bytes).unwrap();
@@ -262,7 +333,10 @@ async fn composed_archive_uploads_with_a_put_object_only_user() {
     assert_eq!(size, Some((640, 480)));
     assert!((dur - done["duration"].as_u64().unwrap() as f64).abs() <= 1.0, "ffprobe {dur} vs {}", done["duration"]);
     assert_eq!(decode_errors(&mp4), "");
-    assert!(std::fs::read_dir(e.data().join("archives/work")).unwrap().next().is_none(), "local files deleted after the confirmed upload");
+    assert!(
+        std::fs::read_dir(e.data().join("archives/work")).unwrap().next().is_none(),
+        "local files deleted after the confirmed upload"
+    );
     assert_eq!(std::fs::read_dir(e.data().join("archives/fallback")).unwrap().count(), 0);
 }
 
@@ -319,7 +393,11 @@ async fn register_archive_callback(e: &Env, url: &str) {
 }
 
 fn statuses(calls: &[(u16, String, Vec<u8>)]) -> Vec<String> {
-    calls.iter().filter(|c| c.0 == 200).map(|c| serde_json::from_slice::<Value>(&c.2).unwrap()["status"].as_str().unwrap().to_owned()).collect()
+    calls
+        .iter()
+        .filter(|c| c.0 == 200)
+        .map(|c| serde_json::from_slice::<Value>(&c.2).unwrap()["status"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +406,16 @@ async fn a_failed_upload_falls_back_raises_alerts_and_is_downloadable_then_delet
     moto.create_bucket("archives");
     let (smtp_port, mails) = smtp_sink().await;
     let port = smtp_port.to_string();
-    let e = env(&["--smtp-host", "127.0.0.1", "--smtp-port", &port, "--smtp-security", "none", "--smtp-to", "ops@example.com"]);
+    let e = env(&[
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-security",
+        "none",
+        "--smtp-to",
+        "ops@example.com",
+    ]);
     let (hook, received) = receiver(0).await;
     register_archive_callback(&e, &hook).await;
     let (s, v) = e.set_storage(&moto, "testing", "testing", "conclave").await;
@@ -356,7 +443,10 @@ async fn a_failed_upload_falls_back_raises_alerts_and_is_downloadable_then_delet
     assert!(last["reason"].as_str().unwrap().contains("upload failed"));
     assert_eq!(last["event"], "archive");
     assert!(calls.iter().all(|c| c.1.starts_with("Bearer ")), "signed like the session webhooks");
-    assert!(e.server.logs().lines().any(|l| l.contains("ERROR") && l.contains("ALERT") && l.contains(&id)), "alert logged at error level");
+    assert!(
+        e.server.logs().lines().any(|l| l.contains("ERROR") && l.contains("ALERT") && l.contains(&id)),
+        "alert logged at error level"
+    );
     let metrics = reqwest::get(format!("{}/metrics", e.server.base)).await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "conclave_archive_upload_failures_total 1"), "{metrics}");
     let end = Instant::now() + T;
@@ -369,7 +459,13 @@ async fn a_failed_upload_falls_back_raises_alerts_and_is_downloadable_then_delet
     let bytes = e.download(&done).await;
     assert!(bytes.starts_with(b"PK"));
     let out = e.dir.path().join("cli.zip");
-    let dl = std::process::Command::new(BIN).args(["archive", "download", &id, "--out"]).arg(&out).arg("--data-dir").arg(e.data()).output().unwrap();
+    let dl = std::process::Command::new(BIN)
+        .args(["archive", "download", &id, "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(e.data())
+        .output()
+        .unwrap();
     assert!(dl.status.success(), "{}", String::from_utf8_lossy(&dl.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
     let tampered = done["url"].as_str().unwrap().replace("signature=", "signature=0");
@@ -378,7 +474,10 @@ async fn a_failed_upload_falls_back_raises_alerts_and_is_downloadable_then_delet
     assert_eq!(s, 204);
     assert_eq!(e.get(&id).await["status"], "deleted");
     assert_eq!(reqwest::get(done["url"].as_str().unwrap()).await.unwrap().status(), 404, "the old URL serves nothing");
-    let audit = String::from_utf8(std::process::Command::new(BIN).args(["audit", "--data-dir"]).arg(e.data()).output().unwrap().stdout).unwrap();
+    let audit = String::from_utf8(
+        std::process::Command::new(BIN).args(["audit", "--data-dir"]).arg(e.data()).output().unwrap().stdout,
+    )
+    .unwrap();
     assert!(audit.contains("archive.storage_set") && audit.contains("archive.delete"), "{audit}");
     assert!(!audit.contains("testing\""), "no secret key in the audit detail");
 }
@@ -469,9 +568,12 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 async fn encrypted_archives_never_exist_in_plaintext_and_decrypt_with_the_customer_key() {
     let e = env(&[]);
     let key = e.dir.path().join("customer.key");
-    let keygen = std::process::Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen (apt install age)");
+    let keygen =
+        std::process::Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen (apt install age)");
     assert!(keygen.status.success());
-    let public = String::from_utf8(std::process::Command::new("age-keygen").arg("-y").arg(&key).output().unwrap().stdout).unwrap();
+    let public =
+        String::from_utf8(std::process::Command::new("age-keygen").arg("-y").arg(&key).output().unwrap().stdout)
+            .unwrap();
     let (s, v) = e.call(reqwest::Method::PUT, "archive/encryption", Some(json!({"publicKey": "age1notakey"}))).await;
     assert_eq!(s, 400, "{v}");
     let (s, v) = e.call(reqwest::Method::PUT, "archive/encryption", Some(json!({"publicKey": public.trim()}))).await;
@@ -504,10 +606,23 @@ async fn encrypted_archives_never_exist_in_plaintext_and_decrypt_with_the_custom
     let enc = e.dir.path().join("archive.mp4.age");
     std::fs::write(&enc, &bytes).unwrap();
     let by_cli = e.dir.path().join("by-conclave.mp4");
-    let out = std::process::Command::new(BIN).args(["archive", "decrypt", "--identity"]).arg(&key).arg(&enc).arg(&by_cli).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["archive", "decrypt", "--identity"])
+        .arg(&key)
+        .arg(&enc)
+        .arg(&by_cli)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let by_age = e.dir.path().join("by-age.mp4");
-    let out = std::process::Command::new("age").args(["-d", "-i"]).arg(&key).arg("-o").arg(&by_age).arg(&enc).output().unwrap();
+    let out = std::process::Command::new("age")
+        .args(["-d", "-i"])
+        .arg(&key)
+        .arg("-o")
+        .arg(&by_age)
+        .arg(&enc)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(&by_cli).unwrap(), std::fs::read(&by_age).unwrap());
     let (codecs, dur, size) = probe(&by_age);
@@ -517,7 +632,13 @@ async fn encrypted_archives_never_exist_in_plaintext_and_decrypt_with_the_custom
     assert_eq!(decode_errors(&by_age), "");
     let wrong = e.dir.path().join("other.key");
     std::process::Command::new("age-keygen").arg("-o").arg(&wrong).output().unwrap();
-    let out = std::process::Command::new(BIN).args(["archive", "decrypt", "--identity"]).arg(&wrong).arg(&enc).arg(e.dir.path().join("x.mp4")).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["archive", "decrypt", "--identity"])
+        .arg(&wrong)
+        .arg(&enc)
+        .arg(e.dir.path().join("x.mp4"))
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "another key cannot decrypt");
 }
 
@@ -526,7 +647,16 @@ async fn start_rules_conflicts_and_bad_input() {
     let e = env(&[]);
     let routed = e.routed().await;
     let relayed = e.sdk.create_session(&SessionOptions::default()).await.unwrap().session_id;
-    let e2ee = e.sdk.create_session(&SessionOptions { media_mode: conclave_sdk::MediaMode::Routed, e2ee: true, ..Default::default() }).await.unwrap().session_id;
+    let e2ee = e
+        .sdk
+        .create_session(&SessionOptions {
+            media_mode: conclave_sdk::MediaMode::Routed,
+            e2ee: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .session_id;
     let post = |b: Value| e.call(reqwest::Method::POST, "archive", Some(b));
     let (s, v) = post(json!({"sessionId": relayed})).await;
     assert_eq!(s, 409, "relayed: {v}");
@@ -535,7 +665,12 @@ async fn start_rules_conflicts_and_bad_input() {
     assert_eq!(s, 409, "e2ee: {v}");
     let (s, _) = post(json!({"sessionId": "1_MX4xMjM0NTZ-fjE2OTk5OTk5OTk5OTl-bm9wZQ-fg"})).await;
     assert_eq!(s, 404);
-    for bad in [json!({}), json!({"sessionId": routed, "hasAudio": false, "hasVideo": false}), json!({"sessionId": routed, "outputMode": "individual", "resolution": "640x480"}), json!({"sessionId": routed, "outputMode": "3d"})] {
+    for bad in [
+        json!({}),
+        json!({"sessionId": routed, "hasAudio": false, "hasVideo": false}),
+        json!({"sessionId": routed, "outputMode": "individual", "resolution": "640x480"}),
+        json!({"sessionId": routed, "outputMode": "3d"}),
+    ] {
         let (s, v) = post(bad.clone()).await;
         assert_eq!(s, 400, "{bad}: {v}");
         assert!(v["message"].is_string());
@@ -550,14 +685,27 @@ async fn start_rules_conflicts_and_bad_input() {
     let id = first["id"].as_str().unwrap();
     let (s, _) = e.call(reqwest::Method::DELETE, &format!("archive/{id}"), None).await;
     assert_eq!(s, 409, "cannot delete while recording");
-    let (s, _) = e.call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": "x"}))).await;
+    let (s, _) =
+        e.call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": "x"}))).await;
     assert_eq!(s, 405, "auto mode");
     // A client token of any role is never a REST credential.
     let moderator = e.sdk.generate_token(&routed, &TokenOptions::new(Role::Moderator)).unwrap();
-    let resp = e.http.post(e.url("archive")).header("X-OPENTOK-AUTH", moderator).json(&json!({"sessionId": routed})).send().await.unwrap();
+    let resp = e
+        .http
+        .post(e.url("archive"))
+        .header("X-OPENTOK-AUTH", moderator)
+        .json(&json!({"sessionId": routed}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403);
     // Hostile IDs are refused before the store or the file system sees them.
-    for hostile in ["..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "E85741CE-D280-4EFA-A3BA-93379A68BE06", "e85741ce-d280-4efa-a3ba-93379a68be06%00"] {
+    for hostile in [
+        "..%2F..%2Fetc%2Fpasswd",
+        "../../etc/passwd",
+        "E85741CE-D280-4EFA-A3BA-93379A68BE06",
+        "e85741ce-d280-4efa-a3ba-93379a68be06%00",
+    ] {
         let (s, v) = e.call(reqwest::Method::GET, &format!("archive/{hostile}"), None).await;
         assert!(s == 404, "{hostile}: {s} {v}");
     }
@@ -574,7 +722,10 @@ async fn start_rules_conflicts_and_bad_input() {
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     let (s, _) = e.call(reqwest::Method::GET, "archive?count=1001", None).await;
     assert_eq!(s, 400);
-    let audit = String::from_utf8(std::process::Command::new(BIN).args(["audit", "--data-dir"]).arg(e.data()).output().unwrap().stdout).unwrap();
+    let audit = String::from_utf8(
+        std::process::Command::new(BIN).args(["audit", "--data-dir"]).arg(e.data()).output().unwrap().stdout,
+    )
+    .unwrap();
     assert!(audit.contains("archive.start") && audit.contains("archive.stop"), "{audit}");
 }
 
@@ -585,13 +736,22 @@ async fn manual_stream_mode_records_only_the_chosen_streams() {
     let _a = e.publisher(&session).await;
     let _b = e.publisher(&session).await;
     let listed = e.sdk.list_streams(&session).await.unwrap();
-    let streams: Vec<String> = listed["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    let streams: Vec<String> =
+        listed["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(streams.len(), 2);
     let started = e.start(json!({"sessionId": session, "outputMode": "individual", "streamMode": "manual"})).await;
     let id = started["id"].as_str().unwrap();
-    let (s, v) = e.call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": streams[0], "hasAudio": true, "hasVideo": true}))).await;
+    let (s, v) = e
+        .call(
+            reqwest::Method::PATCH,
+            &format!("archive/{id}/streams"),
+            Some(json!({"addStream": streams[0], "hasAudio": true, "hasVideo": true})),
+        )
+        .await;
     assert_eq!(s, 204, "{v}");
-    let (s, _) = e.call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": "no-such-stream"}))).await;
+    let (s, _) = e
+        .call(reqwest::Method::PATCH, &format!("archive/{id}/streams"), Some(json!({"addStream": "no-such-stream"})))
+        .await;
     assert_eq!(s, 404);
     let got = e.get(id).await;
     assert_eq!(got["streams"][0]["streamId"], streams[0].as_str(), "{got}");
@@ -602,14 +762,27 @@ async fn manual_stream_mode_records_only_the_chosen_streams() {
     let zip = e.dir.path().join("m.zip");
     std::fs::write(&zip, e.download(&done).await).unwrap();
     let files = unzip(&zip, &e.dir.path().join("m"));
-    let webms: Vec<String> = files.iter().filter(|f| f.extension().is_some_and(|x| x == "webm")).map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    let webms: Vec<String> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "webm"))
+        .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(webms, [streams[0].clone()], "only the added stream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archive_mode_always_starts_with_the_first_stream() {
     let e = env(&["--archive-idle-stop", "2s"]);
-    let session = e.sdk.create_session(&SessionOptions { media_mode: conclave_sdk::MediaMode::Routed, archive_mode: conclave_sdk::ArchiveMode::Always, ..Default::default() }).await.unwrap().session_id;
+    let session = e
+        .sdk
+        .create_session(&SessionOptions {
+            media_mode: conclave_sdk::MediaMode::Routed,
+            archive_mode: conclave_sdk::ArchiveMode::Always,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .session_id;
     let (s, v) = e.call(reqwest::Method::GET, &format!("archive?sessionId={session}"), None).await;
     assert_eq!((s, v["count"].as_u64()), (200, Some(0)), "nothing before a stream");
     let pubs = e.publisher(&session).await;
@@ -664,9 +837,22 @@ async fn storage_endpoints_obey_the_ssrf_policy() {
     let data = dir.path().join("data");
     let p = create_project(&data);
     let server = Server::start(&data, &["--rtc-host", "127.0.0.1"]);
-    for endpoint in ["http://127.0.0.1:9000", "https://127.0.0.1:9000", "https://169.254.169.254", "https://[::1]:9000", "https://localhost:9000"] {
-        let body = json!({"type": "s3", "config": {"bucket": "b", "accessKey": "a", "secretKey": "s", "endpoint": endpoint}});
-        let resp = reqwest::Client::new().put(format!("{}/v2/project/{}/archive/storage", server.base, p.api_key)).header("X-OPENTOK-AUTH", rest_jwt(&p)).json(&body).send().await.unwrap();
+    for endpoint in [
+        "http://127.0.0.1:9000",
+        "https://127.0.0.1:9000",
+        "https://169.254.169.254",
+        "https://[::1]:9000",
+        "https://localhost:9000",
+    ] {
+        let body =
+            json!({"type": "s3", "config": {"bucket": "b", "accessKey": "a", "secretKey": "s", "endpoint": endpoint}});
+        let resp = reqwest::Client::new()
+            .put(format!("{}/v2/project/{}/archive/storage", server.base, p.api_key))
+            .header("X-OPENTOK-AUTH", rest_jwt(&p))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "{endpoint}");
         let v: Value = resp.json().await.unwrap();
         assert!(v["message"].as_str().unwrap().contains("endpoint refused"), "{endpoint}: {v}");
@@ -690,12 +876,22 @@ async fn with_fallback_none_a_failed_upload_is_failed_but_its_bytes_wait_for_an_
     assert!(done["url"].is_null(), "not served");
     let kept = e.data().join("archives/fallback").join(format!("{id}.zip"));
     assert!(kept.exists(), "the bytes are kept");
-    let listed = std::process::Command::new(BIN).args(["archive", "list", "--status", "failed", "--json", "--data-dir"]).arg(e.data()).output().unwrap();
+    let listed = std::process::Command::new(BIN)
+        .args(["archive", "list", "--status", "failed", "--json", "--data-dir"])
+        .arg(e.data())
+        .output()
+        .unwrap();
     let line: Value = serde_json::from_slice(listed.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(line["id"], id);
     // The operator takes the file, then acknowledges by deleting.
     let out = e.dir.path().join("kept.zip");
-    let dl = std::process::Command::new(BIN).args(["archive", "download", id, "--out"]).arg(&out).arg("--data-dir").arg(e.data()).output().unwrap();
+    let dl = std::process::Command::new(BIN)
+        .args(["archive", "download", id, "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(e.data())
+        .output()
+        .unwrap();
     assert!(dl.status.success(), "{}", String::from_utf8_lossy(&dl.stderr));
     assert!(std::fs::read(&out).unwrap().starts_with(b"PK"));
     let (s, _) = e.call(reqwest::Method::DELETE, &format!("archive/{id}"), None).await;
@@ -750,7 +946,11 @@ async fn composed_layout_changes_when_the_layout_or_the_focus_class_changes_whil
     // Classes changed over REST while recording: the focus moves to red.
     let red = e.publisher_with(&session, clip("red"), &[]).await;
     let blue = e.publisher_with(&session, clip("blue"), &["focus"]).await;
-    let started = e.start(json!({"sessionId": session, "outputMode": "composed", "resolution": "640x480", "layout": {"type": "pip"}})).await;
+    let started = e
+        .start(
+            json!({"sessionId": session, "outputMode": "composed", "resolution": "640x480", "layout": {"type": "pip"}}),
+        )
+        .await;
     let id = started["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let items = json!({"items": [{"id": red.2, "layoutClassList": ["focus"]}, {"id": blue.2, "layoutClassList": []}]});
@@ -779,7 +979,9 @@ async fn h264_publishers_are_recorded_to_matroska_and_composed() {
     // An H.264 publisher (what Safari and many phones send).
     let publisher = e.publisher_with(&session, clip, &[]).await;
     let individual = e.start(json!({"sessionId": session, "outputMode": "individual", "multiArchiveTag": "i"})).await;
-    let composed = e.start(json!({"sessionId": session, "outputMode": "composed", "multiArchiveTag": "c", "resolution": "640x480"})).await;
+    let composed = e
+        .start(json!({"sessionId": session, "outputMode": "composed", "multiArchiveTag": "c", "resolution": "640x480"}))
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     for a in [&individual, &composed] {
         e.stop(a["id"].as_str().unwrap()).await;
@@ -793,7 +995,10 @@ async fn h264_publishers_are_recorded_to_matroska_and_composed() {
     let files = unzip(&zip, &e.dir.path().join("h264"));
     let mkv: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|x| x == "mkv")).collect();
     assert_eq!(mkv.len(), 1, "{files:?}");
-    let manifest: Value = serde_json::from_slice(&std::fs::read(files.iter().find(|f| f.extension().is_some_and(|x| x == "json")).unwrap()).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(files.iter().find(|f| f.extension().is_some_and(|x| x == "json")).unwrap()).unwrap(),
+    )
+    .unwrap();
     assert!(manifest["files"][0]["filename"].as_str().unwrap().ends_with(".mkv"));
     let (codecs, secs, size) = probe(mkv[0]);
     assert_eq!(codecs, ["h264", "opus"]);

@@ -19,7 +19,8 @@ async fn administrative_actions_are_recorded_append_only() {
     let ws = format!("{}/v1/signal", server.base.replace("http://", "ws://"));
     let moderator_token = sdk.generate_token(&s, &TokenOptions::new(Role::Moderator)).unwrap();
     let m = Client::connect(&ws, &s, &moderator_token).await.unwrap();
-    let mut v = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
+    let mut v =
+        Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
     let st = v.publish(PublishOptions::default()).await.unwrap().stream_id;
     m.force_mute(&st).await.unwrap();
     let http = reqwest::Client::new();
@@ -37,9 +38,14 @@ async fn administrative_actions_are_recorded_append_only() {
 
     let out = conclave(&["audit", "--json", "--data-dir", &d, "--api-key", &p.api_key]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["project.rotate_secret", "connection.force_disconnect", "stream.force_mute", "project.create"], "newest first");
+    assert_eq!(
+        actions,
+        ["project.rotate_secret", "connection.force_disconnect", "stream.force_mute", "project.create"],
+        "newest first"
+    );
     assert!(entries[0]["actor"].as_str().unwrap().starts_with("cli:"));
     assert_eq!(entries[1]["actor"], format!("key:{}", p.api_key));
     assert_eq!(entries[1]["source"], "127.0.0.1");
@@ -58,7 +64,12 @@ fn the_audit_table_refuses_updates_and_deletes() {
     let db = data.join("conclave.db");
     for sql in ["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"] {
         let out = std::process::Command::new("python3")
-            .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()", db.to_str().unwrap(), sql])
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+                db.to_str().unwrap(),
+                sql,
+            ])
             .output()
             .unwrap();
         assert!(!out.status.success(), "{sql} must fail");

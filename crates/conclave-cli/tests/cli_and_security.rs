@@ -36,7 +36,8 @@ async fn projects_are_created_and_rotated_while_the_server_runs() {
     assert!(!listed.contains(&p.api_secret), "list must never show secrets");
 
     // Rotation with a grace period: both secrets work.
-    let out = conclave(&["project", "rotate-secret", "--json", "--api-key", &p.api_key, "--grace", "1h", "--data-dir", d]);
+    let out =
+        conclave(&["project", "rotate-secret", "--json", "--api-key", &p.api_key, "--grace", "1h", "--data-dir", d]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let new_secret = v["api_secret"].as_str().unwrap().to_owned();
@@ -46,11 +47,17 @@ async fn projects_are_created_and_rotated_while_the_server_runs() {
     new.create_session(&SessionOptions::default()).await.expect("new secret works");
     // Tokens minted with the old secret still verify during the grace period.
     let t = old.generate_token(&session.session_id, &TokenOptions::new(Role::Publisher)).unwrap();
-    assert!(conclave(&["token", "verify", "--data-dir", d, "--session-id", &session.session_id, "--token", &t]).status.success());
+    assert!(
+        conclave(&["token", "verify", "--data-dir", d, "--session-id", &session.session_id, "--token", &t])
+            .status
+            .success()
+    );
 
     // Rotation with no grace: the previous secret stops at once.
-    let out = conclave(&["project", "rotate-secret", "--json", "--api-key", &p.api_key, "--grace", "0s", "--data-dir", d]);
-    let newest = serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["api_secret"].as_str().unwrap().to_owned();
+    let out =
+        conclave(&["project", "rotate-secret", "--json", "--api-key", &p.api_key, "--grace", "0s", "--data-dir", d]);
+    let newest =
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["api_secret"].as_str().unwrap().to_owned();
     match new.create_session(&SessionOptions::default()).await {
         Err(conclave_sdk::SdkError::Api { status: 403, .. }) => {}
         other => panic!("expected 403 for the rotated-out secret, got {other:?}"),
@@ -77,7 +84,21 @@ async fn tokens_minted_by_the_cli_verify_for_their_session_only() {
     let b = client.create_session(&SessionOptions::routed()).await.unwrap().session_id;
 
     for format in ["jwt", "t1"] {
-        let out = conclave(&["token", "--data-dir", d, "--session-id", &a, "--role", "subscriber", "--data", "seat=4 & row=B", "--layout-class", "focus", "--format", format]);
+        let out = conclave(&[
+            "token",
+            "--data-dir",
+            d,
+            "--session-id",
+            &a,
+            "--role",
+            "subscriber",
+            "--data",
+            "seat=4 & row=B",
+            "--layout-class",
+            "focus",
+            "--format",
+            format,
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let token = stdout(&out);
         assert_eq!(token.starts_with("T1=="), format == "t1");
@@ -97,7 +118,9 @@ async fn tokens_minted_by_the_cli_verify_for_their_session_only() {
 
     // A token signed by a project the store does not know, and a REST credential.
     let foreign = Client::new(&p.api_key, "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2", &server.base).unwrap();
-    let forged = foreign.generate_token(&a, &TokenOptions { format: TokenFormat::T1, ..TokenOptions::new(Role::Moderator) }).unwrap();
+    let forged = foreign
+        .generate_token(&a, &TokenOptions { format: TokenFormat::T1, ..TokenOptions::new(Role::Moderator) })
+        .unwrap();
     let out = conclave(&["token", "verify", "--data-dir", d, "--session-id", &a, "--token", &forged]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["code"], "token_bad_signature");
     let out = conclave(&["token", "verify", "--data-dir", d, "--session-id", &a, "--token", &client.rest_credential()]);
@@ -148,14 +171,33 @@ fn weak_imported_secrets_and_weak_master_keys_are_refused() {
     let d = dir.path().join("data");
     let d = d.to_str().unwrap();
     let out = std::process::Command::new(BIN)
-        .args(["project", "create", "--data-dir", d, "--import-api-key", "47000001", "--import-secret-env", "OLD_SECRET"])
+        .args([
+            "project",
+            "create",
+            "--data-dir",
+            d,
+            "--import-api-key",
+            "47000001",
+            "--import-secret-env",
+            "OLD_SECRET",
+        ])
         .env("OLD_SECRET", "0123456789abcdef0123456789abcdef01234567")
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("too weak"), "{}", stderr(&out));
     let out = std::process::Command::new(BIN)
-        .args(["project", "create", "--json", "--data-dir", d, "--import-api-key", "47000001", "--import-secret-env", "OLD_SECRET"])
+        .args([
+            "project",
+            "create",
+            "--json",
+            "--data-dir",
+            d,
+            "--import-api-key",
+            "47000001",
+            "--import-secret-env",
+            "OLD_SECRET",
+        ])
         .env("OLD_SECRET", "a9f3c07b1e4d2a6c8b0f9e3d7c1a5b2e4f6d8c0a")
         .output()
         .unwrap();

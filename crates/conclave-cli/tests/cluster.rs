@@ -78,13 +78,31 @@ impl Cluster {
         let pg = pg::Postgres::start();
         pg.create_database("conclave");
         let database_url = format!("postgres://{}@127.0.0.1:{}/conclave", pg::USER, pg.port());
-        let out = Command::new(BIN).args(["project", "create", "--json", "--database-url", &database_url, "--data-dir"]).arg(data.join("admin")).env("CONCLAVE_MASTER_KEY", MASTER_KEY).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["project", "create", "--json", "--database-url", &database_url, "--data-dir"])
+            .arg(data.join("admin"))
+            .env("CONCLAVE_MASTER_KEY", MASTER_KEY)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let p = Project { api_key: v["api_key"].as_str().unwrap().into(), api_secret: v["api_secret"].as_str().unwrap().into() };
+        let p = Project {
+            api_key: v["api_key"].as_str().unwrap().into(),
+            api_secret: v["api_secret"].as_str().unwrap().into(),
+        };
         remember_secret(&p.api_secret);
         let redis = Redis::start(dir.path());
-        let mut c = Cluster { nodes: Vec::new(), ports: Vec::new(), data, database_url, key: String::new(), redis, _pg: pg, p, _dir: dir };
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            data,
+            database_url,
+            key: String::new(),
+            redis,
+            _pg: pg,
+            p,
+            _dir: dir,
+        };
         for i in 0..n {
             c.ports.push(free_port());
             let node = c.node(i);
@@ -100,7 +118,26 @@ impl Cluster {
         let advertise = format!("http://127.0.0.1:{port}");
         let id = format!("node-{i}");
         let redis = self.redis.url();
-        let extra = ["--database-url", &self.database_url, "--redis-url", &redis, "--node-id", &id, "--advertise-url", &advertise, "--rtc-host", "127.0.0.1", "--reconnect-grace", "1s", "--archive-idle-stop", "3s", "--drain-delay", "3s", "--allow-private-callbacks", "--allow-http-callbacks"];
+        let extra = [
+            "--database-url",
+            &self.database_url,
+            "--redis-url",
+            &redis,
+            "--node-id",
+            &id,
+            "--advertise-url",
+            &advertise,
+            "--rtc-host",
+            "127.0.0.1",
+            "--reconnect-grace",
+            "1s",
+            "--archive-idle-stop",
+            "3s",
+            "--drain-delay",
+            "3s",
+            "--allow-private-callbacks",
+            "--allow-http-callbacks",
+        ];
         Server::start_with(&self.data.join(&id), &listen, &extra, "http", &[("CONCLAVE_MASTER_KEY", MASTER_KEY)])
     }
 
@@ -121,7 +158,13 @@ impl Cluster {
     }
 
     /// A REST call through node `i` (see `common::rest_call`).
-    async fn call(&self, i: usize, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    async fn call(
+        &self,
+        i: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         rest_call(&self.base(i), &self.p, method, path, body).await
     }
 
@@ -167,7 +210,9 @@ async fn rest_on_any_node_reaches_the_session_and_kicks_hold_everywhere() {
     victim.wait_disconnected(T).await.unwrap();
     for i in 0..3 {
         match Client::connect(&c.ws(i), &session, &token).await {
-            Err(conclave_client::ClientError::Refused { code, .. }) => assert_eq!(code, conclave_client::signal::ErrorCode::TokenRevoked, "node {i}"),
+            Err(conclave_client::ClientError::Refused { code, .. }) => {
+                assert_eq!(code, conclave_client::signal::ErrorCode::TokenRevoked, "node {i}")
+            }
             other => panic!("node {i} admitted a kicked token: {:?}", other.map(|c| c.connection_id)),
         }
     }
@@ -191,7 +236,10 @@ async fn max_participants_is_exact_across_nodes() {
                 admitted += 1;
                 kept.push(client);
             }
-            Err(conclave_client::ClientError::Refused { code: conclave_client::signal::ErrorCode::SessionFull, .. }) => full += 1,
+            Err(conclave_client::ClientError::Refused {
+                code: conclave_client::signal::ErrorCode::SessionFull,
+                ..
+            }) => full += 1,
             Err(e) => panic!("unexpected: {e}"),
         }
     }
@@ -209,7 +257,14 @@ async fn killing_the_session_node_moves_the_session_and_fails_its_archive_cleanl
     let host = c.host_of(&a);
     let other = (host + 1) % 3;
     // An archive recorded on the session's node, started through another node.
-    let (status, archive) = c.call(other, reqwest::Method::POST, "archive", Some(serde_json::json!({"sessionId": session, "outputMode": "individual"}))).await;
+    let (status, archive) = c
+        .call(
+            other,
+            reqwest::Method::POST,
+            "archive",
+            Some(serde_json::json!({"sessionId": session, "outputMode": "individual"})),
+        )
+        .await;
     assert_eq!(status, 200);
     let id = archive["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -221,7 +276,8 @@ async fn killing_the_session_node_moves_the_session_and_fails_its_archive_cleanl
     // through the entry URLs it knows (here: every node, as behind a load balancer) and is
     // redirected to the session's new node.
     let entries: Vec<String> = (0..3).map(|i| c.ws(i)).collect();
-    let (back, fresh) = Client::reconnect(&a, &entries, &session, &token, Duration::from_secs(30)).await.expect("back within 30 s");
+    let (back, fresh) =
+        Client::reconnect(&a, &entries, &session, &token, Duration::from_secs(30)).await.expect("back within 30 s");
     assert!(fresh, "a fresh join: the old node and its connection are gone");
     let rejoin = killed.elapsed();
     assert_ne!(back.url, a.url, "a new node hosts the session");
@@ -251,11 +307,24 @@ async fn archives_are_controlled_from_any_node_and_served_by_the_recording_node(
     let clip = std::sync::Arc::new(conclave_client::clip::EncodedClip::generate(&clip_dir, 4, 15).unwrap());
     let mut a = Client::connect(&c.ws(0), &session, &c.token(&session, Role::Publisher)).await.unwrap();
     let stream = a.publish(PublishOptions::default()).await.unwrap();
-    let bot = publish_routed(&mut a, &stream.stream_id, BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() }).await.unwrap();
+    let bot = publish_routed(
+        &mut a,
+        &stream.stream_id,
+        BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() },
+    )
+    .await
+    .unwrap();
     bot.wait_connected(T).await.unwrap();
     let host = c.host_of(&a);
     let (b, d) = ((host + 1) % 3, (host + 2) % 3);
-    let (_, started) = c.call(b, reqwest::Method::POST, "archive", Some(serde_json::json!({"sessionId": session, "outputMode": "individual"}))).await;
+    let (_, started) = c
+        .call(
+            b,
+            reqwest::Method::POST,
+            "archive",
+            Some(serde_json::json!({"sessionId": session, "outputMode": "individual"})),
+        )
+        .await;
     let id = started["id"].as_str().unwrap_or_else(|| panic!("{started}")).to_owned();
     let (again, _) = c.call(d, reqwest::Method::POST, "archive", Some(serde_json::json!({"sessionId": session}))).await;
     assert_eq!(again, 409, "the conflict check sees the archive started through another node");
@@ -321,7 +390,9 @@ async fn a_dead_nodes_undelivered_webhooks_are_delivered_once_by_a_survivor() {
     dead.child.wait().unwrap();
     drop(a);
     let (_, received) = receiver_on(&format!("127.0.0.1:{hook_port}"), 0).await;
-    let ours = |r: &Received| r.calls.iter().filter(|(_, _, body)| String::from_utf8_lossy(body).contains(&connection)).count();
+    let ours = |r: &Received| {
+        r.calls.iter().filter(|(_, _, body)| String::from_utf8_lossy(body).contains(&connection)).count()
+    };
     // The survivor takes the row over once the dead node's heartbeat lapses, and delivers it.
     let end = Instant::now() + Duration::from_secs(30);
     while ours(&received.lock().unwrap()) == 0 {

@@ -5,12 +5,12 @@
 mod common;
 
 use common::*;
+use conclave_client::media::Kind;
 use conclave_client::media::{BotConfig, Frame, MediaBot, publish_routed, receive_routed};
 use conclave_client::signal::{ClientMessage, SdpKind, ServerMessage, StreamInfo};
 use conclave_client::{Client, PublishOptions};
 use conclave_sdk::{Role, SessionOptions, TokenOptions};
 use std::time::{Duration, Instant};
-use conclave_client::media::Kind;
 
 const T: Duration = Duration::from_secs(10);
 const RTC: &[&str] = &["--rtc-host", "127.0.0.1", "--rtc-port", "0", "--metrics-allow", "127.0.0.1"];
@@ -49,7 +49,8 @@ impl Env {
     async fn publisher(&self, session: &str, source: u32) -> (Client, StreamInfo, MediaBot) {
         let mut c = self.join(session, Role::Publisher).await;
         let stream = c.publish(PublishOptions::default()).await.unwrap();
-        let bot = publish_routed(&mut c, &stream.stream_id, BotConfig { source, ..BotConfig::default() }).await.unwrap();
+        let bot =
+            publish_routed(&mut c, &stream.stream_id, BotConfig { source, ..BotConfig::default() }).await.unwrap();
         bot.wait_connected(T).await.unwrap();
         (c, stream, bot)
     }
@@ -65,7 +66,11 @@ impl Env {
 async fn until_video(bot: &MediaBot, c: &mut Client, n: usize) {
     let end = Instant::now() + T;
     while bot.with_stats(|s| s.video_frames) < n as u64 {
-        assert!(Instant::now() < end, "no video within {T:?}: {:?}", bot.with_stats(|s| (s.connected, s.rtp_in, s.errors.clone())));
+        assert!(
+            Instant::now() < end,
+            "no video within {T:?}: {:?}",
+            bot.with_stats(|s| (s.connected, s.rtp_in, s.errors.clone()))
+        );
         bot.pump(c, Duration::from_millis(50)).await.unwrap();
     }
 }
@@ -101,7 +106,8 @@ async fn routed_media_reaches_two_subscribers_in_order_and_the_late_one_starts_o
     a.unwrap();
     b.unwrap();
     publisher.stop_sending();
-    let (a, b) = tokio::join!(r1.pump(&mut c1, Duration::from_millis(500)), r2.pump(&mut c2, Duration::from_millis(500)));
+    let (a, b) =
+        tokio::join!(r1.pump(&mut c1, Duration::from_millis(500)), r2.pump(&mut c2, Duration::from_millis(500)));
     a.unwrap();
     b.unwrap();
 
@@ -118,9 +124,21 @@ async fn routed_media_reaches_two_subscribers_in_order_and_the_late_one_starts_o
         let v_first = video.first().expect("video arrives").seq;
         let a_expected = sent.audio_sent - a_first;
         let v_expected = sent.video_sent - v_first;
-        eprintln!("{name}: audio {}/{a_expected} video {}/{v_expected} (first seqs {a_first}/{v_first})", audio.len(), video.len());
-        assert!(audio.len() as u32 + 2 >= a_expected && audio.len() as u32 <= a_expected, "{name}: audio {} of {a_expected}", audio.len());
-        assert!(video.len() as u32 + 2 >= v_expected && video.len() as u32 <= v_expected, "{name}: video {} of {v_expected}", video.len());
+        eprintln!(
+            "{name}: audio {}/{a_expected} video {}/{v_expected} (first seqs {a_first}/{v_first})",
+            audio.len(),
+            video.len()
+        );
+        assert!(
+            audio.len() as u32 + 2 >= a_expected && audio.len() as u32 <= a_expected,
+            "{name}: audio {} of {a_expected}",
+            audio.len()
+        );
+        assert!(
+            video.len() as u32 + 2 >= v_expected && video.len() as u32 <= v_expected,
+            "{name}: video {} of {v_expected}",
+            video.len()
+        );
         let in_window = |fs: &[Frame]| fs.iter().filter(|f| f.at >= window).count();
         // ~2 s at 50 and 30 frames per second.
         assert!(in_window(&audio) >= 85, "{name}: {} audio frames in the window", in_window(&audio));
@@ -129,12 +147,22 @@ async fn routed_media_reaches_two_subscribers_in_order_and_the_late_one_starts_o
     let late_first = r2.frames(Kind::Video)[0].clone();
     assert!(late_first.keyframe, "the late subscriber's first video frame is a keyframe");
     let after: Vec<_> = sent.keyframe_requests.iter().filter(|t| **t >= late_join).collect();
-    assert!(!after.is_empty() && sent.keyframe_requests.len() > requests_before, "the publisher got a keyframe request after the late join");
-    assert!(sent.keyframes_sent.iter().any(|(seq, _)| *seq == late_first.seq), "that keyframe was one the publisher sent on request");
+    assert!(
+        !after.is_empty() && sent.keyframe_requests.len() > requests_before,
+        "the publisher got a keyframe request after the late join"
+    );
+    assert!(
+        sent.keyframes_sent.iter().any(|(seq, _)| *seq == late_first.seq),
+        "that keyframe was one the publisher sent on request"
+    );
     assert!(sent.keyframes_sent.len() >= 2, "a first keyframe and at least one on request: {:?}", sent.keyframes_sent);
     // The SFU's traffic shows in /metrics.
     let sent_packets = metric(&e.server.base, "conclave_media_packets_sent_total ").await;
-    assert!(sent_packets > 200, "{sent_packets}: {}", reqwest::get(format!("{}/metrics", e.server.base)).await.unwrap().text().await.unwrap());
+    assert!(
+        sent_packets > 200,
+        "{sent_packets}: {}",
+        reqwest::get(format!("{}/metrics", e.server.base)).await.unwrap().text().await.unwrap()
+    );
     assert!(metric(&e.server.base, "conclave_media_bytes_received_total ").await > 20_000);
 }
 
@@ -188,21 +216,35 @@ async fn relayed_bots_negotiate_over_sdp_and_ice_and_send_peer_to_peer() {
     let sub_bot = MediaBot::start(BotConfig::default()).await.unwrap();
     let offer = sub_bot.offer(false, true).unwrap();
     let sid = stream.stream_id.clone();
-    sc.send(ClientMessage::Sdp { to: stream.connection_id.clone(), stream_id: sid.clone(), kind: SdpKind::Offer, sdp: offer }).unwrap();
-    sc.send(ClientMessage::Ice { to: stream.connection_id.clone(), stream_id: sid.clone(), candidate: sub_bot.candidate_json() }).unwrap();
+    sc.send(ClientMessage::Sdp {
+        to: stream.connection_id.clone(),
+        stream_id: sid.clone(),
+        kind: SdpKind::Offer,
+        sdp: offer,
+    })
+    .unwrap();
+    sc.send(ClientMessage::Ice {
+        to: stream.connection_id.clone(),
+        stream_id: sid.clone(),
+        candidate: sub_bot.candidate_json(),
+    })
+    .unwrap();
 
-    let (from, offer) = match pc.wait_for(|m| matches!(m, ServerMessage::Sdp { kind: SdpKind::Offer, .. }), T).await.unwrap() {
-        ServerMessage::Sdp { from, stream_id, sdp, .. } => {
-            assert_eq!(stream_id, sid);
-            (from, sdp)
-        }
-        _ => unreachable!(),
-    };
+    let (from, offer) =
+        match pc.wait_for(|m| matches!(m, ServerMessage::Sdp { kind: SdpKind::Offer, .. }), T).await.unwrap() {
+            ServerMessage::Sdp { from, stream_id, sdp, .. } => {
+                assert_eq!(stream_id, sid);
+                (from, sdp)
+            }
+            _ => unreachable!(),
+        };
     assert_eq!(from, sc.connection_id);
     let pub_bot = MediaBot::start(BotConfig { source: 3, ..BotConfig::default() }).await.unwrap();
     let answer = pub_bot.accept_offer(&offer).unwrap();
-    pc.send(ClientMessage::Sdp { to: from.clone(), stream_id: sid.clone(), kind: SdpKind::Answer, sdp: answer }).unwrap();
-    pc.send(ClientMessage::Ice { to: from.clone(), stream_id: sid.clone(), candidate: pub_bot.candidate_json() }).unwrap();
+    pc.send(ClientMessage::Sdp { to: from.clone(), stream_id: sid.clone(), kind: SdpKind::Answer, sdp: answer })
+        .unwrap();
+    pc.send(ClientMessage::Ice { to: from.clone(), stream_id: sid.clone(), candidate: pub_bot.candidate_json() })
+        .unwrap();
     pub_bot.start_sending();
     match pc.wait_for(|m| matches!(m, ServerMessage::Ice { .. }), T).await.unwrap() {
         ServerMessage::Ice { candidate, from: f, .. } => {
@@ -230,8 +272,18 @@ async fn relayed_bots_negotiate_over_sdp_and_ice_and_send_peer_to_peer() {
     let sent = pub_bot.stats();
     eprintln!("relayed: audio {}/{} video {}/{} sent", audio.len(), sent.audio_sent, video.len(), sent.video_sent);
     // Loopback, no loss: everything sent since the first frame received arrives.
-    assert!(audio.len() >= 90 && audio.len() as u32 + 3 >= sent.audio_sent - audio[0].seq, "audio {} of {}", audio.len(), sent.audio_sent);
-    assert!(video.len() >= 55 && video.len() as u32 + 2 >= sent.video_sent - video[0].seq, "video {} of {}", video.len(), sent.video_sent);
+    assert!(
+        audio.len() >= 90 && audio.len() as u32 + 3 >= sent.audio_sent - audio[0].seq,
+        "audio {} of {}",
+        audio.len(),
+        sent.audio_sent
+    );
+    assert!(
+        video.len() >= 55 && video.len() as u32 + 2 >= sent.video_sent - video[0].seq,
+        "video {} of {}",
+        video.len(),
+        sent.video_sent
+    );
     assert!(video[0].keyframe && video.iter().all(|f| f.source == 3));
     // Peer to peer: each bot heard only the other's socket, never the server.
     let heard_by_sub = sub_bot.with_stats(|s| s.remote_addrs.clone());

@@ -28,17 +28,35 @@ async fn allow_listed_addresses_read_live_metrics() {
     let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
     let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
     let ws = format!("{}/v1/signal", server.base.replace("http://", "ws://"));
-    let c = conclave_client::Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
+    let c = conclave_client::Client::connect(
+        &ws,
+        &s,
+        &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap(),
+    )
+    .await
+    .unwrap();
     c.publish(conclave_client::PublishOptions::default()).await.unwrap();
     let _ = conclave_client::Client::connect(&ws, &s, "T1==forged").await;
-    let _ = reqwest::Client::new().post(format!("{}/session/create", server.base)).header("X-OPENTOK-AUTH", "bad").send().await.unwrap();
+    let _ = reqwest::Client::new()
+        .post(format!("{}/session/create", server.base))
+        .header("X-OPENTOK-AUTH", "bad")
+        .send()
+        .await
+        .unwrap();
     let r = reqwest::get(format!("{}/metrics", server.base)).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = r.text().await.unwrap();
     // Media counters exist (the SFU socket is up; nothing flowed in this test).
     assert!(text.contains("# TYPE conclave_media_packets_sent_total counter"));
-    for line in ["conclave_joins_total 1", "conclave_joins_refused_total 1", "conclave_rest_auth_failures_total 1", "conclave_connections 1", "conclave_streams 1", "conclave_sessions_live 1"] {
+    for line in [
+        "conclave_joins_total 1",
+        "conclave_joins_refused_total 1",
+        "conclave_rest_auth_failures_total 1",
+        "conclave_connections 1",
+        "conclave_streams 1",
+        "conclave_sessions_live 1",
+    ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
 }

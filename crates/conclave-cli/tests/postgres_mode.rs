@@ -9,9 +9,9 @@ mod common;
 mod pg;
 
 use common::*;
-use conclave_client::signal::{DisconnectReason, ErrorCode, ServerMessage};
 use conclave_client::clip::EncodedClip;
 use conclave_client::media::{BotConfig, publish_routed};
+use conclave_client::signal::{DisconnectReason, ErrorCode, ServerMessage};
 use conclave_client::{Client, ClientError, PublishOptions};
 use conclave_sdk::{Role, SessionOptions, TokenOptions};
 use serde_json::{Value, json};
@@ -41,7 +41,9 @@ fn conclave_with_key(args: &[&str], master_key: Option<&str>) -> std::process::O
 }
 
 async fn rest(server: &Server, p: &Project, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}/v2/project/{}/{path}", server.base, p.api_key)).header("X-OPENTOK-AUTH", rest_jwt(p));
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/v2/project/{}/{path}", server.base, p.api_key))
+        .header("X-OPENTOK-AUTH", rest_jwt(p));
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -67,11 +69,20 @@ async fn a_server_on_postgres_keeps_projects_sessions_revocations_and_archives()
     let out = conclave(&["project", "create", "--json", "--data-dir", data_s, "--database-url", &url]);
     assert!(out.status.success(), "project create: {}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let p = Project { api_key: v["api_key"].as_str().unwrap().into(), api_secret: v["api_secret"].as_str().unwrap().into() };
+    let p = Project {
+        api_key: v["api_key"].as_str().unwrap().into(),
+        api_secret: v["api_secret"].as_str().unwrap().into(),
+    };
     remember_secret(&p.api_secret);
     assert!(!data.join("conclave.db").exists(), "no embedded database with --database-url");
-    assert_eq!(pg.psql("conclave", &format!("SELECT name FROM projects WHERE api_key = '{}'", p.api_key)).trim(), "default");
-    assert!(!pg.psql("conclave", "SELECT encode(secret_sealed, 'escape') FROM projects").contains(&p.api_secret), "the secret is sealed in the database");
+    assert_eq!(
+        pg.psql("conclave", &format!("SELECT name FROM projects WHERE api_key = '{}'", p.api_key)).trim(),
+        "default"
+    );
+    assert!(
+        !pg.psql("conclave", "SELECT encode(secret_sealed, 'escape') FROM projects").contains(&p.api_secret),
+        "the secret is sealed in the database"
+    );
 
     // Another node: the same database with its own data directory works only with the same
     // master key (CONCLAVE_MASTER_KEY), and a different key is refused, not misread.
@@ -83,7 +94,10 @@ async fn a_server_on_postgres_keeps_projects_sessions_revocations_and_archives()
     assert!(err.contains("master key"), "{err}");
     assert!(!err.contains(password), "the database URL's password is not echoed: {err}");
     let shared_key = std::fs::read_to_string(data.join("master.key")).unwrap();
-    let listed = conclave_with_key(&["project", "list", "--json", "--data-dir", other_s, "--database-url", &url], Some(shared_key.trim()));
+    let listed = conclave_with_key(
+        &["project", "list", "--json", "--data-dir", other_s, "--database-url", &url],
+        Some(shared_key.trim()),
+    );
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed[0]["api_key"], p.api_key.as_str());
@@ -98,33 +112,59 @@ async fn a_server_on_postgres_keeps_projects_sessions_revocations_and_archives()
 
     // A routed session over REST, stored in PostgreSQL.
     let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
-    assert_eq!(pg.psql("conclave", &format!("SELECT media_mode || ' ' || api_key FROM sessions WHERE session_id = '{s}'")).trim(), format!("routed {}", p.api_key));
+    assert_eq!(
+        pg.psql("conclave", &format!("SELECT media_mode || ' ' || api_key FROM sessions WHERE session_id = '{s}'"))
+            .trim(),
+        format!("routed {}", p.api_key)
+    );
 
     // Clients join over signaling and see each other.
-    let mut moderator = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Moderator)).unwrap()).await.unwrap();
+    let mut moderator =
+        Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Moderator)).unwrap()).await.unwrap();
     let kick_token = sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap();
     let mut victim = Client::connect(&ws, &s, &kick_token).await.unwrap();
     assert_eq!(victim.initial_connections().len(), 1, "the joiner sees the moderator");
     let created = moderator.wait_for(|m| matches!(m, ServerMessage::ConnectionCreated { .. }), T).await.unwrap();
-    assert!(matches!(created, ServerMessage::ConnectionCreated { connection } if connection.connection_id == victim.connection_id));
+    assert!(
+        matches!(created, ServerMessage::ConnectionCreated { connection } if connection.connection_id == victim.connection_id)
+    );
 
     // A REST force-disconnect revokes the token, in the database.
-    let (status, _) = rest(&server, &p, reqwest::Method::DELETE, &format!("session/{s}/connection/{}", victim.connection_id), None).await;
+    let (status, _) =
+        rest(&server, &p, reqwest::Method::DELETE, &format!("session/{s}/connection/{}", victim.connection_id), None)
+            .await;
     assert_eq!(status, 204);
     assert_eq!(victim.wait_disconnected(T).await.unwrap(), DisconnectReason::ForceDisconnected);
     assert_eq!(refused(Client::connect(&ws, &s, &kick_token).await), ErrorCode::TokenRevoked);
-    assert_eq!(pg.psql("conclave", &format!("SELECT count(*) FROM revoked_tokens WHERE session_id = '{s}'")).trim(), "1");
+    assert_eq!(
+        pg.psql("conclave", &format!("SELECT count(*) FROM revoked_tokens WHERE session_id = '{s}'")).trim(),
+        "1"
+    );
 
     // An archive of a real-media publisher, recorded, packaged and kept until `available`.
     let clip_dir = dir.path().join("clip");
     std::fs::create_dir_all(&clip_dir).unwrap();
     let clip = Arc::new(EncodedClip::generate(&clip_dir, 4, 15).unwrap());
-    let mut publisher = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
+    let mut publisher =
+        Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
     let stream = publisher.publish(PublishOptions::default()).await.unwrap();
-    let bot = publish_routed(&mut publisher, &stream.stream_id, BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() }).await.unwrap();
+    let bot = publish_routed(
+        &mut publisher,
+        &stream.stream_id,
+        BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() },
+    )
+    .await
+    .unwrap();
     bot.wait_connected(T).await.unwrap();
     let (requests_before, video_before) = bot.with_stats(|st| (st.keyframe_requests.len(), st.video_sent));
-    let (status, started) = rest(&server, &p, reqwest::Method::POST, "archive", Some(json!({"sessionId": s, "outputMode": "individual", "name": "pg"}))).await;
+    let (status, started) = rest(
+        &server,
+        &p,
+        reqwest::Method::POST,
+        "archive",
+        Some(json!({"sessionId": s, "outputMode": "individual", "name": "pg"})),
+    )
+    .await;
     assert_eq!(status, 200, "start: {started}");
     let id = started["id"].as_str().unwrap().to_owned();
     assert_eq!(pg.psql("conclave", &format!("SELECT status FROM archives WHERE id = '{id}'")).trim(), "started");
@@ -160,7 +200,11 @@ async fn a_server_on_postgres_keeps_projects_sessions_revocations_and_archives()
     Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
     let (status, v) = rest(&server, &p, reqwest::Method::GET, &format!("archive?sessionId={s}"), None).await;
     assert_eq!(status, 200);
-    assert_eq!((v["count"].as_u64(), v["items"][0]["id"].as_str(), v["items"][0]["status"].as_str()), (Some(1), Some(id.as_str()), Some("available")), "{v}");
+    assert_eq!(
+        (v["count"].as_u64(), v["items"][0]["id"].as_str(), v["items"][0]["status"].as_str()),
+        (Some(1), Some(id.as_str()), Some("available")),
+        "{v}"
+    );
     // The audit log of the kick is in PostgreSQL too.
     let audited = pg.psql("conclave", "SELECT action FROM audit_log ORDER BY seq");
     assert!(audited.lines().any(|a| a == "connection.force_disconnect"), "audit log: {audited}");

@@ -7,8 +7,16 @@ use common::*;
 use conclave_sdk::{Client, MediaMode, SessionOptions};
 use reqwest::StatusCode;
 
-async fn post_form(base: &str, auth: Option<&str>, accept: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
-    let mut req = reqwest::Client::new().post(format!("{base}/session/create")).header("Content-Type", "application/x-www-form-urlencoded").body(body);
+async fn post_form(
+    base: &str,
+    auth: Option<&str>,
+    accept: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/session/create"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body);
     if let Some(a) = auth {
         req = req.header("X-OPENTOK-AUTH", a);
     }
@@ -35,7 +43,13 @@ async fn session_create_speaks_json_and_xml_exactly() {
     let p = create_project(&data);
     let server = Server::start(&data, &[]);
 
-    let resp = post_form(&server.base, Some(&rest_jwt(&p)), Some("application/json"), "archiveMode=manual&p2p.preference=disabled&e2ee=true").await;
+    let resp = post_form(
+        &server.base,
+        Some(&rest_jwt(&p)),
+        Some("application/json"),
+        "archiveMode=manual&p2p.preference=disabled&e2ee=true",
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json", "no charset: Python >= 3.11 compares it exactly");
     let v: serde_json::Value = resp.json().await.unwrap();
@@ -46,11 +60,20 @@ async fn session_create_speaks_json_and_xml_exactly() {
     assert_eq!(id.api_key_hint().as_deref(), Some(p.api_key.as_str()));
     assert_eq!(id.decoded_fields().unwrap()[4].len(), 32, "192 random bits");
 
-    let resp = post_form(&server.base, Some(&rest_jwt(&p)), Some("*/*"), "p2p.preference=enabled&archiveMode=manual&e2ee=false").await;
+    let resp = post_form(
+        &server.base,
+        Some(&rest_jwt(&p)),
+        Some("*/*"),
+        "p2p.preference=enabled&archiveMode=manual&e2ee=false",
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().contains("xml"));
     let xml = resp.text().await.unwrap();
-    assert!(xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sessions><Session><session_id>1_"#), "{xml}");
+    assert!(
+        xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sessions><Session><session_id>1_"#),
+        "{xml}"
+    );
     assert!(xml.contains(&format!("<partner_id>{}</partner_id>", p.api_key)));
 
     // A base URL with a trailing slash makes the SDKs request //session/create.
@@ -68,7 +91,8 @@ async fn session_create_speaks_json_and_xml_exactly() {
     let client = Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
     let info = client.get_session(&sid).await.unwrap();
     assert_eq!((info.media_mode, info.e2ee), (MediaMode::Routed, true));
-    let openapi: serde_json::Value = reqwest::get(format!("{}/openapi.json", server.base)).await.unwrap().json().await.unwrap();
+    let openapi: serde_json::Value =
+        reqwest::get(format!("{}/openapi.json", server.base)).await.unwrap().json().await.unwrap();
     // Every route the server answers is described.
     let s = "/v2/project/{apiKey}/session/{sessionId}";
     for (method, path) in [
@@ -106,7 +130,8 @@ async fn credentials_are_checked_by_the_compat_rules() {
 
     let msg = json_error(post_form(base, None, Some("application/json"), "").await, StatusCode::FORBIDDEN).await;
     assert!(msg.contains("missing"), "{msg}");
-    let wrong_secret = conclave_core::rest_auth::mint(&p.api_key, b"5e8ff9bf55ba3508199d22e984129be6f0e1c3d2", now, 300);
+    let wrong_secret =
+        conclave_core::rest_auth::mint(&p.api_key, b"5e8ff9bf55ba3508199d22e984129be6f0e1c3d2", now, 300);
     json_error(post_form(base, Some(&wrong_secret), None, "").await, StatusCode::FORBIDDEN).await;
     let expired = conclave_core::rest_auth::mint(&p.api_key, p.api_secret.as_bytes(), now - 1000, 300);
     let msg = json_error(post_form(base, Some(&expired), None, "").await, StatusCode::FORBIDDEN).await;
@@ -162,7 +187,11 @@ async fn bad_input_gets_a_4xx_json_error_and_the_store_stays_intact() {
         ("malformed form", b"%%%&&&===&p2p.preference=%ZZ".to_vec(), StatusCode::BAD_REQUEST),
         ("non-UTF-8 bytes", vec![b'p', b'=', 0xff, 0xfe, 0xc3], StatusCode::BAD_REQUEST),
         ("bad location", b"location=300.1.2.3".to_vec(), StatusCode::BAD_REQUEST),
-        ("maxParticipants out of range", b"p2p.preference=disabled&maxParticipants=0".to_vec(), StatusCode::BAD_REQUEST),
+        (
+            "maxParticipants out of range",
+            b"p2p.preference=disabled&maxParticipants=0".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
         ("oversized body", vec![b'a'; 200 * 1024], StatusCode::PAYLOAD_TOO_LARGE),
     ];
     for (what, body, status) in cases {
@@ -176,7 +205,12 @@ async fn bad_input_gets_a_4xx_json_error_and_the_store_stays_intact() {
         format!("/v2/project/{}/session/{}", p.api_key, "x".repeat(300)),
         "/v2/nothing".to_owned(),
     ] {
-        let resp = reqwest::Client::new().get(format!("{base}{path}")).header("X-OPENTOK-AUTH", rest_jwt(&p)).send().await.unwrap();
+        let resp = reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .header("X-OPENTOK-AUTH", rest_jwt(&p))
+            .send()
+            .await
+            .unwrap();
         assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
         json_error(resp, resp_status(&path)).await;
     }

@@ -31,7 +31,13 @@ async fn a_thousand_guessed_session_ids_are_refused_without_leaking_existence() 
     for i in 0..1000u32 {
         let mut random = [0u8; conclave_core::ids::SESSION_RANDOM_BYTES];
         getrandom(&mut random);
-        let parts = conclave_core::ids::SessionIdParts { api_key: &p.api_key, location: None, created_ms: 1_700_000_000_000 + u64::from(i), random, relayed: i % 2 == 0 };
+        let parts = conclave_core::ids::SessionIdParts {
+            api_key: &p.api_key,
+            location: None,
+            created_ms: 1_700_000_000_000 + u64::from(i),
+            random,
+            relayed: i % 2 == 0,
+        };
         let id = conclave_core::SessionId::mint(&parts);
         assert!(seen.insert(id.as_str().to_owned()));
         let got = get(id.as_str().to_owned()).await;

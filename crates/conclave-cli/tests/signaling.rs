@@ -75,27 +75,42 @@ async fn joins_leaves_snapshots_and_signals() {
     assert_eq!(b.initial_connections().iter().map(|c| c.data.as_str()).collect::<Vec<_>>(), ["name=a"]);
     assert_eq!(b.initial_streams()[0].stream_id, stream.stream_id);
     let created = a.wait_for(|m| matches!(m, ServerMessage::ConnectionCreated { .. }), T).await.unwrap();
-    assert!(matches!(created, ServerMessage::ConnectionCreated { connection } if connection.connection_id == b.connection_id && connection.data == "name=b"));
+    assert!(
+        matches!(created, ServerMessage::ConnectionCreated { connection } if connection.connection_id == b.connection_id && connection.data == "name=b")
+    );
 
     let mut c = e.join(&s, Role::Subscriber, "name=c").await;
     // To everyone (the sender included), then to one connection only.
     b.signal(None, "chat", "hello all").await.unwrap();
     for client in [&mut a, &mut b, &mut c] {
         let got = client.wait_for(|m| matches!(m, ServerMessage::Signal { .. }), T).await.unwrap();
-        assert!(matches!(got, ServerMessage::Signal { signal_type, data, .. } if signal_type == "chat" && data == "hello all"));
+        assert!(
+            matches!(got, ServerMessage::Signal { signal_type, data, .. } if signal_type == "chat" && data == "hello all")
+        );
     }
     b.signal(Some(&c.connection_id), "dm", "just you").await.unwrap();
     let got = c.wait_for(|m| matches!(m, ServerMessage::Signal { .. }), T).await.unwrap();
-    assert!(matches!(got, ServerMessage::Signal { from: Some(f), data, .. } if f == b.connection_id && data == "just you"));
+    assert!(
+        matches!(got, ServerMessage::Signal { from: Some(f), data, .. } if f == b.connection_id && data == "just you")
+    );
     a.signal(None, "marker", "end").await.unwrap();
     let next = b.wait_for(|m| matches!(m, ServerMessage::Signal { .. }), T).await.unwrap();
-    assert!(matches!(next, ServerMessage::Signal { signal_type, .. } if signal_type == "marker"), "b must not get the direct signal");
+    assert!(
+        matches!(next, ServerMessage::Signal { signal_type, .. } if signal_type == "marker"),
+        "b must not get the direct signal"
+    );
 
     // Leaving on purpose: clientDisconnected, with the stream destroyed first.
     let a_id = a.connection_id.clone();
     a.disconnect().await.unwrap();
     let got = b.wait_for(|m| matches!(m, ServerMessage::StreamDestroyed { .. }), T).await.unwrap();
-    assert_eq!(got, ServerMessage::StreamDestroyed { stream_id: stream.stream_id.clone(), reason: StreamDestroyedReason::ClientDisconnected });
+    assert_eq!(
+        got,
+        ServerMessage::StreamDestroyed {
+            stream_id: stream.stream_id.clone(),
+            reason: StreamDestroyedReason::ClientDisconnected
+        }
+    );
     b.wait_for(is_conn_destroyed(&a_id, DisconnectReason::ClientDisconnected), T).await.unwrap();
 }
 
@@ -109,17 +124,25 @@ async fn subscriber_counts_follow_media_subscriptions_and_are_readable_over_rest
     let st = p.publish(PublishOptions::default()).await.unwrap().stream_id;
     let s1 = e.join(&s, Role::Subscriber, "s1").await;
     let s2 = e.join(&s, Role::Moderator, "s2").await;
-    let count_is = |n: u32| move |m: &ServerMessage| matches!(m, ServerMessage::SubscriberCount { count, .. } if *count == n);
-    let answer = |to: &str| ClientMessage::Sdp { to: to.to_owned(), stream_id: st.clone(), kind: SdpKind::Answer, sdp: "v=0".into() };
+    let count_is =
+        |n: u32| move |m: &ServerMessage| matches!(m, ServerMessage::SubscriberCount { count, .. } if *count == n);
+    let answer = |to: &str| ClientMessage::Sdp {
+        to: to.to_owned(),
+        stream_id: st.clone(),
+        kind: SdpKind::Answer,
+        sdp: "v=0".into(),
+    };
     s1.subscribe(&st).await.unwrap();
     s2.subscribe(&st).await.unwrap();
-    let list: serde_json::Value = e.rest(reqwest::Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
+    let list: serde_json::Value =
+        e.rest(reqwest::Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
     assert_eq!(list["items"][0]["subscriberCount"], 0, "asking to subscribe is not watching");
     p.send(answer(&s1.connection_id)).unwrap();
     p.wait_for(count_is(1), T).await.unwrap();
     p.send(answer(&s2.connection_id)).unwrap();
     p.wait_for(count_is(2), T).await.unwrap();
-    let list: serde_json::Value = e.rest(reqwest::Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
+    let list: serde_json::Value =
+        e.rest(reqwest::Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
     assert_eq!(list["count"], 1);
     assert_eq!(list["items"][0]["id"], st.as_str());
     assert_eq!(list["items"][0]["subscriberCount"], 2);
@@ -137,8 +160,12 @@ async fn roles_are_enforced_by_the_server() {
     let sub = e.join(&s, Role::Subscriber, "").await;
     let pubonly = e.join(&s, Role::PublisherOnly, "").await;
     let publisher = e.join(&s, Role::Publisher, "").await;
-    let forbidden = |r: Result<(), ClientError>| matches!(r, Err(ClientError::Refused { code: ErrorCode::Forbidden, .. }));
-    assert!(matches!(sub.publish(PublishOptions::default()).await, Err(ClientError::Refused { code: ErrorCode::Forbidden, .. })));
+    let forbidden =
+        |r: Result<(), ClientError>| matches!(r, Err(ClientError::Refused { code: ErrorCode::Forbidden, .. }));
+    assert!(matches!(
+        sub.publish(PublishOptions::default()).await,
+        Err(ClientError::Refused { code: ErrorCode::Forbidden, .. })
+    ));
     assert!(forbidden(sub.signal(None, "x", "y").await));
     assert!(forbidden(pubonly.signal(None, "x", "y").await));
     let st = publisher.publish(PublishOptions::default()).await.unwrap().stream_id;
@@ -148,9 +175,11 @@ async fn roles_are_enforced_by_the_server() {
     assert!(forbidden(sub.force_unpublish(&st).await));
     assert!(forbidden(sub.unpublish(&st).await));
     // Nothing happened: still three connections and one unmuted stream with no subscriber.
-    let conns: serde_json::Value = e.rest(reqwest::Method::GET, &format!("/session/{s}/connection"), None).await.json().await.unwrap();
+    let conns: serde_json::Value =
+        e.rest(reqwest::Method::GET, &format!("/session/{s}/connection"), None).await.json().await.unwrap();
     assert_eq!(conns["count"], 3);
-    let st_json: serde_json::Value = e.rest(reqwest::Method::GET, &format!("/session/{s}/stream/{st}"), None).await.json().await.unwrap();
+    let st_json: serde_json::Value =
+        e.rest(reqwest::Method::GET, &format!("/session/{s}/stream/{st}"), None).await.json().await.unwrap();
     assert_eq!((st_json["hasAudio"].as_bool(), st_json["subscriberCount"].as_u64()), (Some(true), Some(0)));
 }
 
@@ -165,7 +194,8 @@ async fn max_participants_is_exact_under_a_concurrent_join_storm() {
     let joins = tokens.iter().map(|t| Client::connect(&e.ws, &s, t));
     let results = futures_join_all(joins).await;
     let admitted: Vec<&Client> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    let full = results.iter().filter(|r| matches!(r, Err(ClientError::Refused { code: ErrorCode::SessionFull, .. }))).count();
+    let full =
+        results.iter().filter(|r| matches!(r, Err(ClientError::Refused { code: ErrorCode::SessionFull, .. }))).count();
     assert_eq!(admitted.len(), 9, "the observer holds one of the 10 seats");
     assert_eq!(full, 41);
     // The observer saw exactly the 9 admitted joins, nothing of the refused ones.
@@ -210,7 +240,8 @@ async fn a_kicked_token_stays_refused_also_after_a_restart() {
     let ws = format!("{}/v1/signal", server.base.replace("http://", "ws://"));
     let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
     let kick_token = sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap();
-    let mut moderator = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Moderator)).unwrap()).await.unwrap();
+    let mut moderator =
+        Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Moderator)).unwrap()).await.unwrap();
     let mut victim = Client::connect(&ws, &s, &kick_token).await.unwrap();
     moderator.force_disconnect(&victim.connection_id).await.unwrap();
     assert_eq!(victim.wait_disconnected(T).await.unwrap(), DisconnectReason::ForceDisconnected);
@@ -271,7 +302,6 @@ async fn expired_foreign_and_malformed_tokens_are_refused() {
     Client::connect(&e.ws, &a, &e.sdk.generate_token(&a, &o).unwrap()).await.unwrap();
 }
 
-
 #[tokio::test]
 async fn moderation_over_rest_reaches_the_clients() {
     let e = env(&[]).await;
@@ -283,14 +313,32 @@ async fn moderation_over_rest_reaches_the_clients() {
     use reqwest::Method;
 
     // Signals: to the session, and to one connection (204).
-    let r = e.rest(Method::POST, &format!("/session/{s}/signal"), Some(serde_json::json!({"type": "notice", "data": "from the server"}))).await;
+    let r = e
+        .rest(
+            Method::POST,
+            &format!("/session/{s}/signal"),
+            Some(serde_json::json!({"type": "notice", "data": "from the server"})),
+        )
+        .await;
     assert_eq!(r.status(), 204);
     let got = a.wait_for(|m| matches!(m, ServerMessage::Signal { .. }), T).await.unwrap();
     assert_eq!(got, ServerMessage::Signal { from: None, signal_type: "notice".into(), data: "from the server".into() });
-    let r = e.rest(Method::POST, &format!("/session/{s}/connection/{}/signal", b.connection_id), Some(serde_json::json!({"type": "dm", "data": "b only"}))).await;
+    let r = e
+        .rest(
+            Method::POST,
+            &format!("/session/{s}/connection/{}/signal", b.connection_id),
+            Some(serde_json::json!({"type": "dm", "data": "b only"})),
+        )
+        .await;
     assert_eq!(r.status(), 204);
     b.wait_for(|m| matches!(m, ServerMessage::Signal { data, .. } if data == "b only"), T).await.unwrap();
-    let r = e.rest(Method::POST, &format!("/session/{s}/signal"), Some(serde_json::json!({"type": "x", "data": "d".repeat(9000)}))).await;
+    let r = e
+        .rest(
+            Method::POST,
+            &format!("/session/{s}/signal"),
+            Some(serde_json::json!({"type": "x", "data": "d".repeat(9000)})),
+        )
+        .await;
     assert_eq!(r.status(), 413);
 
     // Mute one stream: its publisher is told, everyone sees hasAudio=false.
@@ -299,17 +347,32 @@ async fn moderation_over_rest_reaches_the_clients() {
     a.wait_for(|m| matches!(m, ServerMessage::MuteForced { stream_id } if stream_id == &sa), T).await.unwrap();
     // Mute all but b's stream (Node's spelling of the exclusion list).
     a.set_stream_property(&sa, Some(true), None).await.unwrap();
-    let r = e.rest(Method::POST, &format!("/session/{s}/mute"), Some(serde_json::json!({"active": true, "excludedStreamIds": [sb]}))).await;
+    let r = e
+        .rest(
+            Method::POST,
+            &format!("/session/{s}/mute"),
+            Some(serde_json::json!({"active": true, "excludedStreamIds": [sb]})),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     a.wait_for(|m| matches!(m, ServerMessage::MuteForced { .. }), T).await.unwrap();
-    let streams: serde_json::Value = e.rest(Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
-    let audio = |id: &str| streams["items"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap()["hasAudio"].as_bool().unwrap();
+    let streams: serde_json::Value =
+        e.rest(Method::GET, &format!("/session/{s}/stream"), None).await.json().await.unwrap();
+    let audio = |id: &str| {
+        streams["items"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap()["hasAudio"].as_bool().unwrap()
+    };
     assert!(!audio(&sa) && audio(&sb));
     let r = e.rest(Method::POST, &format!("/session/{s}/mute"), Some(serde_json::json!({"active": false}))).await;
     assert_eq!(r.status(), 200);
 
     // Class lists (200), and get stream with the Node content-type trap.
-    let r = e.rest(Method::PUT, &format!("/session/{s}/stream"), Some(serde_json::json!({"items": [{"id": sa, "layoutClassList": ["full"]}]}))).await;
+    let r = e
+        .rest(
+            Method::PUT,
+            &format!("/session/{s}/stream"),
+            Some(serde_json::json!({"items": [{"id": sa, "layoutClassList": ["full"]}]})),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let r = reqwest::Client::new()
         .get(format!("{}/v2/project/{}/session/{s}/stream/{sa}", e.server.base, e.sdk.api_key()))
@@ -343,7 +406,10 @@ async fn a_dropped_socket_resumes_with_the_same_connection_id() {
     let (id, resume) = (b.connection_id.clone(), b.resume_token.clone());
     b.drop_network();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(matches!(Client::resume(&e.ws, &id, "wrong-token").await, Err(ClientError::Refused { code: ErrorCode::ResumeFailed, .. })));
+    assert!(matches!(
+        Client::resume(&e.ws, &id, "wrong-token").await,
+        Err(ClientError::Refused { code: ErrorCode::ResumeFailed, .. })
+    ));
     let b2 = Client::resume(&e.ws, &id, &resume).await.unwrap();
     assert_eq!(b2.connection_id, id);
     b2.signal(None, "back", "").await.unwrap();
@@ -369,7 +435,8 @@ async fn bad_messages_get_typed_errors_and_abuse_closes_the_socket() {
     let s = e.session(SessionOptions::routed()).await;
     let mut a = e.join(&s, Role::Publisher, "a").await;
     let mut watcher = e.join(&s, Role::Publisher, "w").await;
-    let expect_error = |code: ErrorCode| move |m: &ServerMessage| matches!(m, ServerMessage::Error { code: c, .. } if *c == code);
+    let expect_error =
+        |code: ErrorCode| move |m: &ServerMessage| matches!(m, ServerMessage::Error { code: c, .. } if *c == code);
     a.send_raw("{not json").unwrap();
     a.wait_for(expect_error(ErrorCode::BadMessage), T).await.unwrap();
     a.send_raw(format!(r#"{{"type":"signal","data":"{}"}}"#, "x".repeat(20_000))).unwrap();
@@ -399,25 +466,57 @@ async fn relayed_sessions_relay_sdp_and_ice_between_subscription_peers() {
     let st = p.publish(PublishOptions::default()).await.unwrap().stream_id;
     v.subscribe(&st).await.unwrap();
     use conclave_client::signal::{ClientMessage, SdpKind};
-    p.send(ClientMessage::Sdp { to: v.connection_id.clone(), stream_id: st.clone(), kind: SdpKind::Offer, sdp: "v=0 offer".into() }).unwrap();
+    p.send(ClientMessage::Sdp {
+        to: v.connection_id.clone(),
+        stream_id: st.clone(),
+        kind: SdpKind::Offer,
+        sdp: "v=0 offer".into(),
+    })
+    .unwrap();
     let got = v.wait_for(|m| matches!(m, ServerMessage::Sdp { .. }), T).await.unwrap();
-    assert_eq!(got, ServerMessage::Sdp { from: p.connection_id.clone(), stream_id: st.clone(), kind: SdpKind::Offer, sdp: "v=0 offer".into() });
-    v.send(ClientMessage::Sdp { to: p.connection_id.clone(), stream_id: st.clone(), kind: SdpKind::Answer, sdp: "v=0 answer".into() }).unwrap();
+    assert_eq!(
+        got,
+        ServerMessage::Sdp {
+            from: p.connection_id.clone(),
+            stream_id: st.clone(),
+            kind: SdpKind::Offer,
+            sdp: "v=0 offer".into()
+        }
+    );
+    v.send(ClientMessage::Sdp {
+        to: p.connection_id.clone(),
+        stream_id: st.clone(),
+        kind: SdpKind::Answer,
+        sdp: "v=0 answer".into(),
+    })
+    .unwrap();
     p.wait_for(|m| matches!(m, ServerMessage::Sdp { kind: SdpKind::Answer, .. }), T).await.unwrap();
-    v.send(ClientMessage::Ice { to: p.connection_id.clone(), stream_id: st.clone(), candidate: serde_json::json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}) }).unwrap();
+    v.send(ClientMessage::Ice {
+        to: p.connection_id.clone(),
+        stream_id: st.clone(),
+        candidate: serde_json::json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}),
+    })
+    .unwrap();
     p.wait_for(|m| matches!(m, ServerMessage::Ice { .. }), T).await.unwrap();
 }
 
-async fn tokio_tungstenite_connect(url: &str) -> (tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, ()) {
+async fn tokio_tungstenite_connect(
+    url: &str,
+) -> (tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, ()) {
     (tokio_tungstenite::connect_async(url).await.unwrap().0, ())
 }
 
-async fn ws_send(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, text: &str) {
+async fn ws_send(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    text: &str,
+) {
     use futures_util::SinkExt;
     ws.send(tokio_tungstenite::tungstenite::Message::Text(text.to_owned().into())).await.unwrap();
 }
 
-async fn ws_recv(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>) -> String {
+async fn ws_recv(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> String {
     use futures_util::StreamExt;
     loop {
         match ws.next().await {
@@ -442,7 +541,8 @@ async fn sigterm_drains_signaling_and_exits_cleanly() {
 async fn the_project_wide_participant_limit_applies_to_sessions_without_their_own() {
     let e = env(&[]).await;
     let d = e.server.data_dir.to_str().unwrap().to_owned();
-    let out = conclave(&["project", "set-max-participants", "--data-dir", &d, "--api-key", e.sdk.api_key(), "--max", "2"]);
+    let out =
+        conclave(&["project", "set-max-participants", "--data-dir", &d, "--api-key", e.sdk.api_key(), "--max", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = e.session(SessionOptions::routed()).await;
     let _a = e.join(&s, Role::Publisher, "").await;
@@ -469,9 +569,13 @@ async fn personal_data_in_connection_data_is_warned_or_rejected_per_policy() {
     assert!(logs.contains("looks like personal data") && logs.contains("Email"), "{logs}");
     assert!(!logs.contains("bo.smith@example.com"));
     // Policy reject: a typed refusal.
-    let out = conclave(&["project", "set-pii-policy", "--data-dir", &d, "--api-key", e.sdk.api_key(), "--policy", "reject"]);
+    let out =
+        conclave(&["project", "set-pii-policy", "--data-dir", &d, "--api-key", e.sdk.api_key(), "--policy", "reject"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(refused(Client::connect(&e.ws, &s, &e.token(&s, Role::Publisher, "card=4111 1111 1111 1111")).await), ErrorCode::PersonalData);
+    assert_eq!(
+        refused(Client::connect(&e.ws, &s, &e.token(&s, Role::Publisher, "card=4111 1111 1111 1111")).await),
+        ErrorCode::PersonalData
+    );
     e.join(&s, Role::Publisher, "userId=8c1f2e").await;
     // The CLI warns when minting.
     let out = conclave(&["token", "--data-dir", &d, "--session-id", &s, "--data", "tel=+41 79 123 45 67"]);
@@ -483,7 +587,17 @@ async fn personal_data_in_connection_data_is_warned_or_rejected_per_policy() {
 async fn clients_get_time_limited_turn_credentials() {
     // SAFETY: a variable no other test reads; the child process inherits it at spawn.
     unsafe { std::env::set_var("CONCLAVE_TEST_TURN_SECRET", "3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c") };
-    let e = env(&["--turn-url", "turn:turn.example.com:3478?transport=udp", "--turn-url", "turns:turn.example.com:5349", "--turn-secret-env", "CONCLAVE_TEST_TURN_SECRET", "--turn-ttl", "1h"]).await;
+    let e = env(&[
+        "--turn-url",
+        "turn:turn.example.com:3478?transport=udp",
+        "--turn-url",
+        "turns:turn.example.com:5349",
+        "--turn-secret-env",
+        "CONCLAVE_TEST_TURN_SECRET",
+        "--turn-ttl",
+        "1h",
+    ])
+    .await;
     let s = e.session(SessionOptions::routed()).await;
     let c = e.join(&s, Role::Publisher, "").await;
     let ServerMessage::Connected { ice_servers, connection_id, .. } = &c.welcome else { panic!("{:?}", c.welcome) };
@@ -495,7 +609,8 @@ async fn clients_get_time_limited_turn_credentials() {
     assert_eq!(user, connection_id);
     let expiry: u64 = expiry.parse().unwrap();
     assert!((now() + 3500..=now() + 3700).contains(&expiry), "valid for the TTL");
-    let (_, expected) = conclave_client::signal::turn_credentials(b"3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c", connection_id, expiry);
+    let (_, expected) =
+        conclave_client::signal::turn_credentials(b"3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c", connection_id, expiry);
     assert_eq!(turn.credential.as_deref(), Some(expected.as_str()), "what coturn's use-auth-secret accepts");
     assert!(!e.server.logs().contains("3f1c9a7be2d04c5a8e6b1d2c3f4a5b6c"), "the TURN secret is never logged");
 }

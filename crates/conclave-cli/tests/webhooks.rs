@@ -17,7 +17,9 @@ async fn events_are_signed_ordered_and_retried() {
     let server = Server::start(&data, &["--allow-private-callbacks", "--allow-http-callbacks"]);
     let sdk = conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap();
     let (url, received) = receiver(1).await;
-    for (group, event) in [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed")] {
+    for (group, event) in
+        [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed")]
+    {
         let (status, v) = register_callback(&server.base, &p, group, event, &url).await;
         assert_eq!(status, 200);
         assert_eq!((v["group"].as_str(), v["event"].as_str()), (Some(group), Some(event)));
@@ -48,7 +50,8 @@ async fn events_are_signed_ordered_and_retried() {
     let calls = &received.lock().unwrap().calls;
     assert_eq!(calls[0].0, 500);
     let first: serde_json::Value = serde_json::from_slice(&calls[0].2).unwrap();
-    let delivered: Vec<serde_json::Value> = calls.iter().filter(|c| c.0 == 200).map(|c| serde_json::from_slice(&c.2).unwrap()).collect();
+    let delivered: Vec<serde_json::Value> =
+        calls.iter().filter(|c| c.0 == 200).map(|c| serde_json::from_slice(&c.2).unwrap()).collect();
     let names: Vec<&str> = delivered.iter().map(|v| v["event"].as_str().unwrap()).collect();
     assert_eq!(names, ["connectionCreated", "streamCreated", "streamDestroyed", "connectionDestroyed"]);
     assert_eq!(first, delivered[0], "the retried delivery carries the same body");
@@ -76,7 +79,9 @@ async fn callback_urls_on_private_addresses_are_refused_by_default() {
     let data = dir.path().join("data");
     let p = create_project(&data);
     let server = Server::start(&data, &[]);
-    for url in ["https://127.0.0.1/hook", "http://hooks.example.com/x", "https://169.254.169.254/", "https://[::1]:8443/"] {
+    for url in
+        ["https://127.0.0.1/hook", "http://hooks.example.com/x", "https://169.254.169.254/", "https://[::1]:8443/"]
+    {
         let (status, v) = register_callback(&server.base, &p, "connection", "created", url).await;
         assert_eq!(status, 400, "{url}");
         assert!(v["message"].as_str().unwrap().contains("callback url"), "{v}");
@@ -101,7 +106,8 @@ async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
     }
     let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
     let ws = format!("{}/v1/signal", server.base.replace("http://", "ws://"));
-    let a = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
+    let a =
+        Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
     let conn = a.connection_id.clone();
     a.disconnect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await; // at least one failed attempt
@@ -109,7 +115,12 @@ async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
     // The backlog shows in /metrics, with its age (for alerting on a receiver that is down).
     let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "conclave_webhooks_pending 2"), "{metrics}");
-    let age: u64 = metrics.lines().find_map(|l| l.strip_prefix("conclave_webhooks_oldest_pending_seconds ")).unwrap().parse().unwrap();
+    let age: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("conclave_webhooks_oldest_pending_seconds "))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(age >= 1, "{metrics}");
     assert!(server.stop());
 
@@ -132,7 +143,10 @@ async fn undelivered_webhooks_survive_a_restart_and_arrive_in_order() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let calls = &received.lock().unwrap().calls;
-    let names: Vec<String> = calls.iter().map(|c| serde_json::from_slice::<serde_json::Value>(&c.2).unwrap()["event"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = calls
+        .iter()
+        .map(|c| serde_json::from_slice::<serde_json::Value>(&c.2).unwrap()["event"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["connectionCreated", "connectionDestroyed"]);
     let first: serde_json::Value = serde_json::from_slice(&calls[0].2).unwrap();
     assert_eq!(first["connection"]["id"], conn.as_str());

@@ -39,7 +39,29 @@ impl EncodedClip {
         let t = secs.to_string();
         let gop = (fps / 2).max(1).to_string();
         let src = format!("testsrc=size=320x240:rate={fps}");
-        ffmpeg(&["-f", "lavfi", "-i", &src, "-t", &t, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", &gop, "-x264-params", "aud=1:repeat-headers=1", "-f", "h264", path(&raw)?])?;
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &src,
+            "-t",
+            &t,
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-bf",
+            "0",
+            "-g",
+            &gop,
+            "-x264-params",
+            "aud=1:repeat-headers=1",
+            "-f",
+            "h264",
+            path(&raw)?,
+        ])?;
         let video = split_access_units(&std::fs::read(&raw).map_err(|e| e.to_string())?);
         let _ = std::fs::remove_file(&raw);
         Ok(EncodedClip { video, audio: tone(dir, secs)?, fps, video_codec: str0m::format::Codec::H264 })
@@ -49,7 +71,31 @@ impl EncodedClip {
         let ivf = dir.join("clip.ivf");
         let t = secs.to_string();
         let gop = (fps / 2).max(1).to_string();
-        ffmpeg(&["-f", "lavfi", "-i", src, "-t", &t, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", &gop, "-keyint_min", &gop, "-auto-alt-ref", "0", "-f", "ivf", path(&ivf)?])?;
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            src,
+            "-t",
+            &t,
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "300k",
+            "-g",
+            &gop,
+            "-keyint_min",
+            &gop,
+            "-auto-alt-ref",
+            "0",
+            "-f",
+            "ivf",
+            path(&ivf)?,
+        ])?;
         let video = parse_ivf(&std::fs::read(&ivf).map_err(|e| e.to_string())?)?;
         let _ = std::fs::remove_file(&ivf);
         Ok(EncodedClip { video, audio: tone(dir, secs)?, fps, video_codec: str0m::format::Codec::Vp8 })
@@ -60,7 +106,23 @@ impl EncodedClip {
 fn tone(dir: &Path, secs: u32) -> Result<Vec<Vec<u8>>, String> {
     let ogg = dir.join("clip.ogg");
     let t = secs.to_string();
-    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &t, "-ac", "2", "-c:a", "libopus", "-frame_duration", "20", "-f", "ogg", path(&ogg)?])?;
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &t,
+        "-ac",
+        "2",
+        "-c:a",
+        "libopus",
+        "-frame_duration",
+        "20",
+        "-f",
+        "ogg",
+        path(&ogg)?,
+    ])?;
     // The first two Ogg packets are OpusHead and OpusTags: the audio starts after them.
     let mut audio = parse_ogg(&std::fs::read(&ogg).map_err(|e| e.to_string())?)?;
     audio.drain(..audio.len().min(2));
@@ -90,7 +152,11 @@ fn path(p: &Path) -> Result<&str, String> {
 
 fn ffmpeg(args: &[&str]) -> Result<(), String> {
     let bin = std::env::var("CONCLAVE_FFMPEG").unwrap_or_else(|_| "ffmpeg".into());
-    let out = Command::new(&bin).args(["-hide_banner", "-nostdin", "-v", "error", "-y"]).args(args).output().map_err(|e| format!("cannot run {bin}: {e} (install ffmpeg)"))?;
+    let out = Command::new(&bin)
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {bin}: {e} (install ffmpeg)"))?;
     if !out.status.success() {
         return Err(format!("ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr)));
     }

@@ -12,7 +12,10 @@
 //! # Ok(()) }
 //! ```
 
-use conclave_core::signal::{ClientEnvelope, ClientMessage, ConnectionInfo, DisconnectReason, ErrorCode, PROTOCOL_VERSION, ServerMessage, StreamInfo, VideoType};
+use conclave_core::signal::{
+    ClientEnvelope, ClientMessage, ConnectionInfo, DisconnectReason, ErrorCode, PROTOCOL_VERSION, ServerMessage,
+    StreamInfo, VideoType,
+};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +100,9 @@ async fn open(url: &str, first: ClientMessage) -> Result<(Client, ServerMessage)
     sink.send(Message::Text(hello.into())).await?;
     let welcome = loop {
         match stream.next().await {
-            Some(Ok(Message::Text(t))) => break serde_json::from_str::<ServerMessage>(&t).map_err(|_| ClientError::Closed)?,
+            Some(Ok(Message::Text(t))) => {
+                break serde_json::from_str::<ServerMessage>(&t).map_err(|_| ClientError::Closed)?;
+            }
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(e.into()),
             None => return Err(ClientError::Closed),
@@ -106,7 +111,9 @@ async fn open(url: &str, first: ClientMessage) -> Result<(Client, ServerMessage)
     let (connection_id, resume_token) = match &welcome {
         ServerMessage::Connected { connection_id, resume_token, .. } => (connection_id.clone(), resume_token.clone()),
         ServerMessage::Resumed { connection_id, .. } => (connection_id.clone(), String::new()),
-        ServerMessage::Error { code, message, .. } => return Err(ClientError::Refused { code: *code, message: message.clone() }),
+        ServerMessage::Error { code, message, .. } => {
+            return Err(ClientError::Refused { code: *code, message: message.clone() });
+        }
         ServerMessage::Redirect { url: to, .. } => return Err(ClientError::Redirected(resolve_redirect(url, to))),
         other => return Err(ClientError::Unexpected(Box::new(other.clone()))),
     };
@@ -165,7 +172,11 @@ impl Client {
     pub async fn connect(url: &str, session_id: &str, token: &str) -> Result<Client, ClientError> {
         let mut url = url.to_owned();
         for _ in 0..4 {
-            let first = ClientMessage::Connect { v: PROTOCOL_VERSION, session_id: session_id.to_owned(), token: token.to_owned() };
+            let first = ClientMessage::Connect {
+                v: PROTOCOL_VERSION,
+                session_id: session_id.to_owned(),
+                token: token.to_owned(),
+            };
             match open(&url, first).await {
                 Err(ClientError::Redirected(to)) => url = to,
                 Ok((mut c, _)) => {
@@ -182,7 +193,13 @@ impl Client {
     /// (`resume`, same connection ID); if that node is gone (cluster mode), join again through
     /// each entry URL in turn (a load balancer or any node; redirects are followed), retrying
     /// until `within` has passed. Returns the new client and whether it is a fresh join.
-    pub async fn reconnect(old: &Client, entry_urls: &[String], session_id: &str, token: &str, within: Duration) -> Result<(Client, bool), ClientError> {
+    pub async fn reconnect(
+        old: &Client,
+        entry_urls: &[String],
+        session_id: &str,
+        token: &str,
+        within: Duration,
+    ) -> Result<(Client, bool), ClientError> {
         let deadline = tokio::time::Instant::now() + within;
         let mut last = ClientError::Closed;
         loop {
@@ -196,7 +213,16 @@ impl Client {
                 match Client::connect(url, session_id, token).await {
                     Ok(c) => return Ok((c, true)),
                     // A refusal for the token itself will not change by retrying.
-                    Err(e @ ClientError::Refused { code: ErrorCode::TokenRevoked | ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::SessionEnded, .. }) => return Err(e),
+                    Err(
+                        e @ ClientError::Refused {
+                            code:
+                                ErrorCode::TokenRevoked
+                                | ErrorCode::InvalidToken
+                                | ErrorCode::TokenExpired
+                                | ErrorCode::SessionEnded,
+                            ..
+                        },
+                    ) => return Err(e),
                     Err(e) => last = e,
                 }
             }
@@ -209,7 +235,11 @@ impl Client {
 
     /// Takes back a connection after a network drop, within the server's reconnect grace.
     pub async fn resume(url: &str, connection_id: &str, resume_token: &str) -> Result<Client, ClientError> {
-        let first = ClientMessage::Resume { v: PROTOCOL_VERSION, connection_id: connection_id.to_owned(), resume_token: resume_token.to_owned() };
+        let first = ClientMessage::Resume {
+            v: PROTOCOL_VERSION,
+            connection_id: connection_id.to_owned(),
+            resume_token: resume_token.to_owned(),
+        };
         let (mut c, _) = open(url, first).await?;
         c.resume_token = resume_token.to_owned();
         Ok(c)
@@ -218,7 +248,9 @@ impl Client {
     /// Everyone else who was connected when this client joined.
     pub fn initial_connections(&self) -> Vec<ConnectionInfo> {
         match &self.welcome {
-            ServerMessage::Connected { connections, .. } | ServerMessage::Resumed { connections, .. } => connections.clone(),
+            ServerMessage::Connected { connections, .. } | ServerMessage::Resumed { connections, .. } => {
+                connections.clone()
+            }
             _ => Vec::new(),
         }
     }
@@ -255,7 +287,15 @@ impl Client {
     }
 
     pub async fn publish(&self, o: PublishOptions) -> Result<StreamInfo, ClientError> {
-        match self.request(ClientMessage::Publish { name: o.name, has_audio: o.has_audio, has_video: o.has_video, video_type: o.video_type }).await? {
+        match self
+            .request(ClientMessage::Publish {
+                name: o.name,
+                has_audio: o.has_audio,
+                has_video: o.has_video,
+                video_type: o.video_type,
+            })
+            .await?
+        {
             ServerMessage::Published { stream, .. } => Ok(stream),
             other => Err(ClientError::Unexpected(Box::new(other))),
         }
@@ -268,7 +308,12 @@ impl Client {
     pub async fn unpublish(&self, stream_id: &str) -> Result<(), ClientError> {
         self.acked(ClientMessage::Unpublish { stream_id: stream_id.into() }).await
     }
-    pub async fn set_stream_property(&self, stream_id: &str, has_audio: Option<bool>, has_video: Option<bool>) -> Result<(), ClientError> {
+    pub async fn set_stream_property(
+        &self,
+        stream_id: &str,
+        has_audio: Option<bool>,
+        has_video: Option<bool>,
+    ) -> Result<(), ClientError> {
         self.acked(ClientMessage::SetStreamProperty { stream_id: stream_id.into(), has_audio, has_video }).await
     }
     pub async fn subscribe(&self, stream_id: &str) -> Result<(), ClientError> {
@@ -278,7 +323,8 @@ impl Client {
         self.acked(ClientMessage::Unsubscribe { stream_id: stream_id.into() }).await
     }
     pub async fn signal(&self, to: Option<&str>, signal_type: &str, data: &str) -> Result<(), ClientError> {
-        self.acked(ClientMessage::Signal { to: to.map(Into::into), signal_type: signal_type.into(), data: data.into() }).await
+        self.acked(ClientMessage::Signal { to: to.map(Into::into), signal_type: signal_type.into(), data: data.into() })
+            .await
     }
     pub async fn force_disconnect(&self, connection_id: &str) -> Result<(), ClientError> {
         self.acked(ClientMessage::ForceDisconnect { connection_id: connection_id.into() }).await
@@ -314,7 +360,11 @@ impl Client {
     }
 
     /// Skips events until one matches, or fails after `timeout`.
-    pub async fn wait_for(&mut self, pred: impl Fn(&ServerMessage) -> bool, timeout: Duration) -> Result<ServerMessage, ClientError> {
+    pub async fn wait_for(
+        &mut self,
+        pred: impl Fn(&ServerMessage) -> bool,
+        timeout: Duration,
+    ) -> Result<ServerMessage, ClientError> {
         tokio::time::timeout(timeout, async {
             while let Some(m) = self.events.recv().await {
                 if pred(&m) {

@@ -69,7 +69,16 @@ pub struct BotConfig {
 
 impl Default for BotConfig {
     fn default() -> Self {
-        BotConfig { source: 0, audio_bytes: 60, video_fps: 30, video_bytes: 700, keyframe_bytes: 3000, drop_every: 0, keep_frames: true, clip: None }
+        BotConfig {
+            source: 0,
+            audio_bytes: 60,
+            video_fps: 30,
+            video_bytes: 700,
+            keyframe_bytes: 3000,
+            drop_every: 0,
+            keep_frames: true,
+            clip: None,
+        }
     }
 }
 
@@ -309,7 +318,17 @@ impl Inner {
                 }
                 self.stats.latency_us.push(at_us.saturating_sub(sent_us));
                 if self.cfg.keep_frames {
-                    self.stats.received.push(Frame { kind, source, seq, keyframe, intact, contiguous: d.contiguous, sent_us, at_us, at: Instant::now() });
+                    self.stats.received.push(Frame {
+                        kind,
+                        source,
+                        seq,
+                        keyframe,
+                        intact,
+                        contiguous: d.contiguous,
+                        sent_us,
+                        at_us,
+                        at: Instant::now(),
+                    });
                 }
             }
             _ => {}
@@ -398,7 +417,11 @@ impl MediaBot {
 
     /// Adds a remote candidate from an `ice` message body (or a bare candidate string).
     pub fn add_remote_candidate(&self, candidate: &serde_json::Value) -> Result<(), MediaError> {
-        let s = candidate.get("candidate").and_then(|c| c.as_str()).or(candidate.as_str()).ok_or_else(|| MediaError::Rtc("no candidate".into()))?;
+        let s = candidate
+            .get("candidate")
+            .and_then(|c| c.as_str())
+            .or(candidate.as_str())
+            .ok_or_else(|| MediaError::Rtc("no candidate".into()))?;
         let c = Candidate::from_sdp_string(s.trim_start_matches("a=")).map_err(rtc_err)?;
         self.with(|i| i.rtc.add_remote_candidate(c));
         Ok(())
@@ -502,7 +525,9 @@ impl MediaBot {
                 client.send(ClientMessage::MediaAnswer { sdp: answer })?;
                 Ok(None)
             }
-            ServerMessage::Error { code: crate::signal::ErrorCode::MediaFailed, message, .. } => Err(MediaError::Refused(message)),
+            ServerMessage::Error { code: crate::signal::ErrorCode::MediaFailed, message, .. } => {
+                Err(MediaError::Refused(message))
+            }
             other => Ok(Some(other)),
         }
     }
@@ -521,7 +546,12 @@ impl MediaBot {
     }
 
     /// Like [`Client::wait_for`], answering the SFU's offers meanwhile.
-    pub async fn wait_event(&self, client: &mut Client, pred: impl Fn(&ServerMessage) -> bool, timeout: Duration) -> Result<ServerMessage, MediaError> {
+    pub async fn wait_event(
+        &self,
+        client: &mut Client,
+        pred: impl Fn(&ServerMessage) -> bool,
+        timeout: Duration,
+    ) -> Result<ServerMessage, MediaError> {
         let end = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(end, client.next_event()).await {
@@ -542,7 +572,10 @@ impl MediaBot {
 async fn media_answer(client: &mut Client, stream_id: Option<&str>, timeout: Duration) -> Result<String, MediaError> {
     let m = client
         .wait_for(
-            |m| matches!(m, ServerMessage::MediaAnswer { stream_id: s, .. } if s.as_deref() == stream_id) || matches!(m, ServerMessage::Error { code: crate::signal::ErrorCode::MediaFailed, .. }),
+            |m| {
+                matches!(m, ServerMessage::MediaAnswer { stream_id: s, .. } if s.as_deref() == stream_id)
+                    || matches!(m, ServerMessage::Error { code: crate::signal::ErrorCode::MediaFailed, .. })
+            },
             timeout,
         )
         .await?;

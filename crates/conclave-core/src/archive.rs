@@ -213,7 +213,9 @@ impl ArchiveStartBody {
         }
         // Control characters (NUL above all) have no place in a name, and PostgreSQL cannot
         // store NUL in text.
-        if self.name.as_ref().is_some_and(|n| n.chars().any(char::is_control)) || self.multi_archive_tag.as_ref().is_some_and(|t| t.chars().any(char::is_control)) {
+        if self.name.as_ref().is_some_and(|n| n.chars().any(char::is_control))
+            || self.multi_archive_tag.as_ref().is_some_and(|t| t.chars().any(char::is_control))
+        {
             return Err(invalid("name and multiArchiveTag must not contain control characters"));
         }
         if self.multi_archive_tag.as_ref().is_some_and(|t| t.len() > 200) {
@@ -239,7 +241,11 @@ impl ArchiveStartBody {
             has_audio,
             has_video,
             output_mode,
-            resolution: if composed { Some(self.resolution.unwrap_or_else(|| DEFAULT_RESOLUTION.to_owned())) } else { None },
+            resolution: if composed {
+                Some(self.resolution.unwrap_or_else(|| DEFAULT_RESOLUTION.to_owned()))
+            } else {
+                None
+            },
             layout: self.layout,
             stream_mode: self.stream_mode.unwrap_or_default(),
             multi_archive_tag: self.multi_archive_tag.filter(|t| !t.is_empty()),
@@ -422,7 +428,10 @@ impl StorageBody {
             _ => return Err(invalid("type must be s3")),
         }
         let s3 = self.config.ok_or_else(|| invalid("config is required"))?;
-        if s3.bucket.is_empty() || s3.bucket.len() > 63 || !s3.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
+        if s3.bucket.is_empty()
+            || s3.bucket.len() > 63
+            || !s3.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
             return Err(invalid("config.bucket is not a valid bucket name"));
         }
         if s3.access_key.is_empty() || s3.secret_key.is_empty() {
@@ -511,7 +520,13 @@ mod tests {
     #[test]
     fn archive_ids_are_strict_uuids() {
         assert!(is_archive_id("e85741ce-d280-4efa-a3ba-93379a68be06"));
-        for bad in ["../../etc/passwd", "E85741CE-D280-4EFA-A3BA-93379A68BE06", "e85741ce-d280-4efa-a3ba-93379a68be0", "e85741ce/d280-4efa-a3ba-93379a68be06", ""] {
+        for bad in [
+            "../../etc/passwd",
+            "E85741CE-D280-4EFA-A3BA-93379A68BE06",
+            "e85741ce-d280-4efa-a3ba-93379a68be0",
+            "e85741ce/d280-4efa-a3ba-93379a68be06",
+            "",
+        ] {
             assert!(!is_archive_id(bad), "{bad}");
         }
     }
@@ -519,7 +534,10 @@ mod tests {
     #[test]
     fn stream_patches_coerce_booleans_like_the_sdks() {
         let p: StreamPatchBody = serde_json::from_str(r#"{"addStream":"abc","hasAudio":0,"hasVideo":"true"}"#).unwrap();
-        assert_eq!(p.validate().unwrap(), StreamPatch::Add(ArchiveStreamSelection { stream_id: "abc".into(), has_audio: false, has_video: true }));
+        assert_eq!(
+            p.validate().unwrap(),
+            StreamPatch::Add(ArchiveStreamSelection { stream_id: "abc".into(), has_audio: false, has_video: true })
+        );
         let p: StreamPatchBody = serde_json::from_str(r#"{"removeStream":"abc"}"#).unwrap();
         assert_eq!(p.validate().unwrap(), StreamPatch::Remove("abc".into()));
         let p: StreamPatchBody = serde_json::from_str(r#"{"addStream":"a","removeStream":"b"}"#).unwrap();

@@ -42,14 +42,8 @@ impl SessionId {
     pub fn mint(parts: &SessionIdParts<'_>) -> SessionId {
         let random = URL_SAFE_NO_PAD.encode(parts.random);
         let flag = if parts.relayed { "P" } else { "" };
-        let inner = format!(
-            "1~{}~{}~{}~{}~{}~~",
-            parts.api_key,
-            parts.location.unwrap_or(""),
-            parts.created_ms,
-            random,
-            flag
-        );
+        let inner =
+            format!("1~{}~{}~{}~{}~{}~~", parts.api_key, parts.location.unwrap_or(""), parts.created_ms, random, flag);
         SessionId(format!("1_{}", URL_SAFE_NO_PAD.encode(inner)))
     }
 

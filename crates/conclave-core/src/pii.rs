@@ -103,7 +103,9 @@ pub fn scan(data: &str) -> Vec<PiiKind> {
     let mut found = Vec::new();
     let decoded: String = form_urlencoded::parse(data.as_bytes()).map(|(k, v)| format!("{k} {v} ")).collect();
     for text in [data, decoded.as_str()] {
-        if text.split(|c: char| c.is_whitespace() || "&=,;:\"'<>()[]{}".contains(c)).any(looks_like_email) && !found.contains(&PiiKind::Email) {
+        if text.split(|c: char| c.is_whitespace() || "&=,;:\"'<>()[]{}".contains(c)).any(looks_like_email)
+            && !found.contains(&PiiKind::Email)
+        {
             found.push(PiiKind::Email);
         }
         for (digits, plus) in digit_runs(text) {
@@ -111,7 +113,8 @@ pub fn scan(data: &str) -> Vec<PiiKind> {
                 if !found.contains(&PiiKind::CardNumber) {
                     found.push(PiiKind::CardNumber);
                 }
-            } else if (plus && (8..=15).contains(&digits.len())) || (10..=15).contains(&digits.len()) && digits[0] == 0 {
+            } else if (plus && (8..=15).contains(&digits.len())) || (10..=15).contains(&digits.len()) && digits[0] == 0
+            {
                 if !found.contains(&PiiKind::PhoneNumber) {
                     found.push(PiiKind::PhoneNumber);
                 }
@@ -132,12 +135,24 @@ mod tests {
         assert_eq!(scan("tel: +41 79 123 45 67"), [PiiKind::PhoneNumber]);
         assert_eq!(scan("phone=(0)20-7946-0958"), [PiiKind::PhoneNumber]);
         assert_eq!(scan("card 4111 1111 1111 1111"), [PiiKind::CardNumber]);
-        assert_eq!(scan("{\"mail\":\"bob.smith+x@mail.co.uk\",\"cc\":\"5500-0000-0000-0004\"}"), [PiiKind::Email, PiiKind::CardNumber]);
+        assert_eq!(
+            scan("{\"mail\":\"bob.smith+x@mail.co.uk\",\"cc\":\"5500-0000-0000-0004\"}"),
+            [PiiKind::Email, PiiKind::CardNumber]
+        );
     }
 
     #[test]
     fn leaves_opaque_ids_alone() {
-        for ok in ["", "userId=8c1f2e", "name=Alice", "seat=4 & row=B", "id=1700000000123", "uuid=0f8fad5b-d9cb-469f-a165-70867728950e", "user@host", "ts=1700000000"] {
+        for ok in [
+            "",
+            "userId=8c1f2e",
+            "name=Alice",
+            "seat=4 & row=B",
+            "id=1700000000123",
+            "uuid=0f8fad5b-d9cb-469f-a165-70867728950e",
+            "user@host",
+            "ts=1700000000",
+        ] {
             assert!(scan(ok).is_empty(), "{ok}: {:?}", scan(ok));
         }
     }

@@ -114,7 +114,11 @@ impl<'a> UnverifiedRestCredential<'a> {
 }
 
 /// Verifies `raw` against the secrets `lookup` returns for its `iss`.
-pub fn verify<I, S>(raw: &str, now: u64, lookup: impl FnOnce(&str) -> Option<I>) -> Result<RestCredential, RestAuthError>
+pub fn verify<I, S>(
+    raw: &str,
+    now: u64,
+    lookup: impl FnOnce(&str) -> Option<I>,
+) -> Result<RestCredential, RestAuthError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<[u8]>,
@@ -129,10 +133,7 @@ where
 
 /// Mints a REST credential the way the Node SDK does (no `jti`).
 pub fn mint(api_key: &str, secret: &[u8], now: u64, lifetime_secs: u64) -> String {
-    sign_hs256(
-        &serde_json::json!({"iss": api_key, "ist": "project", "iat": now, "exp": now + lifetime_secs}),
-        secret,
-    )
+    sign_hs256(&serde_json::json!({"iss": api_key, "ist": "project", "iat": now, "exp": now + lifetime_secs}), secret)
 }
 
 #[cfg(test)]
@@ -164,9 +165,12 @@ mod tests {
 
     #[test]
     fn refuses_client_tokens() {
-        let client = signed(serde_json::json!({"iss":KEY,"ist":"project","iat":NOW,"exp":NOW+200,"scope":"session.connect","session_id":"1_x","role":"moderator"}));
+        let client = signed(
+            serde_json::json!({"iss":KEY,"ist":"project","iat":NOW,"exp":NOW+200,"scope":"session.connect","session_id":"1_x","role":"moderator"}),
+        );
         assert_eq!(verify(&client, NOW, lookup).unwrap_err(), RestAuthError::ClientToken);
-        let only_session = signed(serde_json::json!({"iss":KEY,"ist":"project","iat":NOW,"exp":NOW+200,"session_id":"1_x"}));
+        let only_session =
+            signed(serde_json::json!({"iss":KEY,"ist":"project","iat":NOW,"exp":NOW+200,"session_id":"1_x"}));
         assert_eq!(verify(&only_session, NOW, lookup).unwrap_err(), RestAuthError::ClientToken);
         assert_eq!(verify("T1==abcd", NOW, lookup).unwrap_err(), RestAuthError::ClientToken);
     }

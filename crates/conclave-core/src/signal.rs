@@ -48,9 +48,17 @@ fn yes() -> bool {
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ClientMessage {
     /// First message on a socket: join `session_id` with `token`.
-    Connect { v: u32, session_id: String, token: String },
+    Connect {
+        v: u32,
+        session_id: String,
+        token: String,
+    },
     /// First message on a new socket after a drop: take back a suspended connection.
-    Resume { v: u32, connection_id: String, resume_token: String },
+    Resume {
+        v: u32,
+        connection_id: String,
+        resume_token: String,
+    },
     Ping,
     /// Leave on purpose (reason `clientDisconnected`).
     Disconnect,
@@ -64,7 +72,9 @@ pub enum ClientMessage {
         #[serde(default)]
         video_type: VideoType,
     },
-    Unpublish { stream_id: String },
+    Unpublish {
+        stream_id: String,
+    },
     SetStreamProperty {
         stream_id: String,
         #[serde(default)]
@@ -72,8 +82,12 @@ pub enum ClientMessage {
         #[serde(default)]
         has_video: Option<bool>,
     },
-    Subscribe { stream_id: String },
-    Unsubscribe { stream_id: String },
+    Subscribe {
+        stream_id: String,
+    },
+    Unsubscribe {
+        stream_id: String,
+    },
     /// To everyone (no `to`), or to one connection.
     Signal {
         #[serde(default)]
@@ -83,18 +97,33 @@ pub enum ClientMessage {
         #[serde(default)]
         data: String,
     },
-    ForceDisconnect { connection_id: String },
-    ForceUnpublish { stream_id: String },
-    ForceMute { stream_id: String },
+    ForceDisconnect {
+        connection_id: String,
+    },
+    ForceUnpublish {
+        stream_id: String,
+    },
+    ForceMute {
+        stream_id: String,
+    },
     ForceMuteAll {
         #[serde(default)]
         excluded_stream_ids: Vec<String>,
     },
     DisableForceMute,
     /// Relayed sessions: an SDP offer or answer for the subscription of `stream_id`.
-    Sdp { to: String, stream_id: String, kind: SdpKind, sdp: String },
+    Sdp {
+        to: String,
+        stream_id: String,
+        kind: SdpKind,
+        sdp: String,
+    },
     /// Relayed sessions: an ICE candidate (opaque JSON, as the browser produced it).
-    Ice { to: String, stream_id: String, candidate: serde_json::Value },
+    Ice {
+        to: String,
+        stream_id: String,
+        candidate: serde_json::Value,
+    },
     /// Routed sessions: an offer to the SFU, with ICE candidates gathered. With `streamId`,
     /// the publishing connection for that stream; without, this client's receiving connection.
     MediaOffer {
@@ -103,7 +132,9 @@ pub enum ClientMessage {
         sdp: String,
     },
     /// Routed sessions: the answer to the SFU's latest `mediaOffer` on the receiving connection.
-    MediaAnswer { sdp: String },
+    MediaAnswer {
+        sdp: String,
+    },
     /// Routed sessions: which simulcast layer of a subscribed stream to receive, as OpenTok.js's
     /// `setPreferredResolution` (no size: the best layer available).
     SetPreferredResolution {
@@ -240,20 +271,53 @@ pub enum ServerMessage {
         #[serde(default)]
         e2ee: bool,
     },
-    Resumed { connection_id: String, connections: Vec<ConnectionInfo>, streams: Vec<StreamInfo> },
+    Resumed {
+        connection_id: String,
+        connections: Vec<ConnectionInfo>,
+        streams: Vec<StreamInfo>,
+    },
     /// Cluster mode: the session lives on another node; connect there (same `connect`
     /// message) and close this socket. Sent only after the token verified.
-    Redirect { url: String, session_id: String },
-    Ack { id: u64 },
-    Published { id: Option<u64>, stream: StreamInfo },
-    Error { id: Option<u64>, code: ErrorCode, message: String },
+    Redirect {
+        url: String,
+        session_id: String,
+    },
+    Ack {
+        id: u64,
+    },
+    Published {
+        id: Option<u64>,
+        stream: StreamInfo,
+    },
+    Error {
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
     Pong,
-    ConnectionCreated { connection: ConnectionInfo },
-    ConnectionDestroyed { connection_id: String, reason: DisconnectReason },
-    StreamCreated { stream: StreamInfo },
-    StreamDestroyed { stream_id: String, reason: StreamDestroyedReason },
-    StreamPropertyChanged { stream_id: String, property: StreamProperty, new_value: serde_json::Value },
-    SubscriberCount { stream_id: String, count: u32 },
+    ConnectionCreated {
+        connection: ConnectionInfo,
+    },
+    ConnectionDestroyed {
+        connection_id: String,
+        reason: DisconnectReason,
+    },
+    StreamCreated {
+        stream: StreamInfo,
+    },
+    StreamDestroyed {
+        stream_id: String,
+        reason: StreamDestroyedReason,
+    },
+    StreamPropertyChanged {
+        stream_id: String,
+        property: StreamProperty,
+        new_value: serde_json::Value,
+    },
+    SubscriberCount {
+        stream_id: String,
+        count: u32,
+    },
     /// `from` is absent when the signal came from the REST API.
     Signal {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -262,11 +326,24 @@ pub enum ServerMessage {
         data: String,
     },
     /// Sent to a publisher whose audio a moderator (or the REST API) muted.
-    MuteForced { stream_id: String },
+    MuteForced {
+        stream_id: String,
+    },
     /// Force-mute-all was switched on or off for the session.
-    MuteAllChanged { active: bool },
-    Sdp { from: String, stream_id: String, kind: SdpKind, sdp: String },
-    Ice { from: String, stream_id: String, candidate: serde_json::Value },
+    MuteAllChanged {
+        active: bool,
+    },
+    Sdp {
+        from: String,
+        stream_id: String,
+        kind: SdpKind,
+        sdp: String,
+    },
+    Ice {
+        from: String,
+        stream_id: String,
+        candidate: serde_json::Value,
+    },
     /// Routed sessions: the SFU's answer to a client `mediaOffer`.
     MediaAnswer {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -276,9 +353,13 @@ pub enum ServerMessage {
     /// Routed sessions: the SFU offers changed media (new subscriptions) on the receiving
     /// connection; answer with `mediaAnswer`. Each subscribed stream's tracks carry the msid
     /// stream ID `pub{streamId}` (str0m drops the colon of the peer ID).
-    MediaOffer { sdp: String },
+    MediaOffer {
+        sdp: String,
+    },
     /// Last message before the server closes this socket.
-    SessionDisconnected { reason: DisconnectReason },
+    SessionDisconnected {
+        reason: DisconnectReason,
+    },
 }
 
 /// Typed signaling error codes (stable strings on the wire).
@@ -342,7 +423,10 @@ mod tests {
         assert_eq!(e.id, Some(1));
         assert_eq!(e.msg, ClientMessage::Connect { v: 1, session_id: "1_x".into(), token: "T1==abc".into() });
         let e = parse_client_frame(r#"{"type":"publish"}"#).unwrap();
-        assert_eq!(e.msg, ClientMessage::Publish { name: None, has_audio: true, has_video: true, video_type: VideoType::Camera });
+        assert_eq!(
+            e.msg,
+            ClientMessage::Publish { name: None, has_audio: true, has_video: true, video_type: VideoType::Camera }
+        );
         let e = parse_client_frame(r#"{"type":"signal","signalType":"chat","data":"hi"}"#).unwrap();
         assert_eq!(e.msg, ClientMessage::Signal { to: None, signal_type: "chat".into(), data: "hi".into() });
     }
@@ -365,9 +449,18 @@ mod tests {
 
     #[test]
     fn server_messages_have_stable_names() {
-        let m = ServerMessage::ConnectionDestroyed { connection_id: "c".into(), reason: DisconnectReason::ForceDisconnected };
-        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"type":"connectionDestroyed","connectionId":"c","reason":"forceDisconnected"}"#);
+        let m = ServerMessage::ConnectionDestroyed {
+            connection_id: "c".into(),
+            reason: DisconnectReason::ForceDisconnected,
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"connectionDestroyed","connectionId":"c","reason":"forceDisconnected"}"#
+        );
         let m = ServerMessage::Error { id: Some(3), code: ErrorCode::SessionFull, message: "full".into() };
-        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"type":"error","id":3,"code":"session_full","message":"full"}"#);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"error","id":3,"code":"session_full","message":"full"}"#
+        );
     }
 }

@@ -90,7 +90,15 @@ impl SessionCreateRequest {
         if std::str::from_utf8(body).is_err() {
             return Err(invalid("request body is not valid UTF-8"));
         }
-        const KNOWN: [&str; 7] = ["p2p.preference", "archiveMode", "archiveName", "archiveResolution", "location", "e2ee", "maxParticipants"];
+        const KNOWN: [&str; 7] = [
+            "p2p.preference",
+            "archiveMode",
+            "archiveName",
+            "archiveResolution",
+            "location",
+            "e2ee",
+            "maxParticipants",
+        ];
         let mut seen: [Option<String>; 7] = Default::default();
         for (k, v) in form_urlencoded::parse(body) {
             if let Some(i) = KNOWN.iter().position(|n| *n == k) {
@@ -143,10 +151,22 @@ impl SessionCreateRequest {
             None | Some("") => None,
             Some(v) => match v.parse::<u32>() {
                 Ok(n) if (1..=MAX_PARTICIPANTS_LIMIT).contains(&n) => Some(n),
-                _ => return Err(invalid(format!("maxParticipants must be an integer from 1 to {MAX_PARTICIPANTS_LIMIT}"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "maxParticipants must be an integer from 1 to {MAX_PARTICIPANTS_LIMIT}"
+                    )));
+                }
             },
         };
-        Ok(SessionCreateRequest { media_mode, archive_mode, archive_name, archive_resolution, location, e2ee, max_participants })
+        Ok(SessionCreateRequest {
+            media_mode,
+            archive_mode,
+            archive_name,
+            archive_resolution,
+            location,
+            e2ee,
+            max_participants,
+        })
     }
 }
 

@@ -21,23 +21,19 @@ impl Sfu {
     pub(crate) fn on_event(&mut self, key: PeerKey, event: Event, now: Instant) {
         match event {
             Event::Connected => self.on_connected(key, now),
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.report_disconnect(key)
-            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.report_disconnect(key),
             Event::MediaAdded(added) => self.register_published(key, added.mid),
             Event::MediaData(data) => self.forward(key, data, now),
-            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. } | str0m::bwe::BweKind::Remb { estimate, .. }) => {
+            Event::EgressBitrateEstimate(
+                str0m::bwe::BweKind::Twcc { estimate, .. } | str0m::bwe::BweKind::Remb { estimate, .. },
+            ) => {
                 if let Some(peer) = self.peers.get_mut(&key) {
                     peer.estimate_bps = estimate.as_u64();
                 }
             }
             Event::KeyframeRequest(req) => {
-                let source = self
-                    .peers
-                    .get(&key)
-                    .and_then(|p| p.out.get(&req.mid))
-                    .filter(|o| o.active)
-                    .map(|o| o.source);
+                let source =
+                    self.peers.get(&key).and_then(|p| p.out.get(&req.mid)).filter(|o| o.active).map(|o| o.source);
                 if let Some((pub_key, pub_mid)) = source {
                     let layer = self.peers.get(&key).and_then(|p| p.out.get(&req.mid)).and_then(|o| o.layer);
                     self.request_keyframe(pub_key, pub_mid, layer, Some(key), now);
@@ -69,12 +65,7 @@ impl Sfu {
         };
         peer.published.insert(mid, track);
         let peer_id = peer.id.clone();
-        self.out
-            .push_back(SfuOutput::Event(SfuEvent::TrackPublished {
-                peer_id,
-                mid,
-                kind,
-            }));
+        self.out.push_back(SfuOutput::Event(SfuEvent::TrackPublished { peer_id, mid, kind }));
     }
 
     fn on_connected(&mut self, key: PeerKey, now: Instant) {
@@ -83,15 +74,10 @@ impl Sfu {
         };
         peer.connected = true;
         let peer_id = peer.id.clone();
-        self.out
-            .push_back(SfuOutput::Event(SfuEvent::PeerConnected { peer_id }));
+        self.out.push_back(SfuOutput::Event(SfuEvent::PeerConnected { peer_id }));
         // Media written before now was dropped: every video track starts over.
         let mut sources = Vec::new();
-        for out in peer
-            .out
-            .values_mut()
-            .filter(|o| o.active && o.kind == MediaKind::Video)
-        {
+        for out in peer.out.values_mut().filter(|o| o.active && o.kind == MediaKind::Video) {
             out.needs_keyframe = true;
             sources.push((out.source, out.layer));
         }
@@ -179,7 +165,8 @@ impl Sfu {
             if let (MediaKind::Video, Some(rid)) = (kind, data.rid) {
                 // Simulcast: forward one layer; move to the wanted one on its keyframe.
                 // The preferred layer (or the best), capped by what the receiver's bandwidth allows.
-                let preferred = out.target.filter(|t| layers.contains(t)).or_else(|| best_layer(&layers)).unwrap_or(rid);
+                let preferred =
+                    out.target.filter(|t| layers.contains(t)).or_else(|| best_layer(&layers)).unwrap_or(rid);
                 let wanted = cap_layer(preferred, &layers, budget);
                 if out.layer != Some(rid) {
                     if rid != wanted {
@@ -229,7 +216,13 @@ impl Sfu {
 
     /// Subscriber preference for a publisher's simulcast layer (`None`: the
     /// best available). Takes effect on that layer's next keyframe.
-    pub fn set_preferred_layer(&mut self, subscriber: &str, publisher: &str, rid: Option<&str>, now: Instant) -> Result<(), crate::SfuError> {
+    pub fn set_preferred_layer(
+        &mut self,
+        subscriber: &str,
+        publisher: &str,
+        rid: Option<&str>,
+        now: Instant,
+    ) -> Result<(), crate::SfuError> {
         let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
         let target = rid.map(Rid::from);
         let mut sources = Vec::new();
@@ -247,7 +240,12 @@ impl Sfu {
 
     /// Subscriber preference for a publisher's frame rate: the highest VP8 temporal layer to
     /// forward (`None`: all).
-    pub fn set_max_temporal_layer(&mut self, subscriber: &str, publisher: &str, max: Option<u8>) -> Result<(), crate::SfuError> {
+    pub fn set_max_temporal_layer(
+        &mut self,
+        subscriber: &str,
+        publisher: &str,
+        max: Option<u8>,
+    ) -> Result<(), crate::SfuError> {
         let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
         if let Some(sub) = self.peers.get_mut(&sub_key) {
             for out in sub.out.values_mut().filter(|o| o.source.0 == pub_key && o.kind == MediaKind::Video) {
@@ -267,11 +265,7 @@ impl Sfu {
         subscriber: Option<PeerKey>,
         now: Instant,
     ) {
-        let Some(track) = self
-            .peers
-            .get_mut(&pub_key)
-            .and_then(|p| p.published.get_mut(&mid))
-        else {
+        let Some(track) = self.peers.get_mut(&pub_key).and_then(|p| p.published.get_mut(&mid)) else {
             return;
         };
         if track.kind != MediaKind::Video {
@@ -283,28 +277,16 @@ impl Sfu {
         self.flush_keyframe_request(pub_key, mid, subscriber, now);
     }
 
-    fn flush_keyframe_request(
-        &mut self,
-        pub_key: PeerKey,
-        mid: Mid,
-        subscriber: Option<PeerKey>,
-        now: Instant,
-    ) {
-        let subscriber = subscriber
-            .and_then(|k| self.peers.get(&k))
-            .map(|p| p.id.clone());
-        let Some(Peer {
-            id, rtc, published, ..
-        }) = self.peers.get_mut(&pub_key)
-        else {
+    fn flush_keyframe_request(&mut self, pub_key: PeerKey, mid: Mid, subscriber: Option<PeerKey>, now: Instant) {
+        let subscriber = subscriber.and_then(|k| self.peers.get(&k)).map(|p| p.id.clone());
+        let Some(Peer { id, rtc, published, .. }) = self.peers.get_mut(&pub_key) else {
             return;
         };
         let Some(track) = published.get_mut(&mid) else {
             return;
         };
-        let recent = track
-            .last_keyframe_request
-            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
+        let recent =
+            track.last_keyframe_request.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
         if track.keyframe_wanted.is_empty() || recent {
             return;
         }
@@ -344,11 +326,7 @@ impl Sfu {
             return;
         }
         track.last_keyframe_request = Some(now);
-        let ev = SfuEvent::KeyframeRequested {
-            publisher: id.clone(),
-            mid,
-            subscriber,
-        };
+        let ev = SfuEvent::KeyframeRequested { publisher: id.clone(), mid, subscriber };
         self.out.push_back(SfuOutput::Event(ev));
         self.settle(pub_key);
     }
@@ -368,11 +346,7 @@ impl Sfu {
         // Its subscriptions: publishers forget it.
         for (out_mid, out) in &peer.out {
             let (pub_key, pub_mid) = out.source;
-            if let Some(track) = self
-                .peers
-                .get_mut(&pub_key)
-                .and_then(|p| p.published.get_mut(&pub_mid))
-            {
+            if let Some(track) = self.peers.get_mut(&pub_key).and_then(|p| p.published.get_mut(&pub_mid)) {
                 track.subscribers.retain(|s| *s != (key, *out_mid));
             }
         }

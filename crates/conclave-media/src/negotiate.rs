@@ -19,12 +19,7 @@ impl Sfu {
     /// Returns the server offer to send to the subscriber, or `None` if
     /// nothing changed or an earlier offer still awaits its answer (the
     /// change then rides on the offer returned by [`Sfu::accept_answer`]).
-    pub fn subscribe(
-        &mut self,
-        subscriber: &str,
-        publisher: &str,
-        now: Instant,
-    ) -> Result<Option<String>, SfuError> {
+    pub fn subscribe(&mut self, subscriber: &str, publisher: &str, now: Instant) -> Result<Option<String>, SfuError> {
         let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
         let mut mids: Vec<Mid> = self.peers[&pub_key].published.keys().copied().collect();
         mids.sort_by_key(|m| m.to_string());
@@ -43,10 +38,7 @@ impl Sfu {
         let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
         if !self.peers[&pub_key].published.contains_key(&mid) {
             let peer = publisher.to_string();
-            return Err(SfuError::UnknownTrack {
-                peer,
-                mid: mid.to_string(),
-            });
+            return Err(SfuError::UnknownTrack { peer, mid: mid.to_string() });
         }
         self.queue_adds(sub_key, pub_key, &[mid]);
         self.offer(sub_key, now)
@@ -54,31 +46,18 @@ impl Sfu {
 
     /// Stops sending `publisher`'s tracks to `subscriber` at once; the
     /// returned offer (if any) stops the m-lines.
-    pub fn unsubscribe(
-        &mut self,
-        subscriber: &str,
-        publisher: &str,
-        now: Instant,
-    ) -> Result<Option<String>, SfuError> {
+    pub fn unsubscribe(&mut self, subscriber: &str, publisher: &str, now: Instant) -> Result<Option<String>, SfuError> {
         let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
         let sub = self.peers.get_mut(&sub_key).expect("checked");
         sub.want_add.retain(|(k, _)| *k != pub_key);
-        let gone: Vec<(Mid, Mid)> = sub
-            .out
-            .iter()
-            .filter(|(_, o)| o.source.0 == pub_key)
-            .map(|(m, o)| (*m, o.source.1))
-            .collect();
+        let gone: Vec<(Mid, Mid)> =
+            sub.out.iter().filter(|(_, o)| o.source.0 == pub_key).map(|(m, o)| (*m, o.source.1)).collect();
         for (out_mid, _) in &gone {
             sub.out.remove(out_mid);
             sub.want_stop.push(*out_mid);
         }
         for (out_mid, pub_mid) in gone {
-            if let Some(t) = self
-                .peers
-                .get_mut(&pub_key)
-                .and_then(|p| p.published.get_mut(&pub_mid))
-            {
+            if let Some(t) = self.peers.get_mut(&pub_key).and_then(|p| p.published.get_mut(&pub_mid)) {
                 t.subscribers.retain(|s| *s != (sub_key, out_mid));
             }
         }
@@ -88,31 +67,17 @@ impl Sfu {
     /// Applies the peer's answer to the last server offer. Newly negotiated
     /// tracks start flowing (from a keyframe). Returns a follow-up offer if
     /// more changes queued up meanwhile.
-    pub fn accept_answer(
-        &mut self,
-        peer_id: &str,
-        answer_sdp: &str,
-        now: Instant,
-    ) -> Result<Option<String>, SfuError> {
+    pub fn accept_answer(&mut self, peer_id: &str, answer_sdp: &str, now: Instant) -> Result<Option<String>, SfuError> {
         let key = self.key(peer_id)?;
-        let answer =
-            SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
         let peer = self.peers.get_mut(&key).expect("key is valid");
-        let pending = peer
-            .pending_offer
-            .take()
-            .ok_or_else(|| SfuError::NoPendingOffer(peer_id.to_string()))?;
+        let pending = peer.pending_offer.take().ok_or_else(|| SfuError::NoPendingOffer(peer_id.to_string()))?;
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
         self.settle(key);
         if let Err(e) = result {
             // The offer is void: its new tracks go back in the queue.
             let peer = self.peers.get_mut(&key).expect("key is valid");
-            let void: Vec<Mid> = peer
-                .out
-                .iter()
-                .filter(|(_, o)| !o.active)
-                .map(|(m, _)| *m)
-                .collect();
+            let void: Vec<Mid> = peer.out.iter().filter(|(_, o)| !o.active).map(|(m, _)| *m).collect();
             for mid in void {
                 if let Some(o) = peer.out.remove(&mid) {
                     peer.want_add.push(o.source);
@@ -139,8 +104,7 @@ impl Sfu {
         let sub = self.peers.get_mut(&sub_key).expect("checked");
         for mid in mids {
             let source = (pub_key, *mid);
-            let known =
-                sub.out.values().any(|o| o.source == source) || sub.want_add.contains(&source);
+            let known = sub.out.values().any(|o| o.source == source) || sub.want_add.contains(&source);
             if !known {
                 sub.want_add.push(source);
             }
@@ -151,18 +115,10 @@ impl Sfu {
     fn activate(&mut self, key: PeerKey, now: Instant) {
         let peer = self.peers.get_mut(&key).expect("key is valid");
         let connected = peer.connected;
-        let fresh: Vec<(Mid, (PeerKey, Mid), MediaKind)> = peer
-            .out
-            .iter()
-            .filter(|(_, o)| !o.active)
-            .map(|(m, o)| (*m, o.source, o.kind))
-            .collect();
+        let fresh: Vec<(Mid, (PeerKey, Mid), MediaKind)> =
+            peer.out.iter().filter(|(_, o)| !o.active).map(|(m, o)| (*m, o.source, o.kind)).collect();
         for (out_mid, (pub_key, pub_mid), kind) in fresh {
-            let linked = match self
-                .peers
-                .get_mut(&pub_key)
-                .and_then(|p| p.published.get_mut(&pub_mid))
-            {
+            let linked = match self.peers.get_mut(&pub_key).and_then(|p| p.published.get_mut(&pub_mid)) {
                 Some(track) => {
                     track.subscribers.push((key, out_mid));
                     true
@@ -222,13 +178,7 @@ impl Sfu {
         let mut new_out = Vec::new();
         for (source, kind, publisher_id) in adds {
             let track_id = format!("{publisher_id}-{}", source.1);
-            let mid = api.add_media(
-                kind,
-                Direction::SendOnly,
-                Some(publisher_id),
-                Some(track_id),
-                None,
-            );
+            let mid = api.add_media(kind, Direction::SendOnly, Some(publisher_id), Some(track_id), None);
             new_out.push((
                 mid,
                 OutTrack {

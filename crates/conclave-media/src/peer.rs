@@ -104,8 +104,7 @@ impl Peer {
             // TWCC bandwidth estimation: what each receiver can take decides its layers.
             .enable_bwe(bwe)
             .build(now);
-        let candidate =
-            Candidate::host(host, "udp").map_err(|e| crate::SfuError::Candidate(e.to_string()))?;
+        let candidate = Candidate::host(host, "udp").map_err(|e| crate::SfuError::Candidate(e.to_string()))?;
         if rtc.add_local_candidate(candidate).is_none() {
             return Err(crate::SfuError::Candidate(format!("{host} was refused")));
         }

@@ -23,11 +23,7 @@ use crate::stun;
 #[derive(Debug)]
 pub enum SfuOutput {
     /// Send `bytes` from the local `source` address to `destination`.
-    Transmit {
-        source: SocketAddr,
-        destination: SocketAddr,
-        bytes: Vec<u8>,
-    },
+    Transmit { source: SocketAddr, destination: SocketAddr, bytes: Vec<u8> },
     /// Call [`Sfu::handle_timeout`] at this instant (earliest over all peers).
     /// The queue is drained when this is returned.
     Timeout(Instant),
@@ -63,18 +59,10 @@ pub enum SfuEvent {
     /// registered until [`Sfu::remove_peer`].
     PeerDisconnected { peer_id: String },
     /// The peer's offer carried a track it sends.
-    TrackPublished {
-        peer_id: String,
-        mid: Mid,
-        kind: MediaKind,
-    },
+    TrackPublished { peer_id: String, mid: Mid, kind: MediaKind },
     /// The server asked a publisher for a keyframe (PLI, or FIR if only
     /// that was negotiated). `subscriber` is the peer that caused it, if any.
-    KeyframeRequested {
-        publisher: String,
-        mid: Mid,
-        subscriber: Option<String>,
-    },
+    KeyframeRequested { publisher: String, mid: Mid, subscriber: Option<String> },
 }
 
 /// A sans-IO selective forwarding unit: one ICE-lite str0m `Rtc` per peer,
@@ -120,18 +108,12 @@ impl Sfu {
 
     /// Accepts a client's offer and returns the answer SDP. Tracks the
     /// client sends (sendonly/sendrecv m-lines) become published tracks.
-    pub fn add_peer(
-        &mut self,
-        peer_id: impl Into<String>,
-        offer_sdp: &str,
-        now: Instant,
-    ) -> Result<String, SfuError> {
+    pub fn add_peer(&mut self, peer_id: impl Into<String>, offer_sdp: &str, now: Instant) -> Result<String, SfuError> {
         let peer_id = peer_id.into();
         if self.by_id.contains_key(&peer_id) {
             return Err(SfuError::PeerExists(peer_id));
         }
-        let offer =
-            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
         let creds = loop {
             let c = IceCreds::new();
             if !self.by_ufrag.contains_key(&c.ufrag) {
@@ -162,10 +144,7 @@ impl Sfu {
     /// nothing it published is forwarded from here on. Subscribers' m-lines
     /// for its tracks are stopped in their next server offer.
     pub fn remove_peer(&mut self, peer_id: &str) -> Result<(), SfuError> {
-        let key = self
-            .by_id
-            .remove(peer_id)
-            .ok_or_else(|| SfuError::UnknownPeer(peer_id.to_string()))?;
+        let key = self.by_id.remove(peer_id).ok_or_else(|| SfuError::UnknownPeer(peer_id.to_string()))?;
         let Some(mut peer) = self.peers.remove(&key) else {
             return Ok(());
         };
@@ -211,7 +190,11 @@ impl Sfu {
     /// frames waits for one). Throttled like every other keyframe request.
     pub fn request_publisher_keyframe(&mut self, peer_id: &str, now: Instant) -> Result<(), SfuError> {
         let key = self.key(peer_id)?;
-        let mids: Vec<Mid> = self.peers.get(&key).map(|p| p.published.iter().filter(|(_, t)| t.kind == MediaKind::Video).map(|(m, _)| *m).collect()).unwrap_or_default();
+        let mids: Vec<Mid> = self
+            .peers
+            .get(&key)
+            .map(|p| p.published.iter().filter(|(_, t)| t.kind == MediaKind::Video).map(|(m, _)| *m).collect())
+            .unwrap_or_default();
         for mid in mids {
             self.request_keyframe(key, mid, None, None, now);
         }
@@ -228,34 +211,17 @@ impl Sfu {
 
     /// Whether ICE and DTLS are up for this peer.
     pub fn is_connected(&self, peer_id: &str) -> bool {
-        self.by_id
-            .get(peer_id)
-            .and_then(|k| self.peers.get(k))
-            .is_some_and(|p| p.connected)
+        self.by_id.get(peer_id).and_then(|k| self.peers.get(k)).is_some_and(|p| p.connected)
     }
 
     /// Routes one received datagram. Returns false if it was dropped (no
     /// peer owns the flow, or the bytes are not WebRTC traffic).
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        destination: SocketAddr,
-        bytes: &[u8],
-    ) -> bool {
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, bytes: &[u8]) -> bool {
         let Ok(contents) = DatagramRecv::try_from(bytes) else {
             tracing::trace!(%source, "dropping a datagram that is not WebRTC");
             return false;
         };
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination,
-                contents,
-            },
-        );
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
         let flow = (source, destination);
         // A binding request names its peer by ufrag; anything else must come
         // from a flow that a verified binding request already opened.
@@ -301,12 +267,7 @@ impl Sfu {
 
     /// Drives every peer whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<PeerKey> = self
-            .deadlines
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .map(|(_, k)| *k)
-            .collect();
+        let due: Vec<PeerKey> = self.deadlines.iter().take_while(|(t, _)| *t <= now).map(|(_, k)| *k).collect();
         for key in due {
             let Some(peer) = self.peers.get_mut(&key) else {
                 continue;
@@ -329,10 +290,7 @@ impl Sfu {
     }
 
     pub(crate) fn key(&self, peer_id: &str) -> Result<PeerKey, SfuError> {
-        self.by_id
-            .get(peer_id)
-            .copied()
-            .ok_or_else(|| SfuError::UnknownPeer(peer_id.to_string()))
+        self.by_id.get(peer_id).copied().ok_or_else(|| SfuError::UnknownPeer(peer_id.to_string()))
     }
 
     /// Drains a peer after a mutation and re-files its deadline.
@@ -358,8 +316,7 @@ impl Sfu {
         if !peer.disconnect_reported {
             peer.disconnect_reported = true;
             let peer_id = peer.id.clone();
-            self.out
-                .push_back(SfuOutput::Event(SfuEvent::PeerDisconnected { peer_id }));
+            self.out.push_back(SfuOutput::Event(SfuEvent::PeerDisconnected { peer_id }));
         }
     }
 
@@ -406,7 +363,8 @@ mod tests {
     fn publish_only_offers() {
         let pubs = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
         assert!(super::publish_only(pubs));
-        let mixed = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n";
+        let mixed =
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n";
         assert!(!super::publish_only(mixed));
         assert!(!super::publish_only("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n"));
         assert!(!super::publish_only("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"));
@@ -415,7 +373,5 @@ mod tests {
 
 /// The `a=mid:` values of an SDP, in m-line order.
 fn sdp_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
-    sdp.lines()
-        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
-        .map(Mid::from)
+    sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")).map(Mid::from)
 }

@@ -59,10 +59,7 @@ mod tests {
 
     #[test]
     fn finds_the_local_ufrag_after_other_attributes() {
-        let m = message(
-            0x0001,
-            &[(0x8022, b"sw"), (ATTR_USERNAME, b"serverufrag:client")],
-        );
+        let m = message(0x0001, &[(0x8022, b"sw"), (ATTR_USERNAME, b"serverufrag:client")]);
         assert_eq!(binding_request_local_ufrag(&m), Some("serverufrag"));
     }
 

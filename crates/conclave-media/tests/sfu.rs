@@ -32,32 +32,16 @@ fn publisher_tracks_are_announced_and_peers_connect() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        published,
-        [("pub", MediaKind::Audio), ("pub", MediaKind::Video)]
-    );
+    assert_eq!(published, [("pub", MediaKind::Audio), ("pub", MediaKind::Video)]);
     let tracks = net.sfu.published_tracks("pub").unwrap();
     assert_eq!(tracks.len(), 2);
     for kind in [MediaKind::Audio, MediaKind::Video] {
-        assert_eq!(
-            tracks.iter().filter(|(_, k)| *k == kind).count(),
-            1,
-            "{kind:?}"
-        );
+        assert_eq!(tracks.iter().filter(|(_, k)| *k == kind).count(), 1, "{kind:?}");
     }
-    assert!(
-        net.sfu.published_tracks("sub1").unwrap().is_empty(),
-        "a data-channel-only offer publishes nothing"
-    );
+    assert!(net.sfu.published_tracks("sub1").unwrap().is_empty(), "a data-channel-only offer publishes nothing");
     for who in ["pub", "sub1"] {
-        let connected = SfuEvent::PeerConnected {
-            peer_id: who.to_string(),
-        };
-        assert_eq!(
-            net.sfu_events.iter().filter(|e| **e == connected).count(),
-            1,
-            "{who}"
-        );
+        let connected = SfuEvent::PeerConnected { peer_id: who.to_string() };
+        assert_eq!(net.sfu_events.iter().filter(|e| **e == connected).count(), 1, "{who}");
     }
 }
 
@@ -78,16 +62,8 @@ fn opus_and_vp8_reach_the_subscriber_in_order() {
     assert_in_order(&audio);
     assert_in_order(&video);
     // A lossless network: allow only a frame or two lost at the edges.
-    assert!(
-        audio.len() as u32 >= sent_audio - 2,
-        "audio {}/{sent_audio}",
-        audio.len()
-    );
-    assert!(
-        video.len() as u32 >= sent_video - 2,
-        "video {}/{sent_video}",
-        video.len()
-    );
+    assert!(audio.len() as u32 >= sent_audio - 2, "audio {}/{sent_audio}", audio.len());
+    assert!(video.len() as u32 >= sent_video - 2, "video {}/{sent_video}", video.len());
     assert!(video[0].keyframe, "video starts with a keyframe");
     assert_eq!(video[0].seq, 0);
     // The publisher never forwards back to itself.
@@ -124,10 +100,7 @@ fn a_late_subscriber_gets_a_keyframe_request_to_the_publisher() {
     let video = net.received("sub2", MediaKind::Video);
     assert!(video.len() >= 20, "sub2 got {} video frames", video.len());
     assert!(video[0].keyframe, "sub2's video starts at a keyframe");
-    assert!(
-        video[0].seq > 0,
-        "that keyframe was made for the late joiner"
-    );
+    assert!(video[0].seq > 0, "that keyframe was made for the late joiner");
     assert_in_order(&video);
     assert!(net.received("sub2", MediaKind::Audio).len() >= 40);
     // sub1 kept receiving meanwhile.
@@ -147,27 +120,15 @@ fn force_mute_stops_audio_but_not_video() {
     let muted_at_video = net.client("pub").sending.video_seq;
     net.run_for(Duration::from_millis(1000));
 
-    let late_audio = net
-        .received("sub1", MediaKind::Audio)
-        .into_iter()
-        .filter(|r| r.seq >= muted_at_audio)
-        .count();
-    let late_video = net
-        .received("sub1", MediaKind::Video)
-        .into_iter()
-        .filter(|r| r.seq >= muted_at_video)
-        .count();
+    let late_audio = net.received("sub1", MediaKind::Audio).into_iter().filter(|r| r.seq >= muted_at_audio).count();
+    let late_video = net.received("sub1", MediaKind::Video).into_iter().filter(|r| r.seq >= muted_at_video).count();
     assert_eq!(late_audio, 0, "no audio after the force mute");
     assert!(late_video >= 28, "video continued: {late_video}");
 
     net.sfu.set_audio_forwarding("pub", true).unwrap();
     let unmuted_at = net.client("pub").sending.audio_seq;
     net.run_for(Duration::from_millis(500));
-    let resumed = net
-        .received("sub1", MediaKind::Audio)
-        .into_iter()
-        .filter(|r| r.seq >= unmuted_at)
-        .count();
+    let resumed = net.received("sub1", MediaKind::Audio).into_iter().filter(|r| r.seq >= unmuted_at).count();
     assert!(resumed >= 23, "audio resumed after unmute: {resumed}");
 }
 
@@ -185,35 +146,22 @@ fn a_removed_publisher_reaches_no_one() {
     net.drain_sfu();
     let received_at_removal = net.client("sub1").received.len();
     net.run_for(Duration::from_millis(1000));
-    assert_eq!(
-        net.client("sub1").received.len(),
-        received_at_removal,
-        "nothing after removal"
-    );
+    assert_eq!(net.client("sub1").received.len(), received_at_removal, "nothing after removal");
 
     // A removed peer's flow is unknown: replaying its recent datagrams (SRTP,
     // RTCP and STUN alike) reaches no peer.
     let (_, replay) = net.capture.take().unwrap();
     assert!(replay.len() >= 15, "captured {} datagrams", replay.len());
     let (sfu, now) = (net.sfu_addr, net.now);
-    let accepted = replay
-        .iter()
-        .filter(|b| net.sfu.handle_datagram(now, pub_addr, sfu, b))
-        .count();
+    let accepted = replay.iter().filter(|b| net.sfu.handle_datagram(now, pub_addr, sfu, b)).count();
     assert_eq!(accepted, 0);
     net.drain_sfu();
     net.run_for(Duration::from_millis(200));
     assert_eq!(net.client("sub1").received.len(), received_at_removal);
 
     assert!(!net.sfu.is_connected("pub"));
-    assert!(matches!(
-        net.sfu.subscribe("sub1", "pub", net.now),
-        Err(SfuError::UnknownPeer(_))
-    ));
-    assert!(matches!(
-        net.sfu.remove_peer("pub"),
-        Err(SfuError::UnknownPeer(_))
-    ));
+    assert!(matches!(net.sfu.subscribe("sub1", "pub", net.now), Err(SfuError::UnknownPeer(_))));
+    assert!(matches!(net.sfu.remove_peer("pub"), Err(SfuError::UnknownPeer(_))));
     // sub1 itself is unaffected and still connected.
     assert!(net.sfu.is_connected("sub1"));
 }
@@ -228,18 +176,9 @@ fn unknown_flows_and_bad_calls_are_refused() {
     let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
     rtp.resize(100, 0);
     assert!(!net.sfu.handle_datagram(net.now, stranger, sfu, &rtp));
-    assert!(matches!(
-        net.sfu.subscribe("sub1", "sub1", net.now),
-        Err(SfuError::SelfSubscribe)
-    ));
-    assert!(matches!(
-        net.sfu.accept_answer("sub1", "v=0\r\n", net.now),
-        Err(SfuError::Sdp(_))
-    ));
-    assert!(matches!(
-        net.sfu.add_peer("pub", "v=0\r\n", net.now),
-        Err(SfuError::PeerExists(_))
-    ));
+    assert!(matches!(net.sfu.subscribe("sub1", "sub1", net.now), Err(SfuError::SelfSubscribe)));
+    assert!(matches!(net.sfu.accept_answer("sub1", "v=0\r\n", net.now), Err(SfuError::Sdp(_))));
+    assert!(matches!(net.sfu.add_peer("pub", "v=0\r\n", net.now), Err(SfuError::PeerExists(_))));
     // Subscribing twice to the same publisher changes nothing.
     assert_eq!(net.sfu.subscribe("sub1", "pub", net.now).unwrap(), None);
 }

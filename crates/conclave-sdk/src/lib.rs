@@ -46,7 +46,13 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { media_mode: MediaMode::Relayed, archive_mode: ArchiveMode::Manual, location: None, e2ee: false, max_participants: None }
+        SessionOptions {
+            media_mode: MediaMode::Relayed,
+            archive_mode: ArchiveMode::Manual,
+            location: None,
+            e2ee: false,
+            max_participants: None,
+        }
     }
 }
 
@@ -97,7 +103,13 @@ pub struct TokenOptions {
 
 impl TokenOptions {
     pub fn new(role: Role) -> Self {
-        TokenOptions { role, expire_time: None, data: None, initial_layout_classes: Vec::new(), format: TokenFormat::Jwt }
+        TokenOptions {
+            role,
+            expire_time: None,
+            data: None,
+            initial_layout_classes: Vec::new(),
+            format: TokenFormat::Jwt,
+        }
     }
 }
 
@@ -116,7 +128,8 @@ fn now_secs() -> u64 {
 
 impl Client {
     pub fn new(api_key: &str, api_secret: &str, base_url: &str) -> Result<Self, SdkError> {
-        let http = reqwest::Client::builder().user_agent(concat!("Conclave-Rust-SDK/", env!("CARGO_PKG_VERSION"))).build()?;
+        let http =
+            reqwest::Client::builder().user_agent(concat!("Conclave-Rust-SDK/", env!("CARGO_PKG_VERSION"))).build()?;
         Ok(Self::with_http_client(api_key, api_secret, base_url, http))
     }
 
@@ -188,8 +201,14 @@ impl Client {
         format!("{}/v2/project/{}{path}", self.base_url, self.api_key)
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::Response, SdkError> {
-        let mut req = self.http.request(method, self.project_url(path)).header("X-OPENTOK-AUTH", self.rest_credential());
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, SdkError> {
+        let mut req =
+            self.http.request(method, self.project_url(path)).header("X-OPENTOK-AUTH", self.rest_credential());
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -197,7 +216,8 @@ impl Client {
     }
 
     fn checked_id<'a>(what: &str, id: &'a str) -> Result<&'a str, SdkError> {
-        if !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             Ok(id)
         } else {
             Err(SdkError::InvalidArgument(format!("{what} has characters outside [A-Za-z0-9_-]")))
@@ -211,30 +231,48 @@ impl Client {
     }
 
     /// A signal to everyone in the session, or to one connection.
-    pub async fn signal(&self, session_id: &str, connection_id: Option<&str>, signal_type: &str, data: &str) -> Result<(), SdkError> {
+    pub async fn signal(
+        &self,
+        session_id: &str,
+        connection_id: Option<&str>,
+        signal_type: &str,
+        data: &str,
+    ) -> Result<(), SdkError> {
         let s = Self::checked_id("session_id", session_id)?;
         let path = match connection_id {
             Some(c) => format!("/session/{s}/connection/{}/signal", Self::checked_id("connection_id", c)?),
             None => format!("/session/{s}/signal"),
         };
-        self.call(reqwest::Method::POST, &path, Some(serde_json::json!({"type": signal_type, "data": data}))).await.map(drop)
+        self.call(reqwest::Method::POST, &path, Some(serde_json::json!({"type": signal_type, "data": data})))
+            .await
+            .map(drop)
     }
 
     /// Force-mutes one stream's audio.
     pub async fn mute_stream(&self, session_id: &str, stream_id: &str) -> Result<(), SdkError> {
         let (s, st) = (Self::checked_id("session_id", session_id)?, Self::checked_id("stream_id", stream_id)?);
-        self.call(reqwest::Method::POST, &format!("/session/{s}/stream/{st}/mute"), Some(serde_json::json!({}))).await.map(drop)
+        self.call(reqwest::Method::POST, &format!("/session/{s}/stream/{st}/mute"), Some(serde_json::json!({})))
+            .await
+            .map(drop)
     }
 
     /// Force-mutes every stream but `excluded`, including streams published later.
     pub async fn mute_all(&self, session_id: &str, excluded: &[&str]) -> Result<(), SdkError> {
         let s = Self::checked_id("session_id", session_id)?;
-        self.call(reqwest::Method::POST, &format!("/session/{s}/mute"), Some(serde_json::json!({"active": true, "excludedStreamIds": excluded}))).await.map(drop)
+        self.call(
+            reqwest::Method::POST,
+            &format!("/session/{s}/mute"),
+            Some(serde_json::json!({"active": true, "excludedStreamIds": excluded})),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn disable_force_mute(&self, session_id: &str) -> Result<(), SdkError> {
         let s = Self::checked_id("session_id", session_id)?;
-        self.call(reqwest::Method::POST, &format!("/session/{s}/mute"), Some(serde_json::json!({"active": false}))).await.map(drop)
+        self.call(reqwest::Method::POST, &format!("/session/{s}/mute"), Some(serde_json::json!({"active": false})))
+            .await
+            .map(drop)
     }
 
     /// The session's streams (`{count, items}` with `subscriberCount`), as JSON.
@@ -259,7 +297,9 @@ impl Client {
     pub fn generate_token(&self, session_id: &str, options: &TokenOptions) -> Result<String, SdkError> {
         let id = SessionId::parse(session_id).map_err(|e| SdkError::InvalidArgument(e.to_string()))?;
         if id.api_key_hint().as_deref() != Some(self.api_key.as_str()) {
-            return Err(SdkError::InvalidArgument("token cannot be generated unless the session belongs to the API key".into()));
+            return Err(SdkError::InvalidArgument(
+                "token cannot be generated unless the session belongs to the API key".into(),
+            ));
         }
         let now = now_secs();
         let expire_time = options.expire_time.unwrap_or(now + 24 * 3600);
@@ -270,15 +310,21 @@ impl Client {
             return Err(SdkError::InvalidArgument("expire_time must be within 30 days".into()));
         }
         if options.data.as_deref().is_some_and(|d| d.chars().count() > MAX_CONNECTION_DATA_CHARS) {
-            return Err(SdkError::InvalidArgument(format!("data must be at most {MAX_CONNECTION_DATA_CHARS} characters")));
+            return Err(SdkError::InvalidArgument(format!(
+                "data must be at most {MAX_CONNECTION_DATA_CHARS} characters"
+            )));
         }
         if let Some(data) = options.data.as_deref() {
             let found = conclave_core::pii::scan(data);
             match (self.pii_policy, found.is_empty()) {
                 (_, true) | (PiiPolicy::Off, _) => {}
-                (PiiPolicy::Warn, false) => eprintln!("conclave-sdk: token data looks like personal data ({found:?}); use an opaque ID"),
+                (PiiPolicy::Warn, false) => {
+                    eprintln!("conclave-sdk: token data looks like personal data ({found:?}); use an opaque ID")
+                }
                 (PiiPolicy::Reject, false) => {
-                    return Err(SdkError::InvalidArgument(format!("token data looks like personal data ({found:?}); use an opaque ID")));
+                    return Err(SdkError::InvalidArgument(format!(
+                        "token data looks like personal data ({found:?}); use an opaque ID"
+                    )));
                 }
             }
         }
@@ -306,17 +352,33 @@ mod tests {
 
     #[test]
     fn tokens_verify_with_the_core_verifier() {
-        let c = Client::with_http_client("47000001", "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2", "http://x", reqwest::Client::new());
+        let c = Client::with_http_client(
+            "47000001",
+            "5e8ff9bf55ba3508199d22e984129be6f0e1c3d2",
+            "http://x",
+            reqwest::Client::new(),
+        );
         let sid = "1_MX40NzAwMDAwMX5-MTcwMDAwMDAwMDAwMH5rUTNuVDh2WDJwTG05WnJZNHNXYzZIYkp-UH5-";
         for format in [TokenFormat::Jwt, TokenFormat::T1] {
             let mut o = TokenOptions::new(Role::Subscriber);
             o.format = format;
             o.data = Some("name=Bo".into());
             let t = c.generate_token(sid, &o).unwrap();
-            let claims = conclave_core::token::verify(&t, now_secs(), |_| Some([b"5e8ff9bf55ba3508199d22e984129be6f0e1c3d2"])).unwrap();
-            assert_eq!((claims.role, claims.format, claims.connection_data.as_deref()), (Role::Subscriber, format, Some("name=Bo")));
+            let claims =
+                conclave_core::token::verify(&t, now_secs(), |_| Some([b"5e8ff9bf55ba3508199d22e984129be6f0e1c3d2"]))
+                    .unwrap();
+            assert_eq!(
+                (claims.role, claims.format, claims.connection_data.as_deref()),
+                (Role::Subscriber, format, Some("name=Bo"))
+            );
         }
-        assert!(c.generate_token("1_MX4xMjM0NTZ-fjE3MDAwMDAwMDAwMDB-YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4flB-fg", &TokenOptions::new(Role::Publisher)).is_err());
+        assert!(
+            c.generate_token(
+                "1_MX4xMjM0NTZ-fjE3MDAwMDAwMDAwMDB-YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4flB-fg",
+                &TokenOptions::new(Role::Publisher)
+            )
+            .is_err()
+        );
         let mut o = TokenOptions::new(Role::Publisher);
         o.expire_time = Some(now_secs() + 31 * 24 * 3600);
         assert!(c.generate_token(sid, &o).is_err());
@@ -324,7 +386,9 @@ mod tests {
         o.data = Some("email=bo@example.com".into());
         assert!(c.generate_token(sid, &o).is_ok(), "warn is the default");
         let strict = c.with_pii_policy(PiiPolicy::Reject);
-        assert!(matches!(strict.generate_token(sid, &o), Err(SdkError::InvalidArgument(m)) if m.contains("personal data")));
+        assert!(
+            matches!(strict.generate_token(sid, &o), Err(SdkError::InvalidArgument(m)) if m.contains("personal data"))
+        );
         o.data = Some("userId=8c1f2e".into());
         assert!(strict.generate_token(sid, &o).is_ok());
     }

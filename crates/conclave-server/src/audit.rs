@@ -28,7 +28,14 @@ impl Actor {
 }
 
 /// Records one action. A failure to persist is logged loudly but does not undo the action.
-pub async fn record(store: &dyn Store, actor: &Actor, api_key: Option<&str>, action: &str, target: &str, detail: serde_json::Value) {
+pub async fn record(
+    store: &dyn Store,
+    actor: &Actor,
+    api_key: Option<&str>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) {
     let entry = AuditEntry {
         seq: 0,
         at_ms: clock::unix_ms(),

@@ -6,9 +6,9 @@
 //! `conclave-core`). Never logs a token or a secret.
 
 use crate::clock;
+use conclave_core::pii::PiiPolicy;
 use conclave_core::rest_auth::{RestAuthError, RestCredential, UnverifiedRestCredential};
 use conclave_core::token::{ClientClaims, TokenError, UnverifiedToken};
-use conclave_core::pii::PiiPolicy;
 use conclave_store::{SessionRecord, Store, StoreError};
 
 /// A token that may join its session, with what the store says about both.
@@ -31,7 +31,10 @@ pub enum AuthFailure<E> {
 }
 
 /// Verifies a REST credential at the current time.
-pub async fn verify_rest_credential(store: &dyn Store, raw: &str) -> Result<RestCredential, AuthFailure<RestAuthError>> {
+pub async fn verify_rest_credential(
+    store: &dyn Store,
+    raw: &str,
+) -> Result<RestCredential, AuthFailure<RestAuthError>> {
     let now = clock::unix_secs();
     let cred = UnverifiedRestCredential::parse(raw).map_err(AuthFailure::Rejected)?;
     let project = store.project(cred.api_key()).await?;

@@ -68,12 +68,30 @@ pub fn router(demo: Arc<Demo>) -> Router<AppState> {
     let js = "text/javascript; charset=utf-8";
     Router::new()
         .route("/demo", get(|| async { axum::response::Redirect::permanent("/demo/") }))
-        .route("/demo/", get(move || async move { static_file(include_str!("../../../clients/demo/index.html"), html) }))
-        .route("/demo/meeting.html", get(move || async move { static_file(include_str!("../../../clients/demo/meeting.html"), html) }))
-        .route("/demo/meeting.js", get(move || async move { static_file(include_str!("../../../clients/demo/meeting.js"), js) }))
-        .route("/demo/login.js", get(move || async move { static_file(include_str!("../../../clients/demo/login.js"), js) }))
-        .route("/demo/demo.css", get(|| async { static_file(include_str!("../../../clients/demo/demo.css"), "text/css; charset=utf-8") }))
-        .route("/demo/conclave.js", get(move || async move { static_file(include_str!("../../../clients/js/conclave.js"), js) }))
+        .route(
+            "/demo/",
+            get(move || async move { static_file(include_str!("../../../clients/demo/index.html"), html) }),
+        )
+        .route(
+            "/demo/meeting.html",
+            get(move || async move { static_file(include_str!("../../../clients/demo/meeting.html"), html) }),
+        )
+        .route(
+            "/demo/meeting.js",
+            get(move || async move { static_file(include_str!("../../../clients/demo/meeting.js"), js) }),
+        )
+        .route(
+            "/demo/login.js",
+            get(move || async move { static_file(include_str!("../../../clients/demo/login.js"), js) }),
+        )
+        .route(
+            "/demo/demo.css",
+            get(|| async { static_file(include_str!("../../../clients/demo/demo.css"), "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/demo/conclave.js",
+            get(move || async move { static_file(include_str!("../../../clients/js/conclave.js"), js) }),
+        )
         .route("/demo/api/login", post(login))
         .route("/demo/api/meetings/{room}/join", post(join))
         .layer(axum::Extension(demo))
@@ -92,9 +110,19 @@ impl Demo {
     }
 
     fn login_of(&self, headers: &HeaderMap) -> Option<Arc<Login>> {
-        let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).map(str::trim);
+        let cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim);
         let id = cookies.filter_map(|c| c.strip_prefix(COOKIE)?.strip_prefix('=')).next()?;
-        self.logins.lock().unwrap_or_else(|p| p.into_inner()).get(id).filter(|l| l.expires_at > clock::unix_secs()).cloned()
+        self.logins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|l| l.expires_at > clock::unix_secs())
+            .cloned()
     }
 }
 
@@ -104,7 +132,10 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(axum::Extension(demo): axum::Extension<Arc<Demo>>, body: Result<axum::Json<LoginBody>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
+async fn login(
+    axum::Extension(demo): axum::Extension<Arc<Demo>>,
+    body: Result<axum::Json<LoginBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
     let axum::Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 40 {
@@ -125,7 +156,10 @@ async fn login(axum::Extension(demo): axum::Extension<Arc<Demo>>, body: Result<a
     if logins.len() >= MAX_LOGINS {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many demo logins; try again later"));
     }
-    logins.insert(id.clone(), Arc::new(Login { name: name.to_owned(), role, uid: random_hex(8), expires_at: now + LOGIN_LIFETIME_SECS }));
+    logins.insert(
+        id.clone(),
+        Arc::new(Login { name: name.to_owned(), role, uid: random_hex(8), expires_at: now + LOGIN_LIFETIME_SECS }),
+    );
     drop(logins);
     let secure = if demo.config.secure_cookie { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={id}; Path=/demo; HttpOnly; SameSite=Strict; Max-Age=43200{secure}");
@@ -152,7 +186,8 @@ async fn join(
     let Some(login) = demo.login_of(&headers) else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "sign in first"));
     };
-    if room.is_empty() || room.len() > 40 || !room.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if room.is_empty() || room.len() > 40 || !room.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(ApiError::bad_request("meeting names are 1 to 40 characters of A-Z, a-z, 0-9, - and _"));
     }
     let mode = match q.mode.as_deref() {
@@ -169,13 +204,18 @@ async fn join(
     let session_id = match existing {
         Some(id) => id,
         None => {
-            let req = SessionCreateRequest { media_mode: mode, e2ee, ..SessionCreateRequest::from_form(b"").expect("the empty form is valid") };
+            let req = SessionCreateRequest {
+                media_mode: mode,
+                e2ee,
+                ..SessionCreateRequest::from_form(b"").expect("the empty form is valid")
+            };
             let record = create_session(state.store.as_ref(), &demo.config.api_key, &req).await?;
             let mut meetings = demo.meetings.lock().unwrap_or_else(|p| p.into_inner());
             meetings.entry((room.clone(), mode, e2ee)).or_insert(record.session_id).clone()
         }
     };
-    let project = state.store.project(&demo.config.api_key).await.map_err(|e| ApiError::internal("project lookup failed", &e))?;
+    let project =
+        state.store.project(&demo.config.api_key).await.map_err(|e| ApiError::internal("project lookup failed", &e))?;
     let project = project.ok_or_else(|| ApiError::internal("the demo project is missing", &"no project"))?;
     let now = clock::unix_secs();
     let mut nonce = [0u8; 4];

@@ -49,7 +49,7 @@ impl Default for Limits {
         Limits { max_body_bytes: 64 * 1024 }
     }
 }
-pub mod signal;
-pub mod metrics;
 pub mod demo;
 pub mod media;
+pub mod metrics;
+pub mod signal;

@@ -52,7 +52,11 @@ pub fn choose_transport(listen: &[SocketAddr], tls: bool, insecure_http: bool) -
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests for `shutdown_grace`.
-pub async fn serve(config: ServeConfig, state: AppState, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+pub async fn serve(
+    config: ServeConfig,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let transport = choose_transport(&config.listen, config.tls.is_some(), config.insecure_http)?;
     let tls = match &config.tls {
         Some(source) => Some(rustls_config(source, &config.data_dir).await?),

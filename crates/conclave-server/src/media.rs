@@ -29,18 +29,53 @@ pub fn receiver_peer(connection_id: &str) -> String {
 type Reply<T> = oneshot::Sender<Result<T, String>>;
 
 pub enum MediaCommand {
-    AddPeer { peer: String, offer: String, reply: Reply<String> },
-    AcceptAnswer { peer: String, answer: String, reply: Reply<Option<String>> },
-    Subscribe { receiver: String, publisher: String, reply: Reply<Option<String>> },
-    Unsubscribe { receiver: String, publisher: String, reply: Reply<Option<String>> },
-    RemovePeer { peer: String },
-    AudioForwarding { peer: String, enabled: bool },
-    PreferredLayer { receiver: String, publisher: String, rid: Option<&'static str> },
-    MaxTemporalLayer { receiver: String, publisher: String, max: Option<u8> },
+    AddPeer {
+        peer: String,
+        offer: String,
+        reply: Reply<String>,
+    },
+    AcceptAnswer {
+        peer: String,
+        answer: String,
+        reply: Reply<Option<String>>,
+    },
+    Subscribe {
+        receiver: String,
+        publisher: String,
+        reply: Reply<Option<String>>,
+    },
+    Unsubscribe {
+        receiver: String,
+        publisher: String,
+        reply: Reply<Option<String>>,
+    },
+    RemovePeer {
+        peer: String,
+    },
+    AudioForwarding {
+        peer: String,
+        enabled: bool,
+    },
+    PreferredLayer {
+        receiver: String,
+        publisher: String,
+        rid: Option<&'static str>,
+    },
+    MaxTemporalLayer {
+        receiver: String,
+        publisher: String,
+        max: Option<u8>,
+    },
     /// Attach (`Some`) or detach (`None`) a recording sink to a publisher peer, which may
     /// not exist yet: the tap is applied when it appears.
-    Tap { peer: String, archive: String, sink: Option<FrameSink> },
-    RequestKeyframe { peer: String },
+    Tap {
+        peer: String,
+        archive: String,
+        sink: Option<FrameSink>,
+    },
+    RequestKeyframe {
+        peer: String,
+    },
 }
 
 /// Receives a tapped publisher's frames on the media task; must not block (it should hand
@@ -100,7 +135,10 @@ impl MediaHandle {
 
 /// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
 /// the host candidate every peer is offered.
-pub async fn start(address: SocketAddr, metrics: std::sync::Arc<crate::metrics::Metrics>) -> std::io::Result<MediaHandle> {
+pub async fn start(
+    address: SocketAddr,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> std::io::Result<MediaHandle> {
     let socket = UdpSocket::bind(address).await?;
     let address = socket.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -166,7 +204,12 @@ const RECV_BATCHES: usize = 4;
 /// Due timeouts handled back to back before the socket and commands get a turn.
 const MAX_IMMEDIATE: u32 = 64;
 
-async fn run(socket: UdpSocket, local: SocketAddr, mut commands: mpsc::UnboundedReceiver<MediaCommand>, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+async fn run(
+    socket: UdpSocket,
+    local: SocketAddr,
+    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) {
     use crate::metrics::add;
     let c = &metrics.counters;
     let mut sfu = Sfu::new(local);
@@ -321,7 +364,15 @@ pub mod mmsg {
                 h.msg_iovlen = 1;
             }
             // SAFETY: every header points at a live buffer and address of the stated sizes.
-            let n = unsafe { libc::recvmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+            let n = unsafe {
+                libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -362,7 +413,8 @@ pub mod mmsg {
         }
         // SAFETY: every header points at a live buffer and address of the stated sizes;
         // the kernel only reads them.
-        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
+        let n =
+            unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -406,7 +458,12 @@ pub mod mmsg {
                 // SAFETY: the family says this is a sockaddr_in6.
                 let sin6 = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
                 let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), sin6.sin6_flowinfo, sin6.sin6_scope_id)))
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
             }
             _ => None,
         }

@@ -68,8 +68,12 @@ impl Cidr {
             v4 => v4,
         };
         match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => self.prefix == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - u32::from(self.prefix)) == 0,
-            (IpAddr::V6(n), IpAddr::V6(a)) => self.prefix == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - u32::from(self.prefix)) == 0,
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                self.prefix == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - u32::from(self.prefix)) == 0
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                self.prefix == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - u32::from(self.prefix)) == 0
+            }
             _ => false,
         }
     }
@@ -105,8 +109,16 @@ impl Metrics {
             ("conclave_webhook_deliveries_total", "Webhooks delivered", &c.webhook_deliveries),
             ("conclave_webhook_retries_total", "Webhook delivery attempts retried", &c.webhook_retries),
             ("conclave_webhook_failures_total", "Webhooks abandoned after every retry", &c.webhook_failures),
-            ("conclave_personal_data_warnings_total", "Joins whose connection data looked personal", &c.personal_data_warnings),
-            ("conclave_media_packets_sent_total", "UDP datagrams the SFU sent (media, RTCP, ICE)", &c.media_packets_sent),
+            (
+                "conclave_personal_data_warnings_total",
+                "Joins whose connection data looked personal",
+                &c.personal_data_warnings,
+            ),
+            (
+                "conclave_media_packets_sent_total",
+                "UDP datagrams the SFU sent (media, RTCP, ICE)",
+                &c.media_packets_sent,
+            ),
             ("conclave_media_bytes_sent_total", "Bytes the SFU sent", &c.media_bytes_sent),
             ("conclave_media_packets_received_total", "UDP datagrams the SFU received", &c.media_packets_received),
             ("conclave_media_bytes_received_total", "Bytes the SFU received", &c.media_bytes_received),
@@ -115,8 +127,16 @@ impl Metrics {
             ("conclave_archives_available_total", "Archives kept in the fallback store", &c.archives_available),
             ("conclave_archives_failed_total", "Archives that ended failed", &c.archives_failed),
             ("conclave_archives_expired_total", "Fallback copies removed after retention", &c.archives_expired),
-            ("conclave_archive_upload_failures_total", "Uploads to a customer bucket that failed", &c.archive_upload_failures),
-            ("conclave_archive_frames_dropped_total", "Frames a recorder could not keep up with", &c.archive_frames_dropped),
+            (
+                "conclave_archive_upload_failures_total",
+                "Uploads to a customer bucket that failed",
+                &c.archive_upload_failures,
+            ),
+            (
+                "conclave_archive_frames_dropped_total",
+                "Frames a recorder could not keep up with",
+                &c.archive_frames_dropped,
+            ),
         ];
         let mut out = String::new();
         for (name, help, v) in counters {

@@ -53,16 +53,33 @@ fn generate_api_key() -> String {
 
 /// Creates a project with fresh credentials, or imports `import` = (key, secret) after
 /// checking that the secret is not weak (for teams migrating existing OpenTok credentials).
-pub async fn create_project(store: &dyn Store, name: &str, import: Option<(String, Zeroizing<String>)>) -> Result<CreatedProject, ProvisionError> {
+pub async fn create_project(
+    store: &dyn Store,
+    name: &str,
+    import: Option<(String, Zeroizing<String>)>,
+) -> Result<CreatedProject, ProvisionError> {
     if let Some((api_key, api_secret)) = import {
         check_api_key(&api_key)?;
         check_secret(&api_secret)?;
-        let p = NewProject { api_key: api_key.clone(), name: name.to_owned(), secret: api_secret.clone(), created_at_ms: clock::unix_ms() };
+        let p = NewProject {
+            api_key: api_key.clone(),
+            name: name.to_owned(),
+            secret: api_secret.clone(),
+            created_at_ms: clock::unix_ms(),
+        };
         return match store.insert_project(&p).await {
             Err(StoreError::Conflict) => Err(ProvisionError::Exists(api_key)),
             Err(e) => Err(e.into()),
             Ok(()) => {
-                crate::audit::record(store, &crate::audit::Actor::cli(), Some(&api_key), "project.import", &api_key, serde_json::json!({"name": name})).await;
+                crate::audit::record(
+                    store,
+                    &crate::audit::Actor::cli(),
+                    Some(&api_key),
+                    "project.import",
+                    &api_key,
+                    serde_json::json!({"name": name}),
+                )
+                .await;
                 Ok(CreatedProject { api_key, api_secret })
             }
         };
@@ -70,10 +87,23 @@ pub async fn create_project(store: &dyn Store, name: &str, import: Option<(Strin
     loop {
         let api_key = generate_api_key();
         let api_secret = generate_secret();
-        let p = NewProject { api_key: api_key.clone(), name: name.to_owned(), secret: api_secret.clone(), created_at_ms: clock::unix_ms() };
+        let p = NewProject {
+            api_key: api_key.clone(),
+            name: name.to_owned(),
+            secret: api_secret.clone(),
+            created_at_ms: clock::unix_ms(),
+        };
         match store.insert_project(&p).await {
             Ok(()) => {
-                crate::audit::record(store, &crate::audit::Actor::cli(), Some(&api_key), "project.create", &api_key, serde_json::json!({"name": name})).await;
+                crate::audit::record(
+                    store,
+                    &crate::audit::Actor::cli(),
+                    Some(&api_key),
+                    "project.create",
+                    &api_key,
+                    serde_json::json!({"name": name}),
+                )
+                .await;
                 return Ok(CreatedProject { api_key, api_secret });
             }
             Err(StoreError::Conflict) => continue,
@@ -84,7 +114,11 @@ pub async fn create_project(store: &dyn Store, name: &str, import: Option<(Strin
 
 /// Rotates the secret; the old one keeps verifying for `grace`. Returns the new secret and
 /// the unix time at which the old one stops working.
-pub async fn rotate_secret(store: &dyn Store, api_key: &str, grace: Duration) -> Result<(Zeroizing<String>, u64), ProvisionError> {
+pub async fn rotate_secret(
+    store: &dyn Store,
+    api_key: &str,
+    grace: Duration,
+) -> Result<(Zeroizing<String>, u64), ProvisionError> {
     let secret = generate_secret();
     let until = clock::unix_secs() + grace.as_secs();
     match store.rotate_secret(api_key, &secret, until, clock::unix_ms()).await {
@@ -92,7 +126,15 @@ pub async fn rotate_secret(store: &dyn Store, api_key: &str, grace: Duration) ->
         Err(e) => Err(e.into()),
         Ok(()) => {
             let detail = serde_json::json!({"grace_secs": grace.as_secs(), "previous_valid_until": until});
-            crate::audit::record(store, &crate::audit::Actor::cli(), Some(api_key), "project.rotate_secret", api_key, detail).await;
+            crate::audit::record(
+                store,
+                &crate::audit::Actor::cli(),
+                Some(api_key),
+                "project.rotate_secret",
+                api_key,
+                detail,
+            )
+            .await;
             Ok((secret, until))
         }
     }

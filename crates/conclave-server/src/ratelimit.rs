@@ -62,7 +62,8 @@ impl Bucket {
     }
 
     fn is_full(&self, rate: Rate, now: Instant) -> bool {
-        self.tokens + now.duration_since(self.last).as_secs_f64() * f64::from(rate.per_sec) >= f64::from(rate.burst.max(1))
+        self.tokens + now.duration_since(self.last).as_secs_f64() * f64::from(rate.per_sec)
+            >= f64::from(rate.burst.max(1))
     }
 }
 
@@ -102,7 +103,11 @@ pub struct Limiters {
 
 impl Limiters {
     pub fn new(l: RateLimits) -> Self {
-        Limiters { rest_per_ip: KeyedLimiter::new(l.rest_per_ip), rest_per_key: KeyedLimiter::new(l.rest_per_key), connect_per_ip: KeyedLimiter::new(l.connect_per_ip) }
+        Limiters {
+            rest_per_ip: KeyedLimiter::new(l.rest_per_ip),
+            rest_per_key: KeyedLimiter::new(l.rest_per_key),
+            connect_per_ip: KeyedLimiter::new(l.connect_per_ip),
+        }
     }
 }
 

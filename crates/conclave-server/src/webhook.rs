@@ -43,7 +43,12 @@ pub struct WebhookConfig {
 
 impl Default for WebhookConfig {
     fn default() -> Self {
-        WebhookConfig { policy: CallbackPolicy::default(), max_attempts: 10, first_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(60) }
+        WebhookConfig {
+            policy: CallbackPolicy::default(),
+            max_attempts: 10,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
     }
 }
 
@@ -67,7 +72,11 @@ fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let seg = v6.segments();
-            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (seg[0] & 0xfe00) == 0xfc00 || (seg[0] & 0xffc0) == 0xfe80)
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80)
         }
     }
 }
@@ -89,7 +98,9 @@ pub fn check_callback_url(raw: &str, policy: CallbackPolicy) -> Result<reqwest::
     let literal = match host {
         url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
         url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => Some(IpAddr::from([127, 0, 0, 1])),
+        url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => {
+            Some(IpAddr::from([127, 0, 0, 1]))
+        }
         url::Host::Domain(_) => None,
     };
     if let Some(ip) = literal {
@@ -111,7 +122,10 @@ pub async fn check_outbound_url(raw: &str, policy: CallbackPolicy) -> Result<req
 async fn resolve_checked(url: &reqwest::Url, policy: CallbackPolicy) -> Result<(String, SocketAddr), String> {
     let host = url.host_str().ok_or("no host")?.trim_matches(|c| c == '[' || c == ']').to_owned();
     let port = url.port_or_known_default().ok_or("no port")?;
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
     let first = *addrs.first().ok_or_else(|| format!("{host} has no address"))?;
     if !policy.allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
         return Err(format!("{host} resolves to a non-public address"));
@@ -124,9 +138,7 @@ async fn resolve_checked(url: &reqwest::Url, policy: CallbackPolicy) -> Result<(
 pub fn event_body(e: &HubEvent) -> Option<(&'static str, &'static str, serde_json::Value)> {
     let base = |name: &str| serde_json::json!({"sessionId": e.session_id, "projectId": e.api_key, "event": name, "timestamp": e.at_ms});
     let conn = |c: &conclave_core::signal::ConnectionInfo| serde_json::json!({"id": c.connection_id, "createdAt": c.created_at, "data": c.data});
-    let stream = |s: &conclave_core::signal::StreamInfo| {
-        serde_json::json!({"id": s.stream_id, "connection": {"id": s.connection_id}, "createdAt": s.created_at, "name": s.name, "videoType": s.video_type})
-    };
+    let stream = |s: &conclave_core::signal::StreamInfo| serde_json::json!({"id": s.stream_id, "connection": {"id": s.connection_id}, "createdAt": s.created_at, "name": s.name, "videoType": s.video_type});
     match &e.event {
         SessionEvent::ConnectionCreated(c) => {
             let mut b = base("connectionCreated");
@@ -158,7 +170,10 @@ pub fn event_body(e: &HubEvent) -> Option<(&'static str, &'static str, serde_jso
 pub fn sign(api_key: &str, secret: &[u8], body: &[u8], delivery_id: &str) -> String {
     let now = clock::unix_secs();
     let hash = hex::encode(Sha256::digest(body));
-    sign_hs256(&serde_json::json!({"iss": api_key, "ist": "project", "iat": now, "exp": now + 300, "jti": delivery_id, "payload_hash": hash}), secret)
+    sign_hs256(
+        &serde_json::json!({"iss": api_key, "ist": "project", "iat": now, "exp": now + 300, "jti": delivery_id, "payload_hash": hash}),
+        secret,
+    )
 }
 
 struct Job {
@@ -190,7 +205,15 @@ impl Notification {
     /// The session-monitoring webhook of a hub event, if it has one.
     pub fn of(e: &HubEvent) -> Option<Notification> {
         let (group, event, body) = event_body(e)?;
-        Some(Notification { api_key: e.api_key.clone(), session_id: e.session_id.clone(), group, event, name: serde_event_name(group, event), body, at_ms: e.at_ms })
+        Some(Notification {
+            api_key: e.api_key.clone(),
+            session_id: e.session_id.clone(),
+            group,
+            event,
+            name: serde_event_name(group, event),
+            body,
+            at_ms: e.at_ms,
+        })
     }
 }
 
@@ -207,7 +230,12 @@ const TAKEOVER_INTERVAL: Duration = Duration::from_secs(5);
 /// rows of nodes that are no longer alive; in cluster mode it looks for such rows again every
 /// few seconds, so a dead node's webhooks are delivered once, by one survivor. Single-node
 /// mode owns every row.
-pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::metrics::Metrics>, cluster: Arc<dyn Coordinator>) -> Webhooks {
+pub fn spawn(
+    store: Arc<dyn Store>,
+    config: WebhookConfig,
+    metrics: Arc<crate::metrics::Metrics>,
+    cluster: Arc<dyn Coordinator>,
+) -> Webhooks {
     let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
     let queues: Queues = Arc::default();
     let node = cluster.node_id().unwrap_or_default().to_owned();
@@ -228,7 +256,8 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
             replay(&queues, &store, &config, &metrics, r);
         }
         if cluster.node_id().is_some() {
-            let (store, config, metrics, queues, node) = (store.clone(), config.clone(), metrics.clone(), queues.clone(), node.clone());
+            let (store, config, metrics, queues, node) =
+                (store.clone(), config.clone(), metrics.clone(), queues.clone(), node.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(TAKEOVER_INTERVAL);
                 loop {
@@ -276,7 +305,13 @@ pub fn spawn(store: Arc<dyn Store>, config: WebhookConfig, metrics: Arc<crate::m
 }
 
 /// Queues an outbox row for delivery.
-fn replay(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &Arc<crate::metrics::Metrics>, r: conclave_store::OutboxRecord) {
+fn replay(
+    queues: &Queues,
+    store: &Arc<dyn Store>,
+    config: &WebhookConfig,
+    metrics: &Arc<crate::metrics::Metrics>,
+    r: conclave_store::OutboxRecord,
+) {
     let job = Job { seq: r.seq, api_key: r.api_key, url: r.url, body: r.body, event: r.event };
     enqueue(queues, store, config, metrics, &r.session_id, job);
 }
@@ -319,7 +354,14 @@ fn serde_event_name(group: &str, name: &str) -> &'static str {
     }
 }
 
-fn enqueue(queues: &Queues, store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &Arc<crate::metrics::Metrics>, session_id: &str, mut job: Job) {
+fn enqueue(
+    queues: &Queues,
+    store: &Arc<dyn Store>,
+    config: &WebhookConfig,
+    metrics: &Arc<crate::metrics::Metrics>,
+    session_id: &str,
+    mut job: Job,
+) {
     // Keyed by target URL, not by registration: one receiver sees a session's events in order
     // even when each event type was registered separately.
     let key = (job.url.clone(), session_id.to_owned());
@@ -362,7 +404,12 @@ async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate
     }
 }
 
-async fn deliver_with_retries(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate::metrics::Metrics, job: &Job) {
+async fn deliver_with_retries(
+    store: &Arc<dyn Store>,
+    config: &WebhookConfig,
+    metrics: &crate::metrics::Metrics,
+    job: &Job,
+) {
     use crate::metrics::inc;
     let mut delay = config.first_backoff;
     let delivery_id = delivery_id(job.seq);
@@ -399,10 +446,20 @@ fn delivery_id(seq: i64) -> String {
     hex::encode(id)
 }
 
-async fn try_once(store: &Arc<dyn Store>, config: &WebhookConfig, job: &Job, delivery_id: &str, attempt: u32) -> Result<(), (String, bool)> {
+async fn try_once(
+    store: &Arc<dyn Store>,
+    config: &WebhookConfig,
+    job: &Job,
+    delivery_id: &str,
+    attempt: u32,
+) -> Result<(), (String, bool)> {
     let url = check_callback_url(&job.url, config.policy).map_err(|e| (e, true))?;
     let (host, addr) = resolve_checked(&url, config.policy).await.map_err(|e| (e, false))?;
-    let project = store.project(&job.api_key).await.map_err(|e| (e.to_string(), false))?.ok_or(("project is gone".to_owned(), true))?;
+    let project = store
+        .project(&job.api_key)
+        .await
+        .map_err(|e| (e.to_string(), false))?
+        .ok_or(("project is gone".to_owned(), true))?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
@@ -412,18 +469,17 @@ async fn try_once(store: &Arc<dyn Store>, config: &WebhookConfig, job: &Job, del
     let resp = client
         .post(url)
         .header("Content-Type", "application/json")
-        .header("Authorization", format!("Bearer {}", sign(&job.api_key, project.secret.as_bytes(), &job.body, delivery_id)))
+        .header(
+            "Authorization",
+            format!("Bearer {}", sign(&job.api_key, project.secret.as_bytes(), &job.body, delivery_id)),
+        )
         .header("X-Conclave-Delivery", delivery_id)
         .header("X-Conclave-Attempt", attempt.to_string())
         .body(job.body.clone())
         .send()
         .await
         .map_err(|e| (format!("request failed: {e}"), false))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err((format!("receiver answered {}", resp.status()), false))
-    }
+    if resp.status().is_success() { Ok(()) } else { Err((format!("receiver answered {}", resp.status()), false)) }
 }
 
 #[cfg(test)]

@@ -14,9 +14,11 @@ mod shared;
 mod sqlite;
 mod sqlite_archives;
 
-pub use records::{ArchiveRecord, AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
-pub use sealing::{MasterKey, MasterKeyError};
 pub use postgres::PgStore;
+pub use records::{
+    ArchiveRecord, AuditEntry, CallbackRecord, NewProject, OutboxRecord, Project, ProjectSummary, SessionRecord,
+};
+pub use sealing::{MasterKey, MasterKeyError};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -27,7 +29,9 @@ pub enum StoreError {
     Conflict,
     #[error("not found")]
     NotFound,
-    #[error("the master key does not open this database's secrets (wrong CONCLAVE_MASTER_KEY or master.key? every node sharing a database needs the same key)")]
+    #[error(
+        "the master key does not open this database's secrets (wrong CONCLAVE_MASTER_KEY or master.key? every node sharing a database needs the same key)"
+    )]
     WrongMasterKey,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -51,7 +55,13 @@ pub trait Store: Send + Sync + 'static {
     async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError>;
     async fn list_projects(&self) -> Result<Vec<ProjectSummary>, StoreError>;
     /// Replaces the secret; the old one stays valid until `previous_valid_until` (unix s).
-    async fn rotate_secret(&self, api_key: &str, new_secret: &str, previous_valid_until: u64, now_ms: u64) -> Result<(), StoreError>;
+    async fn rotate_secret(
+        &self,
+        api_key: &str,
+        new_secret: &str,
+        previous_valid_until: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Marks a session ended; returns false when it was already ended or does not exist.
@@ -60,7 +70,13 @@ pub trait Store: Send + Sync + 'static {
     async fn set_pii_policy(&self, api_key: &str, policy: conclave_core::pii::PiiPolicy) -> Result<(), StoreError>;
 
     /// Blocks a token (by its SHA-256 fingerprint) until it would have expired anyway.
-    async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError>;
+    async fn revoke_token(
+        &self,
+        fingerprint: &[u8; 32],
+        api_key: &str,
+        session_id: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
     async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError>;
     /// Drops revocations of tokens expired before `before` (unix s); returns how many.
     async fn purge_revocations(&self, before: u64) -> Result<u64, StoreError>;
@@ -93,15 +109,33 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_archive(&self, record: &ArchiveRecord) -> Result<(), StoreError>;
     /// Replaces the archive only if its stored status is still `expected` (compare-and-set,
     /// so racing writers cannot skip a lifecycle step); returns whether it did.
-    async fn update_archive(&self, record: &ArchiveRecord, expected: conclave_core::archive::ArchiveStatus) -> Result<bool, StoreError>;
+    async fn update_archive(
+        &self,
+        record: &ArchiveRecord,
+        expected: conclave_core::archive::ArchiveStatus,
+    ) -> Result<bool, StoreError>;
     async fn archive(&self, id: &str) -> Result<Option<ArchiveRecord>, StoreError>;
     /// Newest first, `deleted` excluded; returns the total that matched and one page.
-    async fn list_archives(&self, api_key: &str, session_id: Option<&str>, offset: u32, count: u32) -> Result<(u64, Vec<ArchiveRecord>), StoreError>;
+    async fn list_archives(
+        &self,
+        api_key: &str,
+        session_id: Option<&str>,
+        offset: u32,
+        count: u32,
+    ) -> Result<(u64, Vec<ArchiveRecord>), StoreError>;
     /// Every archive (all projects) in one of `statuses`, oldest first: recovery and sweeping.
-    async fn archives_in_status(&self, statuses: &[conclave_core::archive::ArchiveStatus]) -> Result<Vec<ArchiveRecord>, StoreError>;
+    async fn archives_in_status(
+        &self,
+        statuses: &[conclave_core::archive::ArchiveStatus],
+    ) -> Result<Vec<ArchiveRecord>, StoreError>;
     /// Sets (or with `None` removes) the project's upload target, a JSON document that is
     /// sealed at rest because it holds the bucket's secret key.
-    async fn set_archive_storage(&self, api_key: &str, config_json: Option<&str>, now_ms: u64) -> Result<(), StoreError>;
+    async fn set_archive_storage(
+        &self,
+        api_key: &str,
+        config_json: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
     async fn archive_storage(&self, api_key: &str) -> Result<Option<zeroize::Zeroizing<String>>, StoreError>;
     /// How many archives are in each status (all projects), for `/metrics`.
     async fn archive_status_counts(&self) -> Result<Vec<(conclave_core::archive::ArchiveStatus, u64)>, StoreError> {

@@ -7,9 +7,14 @@
 //! secret is sealed with the master key before it is bound to a statement), nor the database
 //! URL in messages (it may carry a password).
 
-use crate::records::{ArchiveRecord, AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
+use crate::records::{
+    ArchiveRecord, AuditEntry, CallbackRecord, NewProject, OutboxRecord, Project, ProjectSummary, SessionRecord,
+};
 use crate::sealing::MasterKey;
-use crate::shared::{KEY_CHECK, KEY_CHECK_PLAINTEXT, clamp_u32, conflict_or, previous_secret_context, secret_context, to_i64, to_u64, unseal_text, verify_key_check};
+use crate::shared::{
+    KEY_CHECK, KEY_CHECK_PLAINTEXT, clamp_u32, conflict_or, previous_secret_context, secret_context, to_i64, to_u64,
+    unseal_text, verify_key_check,
+};
 use crate::{Store, StoreError};
 use async_trait::async_trait;
 use conclave_core::wire::{ArchiveMode, MediaMode};
@@ -48,8 +53,13 @@ impl PgStore {
 
     async fn check_master_key(&self) -> Result<(), StoreError> {
         let sealed = self.key.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT);
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING").bind(KEY_CHECK).bind(sealed).execute(&self.pool).await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(KEY_CHECK).fetch_one(&self.pool).await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(KEY_CHECK)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(KEY_CHECK).fetch_one(&self.pool).await?;
         verify_key_check(&self.key, &stored)
     }
 
@@ -109,8 +119,13 @@ impl Store for PgStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let secret = self.unseal_text(&secret_context(api_key), &row.get::<Vec<u8>, _>("secret_sealed"))?;
-        let previous_secret = match (row.get::<Option<Vec<u8>>, _>("previous_secret_sealed"), row.get::<Option<i64>, _>("previous_valid_until")) {
-            (Some(sealed), Some(until)) => Some((self.unseal_text(&previous_secret_context(api_key), &sealed)?, to_u64(until))),
+        let previous_secret = match (
+            row.get::<Option<Vec<u8>>, _>("previous_secret_sealed"),
+            row.get::<Option<i64>, _>("previous_valid_until"),
+        ) {
+            (Some(sealed), Some(until)) => {
+                Some((self.unseal_text(&previous_secret_context(api_key), &sealed)?, to_u64(until)))
+            }
             _ => None,
         };
         Ok(Some(Project {
@@ -141,10 +156,20 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn rotate_secret(&self, api_key: &str, new_secret: &str, previous_valid_until: u64, now_ms: u64) -> Result<(), StoreError> {
+    async fn rotate_secret(
+        &self,
+        api_key: &str,
+        new_secret: &str,
+        previous_valid_until: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE: two nodes rotating at once serialize, so neither loses the other's secret.
-        let old: Option<Vec<u8>> = sqlx::query_scalar("SELECT secret_sealed FROM projects WHERE api_key = $1 FOR UPDATE").bind(api_key).fetch_optional(&mut *tx).await?;
+        let old: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT secret_sealed FROM projects WHERE api_key = $1 FOR UPDATE")
+                .bind(api_key)
+                .fetch_optional(&mut *tx)
+                .await?;
         let old = old.ok_or(StoreError::NotFound)?;
         let old_plain = self.unseal_text(&secret_context(api_key), &old)?;
         let previous = self.key.seal(&previous_secret_context(api_key), old_plain.as_bytes());
@@ -183,7 +208,10 @@ impl Store for PgStore {
     }
 
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = $1").bind(session_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(session_from_row))
     }
 
@@ -209,14 +237,24 @@ impl Store for PgStore {
     }
 
     async fn set_pii_policy(&self, api_key: &str, policy: conclave_core::pii::PiiPolicy) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE projects SET pii_policy = $1 WHERE api_key = $2").bind(policy.as_str()).bind(api_key).execute(&self.pool).await?;
+        let done = sqlx::query("UPDATE projects SET pii_policy = $1 WHERE api_key = $2")
+            .bind(policy.as_str())
+            .bind(api_key)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
 
-    async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError> {
+    async fn revoke_token(
+        &self,
+        fingerprint: &[u8; 32],
+        api_key: &str,
+        session_id: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
         // Like SQLite's INSERT OR REPLACE: the latest revocation of a fingerprint wins.
         sqlx::query(
             "INSERT INTO revoked_tokens (fingerprint, api_key, session_id, expires_at) VALUES ($1, $2, $3, $4) \
@@ -232,12 +270,18 @@ impl Store for PgStore {
     }
 
     async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
-        let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE fingerprint = $1)").bind(&fingerprint[..]).fetch_one(&self.pool).await?;
+        let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE fingerprint = $1)")
+            .bind(&fingerprint[..])
+            .fetch_one(&self.pool)
+            .await?;
         Ok(found)
     }
 
     async fn purge_revocations(&self, before: u64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(to_i64(before)).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+            .bind(to_i64(before))
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -256,11 +300,12 @@ impl Store for PgStore {
     }
 
     async fn audit_entries(&self, api_key: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM audit_log WHERE ($1::text IS NULL OR api_key = $1) ORDER BY seq DESC LIMIT $2")
-            .bind(api_key)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM audit_log WHERE ($1::text IS NULL OR api_key = $1) ORDER BY seq DESC LIMIT $2")
+                .bind(api_key)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .into_iter()
             .map(|r| AuditEntry {
@@ -291,12 +336,16 @@ impl Store for PgStore {
     }
 
     async fn pending_webhooks(&self, node_id: &str) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM webhook_outbox WHERE node_id = $1 ORDER BY seq").bind(node_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM webhook_outbox WHERE node_id = $1 ORDER BY seq")
+            .bind(node_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(outbox_row).collect())
     }
 
     async fn webhook_backlog(&self) -> Result<(u64, Option<u64>), StoreError> {
-        let (n, oldest): (i64, Option<i64>) = sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM webhook_outbox").fetch_one(&self.pool).await?;
+        let (n, oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM webhook_outbox").fetch_one(&self.pool).await?;
         Ok((to_u64(n), oldest.map(to_u64)))
     }
 
@@ -305,7 +354,11 @@ impl Store for PgStore {
     }
 
     async fn claim_webhooks(&self, from: &str, to: &str) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query("UPDATE webhook_outbox SET node_id = $1 WHERE node_id = $2 RETURNING *").bind(to).bind(from).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("UPDATE webhook_outbox SET node_id = $1 WHERE node_id = $2 RETURNING *")
+            .bind(to)
+            .bind(from)
+            .fetch_all(&self.pool)
+            .await?;
         let mut claimed: Vec<OutboxRecord> = rows.into_iter().map(outbox_row).collect();
         claimed.sort_by_key(|r| r.seq);
         Ok(claimed)
@@ -317,16 +370,18 @@ impl Store for PgStore {
     }
 
     async fn insert_callback(&self, c: &CallbackRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO callbacks (id, api_key, grp, event, url, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&c.id)
-            .bind(&c.api_key)
-            .bind(&c.group)
-            .bind(&c.event)
-            .bind(&c.url)
-            .bind(to_i64(c.created_at_ms))
-            .execute(&self.pool)
-            .await
-            .map_err(conflict_or)?;
+        sqlx::query(
+            "INSERT INTO callbacks (id, api_key, grp, event, url, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.id)
+        .bind(&c.api_key)
+        .bind(&c.group)
+        .bind(&c.event)
+        .bind(&c.url)
+        .bind(to_i64(c.created_at_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_or)?;
         Ok(())
     }
 
@@ -349,26 +404,48 @@ impl Store for PgStore {
     }
 
     async fn delete_callback(&self, api_key: &str, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM callbacks WHERE api_key = $1 AND id = $2").bind(api_key).bind(id).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM callbacks WHERE api_key = $1 AND id = $2")
+            .bind(api_key)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn insert_archive(&self, r: &ArchiveRecord) -> Result<(), StoreError> {
         self.archive_insert(r).await
     }
-    async fn update_archive(&self, r: &ArchiveRecord, expected: conclave_core::archive::ArchiveStatus) -> Result<bool, StoreError> {
+    async fn update_archive(
+        &self,
+        r: &ArchiveRecord,
+        expected: conclave_core::archive::ArchiveStatus,
+    ) -> Result<bool, StoreError> {
         self.archive_update(r, expected).await
     }
     async fn archive(&self, id: &str) -> Result<Option<ArchiveRecord>, StoreError> {
         self.archive_get(id).await
     }
-    async fn list_archives(&self, api_key: &str, session_id: Option<&str>, offset: u32, count: u32) -> Result<(u64, Vec<ArchiveRecord>), StoreError> {
+    async fn list_archives(
+        &self,
+        api_key: &str,
+        session_id: Option<&str>,
+        offset: u32,
+        count: u32,
+    ) -> Result<(u64, Vec<ArchiveRecord>), StoreError> {
         self.archive_list(api_key, session_id, offset, count).await
     }
-    async fn archives_in_status(&self, statuses: &[conclave_core::archive::ArchiveStatus]) -> Result<Vec<ArchiveRecord>, StoreError> {
+    async fn archives_in_status(
+        &self,
+        statuses: &[conclave_core::archive::ArchiveStatus],
+    ) -> Result<Vec<ArchiveRecord>, StoreError> {
         self.archive_in_status(statuses).await
     }
-    async fn set_archive_storage(&self, api_key: &str, config_json: Option<&str>, now_ms: u64) -> Result<(), StoreError> {
+    async fn set_archive_storage(
+        &self,
+        api_key: &str,
+        config_json: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         self.storage_set(api_key, config_json, now_ms).await
     }
     async fn archive_storage(&self, api_key: &str) -> Result<Option<Zeroizing<String>>, StoreError> {

@@ -44,11 +44,18 @@ impl PgStore {
     }
 
     pub(crate) async fn archive_get(&self, id: &str) -> Result<Option<ArchiveRecord>, StoreError> {
-        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM archives WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM archives WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         doc.as_deref().map(decode_archive).transpose()
     }
 
-    pub(crate) async fn archive_list(&self, api_key: &str, session_id: Option<&str>, offset: u32, count: u32) -> Result<(u64, Vec<ArchiveRecord>), StoreError> {
+    pub(crate) async fn archive_list(
+        &self,
+        api_key: &str,
+        session_id: Option<&str>,
+        offset: u32,
+        count: u32,
+    ) -> Result<(u64, Vec<ArchiveRecord>), StoreError> {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM archives WHERE api_key = $1 AND status <> 'deleted' AND ($2::text IS NULL OR session_id = $2)")
             .bind(api_key)
             .bind(session_id)
@@ -71,7 +78,11 @@ impl PgStore {
         // Status by status, like the SQLite store: the callers' order of statuses is kept.
         let mut out = Vec::new();
         for s in statuses {
-            let docs: Vec<String> = sqlx::query_scalar("SELECT doc FROM archives WHERE status = $1 ORDER BY created_at_ms").bind(s.as_str()).fetch_all(&self.pool).await?;
+            let docs: Vec<String> =
+                sqlx::query_scalar("SELECT doc FROM archives WHERE status = $1 ORDER BY created_at_ms")
+                    .bind(s.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
             for doc in docs {
                 out.push(decode_archive(&doc)?);
             }
@@ -81,7 +92,8 @@ impl PgStore {
 
     /// Every status, zero when none is in it (the same answer as the SQLite store's).
     pub(crate) async fn archive_counts(&self) -> Result<Vec<(ArchiveStatus, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM archives GROUP BY status").fetch_all(&self.pool).await?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM archives GROUP BY status").fetch_all(&self.pool).await?;
         let mut out: Vec<(ArchiveStatus, u64)> = ArchiveStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for (status, n) in rows {
             if let Ok(s) = status.parse::<ArchiveStatus>()
@@ -93,7 +105,12 @@ impl PgStore {
         Ok(out)
     }
 
-    pub(crate) async fn storage_set(&self, api_key: &str, config_json: Option<&str>, now_ms: u64) -> Result<(), StoreError> {
+    pub(crate) async fn storage_set(
+        &self,
+        api_key: &str,
+        config_json: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         match config_json {
             Some(json) => {
                 let sealed = self.key.seal(&storage_context(api_key), json.as_bytes());
@@ -115,12 +132,20 @@ impl PgStore {
     }
 
     pub(crate) async fn storage_get(&self, api_key: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT config_sealed FROM archive_storage WHERE api_key = $1").bind(api_key).fetch_optional(&self.pool).await?;
+        let sealed: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT config_sealed FROM archive_storage WHERE api_key = $1")
+                .bind(api_key)
+                .fetch_optional(&self.pool)
+                .await?;
         sealed.map(|s| unseal_text(&self.key, &storage_context(api_key), &s)).transpose()
     }
 
     pub(crate) async fn recipient_set(&self, api_key: &str, recipient: Option<&str>) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE projects SET archive_recipient = $1 WHERE api_key = $2").bind(recipient).bind(api_key).execute(&self.pool).await?;
+        let done = sqlx::query("UPDATE projects SET archive_recipient = $1 WHERE api_key = $2")
+            .bind(recipient)
+            .bind(api_key)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -36,7 +36,11 @@ impl Project {
 
 impl std::fmt::Debug for Project {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Project").field("api_key", &self.api_key).field("name", &self.name).field("secret", &"<redacted>").finish()
+        f.debug_struct("Project")
+            .field("api_key", &self.api_key)
+            .field("name", &self.name)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 

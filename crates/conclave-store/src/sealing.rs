@@ -62,7 +62,8 @@ impl MasterKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = Zeroizing::new([0u8; 32]);
                 getrandom::fill(key.as_mut()).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+                let mut f =
+                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
                 let hex = Zeroizing::new(hex::encode(key.as_ref()));
                 f.write_all(hex.as_bytes()).and_then(|_| f.write_all(b"\n")).and_then(|_| f.sync_all()).map_err(io)?;
                 Ok(MasterKey(key))
@@ -118,9 +119,12 @@ mod tests {
 
     #[test]
     fn subkeys_depend_on_key_and_context_only() {
-        let a = MasterKey::from_hex("3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
-        let b = MasterKey::from_hex("3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
-        let c = MasterKey::from_hex("9c7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
+        let a =
+            MasterKey::from_hex("3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
+        let b =
+            MasterKey::from_hex("3b7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
+        let c =
+            MasterKey::from_hex("9c7e1f0c9a2d4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f", "test").unwrap();
         assert_eq!(*a.derive_subkey("urls"), *b.derive_subkey("urls"), "same key, same subkey (every node agrees)");
         assert_ne!(*b.derive_subkey("urls"), *b.derive_subkey("other"));
         assert_ne!(*b.derive_subkey("urls"), *c.derive_subkey("urls"));

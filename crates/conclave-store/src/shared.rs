@@ -3,9 +3,9 @@
 //! Owns: those definitions, so that a database written by one backend's code reads the same
 //! in another's. Must not touch: SQL.
 
+use crate::StoreError;
 use crate::records::ArchiveRecord;
 use crate::sealing::MasterKey;
-use crate::StoreError;
 use zeroize::Zeroizing;
 
 /// The `meta` row that proves the master key opens this database's secrets.

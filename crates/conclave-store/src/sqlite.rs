@@ -4,9 +4,14 @@
 //! Owns: SQL for SQLite. Must not touch: plaintext secrets on disk (everything secret is
 //! sealed with the master key before it is bound to a statement).
 
-use crate::records::{ArchiveRecord, AuditEntry, CallbackRecord, OutboxRecord, NewProject, Project, ProjectSummary, SessionRecord};
+use crate::records::{
+    ArchiveRecord, AuditEntry, CallbackRecord, NewProject, OutboxRecord, Project, ProjectSummary, SessionRecord,
+};
 use crate::sealing::MasterKey;
-use crate::shared::{KEY_CHECK, KEY_CHECK_PLAINTEXT, clamp_u32, is_unique_violation, previous_secret_context, secret_context, to_i64, unseal_text, verify_key_check};
+use crate::shared::{
+    KEY_CHECK, KEY_CHECK_PLAINTEXT, clamp_u32, is_unique_violation, previous_secret_context, secret_context, to_i64,
+    unseal_text, verify_key_check,
+};
 use crate::{Store, StoreError};
 use async_trait::async_trait;
 use conclave_core::wire::{ArchiveMode, MediaMode};
@@ -48,8 +53,13 @@ impl SqliteStore {
 
     async fn check_master_key(&self) -> Result<(), StoreError> {
         let sealed = self.key.seal(KEY_CHECK, KEY_CHECK_PLAINTEXT);
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").bind(KEY_CHECK).bind(sealed).execute(&self.writer).await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(KEY_CHECK).fetch_one(&self.pool).await?;
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)")
+            .bind(KEY_CHECK)
+            .bind(sealed)
+            .execute(&self.writer)
+            .await?;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(KEY_CHECK).fetch_one(&self.pool).await?;
         verify_key_check(&self.key, &stored)
     }
 
@@ -85,8 +95,13 @@ impl Store for SqliteStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let secret = self.unseal_text(&secret_context(api_key), &row.get::<Vec<u8>, _>("secret_sealed"))?;
-        let previous_secret = match (row.get::<Option<Vec<u8>>, _>("previous_secret_sealed"), row.get::<Option<i64>, _>("previous_valid_until")) {
-            (Some(sealed), Some(until)) => Some((self.unseal_text(&previous_secret_context(api_key), &sealed)?, until.max(0) as u64)),
+        let previous_secret = match (
+            row.get::<Option<Vec<u8>>, _>("previous_secret_sealed"),
+            row.get::<Option<i64>, _>("previous_valid_until"),
+        ) {
+            (Some(sealed), Some(until)) => {
+                Some((self.unseal_text(&previous_secret_context(api_key), &sealed)?, until.max(0) as u64))
+            }
             _ => None,
         };
         Ok(Some(Project {
@@ -102,9 +117,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_projects(&self) -> Result<Vec<ProjectSummary>, StoreError> {
-        let rows = sqlx::query("SELECT api_key, name, created_at_ms, previous_valid_until FROM projects ORDER BY created_at_ms, api_key")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT api_key, name, created_at_ms, previous_valid_until FROM projects ORDER BY created_at_ms, api_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| ProjectSummary {
@@ -116,9 +133,18 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn rotate_secret(&self, api_key: &str, new_secret: &str, previous_valid_until: u64, now_ms: u64) -> Result<(), StoreError> {
+    async fn rotate_secret(
+        &self,
+        api_key: &str,
+        new_secret: &str,
+        previous_valid_until: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        let old: Option<Vec<u8>> = sqlx::query_scalar("SELECT secret_sealed FROM projects WHERE api_key = ?").bind(api_key).fetch_optional(&mut *tx).await?;
+        let old: Option<Vec<u8>> = sqlx::query_scalar("SELECT secret_sealed FROM projects WHERE api_key = ?")
+            .bind(api_key)
+            .fetch_optional(&mut *tx)
+            .await?;
         let old = old.ok_or(StoreError::NotFound)?;
         let old_plain = self.unseal_text(&secret_context(api_key), &old)?;
         let previous = self.key.seal(&previous_secret_context(api_key), old_plain.as_bytes());
@@ -157,7 +183,10 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = ?").bind(session_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE session_id = ?")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(r) = row else { return Ok(None) };
         let media_mode = match r.get::<String, _>("media_mode").as_str() {
             "routed" => MediaMode::Routed,
@@ -204,31 +233,49 @@ impl Store for SqliteStore {
     }
 
     async fn set_pii_policy(&self, api_key: &str, policy: conclave_core::pii::PiiPolicy) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE projects SET pii_policy = ? WHERE api_key = ?").bind(policy.as_str()).bind(api_key).execute(&self.writer).await?;
+        let done = sqlx::query("UPDATE projects SET pii_policy = ? WHERE api_key = ?")
+            .bind(policy.as_str())
+            .bind(api_key)
+            .execute(&self.writer)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
 
-    async fn revoke_token(&self, fingerprint: &[u8; 32], api_key: &str, session_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO revoked_tokens (fingerprint, api_key, session_id, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(&fingerprint[..])
-            .bind(api_key)
-            .bind(session_id)
-            .bind(to_i64(expires_at))
-            .execute(&self.writer)
-            .await?;
+    async fn revoke_token(
+        &self,
+        fingerprint: &[u8; 32],
+        api_key: &str,
+        session_id: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO revoked_tokens (fingerprint, api_key, session_id, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&fingerprint[..])
+        .bind(api_key)
+        .bind(session_id)
+        .bind(to_i64(expires_at))
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
     async fn purge_revocations(&self, before: u64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?").bind(to_i64(before)).execute(&self.writer).await?;
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < ?")
+            .bind(to_i64(before))
+            .execute(&self.writer)
+            .await?;
         Ok(done.rows_affected())
     }
 
     async fn is_token_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE fingerprint = ?").bind(&fingerprint[..]).fetch_optional(&self.pool).await?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE fingerprint = ?")
+            .bind(&fingerprint[..])
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(found.is_some())
     }
 
@@ -283,12 +330,16 @@ impl Store for SqliteStore {
     }
 
     async fn pending_webhooks(&self, node_id: &str) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM webhook_outbox WHERE node_id = ? ORDER BY seq").bind(node_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM webhook_outbox WHERE node_id = ? ORDER BY seq")
+            .bind(node_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(outbox_row).collect())
     }
 
     async fn webhook_backlog(&self) -> Result<(u64, Option<u64>), StoreError> {
-        let (n, oldest): (i64, Option<i64>) = sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM webhook_outbox").fetch_one(&self.pool).await?;
+        let (n, oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM webhook_outbox").fetch_one(&self.pool).await?;
         Ok((n.max(0) as u64, oldest.map(|t| t.max(0) as u64)))
     }
 
@@ -297,7 +348,11 @@ impl Store for SqliteStore {
     }
 
     async fn claim_webhooks(&self, from: &str, to: &str) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query("UPDATE webhook_outbox SET node_id = ? WHERE node_id = ? RETURNING *").bind(to).bind(from).fetch_all(&self.writer).await?;
+        let rows = sqlx::query("UPDATE webhook_outbox SET node_id = ? WHERE node_id = ? RETURNING *")
+            .bind(to)
+            .bind(from)
+            .fetch_all(&self.writer)
+            .await?;
         let mut claimed: Vec<OutboxRecord> = rows.into_iter().map(outbox_row).collect();
         claimed.sort_by_key(|r| r.seq);
         Ok(claimed)
@@ -341,26 +396,48 @@ impl Store for SqliteStore {
     }
 
     async fn delete_callback(&self, api_key: &str, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM callbacks WHERE api_key = ? AND id = ?").bind(api_key).bind(id).execute(&self.writer).await?;
+        let done = sqlx::query("DELETE FROM callbacks WHERE api_key = ? AND id = ?")
+            .bind(api_key)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn insert_archive(&self, r: &ArchiveRecord) -> Result<(), StoreError> {
         self.archive_insert(r).await
     }
-    async fn update_archive(&self, r: &ArchiveRecord, expected: conclave_core::archive::ArchiveStatus) -> Result<bool, StoreError> {
+    async fn update_archive(
+        &self,
+        r: &ArchiveRecord,
+        expected: conclave_core::archive::ArchiveStatus,
+    ) -> Result<bool, StoreError> {
         self.archive_update(r, expected).await
     }
     async fn archive(&self, id: &str) -> Result<Option<ArchiveRecord>, StoreError> {
         self.archive_get(id).await
     }
-    async fn list_archives(&self, api_key: &str, session_id: Option<&str>, offset: u32, count: u32) -> Result<(u64, Vec<ArchiveRecord>), StoreError> {
+    async fn list_archives(
+        &self,
+        api_key: &str,
+        session_id: Option<&str>,
+        offset: u32,
+        count: u32,
+    ) -> Result<(u64, Vec<ArchiveRecord>), StoreError> {
         self.archive_list(api_key, session_id, offset, count).await
     }
-    async fn archives_in_status(&self, statuses: &[conclave_core::archive::ArchiveStatus]) -> Result<Vec<ArchiveRecord>, StoreError> {
+    async fn archives_in_status(
+        &self,
+        statuses: &[conclave_core::archive::ArchiveStatus],
+    ) -> Result<Vec<ArchiveRecord>, StoreError> {
         self.archive_in_status(statuses).await
     }
-    async fn set_archive_storage(&self, api_key: &str, config_json: Option<&str>, now_ms: u64) -> Result<(), StoreError> {
+    async fn set_archive_storage(
+        &self,
+        api_key: &str,
+        config_json: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         self.storage_set(api_key, config_json, now_ms).await
     }
     async fn archive_storage(&self, api_key: &str) -> Result<Option<Zeroizing<String>>, StoreError> {

@@ -11,7 +11,10 @@ mod pg;
 use conclave_core::archive::{ArchiveStatus, OutputMode, StreamMode};
 use conclave_core::pii::PiiPolicy;
 use conclave_core::wire::{ArchiveMode, MediaMode};
-use conclave_store::{ArchiveRecord, AuditEntry, CallbackRecord, MasterKey, NewProject, OutboxRecord, PgStore, SessionRecord, SqliteStore, Store, StoreError};
+use conclave_store::{
+    ArchiveRecord, AuditEntry, CallbackRecord, MasterKey, NewProject, OutboxRecord, PgStore, SessionRecord,
+    SqliteStore, Store, StoreError,
+};
 use sqlx::Row;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -108,7 +111,11 @@ impl Fixture {
                 ];
                 let mut sealed_seen = 0;
                 for (table, column) in sealed_columns {
-                    let values: Vec<Option<Vec<u8>>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {column} FROM {table}"))).fetch_all(&pool).await.unwrap();
+                    let values: Vec<Option<Vec<u8>>> =
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {column} FROM {table}")))
+                            .fetch_all(&pool)
+                            .await
+                            .unwrap();
                     for v in values.into_iter().flatten() {
                         sealed_seen += 1;
                         assert_eq!(v[0], 1, "{table}.{column} holds a sealed value (version 1)");
@@ -117,17 +124,32 @@ impl Fixture {
                 }
                 assert!(sealed_seen >= 2, "the sealed columns were read (key check and at least one secret)");
                 let hex_needle = hex::encode(needle);
-                let tables: Vec<String> = sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'").fetch_all(&pool).await.unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
                 assert!(tables.len() >= 9, "all tables listed: {tables:?}");
                 for table in &tables {
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT t::text AS row FROM \"{table}\" t"))).fetch_all(&pool).await.unwrap();
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT t::text AS row FROM \"{table}\" t")))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
                     for r in rows {
                         let text: String = r.get("row");
-                        assert!(!text.contains(plaintext) && !text.contains(&hex_needle), "plaintext secret in a row of {table}");
+                        assert!(
+                            !text.contains(plaintext) && !text.contains(&hex_needle),
+                            "plaintext secret in a row of {table}"
+                        );
                     }
                 }
                 sqlx::query("CHECKPOINT").execute(&pool).await.unwrap();
-                let oid: sqlx::postgres::types::Oid = sqlx::query_scalar("SELECT oid FROM pg_database WHERE datname = current_database()").fetch_one(&pool).await.unwrap();
+                let oid: sqlx::postgres::types::Oid =
+                    sqlx::query_scalar("SELECT oid FROM pg_database WHERE datname = current_database()")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
                 pool.close().await;
                 let data = server.data_dir();
                 let mut files = 0;
@@ -137,7 +159,11 @@ impl Fixture {
                         if path.is_file() {
                             files += 1;
                             let bytes = std::fs::read(&path).unwrap();
-                            assert!(memchr::memmem::find(&bytes, needle).is_none(), "plaintext secret on disk in {}", path.display());
+                            assert!(
+                                memchr::memmem::find(&bytes, needle).is_none(),
+                                "plaintext secret on disk in {}",
+                                path.display()
+                            );
                         }
                     }
                 }
@@ -220,7 +246,17 @@ fn archive(id: &str, session: &str, created: u64) -> ArchiveRecord {
         has_video: true,
         resolution: None,
         layout: None,
-        layout_changes: vec![(0, None), (1500, Some(conclave_core::archive::ArchiveLayout { kind: "pip".into(), stylesheet: None, screenshare_type: None }))],
+        layout_changes: vec![
+            (0, None),
+            (
+                1500,
+                Some(conclave_core::archive::ArchiveLayout {
+                    kind: "pip".into(),
+                    stylesheet: None,
+                    screenshare_type: None,
+                }),
+            ),
+        ],
         multi_archive_tag: None,
         max_bitrate: None,
         quantization_parameter: None,
@@ -245,14 +281,22 @@ async fn project_secrets_are_sealed_at_rest_and_survive_reopen(f: Fixture) {
         s.ping().await.unwrap();
         s.insert_project(&project(API_KEY, SECRET)).await.unwrap();
         assert!(matches!(s.insert_project(&project(API_KEY, SECRET)).await, Err(StoreError::Conflict)));
-        s.insert_project(&NewProject { created_at_ms: 0, ..project("46000002", "0123456789abcdef0123456789abcdef01234567") }).await.unwrap();
+        s.insert_project(&NewProject {
+            created_at_ms: 0,
+            ..project("46000002", "0123456789abcdef0123456789abcdef01234567")
+        })
+        .await
+        .unwrap();
     }
     f.assert_not_at_rest(SECRET).await;
     let s = f.open().await;
     let p = s.project(API_KEY).await.unwrap().unwrap();
     assert_eq!(p.secret.as_str(), SECRET);
     assert_eq!((p.name.as_str(), p.created_at_ms, p.previous_secret.is_none()), ("t", 1, true));
-    assert_eq!((p.default_max_participants, p.pii_policy, p.archive_recipient.as_deref()), (None, PiiPolicy::default(), None));
+    assert_eq!(
+        (p.default_max_participants, p.pii_policy, p.archive_recipient.as_deref()),
+        (None, PiiPolicy::default(), None)
+    );
     assert!(!format!("{p:?}").contains(SECRET));
     assert!(s.project("47999999").await.unwrap().is_none());
     let listed = s.list_projects().await.unwrap();
@@ -299,7 +343,17 @@ async fn sessions_round_trip_and_end_once(f: Fixture) {
     let s = with_project(&f).await;
     let rec = session("1_abc");
     s.insert_session(&rec).await.unwrap();
-    let relayed = SessionRecord { session_id: "1_rel".into(), media_mode: MediaMode::Relayed, archive_mode: ArchiveMode::Manual, e2ee: false, max_participants: None, location: None, archive_name: None, archive_resolution: None, ..rec.clone() };
+    let relayed = SessionRecord {
+        session_id: "1_rel".into(),
+        media_mode: MediaMode::Relayed,
+        archive_mode: ArchiveMode::Manual,
+        e2ee: false,
+        max_participants: None,
+        location: None,
+        archive_name: None,
+        archive_resolution: None,
+        ..rec.clone()
+    };
     s.insert_session(&relayed).await.unwrap();
     assert!(matches!(s.insert_session(&rec).await, Err(StoreError::Conflict)));
     let s = f.open().await;
@@ -334,7 +388,14 @@ async fn revocations_persist_and_purge(f: Fixture) {
 async fn callbacks_belong_to_their_project(f: Fixture) {
     let s = with_project(&f).await;
     s.insert_project(&project("46000002", "0123456789abcdef0123456789abcdef01234567")).await.unwrap();
-    let cb = |id: &str, at| CallbackRecord { id: id.into(), api_key: API_KEY.into(), group: "connection".into(), event: "created".into(), url: "https://x.example/hook".into(), created_at_ms: at };
+    let cb = |id: &str, at| CallbackRecord {
+        id: id.into(),
+        api_key: API_KEY.into(),
+        group: "connection".into(),
+        event: "created".into(),
+        url: "https://x.example/hook".into(),
+        created_at_ms: at,
+    };
     s.insert_callback(&cb("cb2", 3)).await.unwrap();
     s.insert_callback(&cb("cb1", 3)).await.unwrap();
     s.insert_callback(&cb("cb0", 4)).await.unwrap();
@@ -343,7 +404,11 @@ async fn callbacks_belong_to_their_project(f: Fixture) {
     assert!(s.insert_callback(&foreign).await.is_err(), "callbacks must belong to an existing project");
     let s = f.open().await;
     let listed = s.callbacks(API_KEY).await.unwrap();
-    assert_eq!(listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["cb1", "cb2", "cb0"], "by creation time, then ID");
+    assert_eq!(
+        listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["cb1", "cb2", "cb0"],
+        "by creation time, then ID"
+    );
     assert_eq!(listed[0], cb("cb1", 3));
     assert!(s.callbacks("46000002").await.unwrap().is_empty());
     assert!(!s.delete_callback("46000002", "cb1").await.unwrap(), "another project cannot delete it");
@@ -374,7 +439,11 @@ async fn the_audit_log_is_append_only(f: Fixture) {
     assert_eq!(all[1], AuditEntry { seq: all[1].seq, ..entry(3, Some(API_KEY)) });
     let mine = s.audit_entries(Some(API_KEY), 2).await.unwrap();
     assert_eq!(mine.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [1003, 1001], "one project's, limited");
-    for sql in ["UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log", "DELETE FROM audit_log WHERE at_ms = 1000"] {
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+        "DELETE FROM audit_log WHERE at_ms = 1000",
+    ] {
         let refused = f.exec_raw(sql).await.expect_err(sql);
         assert!(refused.to_string().contains("append-only"), "{sql}: {refused}");
     }
@@ -407,7 +476,11 @@ async fn the_webhook_outbox_keeps_order_across_reopen(f: Fixture) {
     }
     let s = f.open().await;
     let pending = s.pending_webhooks("").await.unwrap();
-    assert_eq!(pending.iter().map(|r| r.seq).collect::<Vec<_>>(), [seqs[0], seqs[2], seqs[3]], "oldest first by sequence, not by time");
+    assert_eq!(
+        pending.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [seqs[0], seqs[2], seqs[3]],
+        "oldest first by sequence, not by time"
+    );
     assert_eq!(pending[1], OutboxRecord { seq: seqs[2], ..record(2) });
     assert!(s.enqueue_webhook(&record(9)).await.unwrap() > seqs[3]);
 }
@@ -483,7 +556,11 @@ async fn archives_compare_and_set_and_page(f: Fixture) {
     let stopped = s.archives_in_status(&[ArchiveStatus::Stopped]).await.unwrap();
     assert_eq!(stopped, [a.clone()]);
     let mixed = s.archives_in_status(&[ArchiveStatus::Stopped, ArchiveStatus::Started]).await.unwrap();
-    assert_eq!(mixed.iter().map(|r| r.created_at_ms).collect::<Vec<_>>(), [104, 101, 102, 103], "by status as asked, each oldest first");
+    assert_eq!(
+        mixed.iter().map(|r| r.created_at_ms).collect::<Vec<_>>(),
+        [104, 101, 102, 103],
+        "by status as asked, each oldest first"
+    );
     let counts = s.archive_status_counts().await.unwrap();
     assert_eq!(counts.len(), ArchiveStatus::ALL.len(), "every status is counted");
     for (status, n) in counts {
@@ -507,7 +584,11 @@ async fn archive_storage_is_sealed_and_recipients_stored(f: Fixture) {
     }
     f.assert_not_at_rest(secret).await;
     let s = f.open().await;
-    assert_eq!(s.archive_storage(API_KEY).await.unwrap().unwrap().as_str(), format!(r#"{{"secretKey":"{secret}"}}"#), "the latest target replaced the first");
+    assert_eq!(
+        s.archive_storage(API_KEY).await.unwrap().unwrap().as_str(),
+        format!(r#"{{"secretKey":"{secret}"}}"#),
+        "the latest target replaced the first"
+    );
     assert_eq!(s.project(API_KEY).await.unwrap().unwrap().archive_recipient.as_deref(), Some("age1xyz"));
     s.set_archive_recipient(API_KEY, None).await.unwrap();
     assert_eq!(s.project(API_KEY).await.unwrap().unwrap().archive_recipient, None);
@@ -535,5 +616,8 @@ async fn racing_writers_on_two_instances_admit_one(f: Fixture) {
     assert_eq!(b.archive(&archive_id(1)).await.unwrap().unwrap().reason, format!("writer {}", winners[0]));
     let twin = project("46000003", SECRET);
     let (x, y) = tokio::join!(a.insert_project(&twin), b.insert_project(&twin));
-    assert!(matches!((&x, &y), (Ok(()), Err(StoreError::Conflict)) | (Err(StoreError::Conflict), Ok(()))), "{x:?} {y:?}");
+    assert!(
+        matches!((&x, &y), (Ok(()), Err(StoreError::Conflict)) | (Err(StoreError::Conflict), Ok(()))),
+        "{x:?} {y:?}"
+    );
 }

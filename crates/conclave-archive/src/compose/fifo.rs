@@ -42,23 +42,18 @@ impl Feeder {
     /// Create the pipe at `path` (mode 0600) and start a thread that opens it for writing
     /// (blocking until ffmpeg opens it) and copies `src` into it.
     pub fn start(path: PathBuf, mut src: Box<dyn Read + Send>) -> Result<Self> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| ArchiveError::Invalid("NUL in temp path".into()))?;
+        let c =
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| ArchiveError::Invalid("NUL in temp path".into()))?;
         // SAFETY: `c` is a valid NUL-terminated path.
         if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
             return Err(std::io::Error::last_os_error().into());
         }
         let p = path.clone();
-        let thread = std::thread::Builder::new()
-            .name("compose-fifo".into())
-            .spawn(move || {
-                let mut w = std::fs::OpenOptions::new().write(true).open(&p)?;
-                std::io::copy(&mut src, &mut w)
-            })?;
-        Ok(Self {
-            path,
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("compose-fifo".into()).spawn(move || {
+            let mut w = std::fs::OpenOptions::new().write(true).open(&p)?;
+            std::io::copy(&mut src, &mut w)
+        })?;
+        Ok(Self { path, thread: Some(thread) })
     }
 
     pub fn path(&self) -> &Path {
@@ -77,17 +72,12 @@ impl Feeder {
             return Ok(0);
         };
         while !t.is_finished() {
-            if let Ok(r) = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.path)
-            {
+            if let Ok(r) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&self.path) {
                 drop(r);
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        t.join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("fifo thread panicked")))
+        t.join().unwrap_or_else(|_| Err(std::io::Error::other("fifo thread panicked")))
     }
 }
 

@@ -81,19 +81,12 @@ pub fn build(inputs: &[TileInput], width: u32, height: u32, layout: Layout) -> G
             }
             let _ = write!(f, "[c{}]", places.len());
         }
-        let _ = write!(
-            f,
-            "pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p[vout];"
-        );
+        let _ = write!(f, "pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p[vout];");
     }
     if audio {
         mix_audio(&mut f, &mix);
     }
-    Graph {
-        filter: f.trim_end_matches(';').to_string(),
-        video,
-        audio,
-    }
+    Graph { filter: f.trim_end_matches(';').to_string(), video, audio }
 }
 
 /// Input `i`'s audio, resampled from t=0 and delayed by its offset, as `[a{i}]`; with a tile
@@ -139,18 +132,22 @@ pub fn build_epochs(inputs: &[TileInput], width: u32, height: u32, epochs: &[Epo
     let video = inputs.iter().any(|i| i.has_video);
     if !video || epochs.len() < 2 {
         let first = epochs.first().copied().unwrap_or(Epoch { from_ms: 0, layout: Layout::BestFit, focus: None });
-        let marked: Vec<TileInput> = inputs.iter().enumerate().map(|(i, t)| TileInput { focus: first.focus == Some(i), ..*t }).collect();
+        let marked: Vec<TileInput> =
+            inputs.iter().enumerate().map(|(i, t)| TileInput { focus: first.focus == Some(i), ..*t }).collect();
         return build(&marked, width, height, first.layout);
     }
     let total = inputs.iter().map(|i| i.offset_ms + i.duration_ms).max().unwrap_or(0).max(1);
     let k = epochs.len();
     let mut f = String::new();
     // Per epoch: its span and where each input goes.
-    let spans: Vec<(u64, u64)> = (0..k).map(|e| (epochs[e].from_ms, epochs.get(e + 1).map_or(total.max(epochs[e].from_ms + 1), |n| n.from_ms))).collect();
+    let spans: Vec<(u64, u64)> = (0..k)
+        .map(|e| (epochs[e].from_ms, epochs.get(e + 1).map_or(total.max(epochs[e].from_ms + 1), |n| n.from_ms)))
+        .collect();
     let places: Vec<Vec<(usize, Rect)>> = epochs
         .iter()
         .map(|e| {
-            let marked: Vec<TileInput> = inputs.iter().enumerate().map(|(i, t)| TileInput { focus: e.focus == Some(i), ..*t }).collect();
+            let marked: Vec<TileInput> =
+                inputs.iter().enumerate().map(|(i, t)| TileInput { focus: e.focus == Some(i), ..*t }).collect();
             placements(e.layout, &marked, width, height)
         })
         .collect();
@@ -185,7 +182,8 @@ pub fn build_epochs(inputs: &[TileInput], width: u32, height: u32, epochs: &[Epo
         }
     }
     let _ = write!(f, "[c{n}]format=yuv420p[vout];");
-    let mix: Vec<String> = inputs.iter().enumerate().filter(|(_, t)| t.has_audio).map(|(i, t)| audio_chain(&mut f, i, t, None)).collect();
+    let mix: Vec<String> =
+        inputs.iter().enumerate().filter(|(_, t)| t.has_audio).map(|(i, t)| audio_chain(&mut f, i, t, None)).collect();
     if !mix.is_empty() {
         mix_audio(&mut f, &mix);
     }
@@ -203,26 +201,14 @@ mod tests {
 
     #[test]
     fn graph_labels() {
-        let av = TileInput {
-            offset_ms: 1500,
-            duration_ms: 2000,
-            has_audio: true,
-            has_video: true,
-            focus: false,
-        };
-        let a = TileInput {
-            has_video: false,
-            ..av
-        };
+        let av = TileInput { offset_ms: 1500, duration_ms: 2000, has_audio: true, has_video: true, focus: false };
+        let a = TileInput { has_video: false, ..av };
         let g = build(&[av, a], 640, 480, Layout::BestFit);
         assert!(g.video && g.audio);
         assert!(g.filter.contains("setpts=PTS+1.500/TB"));
         assert!(g.filter.contains("adelay=delays=1500:all=1"));
         assert!(g.filter.contains("layout=0_0|320_0"));
-        assert!(
-            g.filter.contains("showwaves"),
-            "audio-only input gets a tile"
-        );
+        assert!(g.filter.contains("showwaves"), "audio-only input gets a tile");
         assert!(g.filter.contains("amix=inputs=2"));
         let g = build(&[a], 640, 480, Layout::BestFit);
         assert!(!g.video && g.audio && !g.filter.contains("vout"));

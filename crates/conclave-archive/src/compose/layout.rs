@@ -69,9 +69,7 @@ pub fn placements(layout: Layout, inputs: &[TileInput], width: u32, height: u32)
     if layout == Layout::BestFit || n == 1 {
         let (cols, rows) = grid(n);
         let (w, h) = (even(width / cols as u32), even(height / rows as u32));
-        return (0..n)
-            .map(|i| (i, Rect { x: (i % cols) as u32 * w, y: (i / cols) as u32 * h, w, h }))
-            .collect();
+        return (0..n).map(|i| (i, Rect { x: (i % cols) as u32 * w, y: (i / cols) as u32 * h, w, h })).collect();
     }
     let focus = inputs.iter().position(|i| i.focus).unwrap_or(0);
     let others: Vec<usize> = (0..n).filter(|i| *i != focus).collect();

@@ -16,7 +16,6 @@ mod layout;
 pub use graph::FPS;
 pub use layout::{Epoch, Layout, Rect, TileInput, grid, placements};
 
-
 use crate::digest::sha256_file;
 use crate::error::{ArchiveError, Result};
 use crate::ffmpeg::{ffmpeg_bin, probe_duration_ms, tail};
@@ -115,7 +114,8 @@ impl Quality {
             Quality::MaxBitrate(total) => {
                 let a = (total / 4).clamp(32_000, 128_000);
                 let v = total.saturating_sub(a).max(total / 2);
-                let video = ["-crf", "23", "-maxrate", &v.to_string(), "-bufsize", &v.to_string()].map(String::from).to_vec();
+                let video =
+                    ["-crf", "23", "-maxrate", &v.to_string(), "-bufsize", &v.to_string()].map(String::from).to_vec();
                 (video, audio(a))
             }
             Quality::Qp(qp) => (vec!["-qp".into(), qp.to_string()], audio(128_000)),
@@ -141,9 +141,7 @@ pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOut
     let g = graph::build_epochs(&tiles, width, height, &spec.epochs);
     let dir = fifo::PrivateDir::new()?;
     let progress = dir.path().join("progress.txt");
-    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-v", "error", "-y"]
-        .map(OsString::from)
-        .into();
+    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-v", "error", "-y"].map(OsString::from).into();
     args.extend(["-progress".into(), progress.clone().into()]);
     let mut feeders = Vec::new();
     for (i, inp) in inputs.into_iter().enumerate() {
@@ -180,14 +178,7 @@ pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOut
         }
         ComposeOutput::Writer(_) => {
             args.extend(
-                [
-                    "-movflags",
-                    "frag_keyframe+empty_moov+default_base_moof",
-                    "-f",
-                    "mp4",
-                    "pipe:1",
-                ]
-                .map(OsString::from),
+                ["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", "pipe:1"].map(OsString::from),
             );
             None
         }
@@ -196,10 +187,7 @@ pub fn compose(inputs: Vec<ComposeInput>, spec: &ComposeSpec, output: ComposeOut
     let fed: Vec<std::io::Result<u64>> = feeders.into_iter().map(fifo::Feeder::join).collect();
     let status = status?;
     if !status.success() {
-        return Err(ArchiveError::Ffmpeg(format!(
-            "compose failed ({status}): {}",
-            tail(&stderr)
-        )));
+        return Err(ArchiveError::Ffmpeg(format!("compose failed ({status}): {}", tail(&stderr))));
     }
     for r in fed {
         r.map_err(|e| ArchiveError::Ffmpeg(format!("feeding an input failed: {e}")))?;
@@ -227,15 +215,11 @@ fn validate(inputs: &[ComposeInput], width: u32, height: u32) -> Result<()> {
         return Err(ArchiveError::Invalid("nothing to compose".into()));
     }
     if inputs.iter().any(|i| !i.has_audio && !i.has_video) {
-        return Err(ArchiveError::Invalid(
-            "every input needs audio or video".into(),
-        ));
+        return Err(ArchiveError::Invalid("every input needs audio or video".into()));
     }
     let ok = |v: u32| (16..=4096).contains(&v) && v.is_multiple_of(2);
     if !ok(width) || !ok(height) {
-        return Err(ArchiveError::Invalid(format!(
-            "resolution {width}x{height} must be even and within 16..=4096"
-        )));
+        return Err(ArchiveError::Invalid(format!("resolution {width}x{height} must be even and within 16..=4096")));
     }
     Ok(())
 }
@@ -244,10 +228,7 @@ type Written = Result<(u64, String)>;
 
 /// Run ffmpeg, copying its stdout into the writer (if any) on this thread while another
 /// thread collects stderr. On a writer error ffmpeg is killed.
-fn run_ffmpeg(
-    args: &[OsString],
-    output: ComposeOutput<'_>,
-) -> (Result<std::process::ExitStatus>, Vec<u8>, Written) {
+fn run_ffmpeg(args: &[OsString], output: ComposeOutput<'_>) -> (Result<std::process::ExitStatus>, Vec<u8>, Written) {
     let mut cmd = Command::new(ffmpeg_bin());
     cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
     cmd.stdout(match output {

@@ -42,20 +42,12 @@ impl ArchiveRecipient {
             return Self::parse(&line);
         }
         if s.starts_with("age1") {
-            return s
-                .parse()
-                .map(Self::X25519)
-                .map_err(|e: &str| ArchiveError::Encrypt(e.to_string()));
+            return s.parse().map(Self::X25519).map_err(|e: &str| ArchiveError::Encrypt(e.to_string()));
         }
         if s.starts_with("ssh-") {
-            return s
-                .parse()
-                .map(Self::Ssh)
-                .map_err(|e| ArchiveError::Encrypt(format!("ssh recipient: {e:?}")));
+            return s.parse().map(Self::Ssh).map_err(|e| ArchiveError::Encrypt(format!("ssh recipient: {e:?}")));
         }
-        Err(ArchiveError::Encrypt(
-            "recipient must be an age1… or ssh-… public key".into(),
-        ))
+        Err(ArchiveError::Encrypt("recipient must be an age1… or ssh-… public key".into()))
     }
 
     /// An owned age recipient, for `StreamRecorder::create_encrypted` and
@@ -78,11 +70,7 @@ pub struct EncryptedFile {
 
 /// Encrypt `input` to `output` for `recipient`, streaming in 64 KiB chunks (binary age
 /// format, no armor). The output is created fresh; on error it is removed.
-pub fn encrypt_file(
-    input: &Path,
-    output: &Path,
-    recipient: &ArchiveRecipient,
-) -> Result<EncryptedFile> {
+pub fn encrypt_file(input: &Path, output: &Path, recipient: &ArchiveRecipient) -> Result<EncryptedFile> {
     let out = File::create_new(output)?; // refuse to overwrite, and never delete, an existing file
     let r = encrypt_inner(input, out, recipient);
     if r.is_err() {
@@ -119,14 +107,18 @@ pub fn decrypt_file(identity: &str, input: &Path, output: &Path) -> Result<u64> 
     } else {
         let ssh = age::ssh::Identity::from_buffer(identity.as_bytes(), None)?;
         if matches!(ssh, age::ssh::Identity::Encrypted(_)) {
-            return Err(ArchiveError::Encrypt("the private key is passphrase-protected; decrypt it first (ssh-keygen -p) or use the age CLI".into()));
+            return Err(ArchiveError::Encrypt(
+                "the private key is passphrase-protected; decrypt it first (ssh-keygen -p) or use the age CLI".into(),
+            ));
         }
         vec![Box::new(ssh)]
     };
     let identities: Vec<&dyn age::Identity> = identities.iter().map(|i| i.as_ref() as &dyn age::Identity).collect();
     let src = std::io::BufReader::new(std::fs::File::open(input)?);
     let dec = age::Decryptor::new_buffered(src).map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
-    let mut reader = dec.decrypt(identities.into_iter()).map_err(|e| ArchiveError::Encrypt(format!("cannot decrypt with this identity: {e}")))?;
+    let mut reader = dec
+        .decrypt(identities.into_iter())
+        .map_err(|e| ArchiveError::Encrypt(format!("cannot decrypt with this identity: {e}")))?;
     let result = (|| -> Result<u64> {
         let mut out = std::io::BufWriter::new(std::fs::File::create_new(output)?);
         let n = std::io::copy(&mut reader, &mut out)?;

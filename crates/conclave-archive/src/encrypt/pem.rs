@@ -95,9 +95,7 @@ fn spki_rsa(der: &[u8]) -> Result<(&[u8], &[u8])> {
     let (alg, rest) = expect(spki, 0x30)?;
     let (oid, _) = expect(alg, 0x06)?;
     if oid != RSA_ENCRYPTION_OID {
-        return Err(bad(
-            "not an RSA key (only RSA certificates and keys are supported)",
-        ));
+        return Err(bad("not an RSA key (only RSA certificates and keys are supported)"));
     }
     let (bits, _) = expect(rest, 0x03)?;
     match bits.split_first() {

@@ -20,20 +20,13 @@ pub(crate) struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hash: Sha256::new(),
-            n: 0,
-        }
+        Self { inner, hash: Sha256::new(), n: 0 }
     }
 
     /// Flush and return the inner writer with the byte count and hash so far.
     pub(crate) fn finish(mut self) -> (W, EncryptedFile) {
         let _ = self.inner.flush();
-        let info = EncryptedFile {
-            size: self.n,
-            sha256: hex::encode(self.hash.finalize()),
-        };
+        let info = EncryptedFile { size: self.n, sha256: hex::encode(self.hash.finalize()) };
         (self.inner, info)
     }
 }
@@ -60,13 +53,9 @@ pub struct EncryptingWriter<W: Write> {
 impl<W: Write> EncryptingWriter<W> {
     /// Write the age header for `recipients` to `out` and return the plaintext sink.
     pub fn new(out: W, recipients: &[Box<dyn age::Recipient + Send>]) -> Result<Self> {
-        let enc = age::Encryptor::with_recipients(
-            recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
-        )
-        .map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
-        Ok(Self {
-            inner: enc.wrap_output(HashingWriter::new(out))?,
-        })
+        let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient))
+            .map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
+        Ok(Self { inner: enc.wrap_output(HashingWriter::new(out))? })
     }
 
     /// Seal the last chunk, flush, and return the ciphertext summary.
@@ -113,9 +102,7 @@ impl Default for EphemeralKey {
 impl EphemeralKey {
     /// A fresh random key.
     pub fn generate() -> Self {
-        Self {
-            identity: age::x25519::Identity::generate(),
-        }
+        Self { identity: age::x25519::Identity::generate() }
     }
 
     /// The public half.

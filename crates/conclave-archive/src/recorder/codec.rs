@@ -54,10 +54,7 @@ impl Bits<'_> {
 /// for bytes that are not a VP9 frame. For a superframe the first frame is examined, which
 /// is the one that carries the keyframe flag.
 fn vp9_header(frame: &[u8]) -> Option<Option<(u32, u32)>> {
-    let mut b = Bits {
-        data: frame,
-        pos: 0,
-    };
+    let mut b = Bits { data: frame, pos: 0 };
     if b.read(2)? != 2 {
         return None; // frame_marker
     }
@@ -147,10 +144,7 @@ mod tests {
         while bits.len() % 8 != 0 {
             bits.push('0');
         }
-        bits.as_bytes()
-            .chunks(8)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
-            .collect()
+        bits.as_bytes().chunks(8).map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap()).collect()
     }
 
     #[test]

@@ -32,12 +32,7 @@ impl KeyframeGate {
     /// A gate that starts closed (waiting for the first keyframe) and repeats a keyframe
     /// request at most once per `request_interval`.
     pub fn new(request_interval: Duration) -> Self {
-        Self {
-            waiting: true,
-            last_request: None,
-            request_interval,
-            dropped: 0,
-        }
+        Self { waiting: true, last_request: None, request_interval, dropped: 0 }
     }
 
     /// Report a gap (sequence discontinuity, lost frame): close the gate.
@@ -61,28 +56,17 @@ impl KeyframeGate {
         }
         if is_keyframe {
             self.waiting = false;
-            return GateDecision {
-                write: true,
-                request_keyframe: false,
-            };
+            return GateDecision { write: true, request_keyframe: false };
         }
         if !self.waiting {
-            return GateDecision {
-                write: true,
-                request_keyframe: false,
-            };
+            return GateDecision { write: true, request_keyframe: false };
         }
         self.dropped += 1;
-        let due = self
-            .last_request
-            .is_none_or(|t| now.duration_since(t) >= self.request_interval);
+        let due = self.last_request.is_none_or(|t| now.duration_since(t) >= self.request_interval);
         if due {
             self.last_request = Some(now);
         }
-        GateDecision {
-            write: false,
-            request_keyframe: due,
-        }
+        GateDecision { write: false, request_keyframe: due }
     }
 
     /// True while video is being dropped.

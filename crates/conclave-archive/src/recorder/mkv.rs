@@ -98,11 +98,33 @@ fn float(id: u32, v: f64) -> Vec<u8> {
 
 impl<W: Write + Seek> MkvWriter<W> {
     /// Writes the header, Info and Tracks. `seekable`: the Duration can be filled in later.
-    pub fn start(mut out: W, seekable: bool, video: Option<&AvcTrack>, audio: Option<&[u8]>) -> std::io::Result<MkvWriter<W>> {
-        let mut head = element(EBML, &[uint(0x4286, 1), uint(0x42F7, 1), uint(0x42F2, 4), uint(0x42F3, 8), element(0x4282, b"matroska"), uint(0x4287, 4), uint(0x4285, 2)].concat());
+    pub fn start(
+        mut out: W,
+        seekable: bool,
+        video: Option<&AvcTrack>,
+        audio: Option<&[u8]>,
+    ) -> std::io::Result<MkvWriter<W>> {
+        let mut head = element(
+            EBML,
+            &[
+                uint(0x4286, 1),
+                uint(0x42F7, 1),
+                uint(0x42F2, 4),
+                uint(0x42F3, 8),
+                element(0x4282, b"matroska"),
+                uint(0x4287, 4),
+                uint(0x4285, 2),
+            ]
+            .concat(),
+        );
         head.extend(id_bytes(SEGMENT));
         head.extend(UNKNOWN_SIZE);
-        let info_fields = [uint(TIMECODE_SCALE, 1_000_000), element(MUXING_APP, b"conclave-archive"), element(WRITING_APP, b"conclave-archive")].concat();
+        let info_fields = [
+            uint(TIMECODE_SCALE, 1_000_000),
+            element(MUXING_APP, b"conclave-archive"),
+            element(WRITING_APP, b"conclave-archive"),
+        ]
+        .concat();
         let duration = float(DURATION, 0.0);
         let info = element(INFO, &[info_fields, duration.clone()].concat());
         // The float is the last 8 bytes of the Info element.
@@ -110,16 +132,53 @@ impl<W: Write + Seek> MkvWriter<W> {
         head.extend(info);
         let mut tracks = Vec::new();
         if let Some(v) = video {
-            let picture = element(VIDEO, &[uint(PIXEL_WIDTH, u64::from(v.width)), uint(PIXEL_HEIGHT, u64::from(v.height))].concat());
-            tracks.extend(element(TRACK_ENTRY, &[uint(TRACK_NUMBER, VIDEO_TRACK), uint(TRACK_UID, VIDEO_TRACK), uint(TRACK_TYPE, 1), element(CODEC_ID, b"V_MPEG4/ISO/AVC"), element(CODEC_PRIVATE, &v.config), picture].concat()));
+            let picture = element(
+                VIDEO,
+                &[uint(PIXEL_WIDTH, u64::from(v.width)), uint(PIXEL_HEIGHT, u64::from(v.height))].concat(),
+            );
+            tracks.extend(element(
+                TRACK_ENTRY,
+                &[
+                    uint(TRACK_NUMBER, VIDEO_TRACK),
+                    uint(TRACK_UID, VIDEO_TRACK),
+                    uint(TRACK_TYPE, 1),
+                    element(CODEC_ID, b"V_MPEG4/ISO/AVC"),
+                    element(CODEC_PRIVATE, &v.config),
+                    picture,
+                ]
+                .concat(),
+            ));
         }
         if let Some(opus_head) = audio {
-            let sound = element(AUDIO, &[float(SAMPLING_FREQUENCY, 48_000.0), uint(CHANNELS, u64::from(opus_head.get(9).copied().unwrap_or(2)))].concat());
-            tracks.extend(element(TRACK_ENTRY, &[uint(TRACK_NUMBER, AUDIO_TRACK), uint(TRACK_UID, AUDIO_TRACK), uint(TRACK_TYPE, 2), element(CODEC_ID, b"A_OPUS"), element(CODEC_PRIVATE, opus_head), sound].concat()));
+            let sound = element(
+                AUDIO,
+                &[
+                    float(SAMPLING_FREQUENCY, 48_000.0),
+                    uint(CHANNELS, u64::from(opus_head.get(9).copied().unwrap_or(2))),
+                ]
+                .concat(),
+            );
+            tracks.extend(element(
+                TRACK_ENTRY,
+                &[
+                    uint(TRACK_NUMBER, AUDIO_TRACK),
+                    uint(TRACK_UID, AUDIO_TRACK),
+                    uint(TRACK_TYPE, 2),
+                    element(CODEC_ID, b"A_OPUS"),
+                    element(CODEC_PRIVATE, opus_head),
+                    sound,
+                ]
+                .concat(),
+            ));
         }
         head.extend(element(TRACKS, &tracks));
         out.write_all(&head)?;
-        Ok(MkvWriter { out, duration_at: seekable.then_some(duration_at), cluster_ms: None, written: head.len() as u64 })
+        Ok(MkvWriter {
+            out,
+            duration_at: seekable.then_some(duration_at),
+            cluster_ms: None,
+            written: head.len() as u64,
+        })
     }
 
     /// One frame at `ms` (never before the previous frame's time).

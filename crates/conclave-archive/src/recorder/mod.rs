@@ -25,8 +25,7 @@ mod mkv;
 mod sink;
 
 pub use codec::{
-    opus_head, opus_packet_duration_ns, vp8_is_keyframe, vp8_keyframe_size, vp9_is_keyframe,
-    vp9_keyframe_size,
+    opus_head, opus_packet_duration_ns, vp8_is_keyframe, vp8_keyframe_size, vp9_is_keyframe, vp9_keyframe_size,
 };
 pub use gate::{GateDecision, KeyframeGate};
 
@@ -35,10 +34,7 @@ use sink::Sink;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use webm::mux::{
-    AudioCodecId, Segment, SegmentBuilder, SegmentMode, VideoCodecId,
-    Writer,
-};
+use webm::mux::{AudioCodecId, Segment, SegmentBuilder, SegmentMode, VideoCodecId, Writer};
 
 /// Fallback frame size when video is enabled, no size is configured and no keyframe arrives
 /// within `max_wait_for_keyframe`.
@@ -218,21 +214,15 @@ impl StreamRecorder {
 
     fn validate(cfg: &RecorderConfig) -> Result<()> {
         if !cfg.audio && !cfg.video {
-            return Err(ArchiveError::Invalid(
-                "neither audio nor video enabled".into(),
-            ));
+            return Err(ArchiveError::Invalid("neither audio nor video enabled".into()));
         }
         if !matches!(cfg.audio_channels, 1 | 2) {
-            return Err(ArchiveError::Invalid(
-                "audio_channels must be 1 or 2".into(),
-            ));
+            return Err(ArchiveError::Invalid("audio_channels must be 1 or 2".into()));
         }
         match (cfg.width, cfg.height) {
             (Some(w), Some(h)) if w > 0 && h > 0 => Ok(()),
             (None, None) => Ok(()),
-            _ => Err(ArchiveError::Invalid(
-                "width and height must both be set".into(),
-            )),
+            _ => Err(ArchiveError::Invalid("width and height must both be set".into())),
         }
     }
 
@@ -269,20 +259,11 @@ impl StreamRecorder {
         if !self.cfg.audio {
             return Err(ArchiveError::Invalid("audio not enabled".into()));
         }
-        self.push(Pending {
-            ts: timestamp_ns,
-            kind: Kind::Audio,
-            data: packet.to_vec(),
-        })
+        self.push(Pending { ts: timestamp_ns, kind: Kind::Audio, data: packet.to_vec() })
     }
 
     /// Queue one whole VP8 or VP9 frame, or one H.264 access unit (`RecorderConfig::video_codec`).
-    pub fn write_video(
-        &mut self,
-        frame: &[u8],
-        timestamp_ns: u64,
-        is_keyframe: bool,
-    ) -> Result<()> {
+    pub fn write_video(&mut self, frame: &[u8], timestamp_ns: u64, is_keyframe: bool) -> Result<()> {
         if !self.cfg.video {
             return Err(ArchiveError::Invalid("video not enabled".into()));
         }
@@ -308,11 +289,7 @@ impl StreamRecorder {
                 self.size = size;
             }
         }
-        self.push(Pending {
-            ts: timestamp_ns,
-            kind: Kind::Video { key: is_keyframe },
-            data: frame.to_vec(),
-        })?;
+        self.push(Pending { ts: timestamp_ns, kind: Kind::Video { key: is_keyframe }, data: frame.to_vec() })?;
         if self.mux.is_none() && self.size.0 > 0 && (self.cfg.video_codec != VideoCodec::H264 || self.avc.is_some()) {
             self.start_muxer()?;
             self.drain(false)?;
@@ -421,28 +398,19 @@ impl StreamRecorder {
                 VideoCodec::Vp9 => VideoCodecId::VP9,
                 VideoCodec::H264 => unreachable!("H.264 goes to start_mkv"),
             };
-            let (nb, t) = b
-                .add_video_track(self.size.0, self.size.1, codec, None)
-                .map_err(err)?;
+            let (nb, t) = b.add_video_track(self.size.0, self.size.1, codec, None).map_err(err)?;
             b = nb;
             video = Some(t);
         }
         let mut audio = None;
         if self.cfg.audio {
             let ch = self.cfg.audio_channels as u32;
-            let (nb, t) = b
-                .add_audio_track(48_000, ch, AudioCodecId::Opus, None)
-                .map_err(err)?;
-            b = nb
-                .set_codec_private(t, &opus_head(self.cfg.audio_channels))
-                .map_err(err)?;
+            let (nb, t) = b.add_audio_track(48_000, ch, AudioCodecId::Opus, None).map_err(err)?;
+            b = nb.set_codec_private(t, &opus_head(self.cfg.audio_channels)).map_err(err)?;
             audio = Some(t);
         }
-        self.mux = Some(Muxer {
-            backend: Backend::Webm(b.build()),
-            audio: audio.map(u64::from),
-            video: video.map(u64::from),
-        });
+        self.mux =
+            Some(Muxer { backend: Backend::Webm(b.build()), audio: audio.map(u64::from), video: video.map(u64::from) });
         Ok(())
     }
 
@@ -453,7 +421,11 @@ impl StreamRecorder {
         }
         let out = self.sink.take().expect("sink present until muxer starts");
         let seekable = !out.is_encrypted();
-        let avc = self.avc.clone().filter(|_| self.cfg.video).map(|config| mkv::AvcTrack { config, width: self.size.0, height: self.size.1 });
+        let avc = self.avc.clone().filter(|_| self.cfg.video).map(|config| mkv::AvcTrack {
+            config,
+            width: self.size.0,
+            height: self.size.1,
+        });
         let head = opus_head(self.cfg.audio_channels);
         let w = mkv::MkvWriter::start(out, seekable, avc.as_ref(), self.cfg.audio.then_some(&head[..]))?;
         self.mux = Some(Muxer {
@@ -467,11 +439,7 @@ impl StreamRecorder {
     /// Write frames older than the reorder window (all of them when `all`).
     fn drain(&mut self, all: bool) -> Result<()> {
         let window = self.cfg.reorder_window.as_nanos() as u64;
-        let limit = if all {
-            u64::MAX
-        } else {
-            self.max_ts.saturating_sub(window)
-        };
+        let limit = if all { u64::MAX } else { self.max_ts.saturating_sub(window) };
         let n = self.pending.partition_point(|p| p.ts <= limit);
         let ready: Vec<Pending> = self.pending.drain(..n).collect();
         for p in ready {

@@ -34,11 +34,7 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub(crate) fn plain(file: File, every: Duration) -> Self {
-        Self {
-            out: Out::Plain(BufWriter::with_capacity(BUF, file)),
-            last_flush: Instant::now(),
-            every,
-        }
+        Self { out: Out::Plain(BufWriter::with_capacity(BUF, file)), last_flush: Instant::now(), every }
     }
 
     /// Writes the age header (binary format) for `recipients` to `file` at once.
@@ -47,17 +43,11 @@ impl Sink {
         every: Duration,
         recipients: &[Box<dyn age::Recipient + Send>],
     ) -> Result<Self> {
-        let enc = age::Encryptor::with_recipients(
-            recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
-        )
-        .map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
+        let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient))
+            .map_err(|e| ArchiveError::Encrypt(e.to_string()))?;
         let mut w = enc.wrap_output(HashingWriter::new(BufWriter::with_capacity(BUF, file)))?;
         w.flush()?;
-        Ok(Self {
-            out: Out::Age(w),
-            last_flush: Instant::now(),
-            every,
-        })
+        Ok(Self { out: Out::Age(w), last_flush: Instant::now(), every })
     }
 
     /// True when the sink cannot seek (the muxer must use live, non-seek mode).
@@ -108,10 +98,7 @@ impl Seek for Sink {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         match &mut self.out {
             Out::Plain(w) => w.seek(pos),
-            Out::Age(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "an age stream cannot seek",
-            )),
+            Out::Age(_) => Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "an age stream cannot seek")),
         }
     }
 }

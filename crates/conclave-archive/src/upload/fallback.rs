@@ -37,13 +37,10 @@ impl FallbackStore {
     /// Where `archive_id` with `ext` is stored. `archive_id` must be a UUID and `ext` one of
     /// the known extensions, so no name can leave the directory.
     pub fn path_for(&self, archive_id: &str, ext: &str) -> Result<PathBuf> {
-        let id = Uuid::parse_str(archive_id).map_err(|_| {
-            ArchiveError::Invalid(format!("archive id {archive_id:?} is not a UUID"))
-        })?;
+        let id = Uuid::parse_str(archive_id)
+            .map_err(|_| ArchiveError::Invalid(format!("archive id {archive_id:?} is not a UUID")))?;
         if !EXTENSIONS.contains(&ext) {
-            return Err(ArchiveError::Invalid(format!(
-                "extension {ext:?} not allowed"
-            )));
+            return Err(ArchiveError::Invalid(format!("extension {ext:?} not allowed")));
         }
         Ok(self.root.join(format!("{}.{ext}", id.hyphenated())))
     }
@@ -83,9 +80,7 @@ impl FallbackStore {
 
     /// `expire` with an explicit "now" (for tests and for a scheduler with its own clock).
     pub fn expire_at(&self, now: SystemTime, older_than: Duration) -> Result<Vec<RemovedFile>> {
-        let cutoff = now
-            .checked_sub(older_than)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let cutoff = now.checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut removed = Vec::new();
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
@@ -98,11 +93,7 @@ impl FallbackStore {
                 continue;
             }
             fs::remove_file(&path)?;
-            removed.push(RemovedFile {
-                archive_id: id,
-                path,
-                size: meta.len(),
-            });
+            removed.push(RemovedFile { archive_id: id, path, size: meta.len() });
         }
         removed.sort_by_key(|r| r.archive_id);
         Ok(removed)

@@ -79,11 +79,8 @@ pub struct S3Target {
 impl S3Target {
     /// Build the client (no network traffic).
     pub fn new(cfg: &S3Config) -> Result<Self> {
-        let retry = RetryConfig {
-            max_retries: cfg.max_retries,
-            retry_timeout: cfg.retry_timeout,
-            ..Default::default()
-        };
+        let retry =
+            RetryConfig { max_retries: cfg.max_retries, retry_timeout: cfg.retry_timeout, ..Default::default() };
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&cfg.bucket)
             .with_region(&cfg.region)
@@ -92,28 +89,19 @@ impl S3Target {
             .with_virtual_hosted_style_request(!cfg.path_style)
             .with_retry(retry);
         if let Some(ep) = &cfg.endpoint {
-            b = b
-                .with_endpoint(ep)
-                .with_allow_http(ep.starts_with("http://"));
+            b = b.with_endpoint(ep).with_allow_http(ep.starts_with("http://"));
         }
         if cfg.sse_s3 {
             // `S3EncryptionConfigKey` is not exported by object_store 0.14; parse its name.
             let key: AmazonS3ConfigKey = "aws_server_side_encryption".parse()?;
             b = b.with_config(key, "AES256");
         }
-        Ok(Self {
-            store: b.build()?,
-            prefix: cfg.prefix.trim_matches('/').to_string(),
-        })
+        Ok(Self { store: b.build()?, prefix: cfg.prefix.trim_matches('/').to_string() })
     }
 
     /// The object key for `name` under the configured prefix.
     pub fn key(&self, name: &str) -> String {
-        if self.prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}/{}", self.prefix, name)
-        }
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}/{}", self.prefix, name) }
     }
 
     /// Upload a local file as `name` (under the prefix). Files up to `PART_SIZE` go in one
@@ -130,12 +118,7 @@ impl S3Target {
             hash.update(&buf);
             let size = buf.len() as u64;
             self.store.put(&location, PutPayload::from(buf)).await?;
-            return Ok(UploadResult {
-                key,
-                size,
-                sha256: hex::encode(hash.finalize()),
-                multipart: false,
-            });
+            return Ok(UploadResult { key, size, sha256: hex::encode(hash.finalize()), multipart: false });
         }
         let upload = self.store.put_multipart(&location).await?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
@@ -160,12 +143,7 @@ impl S3Target {
             return Err(e);
         }
         w.finish().await?;
-        Ok(UploadResult {
-            key,
-            size,
-            sha256: hex::encode(hash.finalize()),
-            multipart: true,
-        })
+        Ok(UploadResult { key, size, sha256: hex::encode(hash.finalize()), multipart: true })
     }
 
     /// Prove that the credentials can write: PUT a small marker object

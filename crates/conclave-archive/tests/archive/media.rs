@@ -13,29 +13,14 @@ pub struct Frame {
 
 pub fn require_ffmpeg() {
     for bin in ["ffmpeg", "ffprobe"] {
-        let ok = Command::new(bin)
-            .arg("-version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "`{bin}` is required for this test: install it with `apt-get install -y ffmpeg`"
-        );
+        let ok = Command::new(bin).arg("-version").output().map(|o| o.status.success()).unwrap_or(false);
+        assert!(ok, "`{bin}` is required for this test: install it with `apt-get install -y ffmpeg`");
     }
 }
 
 fn run_ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).output().expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `secs` of 320x240 15 fps VP8 test pattern, keyframe every 15 frames.
@@ -53,7 +38,14 @@ pub fn vp9_frames(dir: &Path, secs: u32) -> Vec<Frame> {
 /// `secs` of 320x240 15 fps VP8 of one solid colour (an ffmpeg colour name).
 pub fn vp8_colour_frames(dir: &Path, secs: u32, colour: &str) -> Vec<Frame> {
     let source = format!("color=c={colour}:size=320x240:rate=15");
-    encode_ivf(dir, &format!("{colour}.ivf"), &source, secs, &["-c:v", "libvpx"], conclave_archive::recorder::vp8_is_keyframe)
+    encode_ivf(
+        dir,
+        &format!("{colour}.ivf"),
+        &source,
+        secs,
+        &["-c:v", "libvpx"],
+        conclave_archive::recorder::vp8_is_keyframe,
+    )
 }
 
 /// Encodes the test pattern with `codec` arguments into IVF and splits it into frames.
@@ -62,7 +54,14 @@ fn ivf_frames(dir: &Path, secs: u32, codec: &[&str], is_key: fn(&[u8]) -> bool) 
 }
 
 /// Encodes an ffmpeg lavfi `source` with `codec` arguments into IVF and splits it into frames.
-fn encode_ivf(dir: &Path, name: &str, source: &str, secs: u32, codec: &[&str], is_key: fn(&[u8]) -> bool) -> Vec<Frame> {
+fn encode_ivf(
+    dir: &Path,
+    name: &str,
+    source: &str,
+    secs: u32,
+    codec: &[&str],
+    is_key: fn(&[u8]) -> bool,
+) -> Vec<Frame> {
     require_ffmpeg();
     let ivf = dir.join(name);
     let t = secs.to_string();
@@ -80,9 +79,27 @@ pub fn h264_frames(dir: &Path, secs: u32) -> Vec<Frame> {
     let out = dir.join("v.h264");
     let t = secs.to_string();
     run_ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", &t, "-pix_fmt", "yuv420p",
-        "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", "15",
-        "-x264-params", "aud=1:repeat-headers=1", "-f", "h264", out.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=15",
+        "-t",
+        &t,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "baseline",
+        "-bf",
+        "0",
+        "-g",
+        "15",
+        "-x264-params",
+        "aud=1:repeat-headers=1",
+        "-f",
+        "h264",
+        out.to_str().unwrap(),
     ]);
     let data = std::fs::read(&out).unwrap();
     // Every access unit starts with an access unit delimiter (NAL type 9).
@@ -126,11 +143,7 @@ pub fn opus_packets(dir: &Path, secs: u32) -> Vec<Frame> {
     packets
         .into_iter()
         .map(|p| {
-            let f = Frame {
-                ts_ns: ts,
-                key: true,
-                data: p,
-            };
+            let f = Frame { ts_ns: ts, key: true, data: p };
             ts += conclave_archive::recorder::opus_packet_duration_ns(&f.data);
             f
         })
@@ -150,11 +163,7 @@ fn parse_ivf(b: &[u8], is_key: fn(&[u8]) -> bool) -> Vec<Frame> {
         let data = b[at + 12..at + 12 + len].to_vec();
         at += 12 + len;
         let key = is_key(&data);
-        out.push(Frame {
-            ts_ns: pts * num * 1_000_000_000 / den,
-            data,
-            key,
-        });
+        out.push(Frame { ts_ns: pts * num * 1_000_000_000 / den, data, key });
     }
     out
 }
@@ -201,35 +210,16 @@ pub fn probe(file: &Path) -> Probe {
         .arg(file)
         .output()
         .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "ffprobe stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "ffprobe stderr: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let streams = v["streams"].as_array().unwrap();
-    let mut codecs: Vec<String> = streams
-        .iter()
-        .map(|s| s["codec_name"].as_str().unwrap().to_string())
-        .collect();
+    let mut codecs: Vec<String> = streams.iter().map(|s| s["codec_name"].as_str().unwrap().to_string()).collect();
     codecs.sort();
-    let duration = v["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(-1.0);
+    let duration = v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(-1.0);
     let width = streams.iter().find_map(|s| s["width"].as_u64());
     let height = streams.iter().find_map(|s| s["height"].as_u64());
-    Probe {
-        codecs,
-        duration,
-        width,
-        height,
-    }
+    Probe { codecs, duration, width, height }
 }
 
 /// Full decode; returns ffmpeg's stderr (empty means clean).
@@ -240,11 +230,7 @@ pub fn decode_errors(file: &Path) -> String {
         .args(["-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg decode failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffmpeg decode failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -258,14 +244,7 @@ pub fn tmp() -> (tempfile::TempDir, PathBuf) {
 /// WebMs have no Duration element).
 pub fn last_pts(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-show_entries", "packet=pts_time", "-of", "csv=p=0"])
         .arg(path)
         .output()
         .unwrap();
@@ -276,12 +255,7 @@ pub fn last_pts(path: &Path) -> f64 {
 }
 
 /// Record `audio` and `video` (timestamps shifted by `t0_ns`) in time order into `rec`.
-pub fn feed_sorted(
-    rec: &mut conclave_archive::StreamRecorder,
-    audio: &[Frame],
-    video: &[Frame],
-    t0_ns: u64,
-) {
+pub fn feed_sorted(rec: &mut conclave_archive::StreamRecorder, audio: &[Frame], video: &[Frame], t0_ns: u64) {
     let mut evs: Vec<(u64, bool, &Frame)> = audio.iter().map(|a| (a.ts_ns, true, a)).collect();
     evs.extend(video.iter().map(|v| (v.ts_ns, false, v)));
     evs.sort_by_key(|e| e.0);
@@ -304,10 +278,7 @@ pub const WEBM_MAGIC: [u8; 4] = [0x1a, 0x45, 0xdf, 0xa3];
 /// Write `identity` as an `age-keygen` style identity file.
 pub fn write_identity(path: &Path, identity: &age::x25519::Identity) {
     use age::secrecy::ExposeSecret;
-    let text = format!(
-        "# created by conclave-archive tests\n{}\n",
-        identity.to_string().expose_secret()
-    );
+    let text = format!("# created by conclave-archive tests\n{}\n", identity.to_string().expose_secret());
     std::fs::write(path, text).unwrap();
 }
 
@@ -320,9 +291,5 @@ pub fn age_cli_decrypt(identity: &Path, input: &Path) -> (bool, Vec<u8>, String)
         .arg(input)
         .output()
         .expect("the `age` CLI is required for this test: apt-get install -y age");
-    (
-        out.status.success(),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }

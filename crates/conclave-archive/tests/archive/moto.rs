@@ -22,23 +22,12 @@ fn find_bin() -> Option<String> {
     if std::path::Path::new("/tmp/motovenv/bin/moto_server").exists() {
         return Some("/tmp/motovenv/bin/moto_server".into());
     }
-    let on_path = Command::new("moto_server")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    on_path
-        .ok()
-        .filter(|s| s.success())
-        .map(|_| "moto_server".into())
+    let on_path = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    on_path.ok().filter(|s| s.success()).map(|_| "moto_server".into())
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Moto {
@@ -68,10 +57,7 @@ impl Moto {
         let m = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not listen on {port} within 30 s"
-            );
+            assert!(Instant::now() < deadline, "moto did not listen on {port} within 30 s");
             std::thread::sleep(Duration::from_millis(100));
         }
         m
@@ -128,19 +114,10 @@ impl Moto {
             "POST",
             "/",
             h,
-            &format!(
-                "Action=PutUserPolicy&{v}&PolicyName=policy-{user}&PolicyDocument={}",
-                urlencode(policy)
-            ),
+            &format!("Action=PutUserPolicy&{v}&PolicyName=policy-{user}&PolicyDocument={}", urlencode(policy)),
         );
         let r = self.request("POST", "/", h, &format!("Action=CreateAccessKey&{v}"));
-        let tag = |t: &str| {
-            r.split(&format!("<{t}>"))
-                .nth(1)
-                .and_then(|x| x.split('<').next())
-                .unwrap()
-                .to_string()
-        };
+        let tag = |t: &str| r.split(&format!("<{t}>")).nth(1).and_then(|x| x.split('<').next()).unwrap().to_string();
         (tag("AccessKeyId"), tag("SecretAccessKey"))
     }
 }
@@ -155,9 +132,7 @@ impl Drop for Moto {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

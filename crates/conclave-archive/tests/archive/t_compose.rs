@@ -4,8 +4,8 @@
 
 use crate::media::{self, Frame};
 use conclave_archive::compose::{
-    ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, ComposedFile, Epoch, Layout,
-    Quality, TileInput, compose, placements,
+    ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, ComposedFile, Epoch, Layout, Quality, TileInput, compose,
+    placements,
 };
 use conclave_archive::digest::sha256_file;
 use conclave_archive::encrypt::{EncryptingWriter, EphemeralKey, open_decrypted};
@@ -18,19 +18,12 @@ struct Media {
 }
 
 fn media_2s(dir: &Path) -> Media {
-    Media {
-        audio: media::opus_packets(dir, 2),
-        video: media::vp8_frames(dir, 2),
-    }
+    Media { audio: media::opus_packets(dir, 2), video: media::vp8_frames(dir, 2) }
 }
 
 fn record(dir: &Path, name: &str, m: &Media, audio: bool, video: bool) -> PathBuf {
     let out = dir.join(name);
-    let cfg = RecorderConfig {
-        audio,
-        video,
-        ..Default::default()
-    };
+    let cfg = RecorderConfig { audio, video, ..Default::default() };
     let mut rec = StreamRecorder::create(&out, cfg).unwrap();
     let a: &[Frame] = if audio { &m.audio } else { &[] };
     let v: &[Frame] = if video { &m.video } else { &[] };
@@ -40,17 +33,16 @@ fn record(dir: &Path, name: &str, m: &Media, audio: bool, video: bool) -> PathBu
 }
 
 fn input(path: &Path, offset_ms: u64, has_audio: bool, has_video: bool) -> ComposeInput {
-    ComposeInput {
-        source: ComposeSource::Path(path.to_path_buf()),
-        offset_ms,
-        duration_ms: 2000,
-        has_audio,
-        has_video,
-    }
+    ComposeInput { source: ComposeSource::Path(path.to_path_buf()), offset_ms, duration_ms: 2000, has_audio, has_video }
 }
 
 /// The `bestFit` grid at default quality.
-fn grid_compose(inputs: Vec<ComposeInput>, width: u32, height: u32, out: ComposeOutput<'_>) -> Result<ComposedFile, conclave_archive::ArchiveError> {
+fn grid_compose(
+    inputs: Vec<ComposeInput>,
+    width: u32,
+    height: u32,
+    out: ComposeOutput<'_>,
+) -> Result<ComposedFile, conclave_archive::ArchiveError> {
     compose(inputs, &ComposeSpec::fixed(width, height, Layout::BestFit, None, Quality::Default), out)
 }
 
@@ -62,11 +54,7 @@ fn check(out: &Path, c: &ComposedFile, codecs: &[&str], size: Option<(u64, u64)>
     if let Some((w, h)) = size {
         assert_eq!((p.width, p.height), (Some(w), Some(h)));
     }
-    assert!(
-        (p.duration - secs).abs() < 1.0,
-        "duration {} vs {secs}",
-        p.duration
-    );
+    assert!((p.duration - secs).abs() < 1.0, "duration {} vs {secs}", p.duration);
     assert!(
         (c.duration_ms as f64 / 1000.0 - p.duration).abs() < 0.2,
         "reported {} ms, ffprobe {} s",
@@ -103,11 +91,7 @@ fn portrait_grid_with_audio_only_and_video_only_streams() {
     let v = record(&dir, "v.webm", &m, false, true);
     let out = dir.join("portrait.mp4");
     let c = grid_compose(
-        vec![
-            input(&av, 0, true, true),
-            input(&a, 500, true, false),
-            input(&v, 1000, false, true),
-        ],
+        vec![input(&av, 0, true, true), input(&a, 500, true, false), input(&v, 1000, false, true)],
         480,
         640,
         ComposeOutput::File(out.clone()),
@@ -133,13 +117,7 @@ fn audio_only_and_video_only_archives() {
 
     let v = record(&dir, "v.webm", &m, false, true);
     let out = dir.join("video.mp4");
-    let c = grid_compose(
-        vec![input(&v, 200, false, true)],
-        1280,
-        720,
-        ComposeOutput::File(out.clone()),
-    )
-    .unwrap();
+    let c = grid_compose(vec![input(&v, 200, false, true)], 1280, 720, ComposeOutput::File(out.clone())).unwrap();
     check(&out, &c, &["h264"], Some((1280, 720)), 2.2);
 }
 
@@ -194,11 +172,7 @@ fn encrypted_inputs_compose_into_an_encrypted_mp4() {
     let info = w.finish().unwrap();
     assert_eq!(info.size, std::fs::metadata(&archive).unwrap().len());
     assert_eq!(info.sha256, sha256_file(&archive).unwrap());
-    assert!(
-        (c.duration_ms as i64 - 3000).abs() < 1000,
-        "{} ms",
-        c.duration_ms
-    );
+    assert!((c.duration_ms as i64 - 3000).abs() < 1000, "{} ms", c.duration_ms);
     for e in std::fs::read_dir(&enc_dir).unwrap() {
         let b = std::fs::read(e.unwrap().path()).unwrap();
         assert!(b.starts_with(b"age-encryption.org/v1\n"));
@@ -265,7 +239,13 @@ fn layouts_put_each_stream_where_the_layout_says() {
             &marks
                 .iter()
                 .zip([0u64, 0, 1000])
-                .map(|(f, o)| TileInput { offset_ms: o, duration_ms: 2000, has_audio: false, has_video: true, focus: *f })
+                .map(|(f, o)| TileInput {
+                    offset_ms: o,
+                    duration_ms: 2000,
+                    has_audio: false,
+                    has_video: true,
+                    focus: *f,
+                })
                 .collect::<Vec<_>>(),
             w,
             h,

@@ -19,10 +19,7 @@ fn x25519_round_trip_and_no_plaintext_magic() {
     let (_d, dir) = media::tmp();
     let identity = age::x25519::Identity::generate();
     let recipient = ArchiveRecipient::parse(&identity.to_public().to_string()).unwrap();
-    for (i, magic) in [&[0x1a, 0x45, 0xdf, 0xa3][..], b"PK\x03\x04"]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, magic) in [&[0x1a, 0x45, 0xdf, 0xa3][..], b"PK\x03\x04"].into_iter().enumerate() {
         let plain = sample(&dir, magic);
         let enc = dir.join(format!("out{i}.age"));
         let info = encrypt_file(&plain, &enc, &recipient).unwrap();
@@ -30,21 +27,13 @@ fn x25519_round_trip_and_no_plaintext_magic() {
         assert_eq!(info.size, ct.len() as u64);
         assert_eq!(info.sha256, sha256_file(&enc).unwrap());
         assert!(ct.starts_with(b"age-encryption.org/v1\n"));
-        assert!(
-            !ct.windows(4).any(|w| w == magic),
-            "plaintext magic found in ciphertext"
-        );
+        assert!(!ct.windows(4).any(|w| w == magic), "plaintext magic found in ciphertext");
         let dec = age::Decryptor::new(&ct[..]).unwrap();
-        let mut r = dec
-            .decrypt(std::iter::once(&identity as &dyn age::Identity))
-            .unwrap();
+        let mut r = dec.decrypt(std::iter::once(&identity as &dyn age::Identity)).unwrap();
         let mut got = Vec::new();
         r.read_to_end(&mut got).unwrap();
         assert_eq!(got, std::fs::read(&plain).unwrap());
-        assert!(
-            encrypt_file(&plain, &enc, &recipient).is_err(),
-            "refuses to overwrite"
-        );
+        assert!(encrypt_file(&plain, &enc, &recipient).is_err(), "refuses to overwrite");
     }
 }
 
@@ -67,10 +56,8 @@ fn ssh_rsa_round_trip() {
     let private = std::fs::read(&key).unwrap();
     let identity = age::ssh::Identity::from_buffer(&private[..], None).unwrap();
     let ct = std::fs::read(&enc).unwrap();
-    let mut r = age::Decryptor::new(&ct[..])
-        .unwrap()
-        .decrypt(std::iter::once(&identity as &dyn age::Identity))
-        .unwrap();
+    let mut r =
+        age::Decryptor::new(&ct[..]).unwrap().decrypt(std::iter::once(&identity as &dyn age::Identity)).unwrap();
     let mut got = Vec::new();
     r.read_to_end(&mut got).unwrap();
     assert_eq!(got, std::fs::read(&plain).unwrap());
@@ -101,11 +88,7 @@ fn tool(bin: &str, args: &[&std::ffi::OsStr]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{bin} is required for this test: {e}"));
-    assert!(
-        out.status.success(),
-        "{bin}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{bin}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -114,27 +97,11 @@ fn pem_public_keys_and_certificates_become_ssh_rsa_recipients() {
     let (_d, dir) = media::tmp();
     let (key, public) = rsa_key(&dir);
     let pub_file = key.with_extension("pub");
-    let spki = tool(
-        "ssh-keygen",
-        &[
-            "-e".as_ref(),
-            "-m".as_ref(),
-            "PKCS8".as_ref(),
-            "-f".as_ref(),
-            pub_file.as_os_str(),
-        ],
-    );
+    let spki =
+        tool("ssh-keygen", &["-e".as_ref(), "-m".as_ref(), "PKCS8".as_ref(), "-f".as_ref(), pub_file.as_os_str()]);
     assert!(spki.starts_with("-----BEGIN PUBLIC KEY-----"));
-    let pkcs1 = tool(
-        "ssh-keygen",
-        &[
-            "-e".as_ref(),
-            "-m".as_ref(),
-            "PEM".as_ref(),
-            "-f".as_ref(),
-            pub_file.as_os_str(),
-        ],
-    );
+    let pkcs1 =
+        tool("ssh-keygen", &["-e".as_ref(), "-m".as_ref(), "PEM".as_ref(), "-f".as_ref(), pub_file.as_os_str()]);
     assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
     let cert = tool(
         "openssl",
@@ -156,9 +123,7 @@ fn pem_public_keys_and_certificates_become_ssh_rsa_recipients() {
     let id_file = key.clone();
     for (i, pem) in [spki, pkcs1, cert].iter().enumerate() {
         let r = ArchiveRecipient::parse(pem).unwrap();
-        let ArchiveRecipient::Ssh(ssh) = &r else {
-            panic!("not an ssh recipient")
-        };
+        let ArchiveRecipient::Ssh(ssh) = &r else { panic!("not an ssh recipient") };
         // Same key as the OpenSSH line: age's recipient stanza tag is derived from it.
         let direct: age::ssh::Recipient = public.trim().parse().unwrap();
         assert_eq!(format!("{ssh:?}"), format!("{direct:?}"));

@@ -16,16 +16,8 @@ fn assert_only_ciphertext(dir: &Path) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let b = std::fs::read(&p).unwrap();
-        assert!(
-            b.starts_with(b"age-encryption.org/v1\n"),
-            "{} is not an age file",
-            p.display()
-        );
-        assert!(
-            !media::contains(&b, &media::WEBM_MAGIC),
-            "WebM magic in {}",
-            p.display()
-        );
+        assert!(b.starts_with(b"age-encryption.org/v1\n"), "{} is not an age file", p.display());
+        assert!(!media::contains(&b, &media::WEBM_MAGIC), "WebM magic in {}", p.display());
     }
 }
 
@@ -50,10 +42,7 @@ fn encrypted_recording_decrypts_with_age_cli_and_ephemeral_key() {
     media::feed_sorted(&mut rec, &audio, &video, 0);
     let f = rec.finish().unwrap();
     assert_eq!(f.size, std::fs::metadata(&out).unwrap().len());
-    assert_eq!(
-        f.sha256.as_deref(),
-        Some(sha256_file(&out).unwrap().as_str())
-    );
+    assert_eq!(f.sha256.as_deref(), Some(sha256_file(&out).unwrap().as_str()));
     assert!((f.duration_ms as i64 - 2000).abs() < 100);
     assert_only_ciphertext(&rec_dir);
 
@@ -75,15 +64,9 @@ fn encrypted_recording_decrypts_with_age_cli_and_ephemeral_key() {
     assert!(errs.is_empty(), "decode errors: {errs}");
 
     let mut by_eph = Vec::new();
-    open_decrypted(&out, &eph)
-        .unwrap()
-        .read_to_end(&mut by_eph)
-        .unwrap();
+    open_decrypted(&out, &eph).unwrap().read_to_end(&mut by_eph).unwrap();
     assert_eq!(by_eph, plain, "ephemeral key decrypts the same bytes");
-    assert!(
-        open_decrypted(&out, &EphemeralKey::generate()).is_err(),
-        "another key cannot decrypt"
-    );
+    assert!(open_decrypted(&out, &EphemeralKey::generate()).is_err(), "another key cannot decrypt");
 }
 
 #[test]
@@ -95,12 +78,8 @@ fn encrypted_crash_leaves_decryptable_prefix() {
     std::fs::create_dir(&rec_dir).unwrap();
     let customer = age::x25519::Identity::generate();
     let out = rec_dir.join("crash.webm.age");
-    let cfg = RecorderConfig {
-        flush_interval: Duration::ZERO,
-        ..Default::default()
-    };
-    let mut rec =
-        StreamRecorder::create_encrypted(&out, cfg, vec![Box::new(customer.to_public())]).unwrap();
+    let cfg = RecorderConfig { flush_interval: Duration::ZERO, ..Default::default() };
+    let mut rec = StreamRecorder::create_encrypted(&out, cfg, vec![Box::new(customer.to_public())]).unwrap();
     media::feed_sorted(&mut rec, &audio, &video, 0);
     std::mem::forget(rec); // killed: no finish(), the last age chunk is never sealed
     assert_only_ciphertext(&rec_dir);

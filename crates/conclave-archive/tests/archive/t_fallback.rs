@@ -30,22 +30,14 @@ fn put_open_delete_expire() {
     assert!(!store.delete(B, "webm").unwrap());
     assert!(store.open(B, "webm").is_err());
 
-    assert!(
-        store.expire(Duration::from_secs(3600)).unwrap().is_empty(),
-        "fresh file kept"
-    );
+    assert!(store.expire(Duration::from_secs(3600)).unwrap().is_empty(), "fresh file kept");
     let later = SystemTime::now() + Duration::from_secs(73 * 3600);
-    let removed = store
-        .expire_at(later, Duration::from_secs(72 * 3600))
-        .unwrap();
+    let removed = store.expire_at(later, Duration::from_secs(72 * 3600)).unwrap();
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0].archive_id.to_string(), A);
     assert_eq!(removed[0].size, 13);
     assert!(!stored.exists());
-    assert!(
-        dir.join("store").join("notes.txt").exists(),
-        "foreign file untouched"
-    );
+    assert!(dir.join("store").join("notes.txt").exists(), "foreign file untouched");
 }
 
 #[test]

@@ -43,24 +43,14 @@ fn individual_zip_has_files_manifest_and_sha256() {
     let mut z = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
     let mut names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            format!("{ARCHIVE}.json"),
-            "stream-1.webm".into(),
-            "stream_2.webm".into()
-        ]
-    );
+    assert_eq!(names, [format!("{ARCHIVE}.json"), "stream-1.webm".into(), "stream_2.webm".into()]);
     for (name, src) in [("stream-1.webm", &a), ("stream_2.webm", &b)] {
         let mut got = Vec::new();
         z.by_name(name).unwrap().read_to_end(&mut got).unwrap();
         assert_eq!(got, std::fs::read(src).unwrap());
     }
     let mut json = String::new();
-    z.by_name(&format!("{ARCHIVE}.json"))
-        .unwrap()
-        .read_to_string(&mut json)
-        .unwrap();
+    z.by_name(&format!("{ARCHIVE}.json")).unwrap().read_to_string(&mut json).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["id"], ARCHIVE);
     assert_eq!(v["sessionId"], "1_MX4xfg");
@@ -105,8 +95,7 @@ fn record_package_encrypt_and_store_end_to_end() {
     let stream_start = archive_start + 1_500_000_000;
     let out = dir.join("s1.webm");
     let mut rec = StreamRecorder::create(&out, RecorderConfig::default()).unwrap();
-    let mut evs: Vec<(u64, bool, &media::Frame)> =
-        audio.iter().map(|a| (a.ts_ns, false, a)).collect();
+    let mut evs: Vec<(u64, bool, &media::Frame)> = audio.iter().map(|a| (a.ts_ns, false, a)).collect();
     evs.extend(video.iter().map(|v| (v.ts_ns, true, v)));
     evs.sort_by_key(|e| (e.0, e.1));
     for (ts, is_video, f) in evs {
@@ -119,11 +108,7 @@ fn record_package_encrypt_and_store_end_to_end() {
     let file = rec.finish().unwrap();
     let input = PackageInput::from_recorded("stream-1", &file, archive_start);
     assert_eq!(input.start_time_offset_ms, 1500);
-    assert!(
-        (input.stop_time_offset_ms as i64 - 2500).abs() < 100,
-        "{}",
-        input.stop_time_offset_ms
-    );
+    assert!((input.stop_time_offset_ms as i64 - 2500).abs() < 100, "{}", input.stop_time_offset_ms);
     let zip_path = dir.join("pkg.zip");
     let pkg = write_individual_zip(&zip_path, ARCHIVE, "sess", 0, &[input]).unwrap();
     assert_eq!(pkg.manifest.files[0].size, file.size);
@@ -133,10 +118,7 @@ fn record_package_encrypt_and_store_end_to_end() {
     encrypt::encrypt_file(&zip_path, &enc, &r).unwrap();
     let store = FallbackStore::new(dir.join("store")).unwrap();
     let stored = store.put(ARCHIVE, "age", &enc).unwrap();
-    assert_eq!(
-        stored.file_name().unwrap().to_str().unwrap(),
-        format!("{ARCHIVE}.age")
-    );
+    assert_eq!(stored.file_name().unwrap().to_str().unwrap(), format!("{ARCHIVE}.age"));
 }
 
 #[test]
@@ -165,10 +147,7 @@ fn streamed_zip_from_decrypting_readers_into_an_encrypting_writer() {
         media::feed_sorted(&mut rec, &audio, &video, t0);
         let f = rec.finish().unwrap();
         let mut plain = Vec::new();
-        open_decrypted(&path, &eph)
-            .unwrap()
-            .read_to_end(&mut plain)
-            .unwrap();
+        open_decrypted(&path, &eph).unwrap().read_to_end(&mut plain).unwrap();
         plain_streams.push(plain);
         let input = PackageInput::from_recorded(id, &f, 10_000_000_000);
         inputs.push((input, Box::new(open_decrypted(&path, &eph).unwrap())));
@@ -199,10 +178,7 @@ fn streamed_zip_from_decrypting_readers_into_an_encrypting_writer() {
         assert_eq!(got, plain_streams[i], "{name}");
     }
     let mut json = String::new();
-    z.by_name(&format!("{ARCHIVE}.json"))
-        .unwrap()
-        .read_to_string(&mut json)
-        .unwrap();
+    z.by_name(&format!("{ARCHIVE}.json")).unwrap().read_to_string(&mut json).unwrap();
     assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), manifest);
     let zip_file = dir.join("decrypted.zip");
     std::fs::write(&zip_file, &zip_bytes).unwrap();
@@ -211,11 +187,7 @@ fn streamed_zip_from_decrypting_readers_into_an_encrypting_writer() {
         .arg(&zip_file)
         .output()
         .expect("unzip is required for this test (apt-get install -y unzip)");
-    assert!(
-        t.status.success(),
-        "unzip -t: {}",
-        String::from_utf8_lossy(&t.stdout)
-    );
+    assert!(t.status.success(), "unzip -t: {}", String::from_utf8_lossy(&t.stdout));
     let webm = dir.join("a.webm");
     std::fs::write(&webm, &plain_streams[0]).unwrap();
     assert_eq!(media::probe(&webm).codecs, ["opus", "vp8"]);

@@ -46,11 +46,7 @@ fn feed(rec: &mut StreamRecorder, audio: &[Frame], video: &[Frame], skip_video: 
 fn check_media(path: &Path, expect_codecs: &[&str], secs: f64) {
     let p = media::probe(path);
     assert_eq!(p.codecs, expect_codecs);
-    assert!(
-        (p.duration - secs).abs() < 0.5,
-        "duration {} vs {secs}",
-        p.duration
-    );
+    assert!((p.duration - secs).abs() < 0.5, "duration {} vs {secs}", p.duration);
     let errs = media::decode_errors(path);
     assert!(errs.is_empty(), "decode errors: {errs}");
 }
@@ -60,12 +56,7 @@ fn recording_from_ffmpeg_frames_probes_and_decodes() {
     let (_d, dir) = media::tmp();
     let video = media::vp8_frames(&dir, 2);
     let audio = media::opus_packets(&dir, 2);
-    assert!(
-        video.len() >= 29 && audio.len() >= 99,
-        "{} video, {} audio",
-        video.len(),
-        audio.len()
-    );
+    assert!(video.len() >= 29 && audio.len() >= 99, "{} video, {} audio", video.len(), audio.len());
     let out = dir.join("out.webm");
     let mut rec = StreamRecorder::create(&out, RecorderConfig::default()).unwrap();
     feed(&mut rec, &audio, &video, &[]);
@@ -76,15 +67,8 @@ fn recording_from_ffmpeg_frames_probes_and_decodes() {
     assert_eq!(f.video_frames as usize, video.len());
     assert_eq!(f.audio_frames as usize, audio.len());
     assert_eq!(f.dropped_frames, 0);
-    assert!(
-        (f.duration_ms as i64 - 2000).abs() < 100,
-        "duration_ms {}",
-        f.duration_ms
-    );
-    assert_eq!(
-        &std::fs::read(&out).unwrap()[..4],
-        &[0x1a, 0x45, 0xdf, 0xa3]
-    );
+    assert!((f.duration_ms as i64 - 2000).abs() < 100, "duration_ms {}", f.duration_ms);
+    assert_eq!(&std::fs::read(&out).unwrap()[..4], &[0x1a, 0x45, 0xdf, 0xa3]);
     check_media(&out, &["opus", "vp8"], 2.0);
     assert_eq!(media::probe(&out).width, Some(320));
 }
@@ -95,24 +79,12 @@ fn audio_only_and_video_only_recordings_decode() {
     let video = media::vp8_frames(&dir, 2);
     let audio = media::opus_packets(&dir, 2);
     let a = dir.join("a.webm");
-    let mut rec = StreamRecorder::create(
-        &a,
-        RecorderConfig {
-            video: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut rec = StreamRecorder::create(&a, RecorderConfig { video: false, ..Default::default() }).unwrap();
     feed(&mut rec, &audio, &[], &[]);
     assert!(!rec.finish().unwrap().has_video);
     check_media(&a, &["opus"], 2.0);
     let v = dir.join("v.webm");
-    let cfg = RecorderConfig {
-        audio: false,
-        width: Some(320),
-        height: Some(240),
-        ..Default::default()
-    };
+    let cfg = RecorderConfig { audio: false, width: Some(320), height: Some(240), ..Default::default() };
     let mut rec = StreamRecorder::create(&v, cfg).unwrap();
     feed(&mut rec, &[], &video, &[]);
     rec.finish().unwrap();
@@ -139,10 +111,7 @@ fn crash_leaves_decodable_prefix() {
     let video = media::vp8_frames(&dir, 3);
     let audio = media::opus_packets(&dir, 3);
     let out = dir.join("crash.webm");
-    let cfg = RecorderConfig {
-        flush_interval: Duration::ZERO,
-        ..Default::default()
-    };
+    let cfg = RecorderConfig { flush_interval: Duration::ZERO, ..Default::default() };
     let mut rec = StreamRecorder::create(&out, cfg).unwrap();
     feed(&mut rec, &audio, &video, &[]);
     std::mem::forget(rec); // no finish(), no Drop: what a killed process leaves
@@ -151,23 +120,16 @@ fn crash_leaves_decodable_prefix() {
     let errs = media::decode_errors(&out);
     assert!(errs.is_empty(), "decode errors: {errs}");
     let secs = media::last_pts(&out); // the crashed file has no Duration element
-    eprintln!(
-        "crash file: {secs} s of 3 s readable, {} bytes",
-        std::fs::metadata(&out).unwrap().len()
-    );
+    eprintln!("crash file: {secs} s of 3 s readable, {} bytes", std::fs::metadata(&out).unwrap().len());
     assert!(secs > 2.0, "only {secs} s recoverable");
 }
-
 
 #[test]
 fn keyframe_gate_drops_until_keyframe_and_rate_limits_requests() {
     let mut g = KeyframeGate::new(Duration::from_millis(500));
     let t = Instant::now();
     let d = g.on_frame(false, false, t);
-    assert!(
-        !d.write && d.request_keyframe,
-        "starts closed and asks for a keyframe"
-    );
+    assert!(!d.write && d.request_keyframe, "starts closed and asks for a keyframe");
     assert!(g.on_frame(true, false, t).write);
     assert!(g.on_frame(false, false, t).write);
     let d = g.on_frame(false, true, t + Duration::from_millis(100));
@@ -176,10 +138,7 @@ fn keyframe_gate_drops_until_keyframe_and_rate_limits_requests() {
     assert!(!d.write && !d.request_keyframe, "rate limited");
     let d = g.on_frame(false, false, t + Duration::from_millis(700));
     assert!(!d.write && d.request_keyframe);
-    assert!(
-        g.on_frame(true, false, t + Duration::from_millis(800))
-            .write
-    );
+    assert!(g.on_frame(true, false, t + Duration::from_millis(800)).write);
     assert!(!g.is_waiting());
     assert_eq!(g.dropped(), 4);
 }
@@ -194,42 +153,17 @@ fn opus_head_and_vp8_header() {
     assert_eq!(u32::from_le_bytes(h[12..16].try_into().unwrap()), 48_000);
     let key = [0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
     assert_eq!(vp8_keyframe_size(&key), Some((320, 240)));
-    assert_eq!(
-        vp8_keyframe_size(&[0x51, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]),
-        None
-    );
+    assert_eq!(vp8_keyframe_size(&[0x51, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]), None);
 }
 
 #[test]
 fn invalid_configs_are_rejected() {
     let (_d, dir) = media::tmp();
     let p = dir.join("x.webm");
-    assert!(
-        StreamRecorder::create(
-            &p,
-            RecorderConfig {
-                audio: false,
-                video: false,
-                ..Default::default()
-            }
-        )
-        .is_err()
-    );
-    assert!(
-        StreamRecorder::create(
-            &p,
-            RecorderConfig {
-                width: Some(320),
-                ..Default::default()
-            }
-        )
-        .is_err()
-    );
+    assert!(StreamRecorder::create(&p, RecorderConfig { audio: false, video: false, ..Default::default() }).is_err());
+    assert!(StreamRecorder::create(&p, RecorderConfig { width: Some(320), ..Default::default() }).is_err());
     let rec = StreamRecorder::create(&p, RecorderConfig::default()).unwrap();
-    assert!(
-        rec.finish().is_err(),
-        "finishing an empty recording is an error"
-    );
+    assert!(rec.finish().is_err(), "finishing an empty recording is an error");
 }
 
 #[test]

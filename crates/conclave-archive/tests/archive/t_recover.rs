@@ -13,35 +13,21 @@ fn crashed_recording_is_finalized() {
     let video = media::vp8_frames(&dir, 3);
     let audio = media::opus_packets(&dir, 3);
     let crashed = dir.join("crashed.webm");
-    let cfg = RecorderConfig {
-        flush_interval: Duration::ZERO,
-        ..Default::default()
-    };
+    let cfg = RecorderConfig { flush_interval: Duration::ZERO, ..Default::default() };
     let mut rec = StreamRecorder::create(&crashed, cfg).unwrap();
     media::feed_sorted(&mut rec, &audio, &video, 5_000_000_000);
     std::mem::forget(rec); // no finish(), no Drop: what a killed process leaves
-    eprintln!(
-        "crashed file: ffprobe duration {:?}",
-        probe_duration_ms(&crashed).ok()
-    );
+    eprintln!("crashed file: ffprobe duration {:?}", probe_duration_ms(&crashed).ok());
 
     let out = dir.join("recovered.webm");
     let r = finalize_crashed_webm(&crashed, &out).unwrap();
     assert!(r.has_audio && r.has_video);
     assert_eq!(r.size, std::fs::metadata(&out).unwrap().len());
-    assert!(
-        (r.duration_ms as i64 - 3000).abs() < 1000,
-        "duration {} ms",
-        r.duration_ms
-    );
+    assert!((r.duration_ms as i64 - 3000).abs() < 1000, "duration {} ms", r.duration_ms);
     assert_eq!(probe_duration_ms(&out).unwrap(), r.duration_ms);
     let p = media::probe(&out);
     assert_eq!(p.codecs, ["opus", "vp8"]);
-    assert!(
-        (p.duration - 3.0).abs() < 1.0,
-        "ffprobe duration {}",
-        p.duration
-    );
+    assert!((p.duration - 3.0).abs() < 1.0, "ffprobe duration {}", p.duration);
     let errs = media::decode_errors(&out);
     assert!(errs.is_empty(), "decode errors: {errs}");
 }
@@ -51,11 +37,7 @@ fn files_without_frames_are_refused() {
     let (_d, dir) = media::tmp();
     // A recording that got its header out but no frame before the crash.
     let empty = dir.join("empty.webm");
-    let cfg = RecorderConfig {
-        video: false,
-        flush_interval: Duration::ZERO,
-        ..Default::default()
-    };
+    let cfg = RecorderConfig { video: false, flush_interval: Duration::ZERO, ..Default::default() };
     let rec = StreamRecorder::create(&empty, cfg).unwrap();
     std::mem::forget(rec);
     let out = dir.join("out.webm");

@@ -19,11 +19,7 @@ fn config(endpoint: String) -> S3Config {
 }
 
 async fn read_back(t: &S3Target, key: &str) -> Vec<u8> {
-    let got = t
-        .store()
-        .get(&ObjectPath::parse(key).unwrap())
-        .await
-        .unwrap();
+    let got = t.store().get(&ObjectPath::parse(key).unwrap()).await.unwrap();
     got.bytes().await.unwrap().to_vec()
 }
 
@@ -36,23 +32,10 @@ async fn upload_small_and_multipart_then_read_back() {
         let mut cfg = config(moto.endpoint());
         cfg.sse_s3 = sse;
         let target = S3Target::new(&cfg).unwrap();
-        assert!(
-            target
-                .check_target()
-                .await
-                .unwrap()
-                .starts_with("conclave/47000001/conclave-check-")
-        );
-        for (name, len) in [
-            ("small.zip", 100_000usize),
-            ("big.zip", 13 * 1024 * 1024 + 12345),
-        ] {
+        assert!(target.check_target().await.unwrap().starts_with("conclave/47000001/conclave-check-"));
+        for (name, len) in [("small.zip", 100_000usize), ("big.zip", 13 * 1024 * 1024 + 12345)] {
             let path = dir.join(name);
-            std::fs::write(
-                &path,
-                (0..len).map(|i| (i * 31 % 253) as u8).collect::<Vec<_>>(),
-            )
-            .unwrap();
+            std::fs::write(&path, (0..len).map(|i| (i * 31 % 253) as u8).collect::<Vec<_>>()).unwrap();
             let res = target.upload_file(&path, name).await.unwrap();
             assert_eq!(res.key, format!("conclave/47000001/{name}"));
             assert_eq!(res.size, len as u64);
@@ -76,15 +59,8 @@ async fn upload_to_closed_port_fails_with_error() {
     std::fs::write(&path, b"PK\x03\x04").unwrap();
     let t = Instant::now();
     let err = target.upload_file(&path, "x.zip").await.unwrap_err();
-    assert!(
-        t.elapsed() < Duration::from_secs(30),
-        "took {:?}",
-        t.elapsed()
-    );
-    assert!(
-        matches!(err, conclave_archive::ArchiveError::Store(_)),
-        "{err}"
-    );
+    assert!(t.elapsed() < Duration::from_secs(30), "took {:?}", t.elapsed());
+    assert!(matches!(err, conclave_archive::ArchiveError::Store(_)), "{err}");
     assert!(target.check_target().await.is_err());
 }
 
@@ -107,18 +83,9 @@ async fn put_object_only_policy_is_enough() {
         let res = target.upload_file(&path, name).await.unwrap();
         assert_eq!(res.multipart, len > conclave_archive::upload::PART_SIZE);
     }
-    let denied = target
-        .store()
-        .get(&ObjectPath::parse("conclave/47000001/small.zip").unwrap())
-        .await;
-    assert!(
-        denied.is_err(),
-        "GET must be denied by the PutObject-only policy"
-    );
+    let denied = target.store().get(&ObjectPath::parse("conclave/47000001/small.zip").unwrap()).await;
+    assert!(denied.is_err(), "GET must be denied by the PutObject-only policy");
     cfg.secret_access_key = format!("{secret}x");
     let bad = S3Target::new(&cfg).unwrap();
-    assert!(
-        bad.check_target().await.is_err(),
-        "wrong secret must be rejected"
-    );
+    assert!(bad.check_target().await.is_err(), "wrong secret must be rejected");
 }

@@ -24,18 +24,11 @@ fn vp9_recording_probes_and_decodes() {
     let video = media::vp9_frames(&dir, 2);
     let audio = media::opus_packets(&dir, 2);
     let out = dir.join("vp9.webm");
-    let cfg = RecorderConfig {
-        video_codec: VideoCodec::Vp9,
-        ..Default::default()
-    };
+    let cfg = RecorderConfig { video_codec: VideoCodec::Vp9, ..Default::default() };
     let mut rec = StreamRecorder::create(&out, cfg).unwrap();
     media::feed_sorted(&mut rec, &audio, &video, 0);
     let f = rec.finish().unwrap();
-    assert_eq!(
-        (f.width, f.height),
-        (320, 240),
-        "size from the VP9 keyframe"
-    );
+    assert_eq!((f.width, f.height), (320, 240), "size from the VP9 keyframe");
     assert_eq!(f.video_frames as usize, video.len());
     assert_eq!(f.sha256, None, "plain recordings are not hashed");
     let p = media::probe(&out);

@@ -21,7 +21,10 @@ pub fn create_project(data_dir: &Path) -> Project {
     let out = conclave(&["project", "create", "--json", "--data-dir", data_dir.to_str().unwrap()]);
     assert!(out.status.success(), "project create: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let p = Project { api_key: v["api_key"].as_str().unwrap().into(), api_secret: v["api_secret"].as_str().unwrap().into() };
+    let p = Project {
+        api_key: v["api_key"].as_str().unwrap().into(),
+        api_secret: v["api_secret"].as_str().unwrap().into(),
+    };
     remember_secret(&p.api_secret);
     p
 }
@@ -141,8 +144,16 @@ pub fn rest_jwt(p: &Project) -> String {
 
 /// `METHOD {base}/v2/project/{apiKey}/{path}` with a fresh REST credential of `p`: the status
 /// and the JSON answer (`Null` when there is none).
-pub async fn rest_call(base: &str, p: &Project, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{base}/v2/project/{}/{path}", p.api_key)).header("X-OPENTOK-AUTH", rest_jwt(p));
+pub async fn rest_call(
+    base: &str,
+    p: &Project,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{base}/v2/project/{}/{path}", p.api_key))
+        .header("X-OPENTOK-AUTH", rest_jwt(p));
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -153,8 +164,21 @@ pub async fn rest_call(base: &str, p: &Project, method: reqwest::Method, path: &
 }
 
 /// Registers a webhook callback over REST, as the SDKs' `registerCallback` does.
-pub async fn register_callback(base: &str, p: &Project, group: &str, event: &str, url: &str) -> (u16, serde_json::Value) {
-    rest_call(base, p, reqwest::Method::POST, "callback", Some(serde_json::json!({"group": group, "event": event, "url": url}))).await
+pub async fn register_callback(
+    base: &str,
+    p: &Project,
+    group: &str,
+    event: &str,
+    url: &str,
+) -> (u16, serde_json::Value) {
+    rest_call(
+        base,
+        p,
+        reqwest::Method::POST,
+        "callback",
+        Some(serde_json::json!({"group": group, "event": event, "url": url})),
+    )
+    .await
 }
 
 /// A webhook receiver on loopback: answers 500 to the first `fail_first` calls, then 200.
@@ -189,4 +213,3 @@ pub async fn receiver_on(addr: &str, fail_first: usize) -> (String, std::sync::A
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, state)
 }
-

@@ -50,8 +50,8 @@ impl<'a> UnverifiedJwt<'a> {
             JwsError::TooLong => TokenError::Malformed("too long"),
             JwsError::Malformed => TokenError::Malformed("neither a T1 token nor a JWT"),
         })?;
-        let mut claims: Claims =
-            serde_json::from_slice(&jws.payload).map_err(|_| TokenError::Malformed("JWT claims are not a JSON object of the expected types"))?;
+        let mut claims: Claims = serde_json::from_slice(&jws.payload)
+            .map_err(|_| TokenError::Malformed("JWT claims are not a JSON object of the expected types"))?;
         let iss = claims.iss.take().map(StringOrNumber::into_string).filter(|s| !s.is_empty());
         let iss = iss.ok_or(TokenError::Malformed("JWT has no iss"))?;
         Ok(UnverifiedJwt { jws, iss, claims })

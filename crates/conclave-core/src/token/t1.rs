@@ -43,7 +43,8 @@ impl UnverifiedT1 {
                 return Err(TokenError::Malformed("T1 header repeats a field"));
             }
         }
-        let partner_id = partner_id.filter(|p| !p.is_empty()).ok_or(TokenError::Malformed("T1 header has no partner_id"))?;
+        let partner_id =
+            partner_id.filter(|p| !p.is_empty()).ok_or(TokenError::Malformed("T1 header has no partner_id"))?;
         let sig_hex = sig.ok_or(TokenError::Malformed("T1 header has no sig"))?;
         let mut sig = [0u8; 20];
         if sig_hex.len() != 40 || hex::decode_to_slice(&sig_hex, &mut sig).is_err() {

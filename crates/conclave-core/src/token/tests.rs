@@ -44,7 +44,10 @@ fn golden_node_t1_with_percent20_and_scope_verifies() {
     let payload = format!(
         "session_id={SESSION}&create_time=1700000000&nonce=0.25&role=moderator&expire_time=1700003600&connection_data=name%3DAlice%26id%3D7&initial_layout_class_list=focus%20full&scope=session.connect"
     );
-    let token = format!("T1=={}", STANDARD.encode(format!("partner_id=47000001&sig=98713b575d9d0faedbbf214bd706a029bcd27819:{payload}")));
+    let token = format!(
+        "T1=={}",
+        STANDARD.encode(format!("partner_id=47000001&sig=98713b575d9d0faedbbf214bd706a029bcd27819:{payload}"))
+    );
     expect_alice(&verify(&token, NOW, lookup).unwrap(), TokenFormat::T1);
 }
 
@@ -52,7 +55,10 @@ fn golden_node_t1_with_percent20_and_scope_verifies() {
 fn golden_opentok_token_vector_checks_signature_then_expiry() {
     let secret: &[u8] = b"1234567890abcdef1234567890abcdef1234567890";
     let payload = "session_id=1_MX4xMjM0NTZ-flNhdCBNYXIgMTUgMTQ6NDI6MjMgUERUIDIwMTR-MC40OTAxMzAyNX4&create_time=1424221013&nonce=0.3942609881050885&role=moderator&expire_time=1424307413&connection_data=%7B%22name%22%3A%22value%22%7D";
-    let token = format!("T1=={}", STANDARD.encode(format!("partner_id=123456&sig=df94a64559acc061d7a3752a6fc69493e938c191:{payload}")));
+    let token = format!(
+        "T1=={}",
+        STANDARD.encode(format!("partner_id=123456&sig=df94a64559acc061d7a3752a6fc69493e938c191:{payload}"))
+    );
     let t = UnverifiedToken::parse(&token).unwrap();
     assert_eq!(t.api_key(), "123456");
     assert!(t.signature_matches(secret));
@@ -66,15 +72,26 @@ fn golden_opentok_token_vector_checks_signature_then_expiry() {
 #[test]
 fn forged_t1_fields_break_the_signature() {
     let raw = String::from_utf8(STANDARD.decode(&PY_T1[4..]).unwrap()).unwrap();
-    for (from, to) in [("role=moderator", "role=publisher"), ("expire_time=1700003600", "expire_time=1700093600"), ("kQ3nT8", "kQ3nT9")] {
+    for (from, to) in [
+        ("role=moderator", "role=publisher"),
+        ("expire_time=1700003600", "expire_time=1700093600"),
+        ("kQ3nT8", "kQ3nT9"),
+    ] {
         let forged = raw.replace(from, to);
         if forged == raw {
             // the session ID is base64 inside the payload; tamper with its encoded text instead
             let forged = raw.replacen("MX40", "MX41", 2);
-            assert_eq!(verify(&format!("T1=={}", STANDARD.encode(forged)), NOW, lookup).unwrap_err(), TokenError::BadSignature);
+            assert_eq!(
+                verify(&format!("T1=={}", STANDARD.encode(forged)), NOW, lookup).unwrap_err(),
+                TokenError::BadSignature
+            );
             continue;
         }
-        assert_eq!(verify(&format!("T1=={}", STANDARD.encode(forged)), NOW, lookup).unwrap_err(), TokenError::BadSignature, "{from}");
+        assert_eq!(
+            verify(&format!("T1=={}", STANDARD.encode(forged)), NOW, lookup).unwrap_err(),
+            TokenError::BadSignature,
+            "{from}"
+        );
     }
 }
 
@@ -120,8 +137,18 @@ fn limits_are_enforced() {
     assert_eq!(t(|c| c["connection_data"] = "x".repeat(1001).into()).unwrap_err(), TokenError::DataTooLong);
     assert!(t(|c| c["connection_data"] = "é".repeat(1000).into()).is_ok());
     assert_eq!(t(|c| c["initial_layout_class_list"] = "x".repeat(1025).into()).unwrap_err(), TokenError::LayoutTooLong);
-    assert_eq!(t(|c| c["iat"] = (NOW + 7200).into()).unwrap_err(), TokenError::Malformed("expires before it was issued"));
-    assert_eq!(t(|c| { c["iat"] = (NOW + 600).into(); c["exp"] = (NOW + 900).into() }).unwrap_err(), TokenError::NotYetValid);
+    assert_eq!(
+        t(|c| c["iat"] = (NOW + 7200).into()).unwrap_err(),
+        TokenError::Malformed("expires before it was issued")
+    );
+    assert_eq!(
+        t(|c| {
+            c["iat"] = (NOW + 600).into();
+            c["exp"] = (NOW + 900).into()
+        })
+        .unwrap_err(),
+        TokenError::NotYetValid
+    );
     assert_eq!(t(|c| c["ist"] = "account".into()).unwrap_err(), TokenError::Malformed("JWT ist must be \"project\""));
     assert_eq!(verify(PY_JWT, 1_700_003_600 + 61, lookup).unwrap_err(), TokenError::Expired);
     assert!(verify(PY_JWT, 1_700_003_600 + 60, lookup).is_ok());

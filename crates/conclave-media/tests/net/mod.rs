@@ -85,11 +85,8 @@ pub fn audio_payload(seq: u32) -> Vec<u8> {
 /// whose P bit (bit 0) is 0 for a keyframe; keyframes also carry the start
 /// code and span several RTP packets.
 pub fn video_payload(seq: u32, keyframe: bool) -> Vec<u8> {
-    let mut p = if keyframe {
-        vec![0x50, 0x2d, 0x01, 0x9d, 0x01, 0x2a]
-    } else {
-        vec![0x51, 0x0a, 0x00, 0x00, 0x00, 0x00]
-    };
+    let mut p =
+        if keyframe { vec![0x50, 0x2d, 0x01, 0x9d, 0x01, 0x2a] } else { vec![0x51, 0x0a, 0x00, 0x00, 0x00, 0x00] };
     p.extend_from_slice(&seq.to_be_bytes());
     p.resize(if keyframe { 3000 } else { 700 }, (seq % 251) as u8);
     p
@@ -129,24 +126,17 @@ impl Net {
     }
 
     pub fn client(&mut self, name: &str) -> &mut Client {
-        self.clients
-            .iter_mut()
-            .find(|c| c.name == name)
-            .expect("known client")
+        self.clients.iter_mut().find(|c| c.name == name).expect("known client")
     }
 
     fn index(&self, name: &str) -> usize {
-        self.clients
-            .iter()
-            .position(|c| c.name == name)
-            .expect("known client")
+        self.clients.iter().position(|c| c.name == name).expect("known client")
     }
 
     fn new_client(&mut self, name: &str, port: u16) -> usize {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut rtc = Rtc::builder().build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap())
-            .unwrap();
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap()).unwrap();
         self.clients.push(Client {
             name: name.to_string(),
             addr,
@@ -186,17 +176,10 @@ impl Net {
 
     fn finish_join(&mut self, i: usize, offer: SdpOffer, pending: SdpPendingOffer) {
         let name = self.clients[i].name.clone();
-        let answer = self
-            .sfu
-            .add_peer(name, &offer.to_sdp_string(), self.now)
-            .unwrap();
+        let answer = self.sfu.add_peer(name, &offer.to_sdp_string(), self.now).unwrap();
         self.drain_sfu();
         let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
-        self.clients[i]
-            .rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .unwrap();
+        self.clients[i].rtc.sdp_api().accept_answer(pending, answer).unwrap();
         self.drain_client(i);
     }
 
@@ -211,16 +194,9 @@ impl Net {
         let i = self.index(peer);
         while let Some(sdp) = offer {
             let offer_sdp = SdpOffer::from_sdp_string(&sdp).unwrap();
-            let answer = self.clients[i]
-                .rtc
-                .sdp_api()
-                .accept_offer(offer_sdp)
-                .unwrap();
+            let answer = self.clients[i].rtc.sdp_api().accept_offer(offer_sdp).unwrap();
             self.drain_client(i);
-            offer = self
-                .sfu
-                .accept_answer(peer, &answer.to_sdp_string(), self.now)
-                .unwrap();
+            offer = self.sfu.accept_answer(peer, &answer.to_sdp_string(), self.now).unwrap();
             self.drain_sfu();
         }
     }
@@ -240,11 +216,7 @@ impl Net {
     pub fn drain_sfu(&mut self) {
         while let Some(o) = self.sfu.poll_output() {
             match o {
-                SfuOutput::Transmit {
-                    source,
-                    destination,
-                    bytes,
-                } => {
+                SfuOutput::Transmit { source, destination, bytes } => {
                     assert_eq!(source, self.sfu_addr, "the SFU sends from its host address");
                     self.inflight.push_back((source, destination, bytes));
                 }
@@ -271,10 +243,7 @@ impl Net {
                     c.deadline = t;
                     return;
                 }
-                Output::Transmit(t) => {
-                    self.inflight
-                        .push_back((t.source, t.destination, t.contents.into()))
-                }
+                Output::Transmit(t) => self.inflight.push_back((t.source, t.destination, t.contents.into())),
                 Output::Event(Event::Connected) => c.connected = true,
                 Output::Event(Event::KeyframeRequest(_)) => {
                     c.keyframe_requests += 1;
@@ -287,12 +256,7 @@ impl Net {
                     };
                     let (seq, keyframe) = decode(kind, &d.data).expect("payload arrives intact");
                     assert_eq!(keyframe, d.is_keyframe(), "str0m sees the same frame type");
-                    c.received.push(Received {
-                        kind,
-                        seq,
-                        keyframe,
-                        at: self.now,
-                    });
+                    c.received.push(Received { kind, seq, keyframe, at: self.now });
                 }
                 Output::Event(_) => {}
             }
@@ -314,14 +278,9 @@ impl Net {
                 c.sending.enabled = false; // the Rtc was closed
                 return;
             };
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::Opus)
-                .unwrap()
-                .pt();
+            let pt = w.payload_params().find(|p| p.spec().codec == Codec::Opus).unwrap().pt();
             let t = MediaTime::new(seq as u64 * 960, Frequency::FORTY_EIGHT_KHZ);
-            w.write(pt, start + AUDIO_EVERY * seq, t, audio_payload(seq))
-                .unwrap();
+            w.write(pt, start + AUDIO_EVERY * seq, t, audio_payload(seq)).unwrap();
             c.sending.audio_seq += 1;
             c.sending.next_audio = Some(at + AUDIO_EVERY);
             self.drain_client(i);
@@ -339,19 +298,9 @@ impl Net {
                 c.sending.enabled = false; // the Rtc was closed
                 return;
             };
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::Vp8)
-                .unwrap()
-                .pt();
+            let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).unwrap().pt();
             let t = MediaTime::new(seq as u64 * 3000, Frequency::NINETY_KHZ);
-            w.write(
-                pt,
-                start + VIDEO_EVERY * seq,
-                t,
-                video_payload(seq, keyframe),
-            )
-            .unwrap();
+            w.write(pt, start + VIDEO_EVERY * seq, t, video_payload(seq, keyframe)).unwrap();
             c.sending.video_seq += 1;
             c.sending.next_video = Some(at + VIDEO_EVERY);
             self.drain_client(i);
@@ -369,10 +318,7 @@ impl Net {
                 {
                     kept.push(bytes.clone());
                 }
-                if !self
-                    .sfu
-                    .handle_datagram(self.now, source, destination, &bytes)
-                {
+                if !self.sfu.handle_datagram(self.now, source, destination, &bytes) {
                     self.dropped_by_sfu += 1;
                 }
                 self.drain_sfu();
@@ -400,10 +346,7 @@ impl Net {
         self.deliver();
         for i in 0..self.clients.len() {
             if self.clients[i].deadline <= self.now {
-                self.clients[i]
-                    .rtc
-                    .handle_input(Input::Timeout(self.now))
-                    .unwrap();
+                self.clients[i].rtc.handle_input(Input::Timeout(self.now)).unwrap();
                 self.drain_client(i);
             }
         }
@@ -432,29 +375,18 @@ impl Net {
     }
 
     pub fn all_connected(&self) -> bool {
-        self.clients
-            .iter()
-            .all(|c| c.connected && self.sfu.is_connected(&c.name))
+        self.clients.iter().all(|c| c.connected && self.sfu.is_connected(&c.name))
     }
 
     pub fn received(&self, name: &str, kind: MediaKind) -> Vec<Received> {
         let c = self.clients.iter().find(|c| c.name == name).unwrap();
-        c.received
-            .iter()
-            .filter(|r| r.kind == kind)
-            .cloned()
-            .collect()
+        c.received.iter().filter(|r| r.kind == kind).cloned().collect()
     }
 }
 
 /// Sequence numbers strictly increase.
 pub fn assert_in_order(frames: &[Received]) {
     for w in frames.windows(2) {
-        assert!(
-            w[0].seq < w[1].seq,
-            "out of order or duplicated: {} then {}",
-            w[0].seq,
-            w[1].seq
-        );
+        assert!(w[0].seq < w[1].seq, "out of order or duplicated: {} then {}", w[0].seq, w[1].seq);
     }
 }

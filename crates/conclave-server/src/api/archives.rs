@@ -13,12 +13,17 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use conclave_core::archive::{ArchiveJson, ArchiveLayout, ArchiveList, ArchiveStartBody, DEFAULT_LIST_COUNT, MAX_LIST_COUNT, StorageBody, StreamPatchBody};
+use conclave_core::archive::{
+    ArchiveJson, ArchiveLayout, ArchiveList, ArchiveStartBody, DEFAULT_LIST_COUNT, MAX_LIST_COUNT, StorageBody,
+    StreamPatchBody,
+};
 use serde::Deserialize;
 use std::sync::Arc;
 
 fn archiver(state: &AppState) -> Result<&Arc<Archiver>, ApiError> {
-    state.archiver.as_ref().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "archiving needs routed media, which this server does not run"))
+    state.archiver.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "archiving needs routed media, which this server does not run")
+    })
 }
 
 impl From<ArchiveError> for ApiError {
@@ -52,12 +57,24 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn start(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn start(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let req = parse_json::<ArchiveStartBody>(&body)?.validate().map_err(|e| ApiError::bad_request(e.0))?;
     let a = archiver(&state)?;
     let r = a.start(&api_key, req).await?;
-    caller.audit(state.store.as_ref(), "archive.start", &r.id, serde_json::json!({"sessionId": r.session_id, "outputMode": r.output_mode, "encrypted": r.encrypted})).await;
+    caller
+        .audit(
+            state.store.as_ref(),
+            "archive.start",
+            &r.id,
+            serde_json::json!({"sessionId": r.session_id, "outputMode": r.output_mode, "encrypted": r.encrypted}),
+        )
+        .await;
     Ok(axum::Json(a.to_json(&r)).into_response())
 }
 
@@ -72,7 +89,11 @@ pub async fn start(State(state): State<AppState>, caller: RestCaller, Path(api_k
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn stop(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn stop(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let a = archiver(&state)?;
     let r = a.stop(&api_key, &id, "user initiated").await?;
@@ -87,7 +108,11 @@ pub async fn stop(State(state): State<AppState>, caller: RestCaller, Path((api_k
     responses((status = 200, description = "The archive (status `deleted` after DELETE)", body = ArchiveJson), (status = 404, description = "Archive not found", body = conclave_core::wire::ErrorBody)),
     security(("opentok_auth" = []))
 )]
-pub async fn get(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let a = archiver(&state)?;
     let r = a.get(&api_key, &id).await?;
@@ -109,12 +134,19 @@ pub struct ListQuery {
     responses((status = 200, description = "Newest first; count is the total that matched", body = ArchiveList), (status = 400, description = "Invalid paging", body = conclave_core::wire::ErrorBody)),
     security(("opentok_auth" = []))
 )]
-pub async fn list(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let num = |v: Option<String>, what: &str, default: u32| -> Result<u32, ApiError> {
         match v.as_deref().filter(|s| !s.is_empty()) {
             None => Ok(default),
-            Some(s) => s.parse::<u32>().map_err(|_| ApiError::bad_request(format!("{what} must be a non-negative integer"))),
+            Some(s) => {
+                s.parse::<u32>().map_err(|_| ApiError::bad_request(format!("{what} must be a non-negative integer")))
+            }
         }
     };
     let offset = num(q.offset, "offset", 0)?;
@@ -139,7 +171,11 @@ pub async fn list(State(state): State<AppState>, caller: RestCaller, Path(api_ke
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn delete(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     caller.require_project(&api_key)?;
     archiver(&state)?.delete(&api_key, &id).await?;
     caller.audit(state.store.as_ref(), "archive.delete", &id, serde_json::json!({})).await;
@@ -160,7 +196,12 @@ pub async fn delete(State(state): State<AppState>, caller: RestCaller, Path((api
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn patch_streams(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+pub async fn patch_streams(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, id)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> Result<StatusCode, ApiError> {
     caller.require_project(&api_key)?;
     let patch = parse_json::<StreamPatchBody>(&body)?.validate().map_err(|e| ApiError::bad_request(e.0))?;
     archiver(&state)?.patch_streams(&api_key, &id, patch).await?;
@@ -175,7 +216,12 @@ pub async fn patch_streams(State(state): State<AppState>, caller: RestCaller, Pa
     responses((status = 200, description = "Layout stored"), (status = 400, description = "Invalid layout", body = conclave_core::wire::ErrorBody), (status = 404, description = "Archive not found", body = conclave_core::wire::ErrorBody)),
     security(("opentok_auth" = []))
 )]
-pub async fn set_layout(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn set_layout(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, id)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let layout: ArchiveLayout = parse_json(&body)?;
     layout.validate().map_err(|e| ApiError::bad_request(e.0))?;
@@ -194,27 +240,47 @@ pub async fn set_layout(State(state): State<AppState>, caller: RestCaller, Path(
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn set_storage(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn set_storage(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let target = parse_json::<StorageBody>(&body)?.validate().map_err(|e| ApiError::bad_request(e.0))?;
     // The save-time check makes this server send a request: the endpoint obeys the SSRF
     // policy of callbacks (public https unless --allow-private/http-callbacks).
     if let Some(ep) = &target.s3.endpoint {
-        crate::webhook::check_outbound_url(ep, state.callback_policy).await.map_err(|e| ApiError::bad_request(format!("config.endpoint refused: {e}")))?;
+        crate::webhook::check_outbound_url(ep, state.callback_policy)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("config.endpoint refused: {e}")))?;
     }
     let marker = crate::archive::storage::check(&target).await.map_err(ApiError::bad_request)?;
     let json = serde_json::to_string(&target).expect("serializes");
-    state.store.set_archive_storage(&api_key, Some(&json), crate::clock::unix_ms()).await.map_err(|e| ApiError::internal("saving the upload target failed", &e))?;
-    let detail = serde_json::json!({"bucket": target.s3.bucket, "endpoint": target.s3.endpoint, "fallback": target.fallback});
+    state
+        .store
+        .set_archive_storage(&api_key, Some(&json), crate::clock::unix_ms())
+        .await
+        .map_err(|e| ApiError::internal("saving the upload target failed", &e))?;
+    let detail =
+        serde_json::json!({"bucket": target.s3.bucket, "endpoint": target.s3.endpoint, "fallback": target.fallback});
     caller.audit(state.store.as_ref(), "archive.storage_set", &api_key, detail.clone()).await;
     Ok(axum::Json(serde_json::json!({"type": "s3", "config": {"bucket": target.s3.bucket, "endpoint": target.s3.endpoint, "region": target.s3.region, "prefix": target.s3.prefix}, "fallback": target.fallback, "checkedWith": marker})).into_response())
 }
 
 /// `DELETE /v2/project/{apiKey}/archive/storage` → 204: archives stay in the fallback store.
 #[utoipa::path(delete, path = "/v2/project/{apiKey}/archive/storage", tag = "archives", params(("apiKey" = String, Path)), responses((status = 204, description = "Removed")), security(("opentok_auth" = [])))]
-pub async fn delete_storage(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_storage(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require_project(&api_key)?;
-    state.store.set_archive_storage(&api_key, None, crate::clock::unix_ms()).await.map_err(|e| ApiError::internal("removing the upload target failed", &e))?;
+    state
+        .store
+        .set_archive_storage(&api_key, None, crate::clock::unix_ms())
+        .await
+        .map_err(|e| ApiError::internal("removing the upload target failed", &e))?;
     caller.audit(state.store.as_ref(), "archive.storage_removed", &api_key, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -235,24 +301,43 @@ pub struct EncryptionBody {
     responses((status = 200, description = "Saved"), (status = 400, description = "Not a usable public key", body = conclave_core::wire::ErrorBody)),
     security(("opentok_auth" = []))
 )]
-pub async fn set_encryption(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn set_encryption(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require_project(&api_key)?;
     let b: EncryptionBody = parse_json(&body)?;
-    let key = b.public_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| ApiError::bad_request("publicKey is required"))?;
+    let key =
+        b.public_key.filter(|k| !k.trim().is_empty()).ok_or_else(|| ApiError::bad_request("publicKey is required"))?;
     if key.len() > 16 * 1024 {
         return Err(ApiError::bad_request("publicKey is too long"));
     }
-    conclave_archive::encrypt::ArchiveRecipient::parse(&key).map_err(|e| ApiError::bad_request(format!("publicKey is not usable: {e}")))?;
-    state.store.set_archive_recipient(&api_key, Some(key.trim())).await.map_err(|e| ApiError::internal("saving the archive key failed", &e))?;
+    conclave_archive::encrypt::ArchiveRecipient::parse(&key)
+        .map_err(|e| ApiError::bad_request(format!("publicKey is not usable: {e}")))?;
+    state
+        .store
+        .set_archive_recipient(&api_key, Some(key.trim()))
+        .await
+        .map_err(|e| ApiError::internal("saving the archive key failed", &e))?;
     caller.audit(state.store.as_ref(), "archive.encryption_set", &api_key, serde_json::json!({})).await;
     Ok(axum::Json(serde_json::json!({"encrypted": true})).into_response())
 }
 
 /// `DELETE /v2/project/{apiKey}/archive/encryption` → 204.
 #[utoipa::path(delete, path = "/v2/project/{apiKey}/archive/encryption", tag = "archives", params(("apiKey" = String, Path)), responses((status = 204, description = "Removed")), security(("opentok_auth" = [])))]
-pub async fn delete_encryption(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_encryption(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require_project(&api_key)?;
-    state.store.set_archive_recipient(&api_key, None).await.map_err(|e| ApiError::internal("removing the archive key failed", &e))?;
+    state
+        .store
+        .set_archive_recipient(&api_key, None)
+        .await
+        .map_err(|e| ApiError::internal("removing the archive key failed", &e))?;
     caller.audit(state.store.as_ref(), "archive.encryption_removed", &api_key, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -270,7 +355,11 @@ pub struct DownloadQuery {
     params(("apiKey" = String, Path), ("archiveId" = String, Path), DownloadQuery),
     responses((status = 200, description = "The file"), (status = 403, description = "Missing, wrong or expired signature", body = conclave_core::wire::ErrorBody), (status = 404, description = "Not available", body = conclave_core::wire::ErrorBody)),
 )]
-pub async fn download(State(state): State<AppState>, Path((api_key, id)): Path<(String, String)>, Query(q): Query<DownloadQuery>) -> Result<Response, ApiError> {
+pub async fn download(
+    State(state): State<AppState>,
+    Path((api_key, id)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
     let a = archiver(&state)?;
     let (Some(expires), Some(sig)) = (q.expires, q.signature) else {
         return Err(ApiError::forbidden("a signed URL is required (get one from the archive API)"));
@@ -292,9 +381,23 @@ pub async fn download(State(state): State<AppState>, Path((api_key, id)): Path<(
         "mp4" => "video/mp4",
         _ => "application/octet-stream",
     };
-    let name = format!("{id}.{}", if r.encrypted { format!("{}.age", if r.output_mode == conclave_core::archive::OutputMode::Individual { "zip" } else { "mp4" }) } else { ext.to_owned() });
+    let name = format!(
+        "{id}.{}",
+        if r.encrypted {
+            format!(
+                "{}.age",
+                if r.output_mode == conclave_core::archive::OutputMode::Individual { "zip" } else { "mp4" }
+            )
+        } else {
+            ext.to_owned()
+        }
+    );
     Ok((
-        [(header::CONTENT_TYPE, mime.to_owned()), (header::CONTENT_LENGTH, len.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
         Body::from_stream(tokio_util::io::ReaderStream::new(f)),
     )
         .into_response())

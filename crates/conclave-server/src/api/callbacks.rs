@@ -13,7 +13,13 @@ use conclave_store::CallbackRecord;
 use serde::Deserialize;
 
 /// Groups and events Conclave delivers.
-pub const EVENTS: [(&str, &str); 5] = [("connection", "created"), ("connection", "destroyed"), ("stream", "created"), ("stream", "destroyed"), ("archive", "status")];
+pub const EVENTS: [(&str, &str); 5] = [
+    ("connection", "created"),
+    ("connection", "destroyed"),
+    ("stream", "created"),
+    ("stream", "destroyed"),
+    ("archive", "status"),
+];
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewCallback {
@@ -27,14 +33,30 @@ fn to_json(c: &CallbackRecord) -> serde_json::Value {
 }
 
 /// Validates and builds a callback record; shared by REST and the CLI.
-pub fn new_callback(api_key: &str, group: &str, event: &str, url: &str, policy: crate::webhook::CallbackPolicy) -> Result<CallbackRecord, String> {
+pub fn new_callback(
+    api_key: &str,
+    group: &str,
+    event: &str,
+    url: &str,
+    policy: crate::webhook::CallbackPolicy,
+) -> Result<CallbackRecord, String> {
     if !EVENTS.contains(&(group, event)) {
-        return Err(format!("unsupported group/event {group}/{event}; supported: {}", EVENTS.map(|(g, e)| format!("{g}/{e}")).join(", ")));
+        return Err(format!(
+            "unsupported group/event {group}/{event}; supported: {}",
+            EVENTS.map(|(g, e)| format!("{g}/{e}")).join(", ")
+        ));
     }
     let url = check_callback_url(url, policy)?;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| e.to_string())?;
-    Ok(CallbackRecord { id: hex::encode(id), api_key: api_key.to_owned(), group: group.to_owned(), event: event.to_owned(), url: url.to_string(), created_at_ms: clock::unix_ms() })
+    Ok(CallbackRecord {
+        id: hex::encode(id),
+        api_key: api_key.to_owned(),
+        group: group.to_owned(),
+        event: event.to_owned(),
+        url: url.to_string(),
+        created_at_ms: clock::unix_ms(),
+    })
 }
 
 #[utoipa::path(
@@ -49,13 +71,20 @@ pub fn new_callback(api_key: &str, group: &str, event: &str, url: &str, policy: 
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn register(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>, RawBody(body): RawBody) -> Result<axum::Json<serde_json::Value>, ApiError> {
+pub async fn register(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
     caller.require_project(&api_key)?;
-    let b: NewCallback = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let b: NewCallback =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let (Some(group), Some(event), Some(url)) = (b.group, b.event, b.url) else {
         return Err(ApiError::bad_request("group, event and url are required"));
     };
-    let record = new_callback(&caller.api_key, &group, &event, &url, state.callback_policy).map_err(ApiError::bad_request)?;
+    let record =
+        new_callback(&caller.api_key, &group, &event, &url, state.callback_policy).map_err(ApiError::bad_request)?;
     state.store.insert_callback(&record).await.map_err(|e| ApiError::internal("storing a callback failed", &e))?;
     let detail = serde_json::json!({"group": group, "event": event, "url": record.url});
     caller.audit(state.store.as_ref(), "callback.register", &record.id, detail).await;
@@ -72,9 +101,14 @@ pub async fn register(State(state): State<AppState>, caller: RestCaller, Path(ap
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn list(State(state): State<AppState>, caller: RestCaller, Path(api_key): Path<String>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path(api_key): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
     caller.require_project(&api_key)?;
-    let all = state.store.callbacks(&caller.api_key).await.map_err(|e| ApiError::internal("listing callbacks failed", &e))?;
+    let all =
+        state.store.callbacks(&caller.api_key).await.map_err(|e| ApiError::internal("listing callbacks failed", &e))?;
     Ok(axum::Json(serde_json::Value::Array(all.iter().map(to_json).collect())))
 }
 
@@ -88,7 +122,11 @@ pub async fn list(State(state): State<AppState>, caller: RestCaller, Path(api_ke
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn remove(State(state): State<AppState>, caller: RestCaller, Path((api_key, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     caller.require_project(&api_key)?;
     match state.store.delete_callback(&caller.api_key, &id).await {
         Ok(true) => {

@@ -33,7 +33,13 @@ impl ApiError {
     /// 429 with `Retry-After` (whole seconds, rounded up).
     pub fn too_many(retry_after: std::time::Duration, what: &str) -> Self {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        ApiError { retry_after: Some(secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded for this {what}; retry after {secs} s")) }
+        ApiError {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit exceeded for this {what}; retry after {secs} s"),
+            )
+        }
     }
 
     pub fn internal(what: &str, err: &dyn std::fmt::Display) -> Self {
@@ -53,7 +59,10 @@ impl IntoResponse for ApiError {
 }
 
 fn is_json(resp: &Response) -> bool {
-    resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -63,8 +72,16 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    let text = axum::body::to_bytes(body, 4096).await.ok().and_then(|b| String::from_utf8(b.to_vec()).ok()).unwrap_or_default();
-    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text.trim().to_owned() };
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .unwrap_or_default();
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text.trim().to_owned()
+    };
     let body = serde_json::to_vec(&ErrorBody { code: i64::from(status.as_u16()), message }).expect("serializes");
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -77,7 +94,11 @@ pub async fn limit_per_ip(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
     // The signaling upgrade has its own per-IP connect limit.
     if req.uri().path() != "/v1/signal" {
         if let Err(wait) = state.limiters.rest_per_ip.check(&ip, std::time::Instant::now()) {

@@ -3,14 +3,12 @@
 use super::ApiError;
 use crate::AppState;
 use crate::auth::{AuthFailure, verify_rest_credential};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::body::Bytes;
 use std::net::SocketAddr;
 
 pub const AUTH_HEADER: &str = "x-opentok-auth";
-
-
 
 /// A caller whose `X-OPENTOK-AUTH` credential verified; `api_key` is its project.
 pub struct RestCaller {
@@ -21,18 +19,20 @@ pub struct RestCaller {
 
 impl RestCaller {
     /// Records an administrative action of this caller, on its own project.
-    pub async fn audit(&self, store: &dyn conclave_store::Store, action: &str, target: &str, detail: serde_json::Value) {
+    pub async fn audit(
+        &self,
+        store: &dyn conclave_store::Store,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) {
         let actor = crate::audit::Actor::rest(&self.api_key, &self.ip);
         crate::audit::record(store, &actor, Some(&self.api_key), action, target, detail).await;
     }
 
     /// Path-scoped endpoints: the credential's project must be the one in the path.
     pub fn require_project(&self, path_key: &str) -> Result<(), ApiError> {
-        if self.api_key == path_key {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("credential is for another project"))
-        }
+        if self.api_key == path_key { Ok(()) } else { Err(ApiError::forbidden("credential is for another project")) }
     }
 }
 

@@ -34,16 +34,28 @@ pub fn router(state: AppState) -> Router {
         .route("/session/create", post(sessions::create))
         .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get).delete(moderation::end_session))
         .route("/v2/project/{api_key}/session/{session_id}/connection", get(moderation::list_connections))
-        .route("/v2/project/{api_key}/session/{session_id}/connection/{connection_id}", delete(moderation::force_disconnect))
-        .route("/v2/project/{api_key}/session/{session_id}/connection/{connection_id}/signal", post(moderation::signal_connection))
+        .route(
+            "/v2/project/{api_key}/session/{session_id}/connection/{connection_id}",
+            delete(moderation::force_disconnect),
+        )
+        .route(
+            "/v2/project/{api_key}/session/{session_id}/connection/{connection_id}/signal",
+            post(moderation::signal_connection),
+        )
         .route("/v2/project/{api_key}/session/{session_id}/signal", post(moderation::signal_session))
         .route("/v2/project/{api_key}/session/{session_id}/mute", post(moderation::mute_all))
-        .route("/v2/project/{api_key}/session/{session_id}/stream", get(moderation::list_streams).put(moderation::set_class_lists))
+        .route(
+            "/v2/project/{api_key}/session/{session_id}/stream",
+            get(moderation::list_streams).put(moderation::set_class_lists),
+        )
         .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}", get(moderation::get_stream))
         .route("/v2/project/{api_key}/session/{session_id}/stream/{stream_id}/mute", post(moderation::mute_stream))
         .route("/v2/project/{api_key}/archive", get(archives::list).post(archives::start))
         .route("/v2/project/{api_key}/archive/storage", put(archives::set_storage).delete(archives::delete_storage))
-        .route("/v2/project/{api_key}/archive/encryption", put(archives::set_encryption).delete(archives::delete_encryption))
+        .route(
+            "/v2/project/{api_key}/archive/encryption",
+            put(archives::set_encryption).delete(archives::delete_encryption),
+        )
         .route("/v2/project/{api_key}/archive/{archive_id}", get(archives::get).delete(archives::delete))
         .route("/v2/project/{api_key}/archive/{archive_id}/stop", post(archives::stop))
         .route("/v2/project/{api_key}/archive/{archive_id}/streams", patch(archives::patch_streams))
@@ -57,7 +69,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+        })
         .layer(middleware::from_fn_with_state(state.clone(), crate::cluster::proxy::forward_if_remote))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(error::json_errors))

@@ -19,7 +19,12 @@ use serde::{Deserialize, Serialize};
 
 /// The session must exist and belong to the caller's project; otherwise 404, the same
 /// answer either way.
-pub(super) async fn owned_session(state: &AppState, caller: &RestCaller, api_key: &str, session_id: &str) -> Result<SessionRecord, ApiError> {
+pub(super) async fn owned_session(
+    state: &AppState,
+    caller: &RestCaller,
+    api_key: &str,
+    session_id: &str,
+) -> Result<SessionRecord, ApiError> {
     caller.require_project(api_key)?;
     let not_found = || ApiError::not_found("session not found");
     let id = SessionId::parse(session_id).map_err(|_| not_found())?;
@@ -45,7 +50,12 @@ fn room_error(e: RoomError) -> ApiError {
 }
 
 /// Runs `f` on the live room; nobody connected means the target cannot exist.
-fn on_room<T>(state: &AppState, session_id: &str, missing: &str, f: impl FnOnce(&mut crate::signal::room::Room) -> Result<(T, Vec<crate::signal::room::Output>), RoomError>) -> Result<T, ApiError> {
+fn on_room<T>(
+    state: &AppState,
+    session_id: &str,
+    missing: &str,
+    f: impl FnOnce(&mut crate::signal::room::Room) -> Result<(T, Vec<crate::signal::room::Output>), RoomError>,
+) -> Result<T, ApiError> {
     match state.hub.with_room(session_id, f) {
         None => Err(ApiError::not_found(format!("{missing} not found"))),
         Some(r) => r.map_err(room_error),
@@ -63,7 +73,11 @@ fn on_room<T>(state: &AppState, session_id: &str, missing: &str, f: impl FnOnce(
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn force_disconnect(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id, connection_id)): Path<(String, String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn force_disconnect(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id, connection_id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     on_room(&state, &session_id, "connection", |room| Ok(((), room.force_disconnect(&connection_id)?)))?;
     let target = format!("{session_id}/{connection_id}");
@@ -82,7 +96,11 @@ pub async fn force_disconnect(State(state): State<AppState>, caller: RestCaller,
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn mute_stream(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id, stream_id)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+pub async fn mute_stream(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id, stream_id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     on_room(&state, &session_id, "stream", |room| Ok(((), room.mute_stream(&stream_id)?)))?;
     let target = format!("{session_id}/{stream_id}");
@@ -112,11 +130,17 @@ pub struct MuteAllBody {
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn mute_all(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn mute_all(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let b: MuteAllBody = json_or_default(&body)?;
     let active = b.active.unwrap_or(true);
-    let excluded: Vec<String> = [b.excluded_streams, b.excluded_stream_ids, b.excuded_stream_ids].into_iter().flatten().flatten().collect();
+    let excluded: Vec<String> =
+        [b.excluded_streams, b.excluded_stream_ids, b.excuded_stream_ids].into_iter().flatten().flatten().collect();
     // With nobody connected there is nothing to mute now; the setting applies to the live room only.
     let detail = serde_json::json!({"active": active, "excludedStreamIds": excluded});
     state.hub.with_room(&session_id, |room| Ok(((), room.mute_all(active, excluded))));
@@ -132,7 +156,12 @@ pub struct SignalBody {
     data: Option<String>,
 }
 
-async fn send_signal(state: &AppState, session_id: &str, to: Option<&str>, body: &[u8]) -> Result<StatusCode, ApiError> {
+async fn send_signal(
+    state: &AppState,
+    session_id: &str,
+    to: Option<&str>,
+    body: &[u8],
+) -> Result<StatusCode, ApiError> {
     let b: SignalBody = json_or_default(body)?;
     let (t, d) = (b.signal_type.unwrap_or_default(), b.data.unwrap_or_default());
     match state.hub.with_room(session_id, |room| Ok(((), room.signal(None, to, t, d)?))) {
@@ -155,7 +184,12 @@ async fn send_signal(state: &AppState, session_id: &str, to: Option<&str>, body:
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn signal_session(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<StatusCode, ApiError> {
+pub async fn signal_session(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> Result<StatusCode, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     send_signal(&state, &session_id, None, &body).await
 }
@@ -231,7 +265,11 @@ pub struct RestStreamList {
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn list_streams(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn list_streams(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let items: Vec<RestStream> = state.hub.streams(&session_id).into_iter().map(Into::into).collect();
     Ok(axum::Json(serde_json::json!({"count": items.len(), "items": items})).into_response())
@@ -249,11 +287,24 @@ pub async fn list_streams(State(state): State<AppState>, caller: RestCaller, Pat
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn get_stream(State(state): State<AppState>, caller: RestCaller, headers: HeaderMap, Path((api_key, session_id, stream_id)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+pub async fn get_stream(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    headers: HeaderMap,
+    Path((api_key, session_id, stream_id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
-    let stream = state.hub.streams(&session_id).into_iter().find(|s| s.stream_id == stream_id).ok_or_else(|| ApiError::not_found("stream not found"))?;
+    let stream = state
+        .hub
+        .streams(&session_id)
+        .into_iter()
+        .find(|s| s.stream_id == stream_id)
+        .ok_or_else(|| ApiError::not_found("stream not found"))?;
     let mut resp = axum::Json(RestStream::from(stream)).into_response();
-    let node = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("OpenTok-Node-SDK/"));
+    let node = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("OpenTok-Node-SDK/"));
     if node {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     }
@@ -287,7 +338,12 @@ pub struct ClassListItem {
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn set_class_lists(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn set_class_lists(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id)): Path<(String, String)>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let b: ClassListBody = json_or_default(&body)?;
     if b.items.is_empty() {
@@ -309,7 +365,11 @@ pub async fn set_class_lists(State(state): State<AppState>, caller: RestCaller, 
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn list_connections(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn list_connections(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     let items = state.hub.connections(&session_id);
     Ok(axum::Json(serde_json::json!({"count": items.len(), "items": items})).into_response())
@@ -327,7 +387,11 @@ pub async fn list_connections(State(state): State<AppState>, caller: RestCaller,
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn end_session(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn end_session(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     owned_session(&state, &caller, &api_key, &session_id).await?;
     state.hub.end_session(&session_id).await.map_err(|e| ApiError::internal("ending a session failed", &e))?;
     caller.audit(state.store.as_ref(), "session.end", &session_id, serde_json::json!({})).await;

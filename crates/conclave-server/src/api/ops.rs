@@ -23,7 +23,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_js
     Ok(axum::Json(serde_json::json!({"status": "ready"})))
 }
 
-pub async fn metrics(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Response, ApiError> {
     if !state.metrics.allowed(peer.ip()) {
         return Err(ApiError::forbidden("metrics are only served to addresses in --metrics-allow"));
     }
@@ -37,7 +40,9 @@ pub async fn metrics(State(state): State<AppState>, ConnectInfo(peer): ConnectIn
     ]);
     match state.store.archive_status_counts().await {
         Ok(counts) => {
-            body.push_str("# HELP conclave_archives Archives by status (all projects)\n# TYPE conclave_archives gauge\n");
+            body.push_str(
+                "# HELP conclave_archives Archives by status (all projects)\n# TYPE conclave_archives gauge\n",
+            );
             for (status, n) in counts {
                 body.push_str(&format!("conclave_archives{{status=\"{}\"}} {n}\n", status.as_str()));
             }

@@ -13,13 +13,23 @@ use conclave_store::{SessionRecord, StoreError};
 
 /// Mints a fresh session ID (192 CSPRNG bits) and stores the session for `api_key`.
 /// Shared by the REST API and the demo app.
-pub async fn create_session(store: &dyn conclave_store::Store, api_key: &str, req: &SessionCreateRequest) -> Result<SessionRecord, ApiError> {
+pub async fn create_session(
+    store: &dyn conclave_store::Store,
+    api_key: &str,
+    req: &SessionCreateRequest,
+) -> Result<SessionRecord, ApiError> {
     let created_ms = clock::unix_ms();
     let location = req.location.map(|l| l.to_string());
     loop {
         let mut random = [0u8; SESSION_RANDOM_BYTES];
         getrandom::fill(&mut random).map_err(|e| ApiError::internal("CSPRNG failed", &e))?;
-        let id = SessionId::mint(&SessionIdParts { api_key, location: location.as_deref(), created_ms, random, relayed: req.media_mode == MediaMode::Relayed });
+        let id = SessionId::mint(&SessionIdParts {
+            api_key,
+            location: location.as_deref(),
+            created_ms,
+            random,
+            relayed: req.media_mode == MediaMode::Relayed,
+        });
         let record = SessionRecord {
             session_id: id.as_str().to_owned(),
             api_key: api_key.to_owned(),
@@ -58,7 +68,12 @@ fn wants_json(headers: &HeaderMap) -> bool {
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn create(State(state): State<AppState>, caller: RestCaller, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let req = SessionCreateRequest::from_form(&body).map_err(|e| ApiError::bad_request(e.0))?;
     let record = create_session(state.store.as_ref(), &caller.api_key, &req).await?;
     let created_ms = record.created_at_ms;
@@ -85,7 +100,11 @@ pub async fn create(State(state): State<AppState>, caller: RestCaller, headers: 
     ),
     security(("opentok_auth" = []))
 )]
-pub async fn get(State(state): State<AppState>, caller: RestCaller, Path((api_key, session_id)): Path<(String, String)>) -> Result<axum::Json<SessionInfo>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: RestCaller,
+    Path((api_key, session_id)): Path<(String, String)>,
+) -> Result<axum::Json<SessionInfo>, ApiError> {
     let record = super::moderation::owned_session(&state, &caller, &api_key, &session_id).await?;
     Ok(axum::Json(SessionInfo {
         session_id: record.session_id,

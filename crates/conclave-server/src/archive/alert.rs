@@ -22,18 +22,36 @@ pub struct SmtpConfig {
 
 impl std::fmt::Debug for SmtpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpConfig").field("host", &self.host).field("port", &self.port).field("security", &self.security).field("from", &self.from).field("to", &self.to).field("password", &"<redacted>").finish()
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
 /// Logs, and mails when configured. Never fails the caller.
-pub async fn upload_failed(smtp: Option<&SmtpConfig>, api_key: &str, archive_id: &str, session_id: &str, reason: &str, kept: bool) {
+pub async fn upload_failed(
+    smtp: Option<&SmtpConfig>,
+    api_key: &str,
+    archive_id: &str,
+    session_id: &str,
+    reason: &str,
+    kept: bool,
+) {
     tracing::error!(archive = %archive_id, project = %api_key, %reason, kept_in_fallback = kept, "ALERT: archive upload failed");
     let Some(cfg) = smtp else { return };
     let subject = format!("[conclave] archive {archive_id} was not uploaded");
     let body = format!(
         "The archive {archive_id} (project {api_key}, session {session_id}) could not be uploaded to the project's storage target.\n\nReason: {reason}\n\n{}\n",
-        if kept { "The file is kept in Conclave's fallback store (status available) until its retention ends; download it with `conclave archive download` or the signed URL from the archive API." } else { "The project's fallback is `none`: the archive is marked failed and its file is kept for an operator (`conclave archive list --status failed`)." }
+        if kept {
+            "The file is kept in Conclave's fallback store (status available) until its retention ends; download it with `conclave archive download` or the signed URL from the archive API."
+        } else {
+            "The project's fallback is `none`: the archive is marked failed and its file is kept for an operator (`conclave archive list --status failed`)."
+        }
     );
     if let Err(e) = send(cfg, &subject, &body).await {
         tracing::error!(error = %e, "sending the alert email failed");

@@ -28,7 +28,10 @@ pub(crate) fn epochs_of(rec: &ArchiveRecord, streams: &[FinishedStream]) -> Vec<
             Some((_, l)) => l.clone(),
             None => rec.layout.clone(),
         };
-        let views: Vec<StreamView> = streams.iter().map(|s| StreamView { tags: s.tags_at(at), has_video: s.has_video, present: s.present_at(at) }).collect();
+        let views: Vec<StreamView> = streams
+            .iter()
+            .map(|s| StreamView { tags: s.tags_at(at), has_video: s.has_video, present: s.present_at(at) })
+            .collect();
         let (layout, focus) = layout_of(layout.as_ref(), &views);
         // A grid has no focus: a class change alone does not change it.
         let focus = focus.filter(|_| layout != Layout::BestFit);
@@ -52,7 +55,10 @@ pub(crate) struct StreamView {
 /// layout's type, with the first stream that has the `focus` class as the focus; `bestFit`
 /// with a `screenshareType` switches to that type, the screen share as the focus, while a
 /// screen share is among the streams. `custom` stylesheets are rendered as `bestFit`.
-pub(crate) fn layout_of(layout: Option<&conclave_core::archive::ArchiveLayout>, streams: &[StreamView]) -> (Layout, Option<usize>) {
+pub(crate) fn layout_of(
+    layout: Option<&conclave_core::archive::ArchiveLayout>,
+    streams: &[StreamView],
+) -> (Layout, Option<usize>) {
     let by_name = |name: &str| match name {
         "pip" => Layout::Pip,
         "verticalPresentation" => Layout::VerticalPresentation,
@@ -89,8 +95,14 @@ mod tests {
         let plain = [view(false, false), view(true, false), view(false, true)];
         assert_eq!(layout_of(None, &plain), (Layout::BestFit, Some(1)));
         assert_eq!(layout_of(Some(&layout("pip", None)), &plain), (Layout::Pip, Some(1)));
-        assert_eq!(layout_of(Some(&layout("verticalPresentation", None)), &plain[..1]), (Layout::VerticalPresentation, None));
-        assert_eq!(layout_of(Some(&layout("horizontalPresentation", None)), &plain), (Layout::HorizontalPresentation, Some(1)));
+        assert_eq!(
+            layout_of(Some(&layout("verticalPresentation", None)), &plain[..1]),
+            (Layout::VerticalPresentation, None)
+        );
+        assert_eq!(
+            layout_of(Some(&layout("horizontalPresentation", None)), &plain),
+            (Layout::HorizontalPresentation, Some(1))
+        );
         // bestFit + screenshareType: the screen share becomes the focus of that layout...
         assert_eq!(layout_of(Some(&layout("bestFit", Some("pip"))), &plain), (Layout::Pip, Some(2)));
         // ...only while there is one.
@@ -101,8 +113,24 @@ mod tests {
         assert_eq!(layout_of(Some(&layout("custom", None)), &plain).0, Layout::BestFit);
     }
 
-    fn stream(id: &str, offset_ms: u64, duration_ms: u64, tags: StreamTags, tag_changes: Vec<(u64, StreamTags)>) -> FinishedStream {
-        FinishedStream { stream_id: id.into(), path: PathBuf::new(), offset_ms, duration_ms, has_audio: true, has_video: true, encrypted: false, tags, tag_changes }
+    fn stream(
+        id: &str,
+        offset_ms: u64,
+        duration_ms: u64,
+        tags: StreamTags,
+        tag_changes: Vec<(u64, StreamTags)>,
+    ) -> FinishedStream {
+        FinishedStream {
+            stream_id: id.into(),
+            path: PathBuf::new(),
+            offset_ms,
+            duration_ms,
+            has_audio: true,
+            has_video: true,
+            encrypted: false,
+            tags,
+            tag_changes,
+        }
     }
 
     #[test]

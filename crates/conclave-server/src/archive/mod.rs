@@ -132,7 +132,15 @@ fn new_archive_id() -> String {
 
 impl Archiver {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, media: Option<MediaHandle>, config: ArchiveConfig, webhooks: Option<Webhooks>, metrics: Arc<Metrics>, cluster: Arc<dyn crate::cluster::Coordinator>) -> std::io::Result<Arc<Archiver>> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        media: Option<MediaHandle>,
+        config: ArchiveConfig,
+        webhooks: Option<Webhooks>,
+        metrics: Arc<Metrics>,
+        cluster: Arc<dyn crate::cluster::Coordinator>,
+    ) -> std::io::Result<Arc<Archiver>> {
         std::fs::create_dir_all(config.dir.join("work"))?;
         let fallback = FallbackStore::new(config.dir.join("fallback")).map_err(std::io::Error::other)?;
         let url_key = config.url_key.unwrap_or_else(|| {
@@ -159,7 +167,11 @@ impl Archiver {
 
     /// The listening address, used for download URLs unless `public_url` was configured.
     pub fn default_public_url(&self, url: &str) {
-        let _ = self.public_url.set(if self.config.public_url.is_empty() { url.to_owned() } else { self.config.public_url.clone() });
+        let _ = self.public_url.set(if self.config.public_url.is_empty() {
+            url.to_owned()
+        } else {
+            self.config.public_url.clone()
+        });
     }
 
     fn base_url(&self) -> &str {
@@ -181,7 +193,8 @@ impl Archiver {
     /// The Archive object for `r`, with a fresh signed URL when it is `available`.
     pub fn to_json(&self, r: &ArchiveRecord) -> ArchiveJson {
         let project: u64 = r.api_key.parse().unwrap_or(0);
-        let url = (r.status == ArchiveStatus::Available).then(|| signed_url::make(&self.url_key, self.base_url(), &r.api_key, &r.id, clock::unix_secs()));
+        let url = (r.status == ArchiveStatus::Available)
+            .then(|| signed_url::make(&self.url_key, self.base_url(), &r.api_key, &r.id, clock::unix_secs()));
         ArchiveJson {
             id: r.id.clone(),
             status: r.status,
@@ -202,7 +215,11 @@ impl Archiver {
             layout: r.layout.clone(),
             max_bitrate: r.max_bitrate,
             quantization_parameter: r.quantization_parameter,
-            streams: if r.status.is_recording() && r.stream_mode == StreamMode::Manual { r.streams.clone() } else { Vec::new() },
+            streams: if r.status.is_recording() && r.stream_mode == StreamMode::Manual {
+                r.streams.clone()
+            } else {
+                Vec::new()
+            },
             sha256sum: r.sha256.clone(),
             password: String::new(),
             certificate: String::new(),
@@ -221,7 +238,12 @@ impl Archiver {
     async fn transition(&self, mut r: ArchiveRecord, from: ArchiveStatus) -> Result<ArchiveRecord, ArchiveError> {
         // One place enforces compat 7.2's lifecycle for every writer.
         if !from.can_become(r.status) {
-            return Err(ArchiveError::Internal(format!("archive {} cannot go from {} to {}", r.id, from.as_str(), r.status.as_str())));
+            return Err(ArchiveError::Internal(format!(
+                "archive {} cannot go from {} to {}",
+                r.id,
+                from.as_str(),
+                r.status.as_str()
+            )));
         }
         r.updated_at_ms = clock::unix_ms();
         if !self.store.update_archive(&r, from).await? {
@@ -243,19 +265,33 @@ impl Archiver {
     fn notify(&self, r: &ArchiveRecord) {
         if let Some(w) = &self.webhooks {
             let body = serde_json::to_value(self.to_json(r)).expect("serializes");
-            let _ = w.send(Notification { api_key: r.api_key.clone(), session_id: r.session_id.clone(), group: "archive", event: "status", name: "archive", body, at_ms: r.updated_at_ms });
+            let _ = w.send(Notification {
+                api_key: r.api_key.clone(),
+                session_id: r.session_id.clone(),
+                group: "archive",
+                event: "status",
+                name: "archive",
+                body,
+                at_ms: r.updated_at_ms,
+            });
         }
     }
 
     /// `POST …/archive`: 404 for an unknown or foreign session, 409 for relayed or E2EE
     /// sessions and for a second archive without a distinct `multiArchiveTag`.
-    pub async fn start(self: &Arc<Self>, api_key: &str, req: ArchiveStartRequest) -> Result<ArchiveRecord, ArchiveError> {
+    pub async fn start(
+        self: &Arc<Self>,
+        api_key: &str,
+        req: ArchiveStartRequest,
+    ) -> Result<ArchiveRecord, ArchiveError> {
         let session = conclave_core::SessionId::parse(&req.session_id).ok();
         let record = match session {
             Some(id) => self.store.session(id.as_str()).await?,
             None => None,
         };
-        let session = record.filter(|s| s.api_key == api_key).ok_or_else(|| ArchiveError::NotFound("Session not found".into()))?;
+        let session = record
+            .filter(|s| s.api_key == api_key)
+            .ok_or_else(|| ArchiveError::NotFound("Session not found".into()))?;
         if session.ended_at_ms.is_some() {
             return Err(ArchiveError::Conflict("the session has ended".into()));
         }
@@ -263,14 +299,18 @@ impl Archiver {
             return Err(ArchiveError::Conflict("only routed sessions can be archived (this session is relayed: create it with p2p.preference=disabled)".into()));
         }
         if session.e2ee {
-            return Err(ArchiveError::Conflict("an end-to-end encrypted session cannot be archived: the server never sees its media".into()));
+            return Err(ArchiveError::Conflict(
+                "an end-to-end encrypted session cannot be archived: the server never sees its media".into(),
+            ));
         }
-        let project = self.store.project(api_key).await?.ok_or_else(|| ArchiveError::NotFound("project not found".into()))?;
+        let project =
+            self.store.project(api_key).await?.ok_or_else(|| ArchiveError::NotFound("project not found".into()))?;
         let id = new_archive_id();
         let now = clock::unix_ms();
         let key = project.archive_recipient.as_ref().map(|r| (Arc::new(EphemeralKey::generate()), r.clone()));
         if let Some((_, r)) = &key {
-            conclave_archive::encrypt::ArchiveRecipient::parse(r).map_err(|e| ArchiveError::Internal(format!("the project's archive key is unusable: {e}")))?;
+            conclave_archive::encrypt::ArchiveRecipient::parse(r)
+                .map_err(|e| ArchiveError::Internal(format!("the project's archive key is unusable: {e}")))?;
         }
         let record = ArchiveRecord {
             id: id.clone(),
@@ -303,8 +343,14 @@ impl Archiver {
             uploaded_key: None,
             node: self.cluster.node_id().map(str::to_owned),
         };
-        let recording = Recording::start(RecordingSpec { dir: self.work_dir(&id), has_audio: req.has_audio, has_video: req.has_video, encrypt_to: key, media: self.media.clone() })
-            .map_err(|e| ArchiveError::Internal(format!("cannot start recording: {e}")))?;
+        let recording = Recording::start(RecordingSpec {
+            dir: self.work_dir(&id),
+            has_audio: req.has_audio,
+            has_video: req.has_video,
+            encrypt_to: key,
+            media: self.media.clone(),
+        })
+        .map_err(|e| ArchiveError::Internal(format!("cannot start recording: {e}")))?;
         {
             // The conflict check and the insertion into `active` happen under one lock.
             let mut active = lock(&self.active);
@@ -315,20 +361,25 @@ impl Archiver {
                 drop(active);
                 drop(recording);
                 let _ = std::fs::remove_dir_all(self.work_dir(&id));
-                return Err(ArchiveError::Conflict("the session is already being recorded (give a distinct multiArchiveTag to record it twice)".into()));
+                return Err(ArchiveError::Conflict(
+                    "the session is already being recorded (give a distinct multiArchiveTag to record it twice)".into(),
+                ));
             }
-            active.insert(id.clone(), Active {
-                api_key: api_key.to_owned(),
-                session_id: req.session_id.clone(),
-                stream_mode: req.stream_mode,
-                tag: req.multi_archive_tag.clone(),
-                recording,
-                recorded: HashMap::new(),
-                selected: HashMap::new(),
-                started: Instant::now(),
-                idle_since: Some(Instant::now()),
-                status: ArchiveStatus::Started,
-            });
+            active.insert(
+                id.clone(),
+                Active {
+                    api_key: api_key.to_owned(),
+                    session_id: req.session_id.clone(),
+                    stream_mode: req.stream_mode,
+                    tag: req.multi_archive_tag.clone(),
+                    recording,
+                    recorded: HashMap::new(),
+                    selected: HashMap::new(),
+                    started: Instant::now(),
+                    idle_since: Some(Instant::now()),
+                    status: ArchiveStatus::Started,
+                },
+            );
         }
         if let Err(e) = self.store.insert_archive(&record).await {
             self.abandon(&id);
@@ -353,7 +404,13 @@ impl Archiver {
     }
 
     /// Starts recording one stream of an active archive (idempotent).
-    fn record_stream(&self, archive_id: &str, stream: &conclave_core::signal::StreamInfo, has_audio: bool, has_video: bool) {
+    fn record_stream(
+        &self,
+        archive_id: &str,
+        stream: &conclave_core::signal::StreamInfo,
+        has_audio: bool,
+        has_video: bool,
+    ) {
         let stream_id = stream.stream_id.as_str();
         let mut active = lock(&self.active);
         let Some(a) = active.get_mut(archive_id) else { return };
@@ -424,7 +481,10 @@ impl Archiver {
                     .filter(|(_, a)| a.session_id == e.session_id)
                     .filter_map(|(id, a)| match a.stream_mode {
                         StreamMode::Auto => Some((id.clone(), s.has_audio, s.has_video)),
-                        StreamMode::Manual => a.selected.get(&s.stream_id).map(|(au, vi)| (id.clone(), *au && s.has_audio, *vi && s.has_video)),
+                        StreamMode::Manual => a
+                            .selected
+                            .get(&s.stream_id)
+                            .map(|(au, vi)| (id.clone(), *au && s.has_audio, *vi && s.has_video)),
                     })
                     .collect();
                 if targets.is_empty() {
@@ -436,12 +496,19 @@ impl Archiver {
                 }
             }
             SessionEvent::StreamClassesChanged(s) => {
-                for a in lock(&self.active).values().filter(|a| a.session_id == e.session_id && a.recorded.contains_key(&s.stream_id)) {
+                for a in lock(&self.active)
+                    .values()
+                    .filter(|a| a.session_id == e.session_id && a.recorded.contains_key(&s.stream_id))
+                {
                     a.recording.set_tags(&s.stream_id, recording::StreamTags::of(s));
                 }
             }
             SessionEvent::StreamDestroyed { stream, .. } => {
-                let ids: Vec<String> = lock(&self.active).iter().filter(|(_, a)| a.session_id == e.session_id).map(|(id, _)| id.clone()).collect();
+                let ids: Vec<String> = lock(&self.active)
+                    .iter()
+                    .filter(|(_, a)| a.session_id == e.session_id)
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 for id in ids {
                     self.unrecord_stream(&id, &stream.stream_id);
                     self.refresh_by_id(&id).await;
@@ -468,7 +535,12 @@ impl Archiver {
             has_audio: true,
             has_video: true,
             output_mode: OutputMode::Composed,
-            resolution: Some(session.archive_resolution.clone().unwrap_or_else(|| conclave_core::archive::DEFAULT_RESOLUTION.to_owned())),
+            resolution: Some(
+                session
+                    .archive_resolution
+                    .clone()
+                    .unwrap_or_else(|| conclave_core::archive::DEFAULT_RESOLUTION.to_owned()),
+            ),
             layout: None,
             stream_mode: StreamMode::Auto,
             multi_archive_tag: None,
@@ -476,7 +548,9 @@ impl Archiver {
             quantization_parameter: None,
         };
         match self.start(api_key, req).await {
-            Ok(r) => tracing::info!(archive = %r.id, session = %session_id, "automatic archive started (archiveMode=always)"),
+            Ok(r) => {
+                tracing::info!(archive = %r.id, session = %session_id, "automatic archive started (archiveMode=always)")
+            }
             Err(e) => tracing::warn!(session = %session_id, error = %e, "automatic archive did not start"),
         }
         lock(&self.auto_starting).remove(session_id);
@@ -487,7 +561,10 @@ impl Archiver {
     pub async fn stop(self: &Arc<Self>, api_key: &str, id: &str, reason: &str) -> Result<ArchiveRecord, ArchiveError> {
         let r = self.owned(api_key, id).await?;
         if !r.status.is_recording() {
-            return Err(ArchiveError::Conflict(format!("Archive is not in started state (it is {})", r.status.as_str())));
+            return Err(ArchiveError::Conflict(format!(
+                "Archive is not in started state (it is {})",
+                r.status.as_str()
+            )));
         }
         let Some(a) = lock(&self.active).remove(id) else {
             return Err(ArchiveError::Conflict("the archive is recorded by another node or is finishing".into()));
@@ -514,7 +591,12 @@ impl Archiver {
     }
 
     /// The pipeline for a stopped archive (also used by recovery).
-    async fn finish(self: &Arc<Self>, rec: ArchiveRecord, streams: Vec<recording::FinishedStream>, key: Option<(Arc<EphemeralKey>, String)>) {
+    async fn finish(
+        self: &Arc<Self>,
+        rec: ArchiveRecord,
+        streams: Vec<recording::FinishedStream>,
+        key: Option<(Arc<EphemeralKey>, String)>,
+    ) {
         let outcome = pipeline::run(self, &rec, streams, key).await;
         if let Err(e) = self.apply_outcome(rec, outcome).await {
             tracing::error!(error = %e, "recording an archive's outcome failed");
@@ -549,12 +631,20 @@ impl Archiver {
     /// with status `deleted` remains so a later GET can say so.
     pub async fn delete(&self, api_key: &str, id: &str) -> Result<(), ArchiveError> {
         let r = self.owned(api_key, id).await?;
-        if !matches!(r.status, ArchiveStatus::Available | ArchiveStatus::Uploaded | ArchiveStatus::Failed | ArchiveStatus::Expired) {
-            return Err(ArchiveError::Conflict(format!("an archive that is {} cannot be deleted; stop it and wait until it is available or uploaded", r.status.as_str())));
+        if !matches!(
+            r.status,
+            ArchiveStatus::Available | ArchiveStatus::Uploaded | ArchiveStatus::Failed | ArchiveStatus::Expired
+        ) {
+            return Err(ArchiveError::Conflict(format!(
+                "an archive that is {} cannot be deleted; stop it and wait until it is available or uploaded",
+                r.status.as_str()
+            )));
         }
         if let Some(file) = &r.fallback_file {
             let ext = file.split_once('.').map(|(_, e)| e).unwrap_or("");
-            self.fallback.delete(id, ext).map_err(|e| ArchiveError::Internal(format!("cannot delete the stored file: {e}")))?;
+            self.fallback
+                .delete(id, ext)
+                .map_err(|e| ArchiveError::Internal(format!("cannot delete the stored file: {e}")))?;
         }
         let from = r.status;
         let tombstone = ArchiveRecord {
@@ -575,7 +665,13 @@ impl Archiver {
         Ok(())
     }
 
-    pub async fn list(&self, api_key: &str, session_id: Option<&str>, offset: u32, count: u32) -> Result<(u64, Vec<ArchiveRecord>), ArchiveError> {
+    pub async fn list(
+        &self,
+        api_key: &str,
+        session_id: Option<&str>,
+        offset: u32,
+        count: u32,
+    ) -> Result<(u64, Vec<ArchiveRecord>), ArchiveError> {
         Ok(self.store.list_archives(api_key, session_id, offset, count).await?)
     }
 
@@ -583,7 +679,9 @@ impl Archiver {
     pub async fn patch_streams(&self, api_key: &str, id: &str, patch: StreamPatch) -> Result<(), ArchiveError> {
         let mut r = self.owned(api_key, id).await?;
         if r.stream_mode != StreamMode::Manual {
-            return Err(ArchiveError::NotAllowed("streams can be added or removed only when streamMode is manual".into()));
+            return Err(ArchiveError::NotAllowed(
+                "streams can be added or removed only when streamMode is manual".into(),
+            ));
         }
         if !r.status.is_recording() {
             return Err(ArchiveError::Conflict("the archive is not recording".into()));
@@ -596,7 +694,8 @@ impl Archiver {
                 };
                 {
                     let mut active = lock(&self.active);
-                    let a = active.get_mut(id).ok_or_else(|| ArchiveError::Conflict("the archive is finishing".into()))?;
+                    let a =
+                        active.get_mut(id).ok_or_else(|| ArchiveError::Conflict("the archive is finishing".into()))?;
                     a.selected.insert(sel.stream_id.clone(), (sel.has_audio, sel.has_video));
                 }
                 self.record_stream(id, s, sel.has_audio && s.has_audio, sel.has_video && s.has_video);
@@ -625,7 +724,12 @@ impl Archiver {
 
     /// `PUT …/archive/{id}/layout` (composed archives): takes effect in the composed file from
     /// now on (the history is kept with the archive).
-    pub async fn set_layout(&self, api_key: &str, id: &str, layout: conclave_core::archive::ArchiveLayout) -> Result<(), ArchiveError> {
+    pub async fn set_layout(
+        &self,
+        api_key: &str,
+        id: &str,
+        layout: conclave_core::archive::ArchiveLayout,
+    ) -> Result<(), ArchiveError> {
         // Compare-and-set against status changes (started ⇄ paused) made meanwhile: re-read
         // and try again rather than answer 409 to a valid call.
         for _ in 0..5 {
@@ -701,7 +805,12 @@ impl Archiver {
                     continue;
                 }
             }
-            let next = ArchiveRecord { status: ArchiveStatus::Expired, fallback_file: None, reason: "retention period ended".into(), ..r };
+            let next = ArchiveRecord {
+                status: ArchiveStatus::Expired,
+                fallback_file: None,
+                reason: "retention period ended".into(),
+                ..r
+            };
             let _ = self.transition(next, ArchiveStatus::Available).await;
         }
     }
@@ -710,14 +819,26 @@ impl Archiver {
     /// finished here (their files are on that node's disk): they end `failed` with the reason,
     /// never `started` forever. Compare-and-set, so only one node records it.
     async fn fail_orphans(&self) {
-        let Ok(pending) = self.store.archives_in_status(&[ArchiveStatus::Started, ArchiveStatus::Paused, ArchiveStatus::Stopped]).await else { return };
+        let Ok(pending) = self
+            .store
+            .archives_in_status(&[ArchiveStatus::Started, ArchiveStatus::Paused, ArchiveStatus::Stopped])
+            .await
+        else {
+            return;
+        };
         for r in pending {
             let Some(node) = r.node.clone() else { continue };
             if Some(node.as_str()) == self.cluster.node_id() || self.cluster.is_alive(&node).await {
                 continue;
             }
             let from = r.status;
-            let next = ArchiveRecord { status: ArchiveStatus::Failed, reason: format!("the node recording it ({node}) stopped responding; what it recorded stays on that node's disk"), ..r };
+            let next = ArchiveRecord {
+                status: ArchiveStatus::Failed,
+                reason: format!(
+                    "the node recording it ({node}) stopped responding; what it recorded stays on that node's disk"
+                ),
+                ..r
+            };
             if self.transition(next, from).await.is_ok() {
                 tracing::error!(node = %node, "ALERT: an archive's recording node died; archive marked failed");
             }
@@ -727,7 +848,13 @@ impl Archiver {
     /// Start-up recovery (idempotent): archives a previous run left recording or finishing
     /// are finalized from what reached the disk and delivered; none stays `started`.
     pub async fn recover(self: &Arc<Self>) {
-        let Ok(pending) = self.store.archives_in_status(&[ArchiveStatus::Started, ArchiveStatus::Paused, ArchiveStatus::Stopped]).await else { return };
+        let Ok(pending) = self
+            .store
+            .archives_in_status(&[ArchiveStatus::Started, ArchiveStatus::Paused, ArchiveStatus::Stopped])
+            .await
+        else {
+            return;
+        };
         for r in pending {
             // Each node recovers its own recordings (their files are on its disk).
             if r.node.as_deref() != self.cluster.node_id() {
@@ -735,7 +862,12 @@ impl Archiver {
             }
             let r = if r.status.is_recording() {
                 let from = r.status;
-                let next = ArchiveRecord { status: ArchiveStatus::Stopped, reason: "recording interrupted by a server restart; finalized from what reached the disk".into(), duration_s: 0, ..r };
+                let next = ArchiveRecord {
+                    status: ArchiveStatus::Stopped,
+                    reason: "recording interrupted by a server restart; finalized from what reached the disk".into(),
+                    duration_s: 0,
+                    ..r
+                };
                 match self.transition(next, from).await {
                     Ok(r) => r,
                     Err(e) => {
@@ -750,7 +882,8 @@ impl Archiver {
             let me = self.clone();
             let dir = self.work_dir(&r.id);
             self.in_flight.lock().await.spawn(async move {
-                let streams = tokio::task::spawn_blocking(move || pipeline::recover_streams(&dir)).await.unwrap_or_default();
+                let streams =
+                    tokio::task::spawn_blocking(move || pipeline::recover_streams(&dir)).await.unwrap_or_default();
                 me.finish(r, streams, None).await;
             });
         }
@@ -758,7 +891,8 @@ impl Archiver {
 
     /// SIGTERM: stop every recording, then wait until each is delivered or kept.
     pub async fn drain(self: &Arc<Self>) {
-        let ids: Vec<(String, String)> = lock(&self.active).iter().map(|(id, a)| (id.clone(), a.api_key.clone())).collect();
+        let ids: Vec<(String, String)> =
+            lock(&self.active).iter().map(|(id, a)| (id.clone(), a.api_key.clone())).collect();
         for (id, key) in ids {
             let _ = self.stop(&key, &id, "server shutting down").await;
         }
@@ -769,5 +903,4 @@ impl Archiver {
     pub fn active_count(&self) -> usize {
         lock(&self.active).len()
     }
-
 }

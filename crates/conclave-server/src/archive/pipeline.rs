@@ -35,7 +35,16 @@ pub struct Outcome {
 
 impl Outcome {
     fn failed(reason: impl Into<String>) -> Outcome {
-        Outcome { status: ArchiveStatus::Failed, reason: reason.into(), size: 0, sha256: String::new(), duration_s: None, fallback_file: None, uploaded_key: None, keep_work: true }
+        Outcome {
+            status: ArchiveStatus::Failed,
+            reason: reason.into(),
+            size: 0,
+            sha256: String::new(),
+            duration_s: None,
+            fallback_file: None,
+            uploaded_key: None,
+            keep_work: true,
+        }
     }
 
     pub fn apply(&self, r: &mut ArchiveRecord, retention: Duration) {
@@ -50,7 +59,8 @@ impl Outcome {
         }
         r.fallback_file = self.fallback_file.clone();
         r.uploaded_key = self.uploaded_key.clone();
-        r.expires_at_ms = (self.status == ArchiveStatus::Available).then(|| r.created_at_ms + retention.as_millis() as u64);
+        r.expires_at_ms =
+            (self.status == ArchiveStatus::Available).then(|| r.created_at_ms + retention.as_millis() as u64);
     }
 }
 
@@ -67,12 +77,22 @@ struct Artifact {
     duration_ms: u64,
 }
 
-pub async fn run(arch: &Arc<Archiver>, rec: &ArchiveRecord, streams: Vec<FinishedStream>, key: Option<(Arc<EphemeralKey>, String)>) -> Outcome {
+pub async fn run(
+    arch: &Arc<Archiver>,
+    rec: &ArchiveRecord,
+    streams: Vec<FinishedStream>,
+    key: Option<(Arc<EphemeralKey>, String)>,
+) -> Outcome {
     if streams.is_empty() {
-        return Outcome { keep_work: false, ..Outcome::failed("nothing was recorded: no stream was published while the archive ran") };
+        return Outcome {
+            keep_work: false,
+            ..Outcome::failed("nothing was recorded: no stream was published while the archive ran")
+        };
     }
     if streams.iter().any(|s| s.encrypted) && key.is_none() {
-        return Outcome::failed("the recording was interrupted by a restart; its per-stream files are encrypted to the project key and kept in the work directory for an operator");
+        return Outcome::failed(
+            "the recording was interrupted by a restart; its per-stream files are encrypted to the project key and kept in the work directory for an operator",
+        );
     }
     let work = arch.work_dir(&rec.id);
     let r = rec.clone();
@@ -85,7 +105,12 @@ pub async fn run(arch: &Arc<Archiver>, rec: &ArchiveRecord, streams: Vec<Finishe
     deliver(arch, rec, artifact).await
 }
 
-fn build(rec: &ArchiveRecord, mut streams: Vec<FinishedStream>, work: &Path, key: Option<&(Arc<EphemeralKey>, String)>) -> Result<Artifact, String> {
+fn build(
+    rec: &ArchiveRecord,
+    mut streams: Vec<FinishedStream>,
+    work: &Path,
+    key: Option<&(Arc<EphemeralKey>, String)>,
+) -> Result<Artifact, String> {
     let e = |e: conclave_archive::ArchiveError| e.to_string();
     // Recording order (the grid's order, and the focus when no stream has the class).
     streams.sort_by(|a, b| (a.offset_ms, &a.stream_id).cmp(&(b.offset_ms, &b.stream_id)));
@@ -104,47 +129,99 @@ fn build(rec: &ArchiveRecord, mut streams: Vec<FinishedStream>, work: &Path, key
         OutputMode::Individual => {
             let inputs: Vec<PackageInput> = streams
                 .iter()
-                .map(|s| PackageInput { stream_id: s.stream_id.clone(), path: s.path.clone(), start_time_offset_ms: s.offset_ms, stop_time_offset_ms: s.offset_ms + s.duration_ms, has_audio: s.has_audio, has_video: s.has_video })
+                .map(|s| PackageInput {
+                    stream_id: s.stream_id.clone(),
+                    path: s.path.clone(),
+                    start_time_offset_ms: s.offset_ms,
+                    stop_time_offset_ms: s.offset_ms + s.duration_ms,
+                    has_audio: s.has_audio,
+                    has_video: s.has_video,
+                })
                 .collect();
             match customer {
                 None => {
                     let out = work.join(format!("{}.zip", rec.id));
-                    let p = write_individual_zip(&out, &rec.id, &rec.session_id, rec.created_at_ms, &inputs).map_err(e)?;
-                    Ok(Artifact { path: out, ext: "zip", object_ext: "zip", size: p.size, sha256: p.sha256, duration_ms })
+                    let p =
+                        write_individual_zip(&out, &rec.id, &rec.session_id, rec.created_at_ms, &inputs).map_err(e)?;
+                    Ok(Artifact {
+                        path: out,
+                        ext: "zip",
+                        object_ext: "zip",
+                        size: p.size,
+                        sha256: p.sha256,
+                        duration_ms,
+                    })
                 }
                 Some(c) => {
                     let out = work.join(format!("{}.age", rec.id));
-                    let w = EncryptingWriter::new(std::fs::File::create(&out).map_err(|e| e.to_string())?, &[c]).map_err(e)?;
+                    let w = EncryptingWriter::new(std::fs::File::create(&out).map_err(|e| e.to_string())?, &[c])
+                        .map_err(e)?;
                     let mut readers = Vec::new();
                     for (i, s) in inputs.into_iter().zip(streams.iter()) {
                         readers.push((i, open(s)?));
                     }
-                    let (_, w) = write_individual_zip_to(w, &rec.id, &rec.session_id, rec.created_at_ms, readers).map_err(e)?;
+                    let (_, w) =
+                        write_individual_zip_to(w, &rec.id, &rec.session_id, rec.created_at_ms, readers).map_err(e)?;
                     let f = w.finish().map_err(e)?;
-                    Ok(Artifact { path: out, ext: "age", object_ext: "zip.age", size: f.size, sha256: f.sha256, duration_ms })
+                    Ok(Artifact {
+                        path: out,
+                        ext: "age",
+                        object_ext: "zip.age",
+                        size: f.size,
+                        sha256: f.sha256,
+                        duration_ms,
+                    })
                 }
             }
         }
         OutputMode::Composed => {
             let (w, h) = rec.resolution.as_deref().and_then(parse_resolution).unwrap_or((640, 480));
-            let spec = ComposeSpec { width: w, height: h, epochs: super::layout::epochs_of(rec, &streams), quality: quality_of(rec.max_bitrate, rec.quantization_parameter) };
+            let spec = ComposeSpec {
+                width: w,
+                height: h,
+                epochs: super::layout::epochs_of(rec, &streams),
+                quality: quality_of(rec.max_bitrate, rec.quantization_parameter),
+            };
             let mut inputs = Vec::new();
             for s in &streams {
-                let source = if key.is_some() { ComposeSource::Reader(open(s)?) } else { ComposeSource::Path(s.path.clone()) };
-                inputs.push(ComposeInput { source, offset_ms: s.offset_ms, duration_ms: s.duration_ms, has_audio: s.has_audio && rec.has_audio, has_video: s.has_video && rec.has_video });
+                let source =
+                    if key.is_some() { ComposeSource::Reader(open(s)?) } else { ComposeSource::Path(s.path.clone()) };
+                inputs.push(ComposeInput {
+                    source,
+                    offset_ms: s.offset_ms,
+                    duration_ms: s.duration_ms,
+                    has_audio: s.has_audio && rec.has_audio,
+                    has_video: s.has_video && rec.has_video,
+                });
             }
             match customer {
                 None => {
                     let out = work.join(format!("{}.mp4", rec.id));
                     let c = compose(inputs, &spec, ComposeOutput::File(out.clone())).map_err(e)?;
-                    Ok(Artifact { path: out, ext: "mp4", object_ext: "mp4", size: c.size, sha256: c.sha256, duration_ms: c.duration_ms })
+                    Ok(Artifact {
+                        path: out,
+                        ext: "mp4",
+                        object_ext: "mp4",
+                        size: c.size,
+                        sha256: c.sha256,
+                        duration_ms: c.duration_ms,
+                    })
                 }
                 Some(cust) => {
                     let out = work.join(format!("{}.age", rec.id));
-                    let mut sink = EncryptingWriter::new(std::fs::File::create(&out).map_err(|e| e.to_string())?, &[cust]).map_err(e)?;
+                    let mut sink =
+                        EncryptingWriter::new(std::fs::File::create(&out).map_err(|e| e.to_string())?, &[cust])
+                            .map_err(e)?;
                     let c = compose(inputs, &spec, ComposeOutput::Writer(&mut sink)).map_err(e)?;
                     let f = sink.finish().map_err(e)?;
-                    Ok(Artifact { path: out, ext: "age", object_ext: "mp4.age", size: f.size, sha256: f.sha256, duration_ms: c.duration_ms })
+                    Ok(Artifact {
+                        path: out,
+                        ext: "age",
+                        object_ext: "mp4.age",
+                        size: f.size,
+                        sha256: f.sha256,
+                        duration_ms: c.duration_ms,
+                    })
                 }
             }
         }
@@ -177,9 +254,21 @@ async fn deliver(arch: &Arc<Archiver>, rec: &ArchiveRecord, a: Artifact) -> Outc
             match upload(t, &a.path, &object).await {
                 Ok(res) if res.sha256 == a.sha256 && res.size == a.size => {
                     let _ = std::fs::remove_file(&a.path);
-                    return Outcome { status: ArchiveStatus::Uploaded, reason: String::new(), size: a.size, sha256: a.sha256, duration_s, fallback_file: None, uploaded_key: Some(res.key), keep_work: false };
+                    return Outcome {
+                        status: ArchiveStatus::Uploaded,
+                        reason: String::new(),
+                        size: a.size,
+                        sha256: a.sha256,
+                        duration_s,
+                        fallback_file: None,
+                        uploaded_key: Some(res.key),
+                        keep_work: false,
+                    };
                 }
-                Ok(res) => Some(format!("the uploaded object does not match the archive (sha256 {} vs {})", res.sha256, a.sha256)),
+                Ok(res) => Some(format!(
+                    "the uploaded object does not match the archive (sha256 {} vs {})",
+                    res.sha256, a.sha256
+                )),
                 Err(e) => Some(e),
             }
         }
@@ -188,22 +277,56 @@ async fn deliver(arch: &Arc<Archiver>, rec: &ArchiveRecord, a: Artifact) -> Outc
     let keep = || arch.fallback.put(&rec.id, a.ext, &a.path).map(|_| format!("{}.{}", rec.id, a.ext));
     if let Some(err) = &upload_error {
         crate::metrics::inc(&arch.metrics.counters.archive_upload_failures);
-        super::alert::upload_failed(arch.config.smtp.as_ref(), &rec.api_key, &rec.id, &rec.session_id, err, fallback == Fallback::Conclave).await;
+        super::alert::upload_failed(
+            arch.config.smtp.as_ref(),
+            &rec.api_key,
+            &rec.id,
+            &rec.session_id,
+            err,
+            fallback == Fallback::Conclave,
+        )
+        .await;
     }
     match keep() {
         Ok(file) => {
             let (status, reason) = match (&upload_error, fallback) {
                 (None, _) => (ArchiveStatus::Available, String::new()),
-                (Some(e), Fallback::Conclave) => (ArchiveStatus::Available, format!("upload failed: {e}; kept in the fallback store")),
-                (Some(e), Fallback::None) => (ArchiveStatus::Failed, format!("upload failed: {e}; fallback is none, so the file is not served and is kept for an operator")),
+                (Some(e), Fallback::Conclave) => {
+                    (ArchiveStatus::Available, format!("upload failed: {e}; kept in the fallback store"))
+                }
+                (Some(e), Fallback::None) => (
+                    ArchiveStatus::Failed,
+                    format!(
+                        "upload failed: {e}; fallback is none, so the file is not served and is kept for an operator"
+                    ),
+                ),
             };
-            Outcome { status, reason, size: a.size, sha256: a.sha256, duration_s, fallback_file: Some(file), uploaded_key: None, keep_work: false }
+            Outcome {
+                status,
+                reason,
+                size: a.size,
+                sha256: a.sha256,
+                duration_s,
+                fallback_file: Some(file),
+                uploaded_key: None,
+                keep_work: false,
+            }
         }
-        Err(e) => Outcome { duration_s, ..Outcome::failed(format!("the archive could not be uploaded ({}) or stored locally ({e}); its files are kept in the work directory", upload_error.unwrap_or_else(|| "no target".into()))) },
+        Err(e) => Outcome {
+            duration_s,
+            ..Outcome::failed(format!(
+                "the archive could not be uploaded ({}) or stored locally ({e}); its files are kept in the work directory",
+                upload_error.unwrap_or_else(|| "no target".into())
+            ))
+        },
     }
 }
 
-async fn upload(t: &conclave_core::archive::StorageTarget, path: &Path, object: &str) -> Result<conclave_archive::upload::UploadResult, String> {
+async fn upload(
+    t: &conclave_core::archive::StorageTarget,
+    path: &Path,
+    object: &str,
+) -> Result<conclave_archive::upload::UploadResult, String> {
     let target = S3Target::new(&super::storage::s3_config(t)).map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(15 * 60), target.upload_file(path, object)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
@@ -221,14 +344,36 @@ pub fn recover_streams(dir: &Path) -> Vec<FinishedStream> {
             continue;
         }
         if j.encrypted {
-            out.push(FinishedStream { stream_id: j.stream_id, path, offset_ms: j.offset_ms, duration_ms: 0, has_audio: j.has_audio, has_video: j.has_video, encrypted: true, tags: j.tags, tag_changes: Vec::new() });
+            out.push(FinishedStream {
+                stream_id: j.stream_id,
+                path,
+                offset_ms: j.offset_ms,
+                duration_ms: 0,
+                has_audio: j.has_audio,
+                has_video: j.has_video,
+                encrypted: true,
+                tags: j.tags,
+                tag_changes: Vec::new(),
+            });
             continue;
         }
         let container = if j.file.ends_with(".mkv") { "mkv" } else { "webm" };
         let fixed = dir.join(format!("{}.recovered.{container}", j.stream_id));
         match conclave_archive::recover::finalize_crashed_webm(&path, &fixed) {
-            Ok(f) => out.push(FinishedStream { stream_id: j.stream_id, path: fixed, offset_ms: j.offset_ms, duration_ms: f.duration_ms, has_audio: f.has_audio, has_video: f.has_video, encrypted: false, tags: j.tags, tag_changes: Vec::new() }),
-            Err(e) => tracing::warn!(stream = %j.stream_id, error = %e, "a crashed stream recording had nothing usable"),
+            Ok(f) => out.push(FinishedStream {
+                stream_id: j.stream_id,
+                path: fixed,
+                offset_ms: j.offset_ms,
+                duration_ms: f.duration_ms,
+                has_audio: f.has_audio,
+                has_video: f.has_video,
+                encrypted: false,
+                tags: j.tags,
+                tag_changes: Vec::new(),
+            }),
+            Err(e) => {
+                tracing::warn!(stream = %j.stream_id, error = %e, "a crashed stream recording had nothing usable")
+            }
         }
     }
     out

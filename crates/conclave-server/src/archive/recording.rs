@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 /// Frames queued for the recording thread before new ones are dropped (and counted).
@@ -35,7 +35,10 @@ pub struct StreamTags {
 
 impl StreamTags {
     pub fn of(s: &conclave_core::signal::StreamInfo) -> StreamTags {
-        StreamTags { focus: s.layout_class_list.iter().any(|c| c == "focus"), screen: s.video_type == conclave_core::signal::VideoType::Screen }
+        StreamTags {
+            focus: s.layout_class_list.iter().any(|c| c == "focus"),
+            screen: s.video_type == conclave_core::signal::VideoType::Screen,
+        }
     }
 }
 
@@ -84,10 +87,20 @@ impl FinishedStream {
 }
 
 enum Input {
-    Add { stream_id: String, has_audio: bool, has_video: bool, tags: StreamTags },
-    Remove { stream_id: String },
+    Add {
+        stream_id: String,
+        has_audio: bool,
+        has_video: bool,
+        tags: StreamTags,
+    },
+    Remove {
+        stream_id: String,
+    },
     /// The stream's layout classes changed (the composed layout uses the latest).
-    Tags { stream_id: String, tags: StreamTags },
+    Tags {
+        stream_id: String,
+        tags: StreamTags,
+    },
     Frame(Arc<RecordedFrame>),
     Finish(tokio::sync::oneshot::Sender<Vec<FinishedStream>>),
 }
@@ -182,7 +195,9 @@ impl Worker {
     fn run(mut self, rx: Receiver<Input>) {
         loop {
             match rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(Input::Add { stream_id, has_audio, has_video, tags }) => self.add(stream_id, has_audio, has_video, tags),
+                Ok(Input::Add { stream_id, has_audio, has_video, tags }) => {
+                    self.add(stream_id, has_audio, has_video, tags)
+                }
                 Ok(Input::Remove { stream_id }) => self.remove(&stream_id),
                 Ok(Input::Tags { stream_id, tags }) => {
                     let at = self.start.elapsed().as_millis() as u64;
@@ -254,7 +269,12 @@ impl Worker {
 
     /// Audio-only publishers never send a video frame: create their files after a wait.
     fn create_waiting(&mut self) {
-        let due: Vec<String> = self.tracks.iter().filter(|(_, t)| t.recorder.is_none() && !t.early.is_empty() && t.added.elapsed() >= CODEC_WAIT).map(|(id, _)| id.clone()).collect();
+        let due: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.recorder.is_none() && !t.early.is_empty() && t.added.elapsed() >= CODEC_WAIT)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in due {
             let mut t = self.tracks.remove(&id).expect("listed");
             self.create(&id, &mut t, "vp8");
@@ -318,7 +338,15 @@ impl Worker {
         t.offset_ms = first.saturating_duration_since(self.start).as_millis() as u64;
         t.file = file.clone();
         t.recorder = Some(rec);
-        self.journal(&JournalEntry { stream_id: stream_id.to_owned(), file, offset_ms: t.offset_ms, has_audio: t.has_audio, has_video: t.has_video, encrypted, tags: t.tags });
+        self.journal(&JournalEntry {
+            stream_id: stream_id.to_owned(),
+            file,
+            offset_ms: t.offset_ms,
+            has_audio: t.has_audio,
+            has_video: t.has_video,
+            encrypted,
+            tags: t.tags,
+        });
         for f in std::mem::take(&mut t.early) {
             self.write(stream_id, t, &f);
         }

@@ -22,7 +22,12 @@ pub fn path(api_key: &str, id: &str) -> String {
 
 pub fn make(key: &[u8; 32], base: &str, api_key: &str, id: &str, now: u64) -> String {
     let expires = now + VALIDITY_SECS;
-    format!("{}{}?expires={expires}&signature={}", base.trim_end_matches('/'), path(api_key, id), mac(key, api_key, id, expires))
+    format!(
+        "{}{}?expires={expires}&signature={}",
+        base.trim_end_matches('/'),
+        path(api_key, id),
+        mac(key, api_key, id, expires)
+    )
 }
 
 pub fn verify(key: &[u8; 32], api_key: &str, id: &str, expires: u64, signature: &str, now: u64) -> bool {
@@ -50,6 +55,16 @@ mod tests {
         assert!(!verify(&key, "47000001", "e85741ce-d280-4efa-a3ba-93379a68be07", 1600, sig, 1000), "other archive");
         assert!(!verify(&key, "47000001", "e85741ce-d280-4efa-a3ba-93379a68be06", 1700, sig, 1000), "changed expiry");
         assert!(!verify(&[8u8; 32], "47000001", "e85741ce-d280-4efa-a3ba-93379a68be06", 1600, sig, 1000), "other key");
-        assert!(!verify(&key, "47000001", "e85741ce-d280-4efa-a3ba-93379a68be06", 99_999, &mac(&key, "47000001", "e85741ce-d280-4efa-a3ba-93379a68be06", 99_999), 1000), "too far in the future");
+        assert!(
+            !verify(
+                &key,
+                "47000001",
+                "e85741ce-d280-4efa-a3ba-93379a68be06",
+                99_999,
+                &mac(&key, "47000001", "e85741ce-d280-4efa-a3ba-93379a68be06", 99_999),
+                1000
+            ),
+            "too far in the future"
+        );
     }
 }

@@ -91,8 +91,16 @@ mod tests {
     #[test]
     fn placement_picks_the_least_loaded_live_node() {
         assert_eq!(least_loaded(&[n("a", 5, false), n("b", 2, false), n("c", 9, false)]).unwrap().id, "b");
-        assert_eq!(least_loaded(&[n("a", 5, false), n("b", 2, true)]).unwrap().id, "a", "draining nodes take no sessions");
-        assert_eq!(least_loaded(&[n("b", 1, false), n("a", 1, false)]).unwrap().id, "a", "ties break the same way everywhere");
+        assert_eq!(
+            least_loaded(&[n("a", 5, false), n("b", 2, true)]).unwrap().id,
+            "a",
+            "draining nodes take no sessions"
+        );
+        assert_eq!(
+            least_loaded(&[n("b", 1, false), n("a", 1, false)]).unwrap().id,
+            "a",
+            "ties break the same way everywhere"
+        );
         assert!(least_loaded(&[n("a", 0, true)]).is_none());
     }
 }
@@ -126,15 +134,23 @@ fn process_cpu_us() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let ticks: u64 =
+        f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     // Linux reports in USER_HZ, 100 on every mainstream configuration.
     ticks * 10_000
 }
 
 impl LoadProbe {
-    pub fn new(hub: &std::sync::Arc<crate::signal::hub::Hub>, metrics: std::sync::Arc<crate::metrics::Metrics>) -> LoadProbe {
+    pub fn new(
+        hub: &std::sync::Arc<crate::signal::hub::Hub>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> LoadProbe {
         let sent = metrics.counters.media_bytes_sent.load(std::sync::atomic::Ordering::Relaxed);
-        LoadProbe { hub: std::sync::Arc::downgrade(hub), metrics, last: std::sync::Mutex::new((std::time::Instant::now(), process_cpu_us(), sent)) }
+        LoadProbe {
+            hub: std::sync::Arc::downgrade(hub),
+            metrics,
+            last: std::sync::Mutex::new((std::time::Instant::now(), process_cpu_us(), sent)),
+        }
     }
 
     pub fn sample(&self) -> Load {

@@ -33,7 +33,11 @@ fn target(method: &axum::http::Method, path: &str) -> Option<Target> {
         ("session", Some(sid), _) => Some(Target::Session(sid.to_owned())),
         ("archive", None, _) if method == axum::http::Method::POST => Some(Target::ArchiveStart),
         // The archive's own node: it records it, and its fallback store holds the file.
-        ("archive", Some(id), None | Some("stop" | "streams" | "layout" | "download")) if conclave_core::archive::is_archive_id(id) => Some(Target::Archive(id.to_owned())),
+        ("archive", Some(id), None | Some("stop" | "streams" | "layout" | "download"))
+            if conclave_core::archive::is_archive_id(id) =>
+        {
+            Some(Target::Archive(id.to_owned()))
+        }
         _ => None,
     }
 }
@@ -49,9 +53,13 @@ pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next
         Target::ArchiveStart => {
             let (parts, body) = req.into_parts();
             let Ok(body) = axum::body::to_bytes(body, state.limits.max_body_bytes).await else {
-                return crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+                return crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                    .into_response();
             };
-            let owner = match serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["sessionId"].as_str().map(str::to_owned)) {
+            let owner = match serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["sessionId"].as_str().map(str::to_owned))
+            {
                 // Recording needs the session's media: place it now if nobody is there yet.
                 Some(sid) => state.cluster.place(&sid).await,
                 None => Ok(Owner::Local),
@@ -66,11 +74,13 @@ pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next
         Target::Archive(id) => {
             let owner = match state.store.archive(&id).await {
                 Ok(Some(r)) => match r.node {
-                    Some(node) if Some(node.as_str()) != state.cluster.node_id() => match state.cluster.node(&node).await {
-                        Some(info) => Ok(Owner::Remote(info)),
-                        // Its node is gone: answer here from the store (status, reason).
-                        None => Ok(Owner::Local),
-                    },
+                    Some(node) if Some(node.as_str()) != state.cluster.node_id() => {
+                        match state.cluster.node(&node).await {
+                            Some(info) => Ok(Owner::Remote(info)),
+                            // Its node is gone: answer here from the store (status, reason).
+                            None => Ok(Owner::Local),
+                        }
+                    }
                     _ => Ok(Owner::Local),
                 },
                 _ => Ok(Owner::Local),
@@ -80,10 +90,14 @@ pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next
         }
     };
     match owner {
-        Ok(Owner::Remote(node)) if !node.url.is_empty() => match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
-            Ok(bytes) => forward(&state, node, parts, bytes).await,
-            Err(_) => crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
-        },
+        Ok(Owner::Remote(node)) if !node.url.is_empty() => {
+            match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+                Ok(bytes) => forward(&state, node, parts, bytes).await,
+                Err(_) => {
+                    crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+                }
+            }
+        }
         Ok(_) => next.run(Request::from_parts(parts, body)).await,
         Err(e) => crate::api::ApiError::internal("cluster lookup failed", &e).into_response(),
     }
@@ -115,7 +129,11 @@ async fn forward(state: &AppState, node: super::NodeInfo, parts: axum::http::req
         }
         Err(e) => {
             tracing::warn!(node = %node.id, error = %e, "forwarding to the session's node failed");
-            crate::api::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the node hosting this session ({}) is unreachable; retry", node.id)).into_response()
+            crate::api::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the node hosting this session ({}) is unreachable; retry", node.id),
+            )
+            .into_response()
         }
     }
 }

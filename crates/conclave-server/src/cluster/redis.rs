@@ -51,7 +51,13 @@ impl RedisCluster {
             .await
             .map_err(|_| "Redis did not answer within 10 s".to_owned())?
             .map_err(|e| format!("cannot connect to Redis: {e}"))?;
-        let me = NodeInfo { id: node_id.to_owned(), url: url.trim_end_matches('/').to_owned(), load: 0, draining: false, detail: Load::default() };
+        let me = NodeInfo {
+            id: node_id.to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
+            load: 0,
+            draining: false,
+            detail: Load::default(),
+        };
         let c = Arc::new(RedisCluster { conn, me, draining: AtomicBool::new(false) });
         c.beat(Load::default()).await?;
         Ok(c)
@@ -73,11 +79,23 @@ impl RedisCluster {
     }
 
     async fn beat(&self, load: Load) -> Result<(), String> {
-        let info = NodeInfo { load: load.score(), detail: load, draining: self.draining.load(Ordering::Relaxed), ..self.me.clone() };
+        let info = NodeInfo {
+            load: load.score(),
+            detail: load,
+            draining: self.draining.load(Ordering::Relaxed),
+            ..self.me.clone()
+        };
         let mut c = self.conn.clone();
         let ttl = (HEARTBEAT * LIVES).as_millis() as u64;
         let json = serde_json::to_string(&info).expect("serializes");
-        let _: () = c.set_options(node_key(&self.me.id), json, redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl))).await.map_err(|e| e.to_string())?;
+        let _: () = c
+            .set_options(
+                node_key(&self.me.id),
+                json,
+                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         let _: () = c.sadd("conclave:nodes", &self.me.id).await.map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -110,7 +128,9 @@ impl RedisCluster {
         }
         match nodes.iter().find(|n| n.id == id) {
             Some(n) => Owner::Remote(n.clone()),
-            None => Owner::Remote(NodeInfo { id, url: String::new(), load: 0, draining: false, detail: Load::default() }),
+            None => {
+                Owner::Remote(NodeInfo { id, url: String::new(), load: 0, draining: false, detail: Load::default() })
+            }
         }
     }
 }
@@ -135,7 +155,14 @@ impl Coordinator for RedisCluster {
         let draining = self.draining.load(Ordering::Relaxed);
         let candidates: Vec<NodeInfo> = nodes.iter().filter(|n| !(draining && n.id == self.me.id)).cloned().collect();
         let chosen = least_loaded(&candidates).map(|n| n.id.clone()).unwrap_or_else(|| self.me.id.clone());
-        let placed: String = redis::Script::new(PLACE).key(&key).arg(&chosen).arg(&dead).arg(PLACEMENT_TTL_MS).invoke_async(&mut c).await.map_err(|e| e.to_string())?;
+        let placed: String = redis::Script::new(PLACE)
+            .key(&key)
+            .arg(&chosen)
+            .arg(&dead)
+            .arg(PLACEMENT_TTL_MS)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
         if !dead.is_empty() && placed == chosen {
             tracing::warn!(session = %session_id, from = %dead, to = %chosen, "session placed again after its node's heartbeat lapsed");
         }
@@ -144,7 +171,8 @@ impl Coordinator for RedisCluster {
 
     async fn owner(&self, session_id: &str) -> Result<Owner, String> {
         let mut c = self.conn.clone();
-        let current: Option<String> = c.get(format!("conclave:placement:{session_id}")).await.map_err(|e| e.to_string())?;
+        let current: Option<String> =
+            c.get(format!("conclave:placement:{session_id}")).await.map_err(|e| e.to_string())?;
         match current {
             None => Ok(Owner::Local),
             Some(id) if id == self.me.id => Ok(Owner::Local),

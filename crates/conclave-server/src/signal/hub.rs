@@ -8,8 +8,8 @@
 use super::room::{ConnId, IdSource, JoinRequest, Output, Room, RoomError, SessionEvent, SessionMeta};
 use crate::auth::{AuthFailure, verify_client_token};
 use crate::clock;
-use conclave_core::signal::{ClientEnvelope, ConnectionInfo, DisconnectReason, ErrorCode, ServerMessage, StreamInfo};
 use conclave_core::pii::PiiPolicy;
+use conclave_core::signal::{ClientEnvelope, ConnectionInfo, DisconnectReason, ErrorCode, ServerMessage, StreamInfo};
 use conclave_store::Store;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -65,7 +65,11 @@ pub struct TurnConfig {
 
 impl std::fmt::Debug for TurnConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TurnConfig").field("urls", &self.urls).field("secret", &"<redacted>").field("ttl", &self.ttl).finish()
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("secret", &"<redacted>")
+            .field("ttl", &self.ttl)
+            .finish()
     }
 }
 
@@ -121,10 +125,16 @@ enum Preference {
 fn moderation_audit(msg: &conclave_core::signal::ClientMessage) -> Option<(&'static str, String, serde_json::Value)> {
     use conclave_core::signal::ClientMessage as M;
     match msg {
-        M::ForceDisconnect { connection_id } => Some(("connection.force_disconnect", connection_id.clone(), serde_json::json!({}))),
+        M::ForceDisconnect { connection_id } => {
+            Some(("connection.force_disconnect", connection_id.clone(), serde_json::json!({})))
+        }
         M::ForceUnpublish { stream_id } => Some(("stream.force_unpublish", stream_id.clone(), serde_json::json!({}))),
         M::ForceMute { stream_id } => Some(("stream.force_mute", stream_id.clone(), serde_json::json!({}))),
-        M::ForceMuteAll { excluded_stream_ids } => Some(("session.mute_all", String::new(), serde_json::json!({"active": true, "excludedStreamIds": excluded_stream_ids}))),
+        M::ForceMuteAll { excluded_stream_ids } => Some((
+            "session.mute_all",
+            String::new(),
+            serde_json::json!({"active": true, "excludedStreamIds": excluded_stream_ids}),
+        )),
         M::DisableForceMute => Some(("session.mute_all", String::new(), serde_json::json!({"active": false}))),
         _ => None,
     }
@@ -214,7 +224,8 @@ impl Hub {
         let now = clock::unix_secs();
         lock(&self.revoked).retain(|_, expires_at| *expires_at + conclave_core::CLOCK_SKEW_SECS >= now);
         let grace = self.config.reconnect_grace.as_millis() as u64;
-        let rooms: Vec<(String, Arc<Mutex<LiveRoom>>)> = lock(&self.rooms).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let rooms: Vec<(String, Arc<Mutex<LiveRoom>>)> =
+            lock(&self.rooms).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (sid, cell) in rooms {
             let mut live = lock(&cell);
             let out = live.room.expire_suspended(clock::unix_ms(), grace);
@@ -238,10 +249,17 @@ impl Hub {
                     if let Some(media) = &self.media {
                         // Force-mute reaches media: the SFU stops forwarding that audio.
                         match &msg {
-                            ServerMessage::MuteForced { stream_id } => media.audio_forwarding(crate::media::publisher_peer(stream_id), false),
-                            ServerMessage::StreamPropertyChanged { stream_id, property: conclave_core::signal::StreamProperty::HasAudio, new_value } => {
-                                media.audio_forwarding(crate::media::publisher_peer(stream_id), new_value.as_bool() == Some(true))
+                            ServerMessage::MuteForced { stream_id } => {
+                                media.audio_forwarding(crate::media::publisher_peer(stream_id), false)
                             }
+                            ServerMessage::StreamPropertyChanged {
+                                stream_id,
+                                property: conclave_core::signal::StreamProperty::HasAudio,
+                                new_value,
+                            } => media.audio_forwarding(
+                                crate::media::publisher_peer(stream_id),
+                                new_value.as_bool() == Some(true),
+                            ),
                             _ => {}
                         }
                     }
@@ -276,7 +294,9 @@ impl Hub {
                     if let Some(media) = &self.media {
                         // Nothing of a removed stream or participant is forwarded any more.
                         match &event {
-                            SessionEvent::StreamDestroyed { stream, .. } => media.remove_peer(crate::media::publisher_peer(&stream.stream_id)),
+                            SessionEvent::StreamDestroyed { stream, .. } => {
+                                media.remove_peer(crate::media::publisher_peer(&stream.stream_id))
+                            }
                             SessionEvent::ConnectionDestroyed { connection, .. } => {
                                 media.remove_peer(crate::media::receiver_peer(&connection.connection_id));
                                 lock(&self.pending_media).retain(|(c, _)| c != &connection.connection_id);
@@ -286,7 +306,12 @@ impl Hub {
                         }
                     }
                     if let Some(events) = &self.events {
-                        let _ = events.send(HubEvent { api_key: meta.api_key.clone(), session_id: meta.session_id.clone(), event, at_ms: clock::unix_ms() });
+                        let _ = events.send(HubEvent {
+                            api_key: meta.api_key.clone(),
+                            session_id: meta.session_id.clone(),
+                            event,
+                            at_ms: clock::unix_ms(),
+                        });
                     }
                 }
             }
@@ -306,9 +331,9 @@ impl Hub {
     /// The live room of a session, created on its first join.
     fn room_for(&self, meta: SessionMeta) -> Arc<Mutex<LiveRoom>> {
         let mut rooms = lock(&self.rooms);
-        let cell = rooms
-            .entry(meta.session_id.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(LiveRoom { room: Room::new(meta, Box::new(RandomIds)), senders: HashMap::new() })));
+        let cell = rooms.entry(meta.session_id.clone()).or_insert_with(|| {
+            Arc::new(Mutex::new(LiveRoom { room: Room::new(meta, Box::new(RandomIds)), senders: HashMap::new() }))
+        });
         cell.clone()
     }
 
@@ -327,25 +352,42 @@ impl Hub {
     }
 
     /// Verifies the token and joins. Returns the connection ID and the `connected` reply.
-    pub async fn connect(&self, session_id: &str, token: &str, tx: OutboundTx) -> Result<(ConnId, ServerMessage), RoomError> {
+    pub async fn connect(
+        &self,
+        session_id: &str,
+        token: &str,
+        tx: OutboundTx,
+    ) -> Result<(ConnId, ServerMessage), RoomError> {
         let result = self.try_connect(session_id, token, tx).await;
-        crate::metrics::inc(if result.is_ok() { &self.metrics.counters.joins } else { &self.metrics.counters.joins_refused });
+        crate::metrics::inc(if result.is_ok() {
+            &self.metrics.counters.joins
+        } else {
+            &self.metrics.counters.joins_refused
+        });
         result
     }
 
-    async fn try_connect(&self, session_id: &str, token: &str, tx: OutboundTx) -> Result<(ConnId, ServerMessage), RoomError> {
+    async fn try_connect(
+        &self,
+        session_id: &str,
+        token: &str,
+        tx: OutboundTx,
+    ) -> Result<(ConnId, ServerMessage), RoomError> {
         if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(RoomError::new(ErrorCode::Draining, "the server is shutting down; reconnect shortly"));
         }
         let now = clock::unix_secs();
-        let (claims, session, pii_policy, max_participants) = match verify_client_token(self.store.as_ref(), token, session_id, now).await {
-            Ok(ok) => (ok.claims, ok.session, ok.pii_policy, ok.max_participants),
-            Err(AuthFailure::Rejected(e)) => return Err(RoomError::new(ErrorCode::for_token_error(&e), e.to_string())),
-            Err(AuthFailure::Store(e)) => {
-                tracing::error!(error = %e, "store failed while verifying a token");
-                return Err(RoomError::new(ErrorCode::InvalidToken, "token check unavailable; try again"));
-            }
-        };
+        let (claims, session, pii_policy, max_participants) =
+            match verify_client_token(self.store.as_ref(), token, session_id, now).await {
+                Ok(ok) => (ok.claims, ok.session, ok.pii_policy, ok.max_participants),
+                Err(AuthFailure::Rejected(e)) => {
+                    return Err(RoomError::new(ErrorCode::for_token_error(&e), e.to_string()));
+                }
+                Err(AuthFailure::Store(e)) => {
+                    tracing::error!(error = %e, "store failed while verifying a token");
+                    return Err(RoomError::new(ErrorCode::InvalidToken, "token check unavailable; try again"));
+                }
+            };
         let found = claims.connection_data.as_deref().map(conclave_core::pii::scan).unwrap_or_default();
         if !found.is_empty() {
             // The kinds only: the data itself is exactly what must not reach a log.
@@ -356,19 +398,26 @@ impl Hub {
             }
             match pii_policy {
                 PiiPolicy::Off => {}
-                PiiPolicy::Warn => tracing::warn!(session_id, api_key = %session.api_key, kinds = ?found, "connection data looks like personal data; use an opaque ID"),
+                PiiPolicy::Warn => {
+                    tracing::warn!(session_id, api_key = %session.api_key, kinds = ?found, "connection data looks like personal data; use an opaque ID")
+                }
                 PiiPolicy::Reject => {
                     tracing::info!(session_id, kinds = ?found, "join refused: personal data in connection data");
                     return Err(RoomError::new(
                         ErrorCode::PersonalData,
-                        format!("the token's connection data looks like personal data ({found:?}); put an opaque ID there instead"),
+                        format!(
+                            "the token's connection data looks like personal data ({found:?}); put an opaque ID there instead"
+                        ),
                     ));
                 }
             }
         }
         let fingerprint = token_fingerprint(token);
         if self.is_revoked(&fingerprint).await? {
-            return Err(RoomError::new(ErrorCode::TokenRevoked, "this token was revoked when its participant was removed; ask for a new one"));
+            return Err(RoomError::new(
+                ErrorCode::TokenRevoked,
+                "this token was revoked when its participant was removed; ask for a new one",
+            ));
         }
         let cell = self.room_for(SessionMeta {
             session_id: session_id.to_owned(),
@@ -412,7 +461,11 @@ impl Hub {
         let Some(turn) = &self.config.turn else { return Vec::new() };
         let expires = clock::unix_secs() + turn.ttl.as_secs();
         let (username, credential) = conclave_core::signal::turn_credentials(turn.secret.as_bytes(), conn, expires);
-        vec![conclave_core::signal::IceServer { urls: turn.urls.clone(), username: Some(username), credential: Some(credential) }]
+        vec![conclave_core::signal::IceServer {
+            urls: turn.urls.clone(),
+            username: Some(username),
+            credential: Some(credential),
+        }]
     }
 
     fn cell_of(&self, conn: &str) -> Option<Arc<Mutex<LiveRoom>>> {
@@ -448,22 +501,31 @@ impl Hub {
                 _ => None,
             };
             live.room.check_media(conn, stream)?;
-            let media = self.media.clone().ok_or_else(|| RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU"))?;
+            let media =
+                self.media.clone().ok_or_else(|| RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU"))?;
             drop(live);
             tokio::spawn(self.clone().negotiate(media, conn.to_owned(), env.msg));
             return Ok(());
         }
         let routed_subscription = match &env.msg {
-            M::Subscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => Some((true, stream_id.clone())),
-            M::Unsubscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => Some((false, stream_id.clone())),
+            M::Subscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => {
+                Some((true, stream_id.clone()))
+            }
+            M::Unsubscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => {
+                Some((false, stream_id.clone()))
+            }
             _ => None,
         };
         let audit = moderation_audit(&env.msg);
         let preferred = match &env.msg {
-            M::SetPreferredResolution { stream_id, width, height } => Some((stream_id.clone(), Preference::Layer(conclave_core::signal::layer_for_resolution(*width, *height)))),
-            M::SetPreferredFrameRate { stream_id, frame_rate } => {
-                Some((stream_id.clone(), Preference::Temporal(conclave_core::signal::temporal_layer_for_frame_rate(*frame_rate))))
-            }
+            M::SetPreferredResolution { stream_id, width, height } => Some((
+                stream_id.clone(),
+                Preference::Layer(conclave_core::signal::layer_for_resolution(*width, *height)),
+            )),
+            M::SetPreferredFrameRate { stream_id, frame_rate } => Some((
+                stream_id.clone(),
+                Preference::Temporal(conclave_core::signal::temporal_layer_for_frame_rate(*frame_rate)),
+            )),
             _ => None,
         };
         let out = live.room.handle(conn, env.msg, env.id, clock::unix_ms())?;
@@ -483,7 +545,10 @@ impl Hub {
                     hub.try_subscriptions(&media, |c, s| c == conn && s == stream).await;
                 } else {
                     lock(&hub.pending_media).remove(&(conn.clone(), stream.clone()));
-                    match media.unsubscribe(crate::media::receiver_peer(&conn), crate::media::publisher_peer(&stream)).await {
+                    match media
+                        .unsubscribe(crate::media::receiver_peer(&conn), crate::media::publisher_peer(&stream))
+                        .await
+                    {
                         Ok(Some(offer)) => hub.send_to(&conn, &ServerMessage::MediaOffer { sdp: offer }),
                         Ok(None) => {}
                         Err(e) => tracing::debug!(error = %e, "unsubscribe in the SFU"),
@@ -496,7 +561,9 @@ impl Hub {
             let store = self.store.clone();
             let actor = crate::audit::Actor::moderator(conn);
             let target = format!("{}/{target}", meta.session_id);
-            tokio::spawn(async move { crate::audit::record(store.as_ref(), &actor, Some(&meta.api_key), action, &target, detail).await });
+            tokio::spawn(async move {
+                crate::audit::record(store.as_ref(), &actor, Some(&meta.api_key), action, &target, detail).await
+            });
         }
         self.deliver(&mut live, out);
         Ok(())
@@ -513,7 +580,12 @@ impl Hub {
     }
 
     /// Runs a client's media negotiation against the SFU and answers it.
-    async fn negotiate(self: Arc<Self>, media: crate::media::MediaHandle, conn: String, msg: conclave_core::signal::ClientMessage) {
+    async fn negotiate(
+        self: Arc<Self>,
+        media: crate::media::MediaHandle,
+        conn: String,
+        msg: conclave_core::signal::ClientMessage,
+    ) {
         use crate::media::{publisher_peer, receiver_peer};
         use conclave_core::signal::ClientMessage as M;
         let failed = |e: String| ServerMessage::Error { id: None, code: ErrorCode::MediaFailed, message: e };
@@ -528,7 +600,10 @@ impl Hub {
                         }
                         // A stream that is muted (by its publisher or by force) starts unforwarded.
                         if let Some(s) = &stream_id {
-                            let muted = self.cell_of(&conn).and_then(|c| lock(&c).room.stream(s)).is_some_and(|info| !info.has_audio);
+                            let muted = self
+                                .cell_of(&conn)
+                                .and_then(|c| lock(&c).room.stream(s))
+                                .is_some_and(|info| !info.has_audio);
                             if muted {
                                 media.audio_forwarding(publisher_peer(s), false);
                             }
@@ -556,7 +631,8 @@ impl Hub {
     async fn try_subscriptions(&self, media: &crate::media::MediaHandle, matches: impl Fn(&str, &str) -> bool) {
         use crate::media::{publisher_peer, receiver_peer};
         let ready = lock(&self.receivers_ready).clone();
-        let candidates: Vec<(String, String)> = lock(&self.pending_media).iter().filter(|(c, s)| ready.contains(c) && matches(c, s)).cloned().collect();
+        let candidates: Vec<(String, String)> =
+            lock(&self.pending_media).iter().filter(|(c, s)| ready.contains(c) && matches(c, s)).cloned().collect();
         for (conn, stream) in candidates {
             match media.subscribe(receiver_peer(&conn), publisher_peer(&stream)).await {
                 Ok(offer) => {
@@ -571,7 +647,9 @@ impl Hub {
                         self.deliver(&mut live, out);
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, connection = %conn, stream = %stream, "subscription waits for its media peers"),
+                Err(e) => {
+                    tracing::debug!(error = %e, connection = %conn, stream = %stream, "subscription waits for its media peers")
+                }
             }
         }
     }
@@ -602,7 +680,11 @@ impl Hub {
     }
 
     /// Runs `f` on a live session's room and delivers its outputs. `None`: nobody is connected.
-    pub fn with_room<T>(&self, session_id: &str, f: impl FnOnce(&mut Room) -> Result<(T, Vec<Output>), RoomError>) -> Option<Result<T, RoomError>> {
+    pub fn with_room<T>(
+        &self,
+        session_id: &str,
+        f: impl FnOnce(&mut Room) -> Result<(T, Vec<Output>), RoomError>,
+    ) -> Option<Result<T, RoomError>> {
         let cell = self.live_room(session_id)?;
         let mut live = lock(&cell);
         Some(f(&mut live.room).map(|(t, out)| {

@@ -8,8 +8,9 @@
 
 use conclave_core::Role;
 use conclave_core::signal::{
-    ClientMessage, SdpKind, ConnectionInfo, DisconnectReason, ErrorCode, MAX_SDP_BYTES, MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_TYPE_BYTES, MAX_STREAM_NAME_CHARS,
-    ServerMessage, StreamDestroyedReason, StreamInfo, StreamProperty,
+    ClientMessage, ConnectionInfo, DisconnectReason, ErrorCode, MAX_SDP_BYTES, MAX_SIGNAL_DATA_BYTES,
+    MAX_SIGNAL_TYPE_BYTES, MAX_STREAM_NAME_CHARS, SdpKind, ServerMessage, StreamDestroyedReason, StreamInfo,
+    StreamProperty,
 };
 use conclave_core::wire::MediaMode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,9 +41,15 @@ pub struct JoinRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
     ConnectionCreated(ConnectionInfo),
-    ConnectionDestroyed { connection: ConnectionInfo, reason: DisconnectReason },
+    ConnectionDestroyed {
+        connection: ConnectionInfo,
+        reason: DisconnectReason,
+    },
     StreamCreated(StreamInfo),
-    StreamDestroyed { stream: StreamInfo, reason: StreamDestroyedReason },
+    StreamDestroyed {
+        stream: StreamInfo,
+        reason: StreamDestroyedReason,
+    },
     /// A stream's layout classes changed (what composed archives lay out by); not a
     /// session-monitoring webhook.
     StreamClassesChanged(StreamInfo),
@@ -51,11 +58,20 @@ pub enum SessionEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Deliver `msg` to each connection in `to` (serialise once, send many).
-    Send { to: Vec<ConnId>, msg: ServerMessage },
+    Send {
+        to: Vec<ConnId>,
+        msg: ServerMessage,
+    },
     /// Tell `conn` why (`sessionDisconnected`) and close its socket.
-    Close { conn: ConnId, reason: DisconnectReason },
+    Close {
+        conn: ConnId,
+        reason: DisconnectReason,
+    },
     /// Persist that this token may not join again before it expires.
-    Revoke { fingerprint: [u8; 32], expires_at: u64 },
+    Revoke {
+        fingerprint: [u8; 32],
+        expires_at: u64,
+    },
     Event(SessionEvent),
 }
 
@@ -181,7 +197,10 @@ impl Room {
         }
         if let Some(max) = self.meta.max_participants {
             if self.by_id.len() >= max as usize {
-                return Err(RoomError::new(ErrorCode::SessionFull, format!("the session is full ({max} participants)")));
+                return Err(RoomError::new(
+                    ErrorCode::SessionFull,
+                    format!("the session is full ({max} participants)"),
+                ));
             }
         }
         let id = self.ids.next_id();
@@ -200,7 +219,10 @@ impl Room {
         self.connections.insert(self.join_seq, id.clone());
         self.by_id.insert(id.clone(), (self.join_seq, conn));
         let outputs = vec![
-            Output::Send { to: self.all_except(Some(&id)), msg: ServerMessage::ConnectionCreated { connection: info.clone() } },
+            Output::Send {
+                to: self.all_except(Some(&id)),
+                msg: ServerMessage::ConnectionCreated { connection: info.clone() },
+            },
             Output::Event(SessionEvent::ConnectionCreated(info)),
         ];
         Ok((id, outputs))
@@ -252,7 +274,8 @@ impl Room {
             DisconnectReason::ForceDisconnected => StreamDestroyedReason::ForceDisconnected,
             DisconnectReason::SessionEnded => StreamDestroyedReason::SessionEnded,
         };
-        let own: Vec<StreamId> = self.streams.values().filter(|s| s.info.connection_id == conn).map(|s| s.info.stream_id.clone()).collect();
+        let own: Vec<StreamId> =
+            self.streams.values().filter(|s| s.info.connection_id == conn).map(|s| s.info.stream_id.clone()).collect();
         for sid in own {
             out.extend(self.destroy_stream(&sid, stream_reason));
         }
@@ -263,7 +286,10 @@ impl Room {
         if reason == DisconnectReason::ForceDisconnected {
             out.push(Output::Revoke { fingerprint: c.token_fingerprint, expires_at: c.token_expires_at });
         }
-        out.push(Output::Send { to: self.all_except(None), msg: ServerMessage::ConnectionDestroyed { connection_id: conn.to_owned(), reason } });
+        out.push(Output::Send {
+            to: self.all_except(None),
+            msg: ServerMessage::ConnectionDestroyed { connection_id: conn.to_owned(), reason },
+        });
         out.push(Output::Event(SessionEvent::ConnectionDestroyed { connection: c.info, reason }));
         out
     }
@@ -276,7 +302,10 @@ impl Room {
             }
         }
         vec![
-            Output::Send { to: self.all_except(None), msg: ServerMessage::StreamDestroyed { stream_id: sid.to_owned(), reason } },
+            Output::Send {
+                to: self.all_except(None),
+                msg: ServerMessage::StreamDestroyed { stream_id: sid.to_owned(), reason },
+            },
             Output::Event(SessionEvent::StreamDestroyed { stream: s.info, reason }),
         ]
     }
@@ -289,11 +318,20 @@ impl Room {
         }
         s.info.subscriber_count = s.subscribers.len() as u32;
         let count = s.info.subscriber_count;
-        vec![Output::Send { to: self.all_except(Some(conn)), msg: ServerMessage::SubscriberCount { stream_id: sid.to_owned(), count } }]
+        vec![Output::Send {
+            to: self.all_except(Some(conn)),
+            msg: ServerMessage::SubscriberCount { stream_id: sid.to_owned(), count },
+        }]
     }
 
     /// Everything a connected client may ask for, with the role enforced here.
-    pub fn handle(&mut self, from: &str, msg: ClientMessage, req_id: Option<u64>, now_ms: u64) -> Result<Vec<Output>, RoomError> {
+    pub fn handle(
+        &mut self,
+        from: &str,
+        msg: ClientMessage,
+        req_id: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Vec<Output>, RoomError> {
         let role = self.conn(from)?.role;
         let ack = |mut out: Vec<Output>| {
             if let Some(id) = req_id {
@@ -302,7 +340,9 @@ impl Room {
             out
         };
         match msg {
-            ClientMessage::Connect { .. } | ClientMessage::Resume { .. } => Err(RoomError::new(ErrorCode::AlreadyConnected, "this socket is already connected")),
+            ClientMessage::Connect { .. } | ClientMessage::Resume { .. } => {
+                Err(RoomError::new(ErrorCode::AlreadyConnected, "this socket is already connected"))
+            }
             ClientMessage::Ping => Ok(vec![Output::Send { to: vec![from.to_owned()], msg: ServerMessage::Pong }]),
             ClientMessage::Disconnect => Ok(self.leave(from, DisconnectReason::ClientDisconnected)),
             ClientMessage::Publish { name, has_audio, has_video, video_type } => {
@@ -311,7 +351,10 @@ impl Room {
                 }
                 let name = name.unwrap_or_default();
                 if name.chars().count() > MAX_STREAM_NAME_CHARS {
-                    return Err(RoomError::new(ErrorCode::InvalidArgument, format!("stream names are limited to {MAX_STREAM_NAME_CHARS} characters")));
+                    return Err(RoomError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("stream names are limited to {MAX_STREAM_NAME_CHARS} characters"),
+                    ));
                 }
                 let stream_id = self.ids.next_id();
                 let muted = self.mute_all.as_ref().is_some_and(|excluded| !excluded.contains(&stream_id));
@@ -326,10 +369,19 @@ impl Room {
                     created_at: now_ms,
                     subscriber_count: 0,
                 };
-                self.streams.insert(stream_id.clone(), Stream { info: info.clone(), requested: BTreeSet::new(), subscribers: BTreeSet::new() });
+                self.streams.insert(
+                    stream_id.clone(),
+                    Stream { info: info.clone(), requested: BTreeSet::new(), subscribers: BTreeSet::new() },
+                );
                 let mut out = vec![
-                    Output::Send { to: vec![from.to_owned()], msg: ServerMessage::Published { id: req_id, stream: info.clone() } },
-                    Output::Send { to: self.all_except(Some(from)), msg: ServerMessage::StreamCreated { stream: info.clone() } },
+                    Output::Send {
+                        to: vec![from.to_owned()],
+                        msg: ServerMessage::Published { id: req_id, stream: info.clone() },
+                    },
+                    Output::Send {
+                        to: self.all_except(Some(from)),
+                        msg: ServerMessage::StreamCreated { stream: info.clone() },
+                    },
                     Output::Event(SessionEvent::StreamCreated(info)),
                 ];
                 if muted && has_audio {
@@ -340,7 +392,10 @@ impl Room {
             ClientMessage::Unpublish { stream_id } => {
                 let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
                 if s.info.connection_id != from {
-                    return Err(RoomError::new(ErrorCode::Forbidden, "only the publisher may unpublish a stream (moderators: forceUnpublish)"));
+                    return Err(RoomError::new(
+                        ErrorCode::Forbidden,
+                        "only the publisher may unpublish a stream (moderators: forceUnpublish)",
+                    ));
                 }
                 Ok(ack(self.destroy_stream(&stream_id, StreamDestroyedReason::ClientUnpublished)))
             }
@@ -363,7 +418,11 @@ impl Room {
                     .into_iter()
                     .map(|(property, v)| Output::Send {
                         to: to.clone(),
-                        msg: ServerMessage::StreamPropertyChanged { stream_id: stream_id.clone(), property, new_value: v.into() },
+                        msg: ServerMessage::StreamPropertyChanged {
+                            stream_id: stream_id.clone(),
+                            property,
+                            new_value: v.into(),
+                        },
                     })
                     .collect()))
             }
@@ -373,7 +432,10 @@ impl Room {
                 }
                 let s = self.streams.get_mut(&stream_id).ok_or_else(|| not_found("stream"))?;
                 if s.info.connection_id == from {
-                    return Err(RoomError::new(ErrorCode::InvalidArgument, "a client does not subscribe to its own stream"));
+                    return Err(RoomError::new(
+                        ErrorCode::InvalidArgument,
+                        "a client does not subscribe to its own stream",
+                    ));
                 }
                 // Counted once its media is set up (see `confirm_subscription`).
                 s.requested.insert(from.to_owned());
@@ -401,7 +463,15 @@ impl Room {
                     return Err(RoomError::new(ErrorCode::InvalidArgument, "SDP too large"));
                 }
                 self.check_relay(from, &to, &stream_id)?;
-                let mut out = vec![Output::Send { to: vec![to.clone()], msg: ServerMessage::Sdp { from: from.to_owned(), stream_id: stream_id.clone(), kind: SdpKind::Answer, sdp } }];
+                let mut out = vec![Output::Send {
+                    to: vec![to.clone()],
+                    msg: ServerMessage::Sdp {
+                        from: from.to_owned(),
+                        stream_id: stream_id.clone(),
+                        kind: SdpKind::Answer,
+                        sdp,
+                    },
+                }];
                 // Relayed: the publisher answering a subscriber is the media subscription.
                 if self.streams.get(&stream_id).is_some_and(|s| s.info.connection_id == from) {
                     out.extend(self.confirm_subscription(&to, &stream_id));
@@ -449,21 +519,29 @@ impl Room {
                     return Err(RoomError::new(ErrorCode::InvalidArgument, "SDP too large"));
                 }
                 self.check_relay(from, &to, &stream_id)?;
-                Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Sdp { from: from.to_owned(), stream_id, kind, sdp } }])
+                Ok(vec![Output::Send {
+                    to: vec![to],
+                    msg: ServerMessage::Sdp { from: from.to_owned(), stream_id, kind, sdp },
+                }])
             }
-            ClientMessage::SetPreferredResolution { stream_id, .. } | ClientMessage::SetPreferredFrameRate { stream_id, .. } => {
+            ClientMessage::SetPreferredResolution { stream_id, .. }
+            | ClientMessage::SetPreferredFrameRate { stream_id, .. } => {
                 let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
                 if !s.requested.contains(from) {
                     return Err(RoomError::new(ErrorCode::InvalidArgument, "subscribe to the stream first"));
                 }
                 Ok(ack(Vec::new()))
             }
-            ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } => {
-                Err(RoomError::new(ErrorCode::RoutedOnly, "media negotiation needs a routed session on a server with an SFU"))
-            }
+            ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } => Err(RoomError::new(
+                ErrorCode::RoutedOnly,
+                "media negotiation needs a routed session on a server with an SFU",
+            )),
             ClientMessage::Ice { to, stream_id, candidate } => {
                 self.check_relay(from, &to, &stream_id)?;
-                Ok(vec![Output::Send { to: vec![to], msg: ServerMessage::Ice { from: from.to_owned(), stream_id, candidate } }])
+                Ok(vec![Output::Send {
+                    to: vec![to],
+                    msg: ServerMessage::Ice { from: from.to_owned(), stream_id, candidate },
+                }])
             }
         }
     }
@@ -492,13 +570,19 @@ impl Room {
     /// subscribers, so nobody can push SDP at arbitrary participants.
     fn check_relay(&self, from: &str, to: &str, stream_id: &str) -> Result<(), RoomError> {
         if self.meta.media_mode != MediaMode::Relayed {
-            return Err(RoomError::new(ErrorCode::RelayedOnly, "peer-to-peer negotiation is only for relayed sessions"));
+            return Err(RoomError::new(
+                ErrorCode::RelayedOnly,
+                "peer-to-peer negotiation is only for relayed sessions",
+            ));
         }
         let s = self.streams.get(stream_id).ok_or_else(|| not_found("stream"))?;
         let publisher = s.info.connection_id.as_str();
         let ok = (from == publisher && s.requested.contains(to)) || (to == publisher && s.requested.contains(from));
         if !ok {
-            return Err(RoomError::new(ErrorCode::Forbidden, "SDP and ICE only flow between a stream's publisher and its subscribers"));
+            return Err(RoomError::new(
+                ErrorCode::Forbidden,
+                "SDP and ICE only flow between a stream's publisher and its subscribers",
+            ));
         }
         Ok(())
     }
@@ -511,15 +595,26 @@ impl Room {
         }
         s.info.subscriber_count = s.subscribers.len() as u32;
         let count = s.info.subscriber_count;
-        vec![Output::Send { to: self.all_except(None), msg: ServerMessage::SubscriberCount { stream_id: stream_id.to_owned(), count } }]
+        vec![Output::Send {
+            to: self.all_except(None),
+            msg: ServerMessage::SubscriberCount { stream_id: stream_id.to_owned(), count },
+        }]
     }
 
     /// A signal from a connection (`from`) or from the REST API (`None`).
-    pub fn signal(&mut self, from: Option<&str>, to: Option<&str>, signal_type: String, data: String) -> Result<Vec<Output>, RoomError> {
+    pub fn signal(
+        &mut self,
+        from: Option<&str>,
+        to: Option<&str>,
+        signal_type: String,
+        data: String,
+    ) -> Result<Vec<Output>, RoomError> {
         if signal_type.len() > MAX_SIGNAL_TYPE_BYTES || data.len() > MAX_SIGNAL_DATA_BYTES {
             return Err(RoomError::new(
                 ErrorCode::MessageTooLarge,
-                format!("signal type is limited to {MAX_SIGNAL_TYPE_BYTES} bytes and data to {MAX_SIGNAL_DATA_BYTES} bytes"),
+                format!(
+                    "signal type is limited to {MAX_SIGNAL_TYPE_BYTES} bytes and data to {MAX_SIGNAL_DATA_BYTES} bytes"
+                ),
             ));
         }
         let recipients = match to {
@@ -529,7 +624,10 @@ impl Room {
             }
             None => self.all_except(None),
         };
-        Ok(vec![Output::Send { to: recipients, msg: ServerMessage::Signal { from: from.map(str::to_owned), signal_type, data } }])
+        Ok(vec![Output::Send {
+            to: recipients,
+            msg: ServerMessage::Signal { from: from.map(str::to_owned), signal_type, data },
+        }])
     }
 
     pub fn force_disconnect(&mut self, target: &str) -> Result<Vec<Output>, RoomError> {
@@ -547,12 +645,19 @@ impl Room {
     pub fn mute_stream(&mut self, stream_id: &str) -> Result<Vec<Output>, RoomError> {
         let s = self.streams.get_mut(stream_id).ok_or_else(|| not_found("stream"))?;
         let publisher = s.info.connection_id.clone();
-        let mut out = vec![Output::Send { to: vec![publisher], msg: ServerMessage::MuteForced { stream_id: stream_id.to_owned() } }];
+        let mut out = vec![Output::Send {
+            to: vec![publisher],
+            msg: ServerMessage::MuteForced { stream_id: stream_id.to_owned() },
+        }];
         if s.info.has_audio {
             s.info.has_audio = false;
             out.push(Output::Send {
                 to: self.all_except(None),
-                msg: ServerMessage::StreamPropertyChanged { stream_id: stream_id.to_owned(), property: StreamProperty::HasAudio, new_value: false.into() },
+                msg: ServerMessage::StreamPropertyChanged {
+                    stream_id: stream_id.to_owned(),
+                    property: StreamProperty::HasAudio,
+                    new_value: false.into(),
+                },
             });
         }
         Ok(out)
@@ -587,7 +692,11 @@ impl Room {
             out.push(Output::Event(SessionEvent::StreamClassesChanged(s.info.clone())));
             out.push(Output::Send {
                 to: to.clone(),
-                msg: ServerMessage::StreamPropertyChanged { stream_id: id, property: StreamProperty::LayoutClassList, new_value: classes.into() },
+                msg: ServerMessage::StreamPropertyChanged {
+                    stream_id: id,
+                    property: StreamProperty::LayoutClassList,
+                    new_value: classes.into(),
+                },
             });
         }
         Ok(out)

@@ -6,12 +6,14 @@
 
 use super::hub::{Hub, Outbound, OutboundTx, serialize};
 use super::room::RoomError;
-use crate::ratelimit::{Bucket, Rate};
 use crate::AppState;
+use crate::ratelimit::{Bucket, Rate};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
-use conclave_core::signal::{ClientMessage, DisconnectReason, ErrorCode, PROTOCOL_VERSION, ServerMessage, parse_client_frame};
+use conclave_core::signal::{
+    ClientMessage, DisconnectReason, ErrorCode, PROTOCOL_VERSION, ServerMessage, parse_client_frame,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +23,11 @@ use tokio::sync::mpsc;
 /// but above the protocol limit get a typed `message_too_large` error.
 const HARD_FRAME_LIMIT: usize = 64 * 1024;
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     if let Err(wait) = state.limiters.connect_per_ip.check(&peer.ip().to_string(), Instant::now()) {
         crate::metrics::inc(&state.metrics.counters.rate_limited);
         tracing::warn!(ip = %peer.ip(), "signaling connect rate limit exceeded");
@@ -48,7 +54,13 @@ async fn close_with(socket: &mut WebSocket, reason: DisconnectReason) {
 
 /// Cluster mode: a verified joiner of a session hosted elsewhere is told where to go.
 /// Returns true when the socket was redirected (and closed).
-async fn redirected(socket: &mut WebSocket, hub: &Hub, cluster: &dyn crate::cluster::Coordinator, session_id: &str, token: &str) -> bool {
+async fn redirected(
+    socket: &mut WebSocket,
+    hub: &Hub,
+    cluster: &dyn crate::cluster::Coordinator,
+    session_id: &str,
+    token: &str,
+) -> bool {
     if cluster.node_id().is_none() {
         return false;
     }
@@ -71,12 +83,23 @@ async fn redirected(socket: &mut WebSocket, hub: &Hub, cluster: &dyn crate::clus
     }
 }
 
-async fn handshake(socket: &mut WebSocket, hub: &Hub, cluster: &dyn crate::cluster::Coordinator, tx: OutboundTx) -> Option<String> {
+async fn handshake(
+    socket: &mut WebSocket,
+    hub: &Hub,
+    cluster: &dyn crate::cluster::Coordinator,
+    tx: OutboundTx,
+) -> Option<String> {
     let first = tokio::time::timeout(hub.config.connect_timeout, socket.recv()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(Some(Ok(_))) => {
-            let _ = socket.send(error_frame(None, ErrorCode::BadMessage, "the first message must be a JSON text frame: connect or resume")).await;
+            let _ = socket
+                .send(error_frame(
+                    None,
+                    ErrorCode::BadMessage,
+                    "the first message must be a JSON text frame: connect or resume",
+                ))
+                .await;
             return None;
         }
         _ => return None,
@@ -90,7 +113,10 @@ async fn handshake(socket: &mut WebSocket, hub: &Hub, cluster: &dyn crate::clust
     };
     let result: Result<(String, ServerMessage), RoomError> = match env.msg {
         ClientMessage::Connect { v, .. } | ClientMessage::Resume { v, .. } if v != PROTOCOL_VERSION => {
-            Err(RoomError::new(ErrorCode::UnsupportedVersion, format!("this server speaks protocol version {PROTOCOL_VERSION}")))
+            Err(RoomError::new(
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks protocol version {PROTOCOL_VERSION}"),
+            ))
         }
         ClientMessage::Connect { session_id, token, .. } => {
             if redirected(socket, hub, cluster, &session_id, &token).await {
@@ -98,7 +124,9 @@ async fn handshake(socket: &mut WebSocket, hub: &Hub, cluster: &dyn crate::clust
             }
             hub.connect(&session_id, &token, tx).await
         }
-        ClientMessage::Resume { connection_id, resume_token, .. } => hub.resume(&connection_id, &resume_token, tx).map(|m| (connection_id, m)),
+        ClientMessage::Resume { connection_id, resume_token, .. } => {
+            hub.resume(&connection_id, &resume_token, tx).map(|m| (connection_id, m))
+        }
         _ => Err(RoomError::new(ErrorCode::NotConnected, "send connect (or resume) first")),
     };
     match result {
@@ -199,5 +227,7 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::clust
 async fn break_abusive(socket: &mut WebSocket, hub: &Hub, conn: &str, peer: SocketAddr) {
     tracing::warn!(%peer, connection = %conn, "closing a socket after repeated bad or excessive messages");
     hub.leave(conn, DisconnectReason::NetworkDisconnected);
-    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too many bad or excessive messages".into() }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame { code: 1008, reason: "too many bad or excessive messages".into() })))
+        .await;
 }

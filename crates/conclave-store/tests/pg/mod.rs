@@ -39,7 +39,12 @@ pub fn bin_dir() -> Option<PathBuf> {
     if preferred.join("initdb").exists() {
         return Some(preferred);
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").ok()?.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|b| b.join("initdb").exists()).collect();
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
     found.sort();
     found.pop()
 }
@@ -50,7 +55,12 @@ fn is_root() -> bool {
 }
 
 fn have_setpriv() -> bool {
-    Command::new("setpriv").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// `program` as a command that runs as `nobody` when we are root, and dies with its parent.
@@ -72,7 +82,11 @@ fn command(program: &Path, die_with_parent: bool) -> Command {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port").local_addr().unwrap().port()
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .expect("bind a loopback port")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Postgres {
@@ -92,14 +106,20 @@ impl Postgres {
             .stdin(Stdio::null())
             .output()
             .expect("run initdb");
-        assert!(out.status.success(), "initdb failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         // A port picked free can be taken before the server binds it: try a few.
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
             let log = std::fs::File::create(dir.path().join("postgres.log")).expect("create the log");
             if is_root() {
-                std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(NOBODY), Some(NOBODY)).expect("chown the log");
+                std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(NOBODY), Some(NOBODY))
+                    .expect("chown the log");
             }
             let mut child = command(&bin.join("postgres"), true)
                 .arg("-D")
@@ -108,7 +128,18 @@ impl Postgres {
                 .arg(dir.path())
                 .args(["-p", &port.to_string(), "-h", "127.0.0.1"])
                 // A test database: durability is not the point.
-                .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB"])
+                .args([
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "shared_buffers=32MB",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -119,7 +150,13 @@ impl Postgres {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: most likely the port was taken; try another
                 }
-                if TcpStream::connect_timeout(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(), Duration::from_millis(200)).is_ok() && Self::ready(&bin, port) {
+                if TcpStream::connect_timeout(
+                    &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
+                    && Self::ready(&bin, port)
+                {
                     return Postgres { child, port, bin, dir };
                 }
                 if Instant::now() > deadline {
@@ -168,7 +205,24 @@ impl Postgres {
     /// Runs SQL with `psql` (stops on the first error) and returns its unaligned output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER, "-d", database, "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                USER,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ])
             .stdin(Stdio::null())
             .output()
             .expect("run psql");

@@ -12,17 +12,41 @@ impl IdSource for Counter {
 }
 
 fn room(mode: MediaMode, max: Option<u32>) -> Room {
-    Room::new(SessionMeta { session_id: "1_s".into(), api_key: "1".into(), media_mode: mode, max_participants: max }, Box::new(Counter(0)))
+    Room::new(
+        SessionMeta { session_id: "1_s".into(), api_key: "1".into(), media_mode: mode, max_participants: max },
+        Box::new(Counter(0)),
+    )
 }
 
 fn join(r: &mut Room, role: Role) -> ConnId {
-    r.join(JoinRequest { role, data: format!("{role}"), layout_classes: vec!["focus".into()], token_fingerprint: [role as u8; 32], token_expires_at: 99 }, 1)
-        .unwrap()
-        .0
+    r.join(
+        JoinRequest {
+            role,
+            data: format!("{role}"),
+            layout_classes: vec!["focus".into()],
+            token_fingerprint: [role as u8; 32],
+            token_expires_at: 99,
+        },
+        1,
+    )
+    .unwrap()
+    .0
 }
 
 fn publish(r: &mut Room, from: &str) -> StreamId {
-    let out = r.handle(from, ClientMessage::Publish { name: Some("cam".into()), has_audio: true, has_video: true, video_type: VideoType::Camera }, None, 2).unwrap();
+    let out = r
+        .handle(
+            from,
+            ClientMessage::Publish {
+                name: Some("cam".into()),
+                has_audio: true,
+                has_video: true,
+                video_type: VideoType::Camera,
+            },
+            None,
+            2,
+        )
+        .unwrap();
     match &out[0] {
         Output::Send { msg: ServerMessage::Published { stream, .. }, .. } => stream.stream_id.clone(),
         other => panic!("{other:?}"),
@@ -43,8 +67,21 @@ fn received(out: &[Output], conn: &str) -> Vec<ServerMessage> {
 fn joins_and_leaves_are_announced_with_reasons() {
     let mut r = room(MediaMode::Routed, None);
     let a = join(&mut r, Role::Publisher);
-    let (b, out) = r.join(JoinRequest { role: Role::Subscriber, data: "b".into(), layout_classes: vec![], token_fingerprint: [9; 32], token_expires_at: 9 }, 5).unwrap();
-    assert!(matches!(&received(&out, &a)[..], [ServerMessage::ConnectionCreated { connection }] if connection.connection_id == b && connection.data == "b"));
+    let (b, out) = r
+        .join(
+            JoinRequest {
+                role: Role::Subscriber,
+                data: "b".into(),
+                layout_classes: vec![],
+                token_fingerprint: [9; 32],
+                token_expires_at: 9,
+            },
+            5,
+        )
+        .unwrap();
+    assert!(
+        matches!(&received(&out, &a)[..], [ServerMessage::ConnectionCreated { connection }] if connection.connection_id == b && connection.data == "b")
+    );
     assert!(received(&out, &b).is_empty(), "the joiner gets a snapshot instead");
     assert!(out.iter().any(|o| matches!(o, Output::Event(SessionEvent::ConnectionCreated(_)))));
     let sid = publish(&mut r, &a);
@@ -55,8 +92,14 @@ fn joins_and_leaves_are_announced_with_reasons() {
 
     let out = r.handle(&a, ClientMessage::Disconnect, None, 9).unwrap();
     let got = received(&out, &b);
-    assert!(got.contains(&ServerMessage::StreamDestroyed { stream_id: sid, reason: StreamDestroyedReason::ClientDisconnected }));
-    assert!(got.contains(&ServerMessage::ConnectionDestroyed { connection_id: a.clone(), reason: DisconnectReason::ClientDisconnected }));
+    assert!(got.contains(&ServerMessage::StreamDestroyed {
+        stream_id: sid,
+        reason: StreamDestroyedReason::ClientDisconnected
+    }));
+    assert!(got.contains(&ServerMessage::ConnectionDestroyed {
+        connection_id: a.clone(),
+        reason: DisconnectReason::ClientDisconnected
+    }));
     assert!(!out.iter().any(|o| matches!(o, Output::Revoke { .. })), "a voluntary leave revokes nothing");
 }
 
@@ -66,14 +109,18 @@ fn roles_are_enforced_and_forbidden_actions_change_nothing() {
     let sub = join(&mut r, Role::Subscriber);
     let pubonly = join(&mut r, Role::PublisherOnly);
     let publisher = join(&mut r, Role::Publisher);
-    let publish_msg = || ClientMessage::Publish { name: None, has_audio: true, has_video: true, video_type: VideoType::Screen };
+    let publish_msg =
+        || ClientMessage::Publish { name: None, has_audio: true, has_video: true, video_type: VideoType::Screen };
     assert_eq!(r.handle(&sub, publish_msg(), None, 1).unwrap_err().code, ErrorCode::Forbidden);
     assert!(r.streams().is_empty());
     let sig = |to: Option<String>| ClientMessage::Signal { to, signal_type: "chat".into(), data: "x".into() };
     assert_eq!(r.handle(&sub, sig(None), None, 1).unwrap_err().code, ErrorCode::Forbidden);
     assert_eq!(r.handle(&pubonly, sig(None), None, 1).unwrap_err().code, ErrorCode::Forbidden);
     let s = publish(&mut r, &publisher);
-    assert_eq!(r.handle(&pubonly, ClientMessage::Subscribe { stream_id: s.clone() }, None, 1).unwrap_err().code, ErrorCode::Forbidden);
+    assert_eq!(
+        r.handle(&pubonly, ClientMessage::Subscribe { stream_id: s.clone() }, None, 1).unwrap_err().code,
+        ErrorCode::Forbidden
+    );
     assert_eq!(r.stream(&s).unwrap().subscriber_count, 0);
     for m in [
         ClientMessage::ForceDisconnect { connection_id: sub.clone() },
@@ -86,12 +133,19 @@ fn roles_are_enforced_and_forbidden_actions_change_nothing() {
     assert_eq!(r.participant_count(), 3);
     assert!(r.stream(&s).unwrap().has_audio);
     // Only the publisher unpublishes its own stream.
-    assert_eq!(r.handle(&sub, ClientMessage::Unpublish { stream_id: s.clone() }, None, 1).unwrap_err().code, ErrorCode::Forbidden);
+    assert_eq!(
+        r.handle(&sub, ClientMessage::Unpublish { stream_id: s.clone() }, None, 1).unwrap_err().code,
+        ErrorCode::Forbidden
+    );
     // A publisher signals everyone (itself included) or one connection.
     let out = r.handle(&publisher, sig(None), Some(7), 1).unwrap();
     assert_eq!(received(&out, &publisher)[0], ServerMessage::Ack { id: 7 });
     for c in [&sub, &pubonly, &publisher] {
-        assert!(received(&out, c).iter().any(|m| matches!(m, ServerMessage::Signal { from: Some(f), .. } if f == &publisher)));
+        assert!(
+            received(&out, c)
+                .iter()
+                .any(|m| matches!(m, ServerMessage::Signal { from: Some(f), .. } if f == &publisher))
+        );
     }
     let out = r.handle(&publisher, sig(Some(sub.clone())), None, 1).unwrap();
     assert_eq!(received(&out, &sub).len(), 1);
@@ -110,7 +164,10 @@ fn subscriber_counts_follow_subscriptions() {
     assert!(received(&out, &p).is_empty(), "a signaling subscription alone does not count");
     assert_eq!(r.stream(&st).unwrap().subscriber_count, 0);
     let out = r.confirm_subscription(&s1, &st);
-    assert!(received(&out, &p).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 1 }), "counted once its media is up");
+    assert!(
+        received(&out, &p).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 1 }),
+        "counted once its media is up"
+    );
     r.handle(&s1, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap();
     assert!(r.confirm_subscription(&s1, &st).is_empty(), "confirming twice counts once");
     r.handle(&s2, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap();
@@ -122,7 +179,10 @@ fn subscriber_counts_follow_subscriptions() {
     assert!(received(&out, &s2).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 1 }));
     let out = r.leave(&s1, DisconnectReason::NetworkDisconnected);
     assert!(received(&out, &p).contains(&ServerMessage::SubscriberCount { stream_id: st.clone(), count: 0 }));
-    assert_eq!(r.handle(&p, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap_err().code, ErrorCode::InvalidArgument);
+    assert_eq!(
+        r.handle(&p, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
 }
 
 #[test]
@@ -130,7 +190,18 @@ fn max_participants_is_exact_and_refusal_is_silent() {
     let mut r = room(MediaMode::Routed, Some(2));
     let a = join(&mut r, Role::Publisher);
     join(&mut r, Role::Publisher);
-    let err = r.join(JoinRequest { role: Role::Publisher, data: String::new(), layout_classes: vec![], token_fingerprint: [0; 32], token_expires_at: 1 }, 1).unwrap_err();
+    let err = r
+        .join(
+            JoinRequest {
+                role: Role::Publisher,
+                data: String::new(),
+                layout_classes: vec![],
+                token_fingerprint: [0; 32],
+                token_expires_at: 1,
+            },
+            1,
+        )
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::SessionFull);
     assert_eq!(r.participant_count(), 2);
     r.leave(&a, DisconnectReason::ClientDisconnected);
@@ -147,8 +218,16 @@ fn force_disconnect_closes_revokes_and_removes_streams() {
     assert!(out.contains(&Output::Close { conn: victim.clone(), reason: DisconnectReason::ForceDisconnected }));
     assert!(out.contains(&Output::Revoke { fingerprint: [Role::Publisher as u8; 32], expires_at: 99 }));
     let got = received(&out, &m);
-    assert!(got.contains(&ServerMessage::StreamDestroyed { stream_id: st, reason: StreamDestroyedReason::ForceDisconnected }));
-    assert!(got.contains(&ServerMessage::ConnectionDestroyed { connection_id: victim.clone(), reason: DisconnectReason::ForceDisconnected }));
+    assert!(
+        got.contains(&ServerMessage::StreamDestroyed {
+            stream_id: st,
+            reason: StreamDestroyedReason::ForceDisconnected
+        })
+    );
+    assert!(got.contains(&ServerMessage::ConnectionDestroyed {
+        connection_id: victim.clone(),
+        reason: DisconnectReason::ForceDisconnected
+    }));
     assert_eq!(r.participant_count(), 1);
     assert_eq!(r.force_disconnect(&victim).unwrap_err().code, ErrorCode::NotFound);
 }
@@ -164,7 +243,13 @@ fn force_mute_one_and_all_with_exclusions_and_later_streams() {
     let out = r.handle(&m, ClientMessage::ForceMute { stream_id: s1.clone() }, None, 1).unwrap();
     assert!(received(&out, &p1).contains(&ServerMessage::MuteForced { stream_id: s1.clone() }));
     assert!(!r.stream(&s1).unwrap().has_audio && r.stream(&s2).unwrap().has_audio);
-    r.handle(&p1, ClientMessage::SetStreamProperty { stream_id: s1.clone(), has_audio: Some(true), has_video: None }, None, 1).unwrap();
+    r.handle(
+        &p1,
+        ClientMessage::SetStreamProperty { stream_id: s1.clone(), has_audio: Some(true), has_video: None },
+        None,
+        1,
+    )
+    .unwrap();
     let out = r.mute_all(true, vec![s2.clone()]);
     assert!(received(&out, &p1).contains(&ServerMessage::MuteForced { stream_id: s1.clone() }));
     assert!(received(&out, &p2).iter().all(|msg| !matches!(msg, ServerMessage::MuteForced { .. })));
@@ -185,7 +270,10 @@ fn suspended_connections_keep_their_seat_then_leave_as_network_disconnected() {
     r.resume(&b).unwrap();
     r.suspend(&b, 6_000);
     let out = r.expire_suspended(16_000, 10_000);
-    assert!(received(&out, &a).contains(&ServerMessage::ConnectionDestroyed { connection_id: b.clone(), reason: DisconnectReason::NetworkDisconnected }));
+    assert!(received(&out, &a).contains(&ServerMessage::ConnectionDestroyed {
+        connection_id: b.clone(),
+        reason: DisconnectReason::NetworkDisconnected
+    }));
     assert_eq!(r.resume(&b).unwrap_err().code, ErrorCode::ResumeFailed);
 }
 
@@ -196,7 +284,8 @@ fn sdp_relay_only_between_publisher_and_subscriber_in_relayed_sessions() {
     let s = join(&mut r, Role::Subscriber);
     let stranger = join(&mut r, Role::Publisher);
     let st = publish(&mut r, &p);
-    let offer = |to: &str| ClientMessage::Sdp { to: to.into(), stream_id: st.clone(), kind: SdpKind::Offer, sdp: "v=0".into() };
+    let offer =
+        |to: &str| ClientMessage::Sdp { to: to.into(), stream_id: st.clone(), kind: SdpKind::Offer, sdp: "v=0".into() };
     assert_eq!(r.handle(&p, offer(&s), None, 1).unwrap_err().code, ErrorCode::Forbidden, "not subscribed yet");
     r.handle(&s, ClientMessage::Subscribe { stream_id: st.clone() }, None, 1).unwrap();
     let out = r.handle(&p, offer(&s), None, 1).unwrap();
@@ -209,7 +298,9 @@ fn sdp_relay_only_between_publisher_and_subscriber_in_relayed_sessions() {
     let mut routed = room(MediaMode::Routed, None);
     let p2 = join(&mut routed, Role::Publisher);
     let st2 = publish(&mut routed, &p2);
-    let e = routed.handle(&p2, ClientMessage::Ice { to: p2.clone(), stream_id: st2, candidate: serde_json::json!({}) }, None, 1).unwrap_err();
+    let e = routed
+        .handle(&p2, ClientMessage::Ice { to: p2.clone(), stream_id: st2, candidate: serde_json::json!({}) }, None, 1)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::RelayedOnly);
 }
 
@@ -222,7 +313,18 @@ fn ending_disconnects_everyone_and_admits_no_one() {
     assert!(out.contains(&Output::Close { conn: a, reason: DisconnectReason::SessionEnded }));
     assert!(out.contains(&Output::Close { conn: b, reason: DisconnectReason::SessionEnded }));
     assert!(r.is_empty());
-    let err = r.join(JoinRequest { role: Role::Publisher, data: String::new(), layout_classes: vec![], token_fingerprint: [0; 32], token_expires_at: 1 }, 1).unwrap_err();
+    let err = r
+        .join(
+            JoinRequest {
+                role: Role::Publisher,
+                data: String::new(),
+                layout_classes: vec![],
+                token_fingerprint: [0; 32],
+                token_expires_at: 1,
+            },
+            1,
+        )
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::SessionEnded);
 }
 
