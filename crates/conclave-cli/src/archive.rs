@@ -49,7 +49,7 @@ pub enum ArchiveCommand {
 }
 
 fn progress(done: u64, total: u64) {
-    let pct = if total > 0 { done * 100 / total } else { 100 };
+    let pct = (done * 100).checked_div(total).unwrap_or(100);
     eprint!("\r{pct:>3}%  {done}/{total} bytes");
     let _ = std::io::stderr().flush();
 }

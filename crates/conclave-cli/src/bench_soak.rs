@@ -46,7 +46,7 @@ async fn archivist(
     let api = format!("{base}/v2/project/{}/archive", sdk.api_key());
     let mut n = 0u64;
     while running.load(Ordering::Relaxed) {
-        let mode = if (k + n) % 2 == 0 { "individual" } else { "composed" };
+        let mode = if (k + n).is_multiple_of(2) { "individual" } else { "composed" };
         let r = http
             .post(&api)
             .header("X-OPENTOK-AUTH", sdk.rest_credential())
@@ -119,7 +119,7 @@ async fn life(
     tally.joins.fetch_add(1, Ordering::Relaxed);
     let stream = c.publish(PublishOptions::default()).await?;
     let mut _media: Option<MediaBot> = None;
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         // Real media through the SFU for a quarter of the publishers.
         let bot = MediaBot::start(BotConfig { keep_frames: false, clip: Some(clip), ..BotConfig::default() }).await?;
         c.send(ClientMessage::MediaOffer { stream_id: Some(stream.stream_id.clone()), sdp: bot.offer(true, false)? })?;
@@ -142,7 +142,7 @@ async fn life(
     }
     c.signal(None, "soak", "hello").await?;
     tokio::time::sleep(Duration::from_millis(300 + (i * 37) % 1500)).await;
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         let r = reqwest::Client::new()
             .delete(format!("{base}/v2/project/{}/session/{session}/connection/{}", sdk.api_key(), c.connection_id))
             .header("X-OPENTOK-AUTH", sdk.rest_credential())
@@ -189,10 +189,10 @@ async fn wave(
         if let Some(r) = set.join_next().await {
             record(r);
         }
-        if *i % 50 == 0 {
-            if let Some(rss) = rss.as_deref_mut() {
-                rss.push(rss_kib(pid));
-            }
+        if (*i).is_multiple_of(50)
+            && let Some(rss) = rss.as_deref_mut()
+        {
+            rss.push(rss_kib(pid));
         }
     }
     while let Some(r) = set.join_next().await {

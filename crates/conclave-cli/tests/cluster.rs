@@ -8,7 +8,6 @@
 
 mod common;
 #[path = "../../conclave-store/tests/pg/mod.rs"]
-#[allow(dead_code)]
 mod pg;
 
 use common::*;

@@ -67,7 +67,7 @@ fn luhn(digits: &[u8]) -> bool {
             if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Runs of digits that may be separated by spaces, dashes, dots or parentheses.
@@ -113,12 +113,10 @@ pub fn scan(data: &str) -> Vec<PiiKind> {
                 if !found.contains(&PiiKind::CardNumber) {
                     found.push(PiiKind::CardNumber);
                 }
-            } else if (plus && (8..=15).contains(&digits.len())) || (10..=15).contains(&digits.len()) && digits[0] == 0
-            {
-                if !found.contains(&PiiKind::PhoneNumber) {
+            } else if ((plus && (8..=15).contains(&digits.len())) || (10..=15).contains(&digits.len()) && digits[0] == 0)
+                && !found.contains(&PiiKind::PhoneNumber) {
                     found.push(PiiKind::PhoneNumber);
                 }
-            }
         }
     }
     found

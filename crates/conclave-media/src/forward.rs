@@ -192,10 +192,11 @@ impl Sfu {
             }
             // A lower frame rate: higher VP8 temporal layers are never references for lower
             // ones, so dropping them leaves a decodable stream.
-            if let (Some(max), str0m::format::CodecExtra::Vp8(vp8)) = (out.max_temporal, &data.codec_extra) {
-                if vp8.layer_index > max && !is_keyframe {
-                    continue;
-                }
+            if let (Some(max), str0m::format::CodecExtra::Vp8(vp8)) = (out.max_temporal, &data.codec_extra)
+                && vp8.layer_index > max
+                && !is_keyframe
+            {
+                continue;
             }
             let Some(writer) = sub.rtc.writer(out_mid) else {
                 continue;
@@ -400,6 +401,19 @@ fn best_layer(layers: &[Rid]) -> Option<Rid> {
     layers.iter().copied().max_by_key(layer_rank)
 }
 
+/// The name a recorder needs for a codec.
+fn codec_name(codec: str0m::format::Codec) -> &'static str {
+    use str0m::format::Codec;
+    match codec {
+        Codec::Opus => "opus",
+        Codec::Vp8 => "vp8",
+        Codec::Vp9 => "vp9",
+        Codec::H264 => "h264",
+        Codec::Av1 => "av1",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,18 +427,5 @@ mod tests {
         assert_eq!(&*cap_layer(h, &layers, 100_000), "l");
         assert_eq!(&*cap_layer(Rid::from("m"), &layers, 3_000_000), "m", "a preference is a ceiling");
         assert_eq!(&*best_layer(&layers).unwrap(), "h");
-    }
-}
-
-/// The name a recorder needs for a codec.
-fn codec_name(codec: str0m::format::Codec) -> &'static str {
-    use str0m::format::Codec;
-    match codec {
-        Codec::Opus => "opus",
-        Codec::Vp8 => "vp8",
-        Codec::Vp9 => "vp9",
-        Codec::H264 => "h264",
-        Codec::Av1 => "av1",
-        _ => "other",
     }
 }

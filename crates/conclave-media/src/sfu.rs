@@ -357,6 +357,11 @@ fn publish_only(sdp: &str) -> bool {
     media > 0 && all_sendonly
 }
 
+/// The `a=mid:` values of an SDP, in m-line order.
+fn sdp_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
+    sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")).map(Mid::from)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -369,9 +374,4 @@ mod tests {
         assert!(!super::publish_only("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n"));
         assert!(!super::publish_only("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"));
     }
-}
-
-/// The `a=mid:` values of an SDP, in m-line order.
-fn sdp_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
-    sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")).map(Mid::from)
 }

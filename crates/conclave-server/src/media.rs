@@ -377,9 +377,9 @@ pub mod mmsg {
                 return Err(io::Error::last_os_error());
             }
             let n = n as usize;
-            for i in 0..n {
-                self.lens[i] = hdrs[i].msg_len as usize;
-                self.truncated[i] = hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            for ((len, truncated), h) in self.lens.iter_mut().zip(self.truncated.iter_mut()).zip(&hdrs).take(n) {
+                *len = h.msg_len as usize;
+                *truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             }
             Ok(n)
         }

@@ -94,7 +94,7 @@ pub fn placements(layout: Layout, inputs: &[TileInput], width: u32, height: u32)
             out.push((focus, Rect { x: 0, y: 0, w: width - col, h: height }));
             // A column on the right, tiles of the canvas's shape, centred vertically.
             let h = even((height / k).min(col * height / width));
-            let top = (height - h * k) / 2 & !1;
+            let top = ((height - h * k) / 2) & !1;
             for (j, i) in others.into_iter().enumerate() {
                 out.push((i, Rect { x: width - col, y: top + j as u32 * h, w: col, h }));
             }
@@ -104,7 +104,7 @@ pub fn placements(layout: Layout, inputs: &[TileInput], width: u32, height: u32)
             out.push((focus, Rect { x: 0, y: 0, w: width, h: height - row }));
             // A row along the bottom, tiles of the canvas's shape, centred horizontally.
             let w = even((width / k).min(row * width / height));
-            let left = (width - w * k) / 2 & !1;
+            let left = ((width - w * k) / 2) & !1;
             for (j, i) in others.into_iter().enumerate() {
                 out.push((i, Rect { x: left + j as u32 * w, y: height - row, w, h: row }));
             }
@@ -134,7 +134,12 @@ mod tests {
     }
 
     fn inside(r: &Rect, w: u32, h: u32) -> bool {
-        r.x + r.w <= w && r.y + r.h <= h && r.x % 2 == 0 && r.y % 2 == 0 && r.w % 2 == 0 && r.h % 2 == 0
+        r.x + r.w <= w
+            && r.y + r.h <= h
+            && r.x.is_multiple_of(2)
+            && r.y.is_multiple_of(2)
+            && r.w.is_multiple_of(2)
+            && r.h.is_multiple_of(2)
     }
 
     #[test]

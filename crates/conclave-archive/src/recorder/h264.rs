@@ -82,8 +82,8 @@ impl ParameterSets {
     pub fn update(&mut self, frame: &[u8]) {
         for nal in nal_units(frame) {
             match nal_type(nal) {
-                SPS if nal.len() >= 4 && nal.len() <= usize::from(u16::MAX) => self.sps = Some(nal.to_vec()),
-                PPS if nal.len() <= usize::from(u16::MAX) => self.pps = Some(nal.to_vec()),
+                SPS if nal.len() >= 4 && u16::try_from(nal.len()).is_ok() => self.sps = Some(nal.to_vec()),
+                PPS if u16::try_from(nal.len()).is_ok() => self.pps = Some(nal.to_vec()),
                 _ => {}
             }
         }

@@ -149,6 +149,8 @@ struct Pending {
     data: Vec<u8>,
 }
 
+// One per recording, never moved on a hot path: boxing the WebM segment would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Webm(Segment<Sink>),
     Mkv(mkv::MkvWriter<Sink>),

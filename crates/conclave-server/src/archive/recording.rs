@@ -289,7 +289,7 @@ impl Worker {
             let is_video = f.kind == MediaKind::Video;
             let codec = f.codec;
             t.early.push(f);
-            if (is_video && t.has_video) || !t.has_video || t.added.elapsed() >= CODEC_WAIT {
+            if is_video || !t.has_video || t.added.elapsed() >= CODEC_WAIT {
                 self.create(&stream_id, &mut t, if is_video { codec } else { "vp8" });
             }
         } else {
