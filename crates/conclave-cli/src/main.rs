@@ -32,6 +32,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once at start and matched once: boxing `serve`'s many flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (REST API).
@@ -128,7 +130,9 @@ pub fn raise_fd_limit() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG")
         .unwrap_or_else(|_| "info,str0m=info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only on a terminal: a log file or pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -138,6 +142,12 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Recordings, the database, keys and TLS material: nothing this process writes is for
+    // other users.
+    // SAFETY: umask only sets this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,

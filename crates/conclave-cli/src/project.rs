@@ -8,6 +8,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+/// The save-time check from the CLI is the operator's own action on the host, so it may reach
+/// a private endpoint; the server's uploads still obey `serve`'s outbound policy (a private
+/// endpoint needs `--allow-private-callbacks` there).
+const OPERATOR_CHECK: conclave_server::webhook::CallbackPolicy =
+    conclave_server::webhook::CallbackPolicy { allow_private: true, allow_http: true };
+
 #[derive(Subcommand)]
 pub enum ProjectCommand {
     /// Create a project and print its API key and secret (the secret is shown only here).
@@ -270,7 +276,8 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             let target = serde_json::from_value::<conclave_core::archive::StorageBody>(body)?
                 .validate()
                 .map_err(|e| anyhow::anyhow!(e.0))?;
-            let marker = conclave_server::archive::storage::check(&target).await.map_err(anyhow::Error::msg)?;
+            let marker =
+                conclave_server::archive::storage::check(&target, OPERATOR_CHECK).await.map_err(anyhow::Error::msg)?;
             store
                 .set_archive_storage(
                     &api_key,

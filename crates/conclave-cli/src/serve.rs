@@ -57,6 +57,13 @@ pub struct ServeArgs {
     /// Without it, /metrics answers 403 to everyone.
     #[arg(long, value_delimiter = ',', env = "CONCLAVE_METRICS_ALLOW")]
     metrics_allow: Vec<Cidr>,
+    /// Open HTTP and WebSocket connections one source address may hold (0 = unlimited).
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Deadline for a request's headers, for a new connection's first request, and the idle
+    /// limit of a kept-alive connection (slowloris).
+    #[arg(long, value_parser = crate::duration::parse_ms, default_value = "10s")]
+    header_read_timeout: Duration,
     /// Development mode: allows a self-signed certificate on non-loopback addresses.
     #[arg(long)]
     dev: bool,
@@ -102,7 +109,7 @@ pub struct ClusterArgs {
     #[arg(long, env = "CONCLAVE_NODE_ID")]
     node_id: Option<String>,
     /// Base URL other nodes and redirected clients reach this node at
-    /// (e.g. https://node-a.example.com:4000). With port 0 listening, the bound port is used.
+    /// (e.g. `https://node-a.example.com:4000`). With port 0 listening, the bound port is used.
     #[arg(long, env = "CONCLAVE_ADVERTISE_URL")]
     advertise_url: Option<String>,
 }
@@ -208,15 +215,34 @@ async fn demo_app(store: &dyn conclave_store::Store, tls: bool) -> anyhow::Resul
         Some(p) => p.api_key.clone(),
         None => conclave_server::provision::create_project(store, "demo", None).await?.api_key,
     };
-    let password = |var: &str| -> zeroize::Zeroizing<String> {
-        std::env::var(var)
-            .map(zeroize::Zeroizing::new)
-            .unwrap_or_else(|_| conclave_server::provision::generate_secret()[..12].to_owned().into())
+    // A password from the environment is the operator's: it must be long enough and is never
+    // printed. A generated one (64 random bits) is printed once, since nobody else knows it.
+    let mut generated = Vec::new();
+    let mut password = |var: &str, who: &'static str| -> anyhow::Result<zeroize::Zeroizing<String>> {
+        match std::env::var(var) {
+            Ok(p) => {
+                anyhow::ensure!(
+                    p.chars().count() >= conclave_server::demo::MIN_PASSWORD_CHARS,
+                    "{var} is too short: use at least {} characters",
+                    conclave_server::demo::MIN_PASSWORD_CHARS
+                );
+                Ok(zeroize::Zeroizing::new(p))
+            }
+            Err(_) => {
+                let p: zeroize::Zeroizing<String> =
+                    conclave_server::provision::generate_secret()[..16].to_owned().into();
+                generated.push(format!("{who} password {}", p.as_str()));
+                Ok(p)
+            }
+        }
     };
-    let (password, moderator_password) =
-        (password("CONCLAVE_DEMO_PASSWORD"), password("CONCLAVE_DEMO_MODERATOR_PASSWORD"));
+    let password_1 = password("CONCLAVE_DEMO_PASSWORD", "participant")?;
+    let moderator_password = password("CONCLAVE_DEMO_MODERATOR_PASSWORD", "moderator")?;
+    let password = password_1;
     anyhow::ensure!(password.as_str() != moderator_password.as_str(), "the demo and moderator passwords must differ");
-    println!("demo: participant password {} · moderator password {}", password.as_str(), moderator_password.as_str());
+    if !generated.is_empty() {
+        println!("demo: {}", generated.join(" · "));
+    }
     Ok(Demo::new(DemoConfig {
         api_key,
         password,
@@ -242,6 +268,19 @@ fn refuse_weak_configuration(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data directory holds recordings, the database and the master key: owner only. A
+/// directory created by hand with looser modes is tightened; everything this process creates
+/// is 0600/0700 (umask 077, set in `main`).
+fn restrict_permissions(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "data directory was readable by others; setting it to 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     refuse_weak_configuration(&args)?;
     let tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
@@ -255,6 +294,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The master key is read once: it opens the store and signs archive download URLs (a key
     // derived from it, so URLs verify on every node that shares it).
     let master = crate::master_key(&args.data.data_dir)?;
+    // One server per data directory (a second one's crash recovery would finalize and delete
+    // recordings this one is still writing). Held until the process ends.
+    let _data_dir_lock = conclave_server::datadir::lock(&args.data.data_dir)?;
+    restrict_permissions(&args.data.data_dir)?;
     let url_key = *master.derive_subkey("archive-download-urls");
     let store: Arc<dyn conclave_store::Store> = args.data.open_store_with(master).await?;
     let turn = match &args.turn_secret_env {
@@ -318,6 +361,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let drain_delay = args.cluster.drain_delay;
     let mut archive_config = args.archive.config(&args.data.data_dir)?;
     archive_config.url_key = Some(url_key);
+    archive_config.outbound = policy;
     let archiver = conclave_server::archive::Archiver::new(
         store.clone(),
         hub.clone(),
@@ -365,6 +409,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         insecure_http: args.insecure_http,
         data_dir: args.data.data_dir,
         shutdown_grace: Duration::from_secs(10),
+        max_connections_per_ip: args.max_connections_per_ip,
+        header_read_timeout: args.header_read_timeout,
     };
     let shutdown = async move {
         shutdown_signal().await;

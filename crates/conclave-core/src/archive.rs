@@ -442,6 +442,11 @@ impl StorageBody {
         {
             return Err(invalid("config.endpoint must be an http(s) URL"));
         }
+        if let Some(region) = &s3.region
+            && !is_s3_region(region)
+        {
+            return Err(invalid("config.region must be an S3 region name such as eu-west-1"));
+        }
         if !matches!(s3.sse.as_deref(), None | Some("s3") | Some("none") | Some("")) {
             return Err(invalid("config.sse must be s3 or none"));
         }
@@ -455,6 +460,15 @@ impl StorageBody {
         };
         Ok(StorageTarget { s3, fallback })
     }
+}
+
+/// An S3 region name: lowercase letters and digits in hyphen-separated words (`us-east-1`,
+/// `eu-central-2`, `us-gov-west-1`), at most 32 characters. Without an endpoint the region
+/// becomes part of the host name the client connects to, so nothing else may pass: no `@`,
+/// `:`, `/`, `#` or `.` that would turn it into another host, port or path.
+pub fn is_s3_region(region: &str) -> bool {
+    (1..=32).contains(&region.len())
+        && region.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// The archive ID format: a lowercase hyphenated UUID. Anything else is refused before it
@@ -545,6 +559,16 @@ mod tests {
     }
 
     #[test]
+    fn s3_regions_are_plain_names() {
+        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "cn-north-1", "auto"] {
+            assert!(is_s3_region(ok), "{ok}");
+        }
+        for bad in ["", "-", "us--east", "us-east-", "x@127.0.0.1", "a.b", "a/b", "a:1", "a#", "A", &"a".repeat(33)] {
+            assert!(!is_s3_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn storage_targets_are_validated() {
         let ok: StorageBody = serde_json::from_str(r#"{"type":"s3","config":{"bucket":"my-bucket","accessKey":"AK","secretKey":"SK","endpoint":"http://127.0.0.1:9000"},"fallback":"none"}"#).unwrap();
         let t = ok.validate().unwrap();
@@ -556,6 +580,11 @@ mod tests {
             r#"{"type":"s3","config":{"bucket":"Bad_Bucket","accessKey":"a","secretKey":"s"}}"#,
             r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","endpoint":"ftp://x"}}"#,
             r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s"},"fallback":"maybe"}"#,
+            r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","region":"x@127.0.0.1:19443/"}}"#,
+            r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","region":"x@169.254.169.254:443/"}}"#,
+            r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","region":"127.0.0.1:9#"}}"#,
+            r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","region":""}}"#,
+            r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","region":"Us-East-1"}}"#,
         ] {
             let b: StorageBody = serde_json::from_str(json).unwrap();
             assert!(b.validate().is_err(), "{json}");

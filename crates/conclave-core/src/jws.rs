@@ -67,6 +67,11 @@ impl<'a> UnverifiedJws<'a> {
         Ok(UnverifiedJws { signing_input: &raw[..h.len() + 1 + p.len()], signature, payload })
     }
 
+    /// The exact text the signature covers: `header.payload` as received.
+    pub fn signing_input(&self) -> &'a str {
+        self.signing_input
+    }
+
     /// Constant-time HMAC-SHA256 check over `header.payload` with `secret` as raw bytes.
     pub fn signature_matches(&self, secret: &[u8]) -> bool {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");

@@ -9,6 +9,7 @@ pub mod archive;
 pub mod credentials;
 pub mod ids;
 pub mod jws;
+pub mod netpolicy;
 pub mod pii;
 pub mod rest_auth;
 pub mod role;

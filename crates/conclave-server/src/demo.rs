@@ -28,6 +28,15 @@ const TOKEN_LIFETIME_SECS: u64 = 2 * 3600;
 /// Logins last as long as their cookie (12 h); at most this many are kept.
 const LOGIN_LIFETIME_SECS: u64 = 12 * 3600;
 const MAX_LOGINS: usize = 10_000;
+/// Meetings remembered (name → session); past this, new meeting names are refused.
+const MAX_MEETINGS: usize = 10_000;
+/// Shortest password accepted from the environment.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Failed logins allowed across all addresses per window before everyone waits.
+const GLOBAL_FAILURES_PER_WINDOW: u32 = 30;
+const FAILURE_WINDOW_SECS: u64 = 10;
+/// Longest lockout of one address after repeated failures.
+const MAX_LOCKOUT_SECS: u64 = 300;
 
 pub struct DemoConfig {
     pub api_key: String,
@@ -51,6 +60,45 @@ pub struct Demo {
     config: DemoConfig,
     logins: Mutex<HashMap<String, Arc<Login>>>,
     meetings: Mutex<HashMap<(String, MediaMode, bool), String>>,
+    guesses: Mutex<Guesses>,
+}
+
+/// Password guessing back-off: each address waits 1, 2, 4 … (at most 300) seconds after each
+/// failure before it may try again, and all addresses together get a few failures per window
+/// (a distributed guesser). A success clears the address's count.
+#[derive(Default)]
+struct Guesses {
+    by_ip: HashMap<std::net::IpAddr, (u32, u64)>,
+    window_start: u64,
+    window_failures: u32,
+}
+
+impl Guesses {
+    /// Seconds to wait before this address may try, if it must.
+    fn wait(&mut self, ip: std::net::IpAddr, now: u64) -> Option<u64> {
+        if now >= self.window_start + FAILURE_WINDOW_SECS {
+            (self.window_start, self.window_failures) = (now, 0);
+        }
+        if self.window_failures >= GLOBAL_FAILURES_PER_WINDOW {
+            return Some(self.window_start + FAILURE_WINDOW_SECS - now);
+        }
+        let (_, until) = self.by_ip.get(&ip)?;
+        (*until > now).then(|| until - now)
+    }
+
+    fn failed(&mut self, ip: std::net::IpAddr, now: u64) {
+        self.window_failures += 1;
+        if self.by_ip.len() >= MAX_LOGINS {
+            self.by_ip.retain(|_, (_, until)| *until + MAX_LOCKOUT_SECS > now);
+        }
+        let (count, until) = self.by_ip.entry(ip).or_insert((0, 0));
+        *count = count.saturating_add(1);
+        *until = now + (1u64 << (*count - 1).min(9)).min(MAX_LOCKOUT_SECS);
+    }
+
+    fn succeeded(&mut self, ip: std::net::IpAddr) {
+        self.by_ip.remove(&ip);
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -95,18 +143,28 @@ pub fn router(demo: Arc<Demo>) -> Router<AppState> {
         .route("/demo/api/login", post(login))
         .route("/demo/api/meetings/{room}/join", post(join))
         .layer(axum::Extension(demo))
+        .layer(axum::middleware::map_response(page_headers))
+}
+
+/// On every demo answer: no framing (clickjacking), no MIME sniffing, no referrer.
+async fn page_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
 }
 
 fn static_file(body: &'static str, mime: &'static str) -> Response {
     let mut r = body.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-    r.headers_mut().insert("content-security-policy", HeaderValue::from_static("default-src 'self'; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'"));
+    r.headers_mut().insert("content-security-policy", HeaderValue::from_static("default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"));
     r
 }
 
 impl Demo {
     pub fn new(config: DemoConfig) -> Arc<Demo> {
-        Arc::new(Demo { config, logins: Mutex::default(), meetings: Mutex::default() })
+        Arc::new(Demo { config, logins: Mutex::default(), meetings: Mutex::default(), guesses: Mutex::default() })
     }
 
     fn login_of(&self, headers: &HeaderMap) -> Option<Arc<Login>> {
@@ -134,6 +192,7 @@ struct LoginBody {
 
 async fn login(
     axum::Extension(demo): axum::Extension<Arc<Demo>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<axum::Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let axum::Json(b) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -141,14 +200,20 @@ async fn login(
     if name.is_empty() || name.chars().count() > 40 {
         return Err(ApiError::bad_request("name must be 1 to 40 characters"));
     }
+    let (ip, now) = (peer.ip(), clock::unix_secs());
+    if let Some(wait) = demo.guesses.lock().unwrap_or_else(|p| p.into_inner()).wait(ip, now) {
+        return Err(ApiError::too_many(std::time::Duration::from_secs(wait), "source address after failed logins"));
+    }
     let role = if eq(&b.password, &demo.config.moderator_password) {
         Role::Moderator
     } else if eq(&b.password, &demo.config.password) {
         Role::Publisher
     } else {
-        tracing::warn!("demo login refused");
+        demo.guesses.lock().unwrap_or_else(|p| p.into_inner()).failed(ip, now);
+        tracing::warn!(%ip, "demo login refused");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong password"));
     };
+    demo.guesses.lock().unwrap_or_else(|p| p.into_inner()).succeeded(ip);
     let id = random_hex(32);
     let now = clock::unix_secs();
     let mut logins = demo.logins.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,6 +274,12 @@ async fn join(
                 e2ee,
                 ..SessionCreateRequest::from_form(b"").expect("the empty form is valid")
             };
+            if demo.meetings.lock().unwrap_or_else(|p| p.into_inner()).len() >= MAX_MEETINGS {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many demo meetings; use an existing one",
+                ));
+            }
             let record = create_session(state.store.as_ref(), &demo.config.api_key, &req).await?;
             let mut meetings = demo.meetings.lock().unwrap_or_else(|p| p.into_inner());
             meetings.entry((room.clone(), mode, e2ee)).or_insert(record.session_id).clone()

@@ -10,6 +10,8 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod cluster;
+pub mod conn_limit;
+pub mod datadir;
 pub mod listen;
 pub mod provision;
 pub mod ratelimit;

@@ -5,10 +5,12 @@
 //! only if every listen address is loopback, or with the explicit `insecure_http` opt-in,
 //! which logs a loud warning. Anything else refuses to start with a message saying how.
 
+use crate::conn_limit::PerIpConnections;
 use crate::tls::{TlsSource, rustls_config};
 use crate::{AppState, api};
 use anyhow::{Result, bail};
 use axum::ServiceExt;
+use axum_server::tls_rustls::RustlsAcceptor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +21,11 @@ pub struct ServeConfig {
     pub insecure_http: bool,
     pub data_dir: PathBuf,
     pub shutdown_grace: Duration,
+    /// Open connections one source address may hold (`0` = no limit).
+    pub max_connections_per_ip: usize,
+    /// A request's headers (and a new connection's first request) must arrive within this,
+    /// and a kept-alive connection may idle this long between requests.
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -65,6 +72,11 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut servers = tokio::task::JoinSet::new();
     let mut handles = Vec::new();
+    // Slowloris: one cap on open connections per source address across every listener, a
+    // deadline for the first request and for each request's headers (also the keep-alive
+    // idle limit), and the TLS handshake's own 10 s deadline.
+    let per_ip = PerIpConnections::new(config.max_connections_per_ip, state.metrics.clone());
+    let timeout = config.header_read_timeout;
     for addr in &config.listen {
         let app = api::service(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -72,11 +84,18 @@ pub async fn serve(
         let addr = *addr;
         match &tls {
             Some(tls) => {
-                let server = axum_server::bind_rustls(addr, tls.clone()).handle(handle.clone());
+                let acceptor = RustlsAcceptor::new(tls.clone()).acceptor(per_ip.clone());
+                let mut server =
+                    axum_server::bind(addr).acceptor(acceptor).handle(handle.clone()).first_request_timeout(timeout);
+                server.http_builder().http1().header_read_timeout(timeout);
                 servers.spawn(async move { server.serve(app).await });
             }
             None => {
-                let server = axum_server::bind(addr).handle(handle.clone());
+                let mut server = axum_server::bind(addr)
+                    .acceptor(per_ip.clone())
+                    .handle(handle.clone())
+                    .first_request_timeout(timeout);
+                server.http_builder().http1().header_read_timeout(timeout);
                 servers.spawn(async move { server.serve(app).await });
                 if transport == Transport::PlainInsecure && !addr.ip().is_loopback() {
                     tracing::warn!(%addr, "!!! SERVING THE REST API OVER PLAIN HTTP ON A NETWORK ADDRESS (--insecure-http). Credentials cross the network in clear unless a TLS proxy terminates in front. !!!");

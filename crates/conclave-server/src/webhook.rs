@@ -52,34 +52,9 @@ impl Default for WebhookConfig {
     }
 }
 
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 100 && (64..128).contains(&o[1]) // carrier-grade NAT
-                || o[0] == 0
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80)
-        }
-    }
-}
+/// The SSRF address policy (the complete IANA special-purpose registries, every embedded
+/// IPv4 form unwrapped) is core's; webhooks, storage and every other outbound target use it.
+pub use conclave_core::netpolicy::is_public;
 
 /// Checks a callback URL's form: scheme, host, no credentials. Literal IPs are checked here;
 /// names are checked again at delivery, after resolution (defeats DNS rebinding).
@@ -103,10 +78,14 @@ pub fn check_callback_url(raw: &str, policy: CallbackPolicy) -> Result<reqwest::
         }
         url::Host::Domain(_) => None,
     };
-    if let Some(ip) = literal {
-        if !policy.allow_private && !is_public(ip) {
-            return Err("callback url points at a private, loopback or link-local address (allow with --allow-private-callbacks)".into());
-        }
+    if let Some(ip) = literal
+        && !policy.allow_private
+        && !is_public(ip)
+    {
+        return Err(
+            "callback url points at a private, loopback or link-local address (allow with --allow-private-callbacks)"
+                .into(),
+        );
     }
     Ok(url)
 }
@@ -397,10 +376,10 @@ fn enqueue(
 
 async fn deliver(store: &Arc<dyn Store>, config: &WebhookConfig, metrics: &crate::metrics::Metrics, job: Job) {
     deliver_with_retries(store, config, metrics, &job).await;
-    if job.seq > 0 {
-        if let Err(e) = store.delete_webhook(job.seq).await {
-            tracing::error!(error = %e, "removing a delivered webhook from the outbox failed (it may be sent again)");
-        }
+    if job.seq > 0
+        && let Err(e) = store.delete_webhook(job.seq).await
+    {
+        tracing::error!(error = %e, "removing a delivered webhook from the outbox failed (it may be sent again)");
     }
 }
 
@@ -500,6 +479,12 @@ mod tests {
             "https://[::1]/x",
             "https://[fd00::1]/x",
             "https://[::ffff:127.0.0.1]/x",
+            "https://[::127.0.0.1]/x",
+            "https://[64:ff9b::7f00:1]/x",
+            "https://[2002:7f00:1::]/x",
+            "https://[fec0::1]/x",
+            "https://192.0.0.8/x",
+            "https://198.18.0.1/x",
             "https://user:pw@hooks.example.com/x",
             "ftp://hooks.example.com/x",
             "not a url",

@@ -3,6 +3,9 @@
 //! policy suffices), and `FallbackStore` keeps files on local disk when there is no target
 //! or the upload fails. It must not decide archive status; callers map errors to
 //! `uploaded` / `available` / `failed`.
+//!
+//! With an address policy set, the client's own resolver checks every address before any
+//! connection (see `S3Config::address_allowed`), so the policy holds on every upload.
 
 mod fallback;
 
@@ -10,10 +13,13 @@ pub use fallback::{FallbackStore, RemovedFile};
 
 use crate::error::{ArchiveError, Result};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{DnsFuture, DnsResolver};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
+use object_store::{ClientOptions, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -39,6 +45,10 @@ pub struct S3Config {
     pub max_retries: usize,
     /// Overall time limit for one request including retries.
     pub retry_timeout: Duration,
+    /// The SSRF address policy: every address the client would connect to must pass it,
+    /// checked on every connection (names after each resolution, so DNS rebinding cannot
+    /// slip past a check made at save time). `None` allows every address (on-premises).
+    pub address_allowed: Option<fn(IpAddr) -> bool>,
 }
 
 impl S3Config {
@@ -55,7 +65,42 @@ impl S3Config {
             prefix: String::new(),
             max_retries: 3,
             retry_timeout: Duration::from_secs(60),
+            address_allowed: None,
         }
+    }
+}
+
+/// The IP address an endpoint URL names literally, if it does (names go through the resolver).
+fn literal_host(endpoint: &str) -> Option<IpAddr> {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next()?.parse().ok();
+    }
+    host.split(':').next()?.parse().ok()
+}
+
+/// Resolves with the system resolver and refuses the whole name when any address fails the
+/// policy (a name that also points inside must not be half-trusted).
+#[derive(Debug)]
+struct CheckedResolver {
+    allowed: fn(IpAddr) -> bool,
+}
+
+impl DnsResolver for CheckedResolver {
+    fn resolve(&self, host: &str) -> DnsFuture {
+        let (host, allowed) = (host.to_owned(), self.allowed);
+        Box::pin(async move {
+            let ips: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect();
+            if ips.is_empty() {
+                return Err(format!("{host} has no address").into());
+            }
+            if let Some(bad) = ips.iter().find(|ip| !allowed(**ip)) {
+                return Err(format!("{host} resolves to {bad}, which the address policy refuses").into());
+            }
+            Ok(ips)
+        })
     }
 }
 
@@ -90,6 +135,16 @@ impl S3Target {
             .with_retry(retry);
         if let Some(ep) = &cfg.endpoint {
             b = b.with_endpoint(ep).with_allow_http(ep.starts_with("http://"));
+        }
+        if let Some(allowed) = cfg.address_allowed {
+            if let Some(ip) = cfg.endpoint.as_deref().and_then(literal_host)
+                && !allowed(ip)
+            {
+                return Err(ArchiveError::Invalid(format!(
+                    "the endpoint's address {ip} is refused by the address policy"
+                )));
+            }
+            b = b.with_client_options(ClientOptions::new().with_dns_resolver(Arc::new(CheckedResolver { allowed })));
         }
         if cfg.sse_s3 {
             // `S3EncryptionConfigKey` is not exported by object_store 0.14; parse its name.

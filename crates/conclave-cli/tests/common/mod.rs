@@ -65,20 +65,50 @@ impl Server {
         Self::start_with(data_dir, "127.0.0.1:0", extra, scheme, &[])
     }
 
+    /// Starts with a hard and soft limit of `nofile` open descriptors (the server can raise
+    /// its soft limit only up to the hard one).
+    pub fn start_with_nofile(data_dir: &Path, extra: &[&str], nofile: u64) -> Server {
+        Self::spawn(data_dir, "127.0.0.1:0", extra, "http", &[], Some(nofile))
+    }
+
     /// Starts on `listen` with extra environment variables (cluster nodes share a master key).
     pub fn start_with(data_dir: &Path, listen: &str, extra: &[&str], scheme: &str, env: &[(&str, &str)]) -> Server {
+        Self::spawn(data_dir, listen, extra, scheme, env, None)
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        scheme: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Server {
         let log = data_dir.with_extension(format!("{}.log", free_port()));
         let mut args = vec!["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", listen];
         args.extend(extra);
-        let mut child = Command::new(BIN)
-            .args(&args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args)
             .env("CONCLAVE_LOG", "debug,sqlx=warn")
             .env_remove("CONCLAVE_MASTER_KEY")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -89,12 +119,9 @@ impl Server {
                 }
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-            }
+        let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
         };
         assert!(base.starts_with(scheme), "{base}");
         Server { child, base, log, data_dir: data_dir.to_owned() }

@@ -61,6 +61,11 @@ impl<'a> UnverifiedJwt<'a> {
         self.jws.signature_matches(secret)
     }
 
+    /// The bytes the signature covers (`header.payload` as received).
+    pub fn signed_bytes(&self) -> &[u8] {
+        self.jws.signing_input().as_bytes()
+    }
+
     pub fn into_raw(self) -> Result<(String, RawClaims), TokenError> {
         let c = self.claims;
         if c.scope.as_deref() != Some("session.connect") {

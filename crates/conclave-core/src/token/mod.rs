@@ -97,6 +97,10 @@ pub struct ClientClaims {
     pub expires_at: u64,
     pub connection_data: Option<String>,
     pub initial_layout_classes: Vec<String>,
+    /// What revocation keys on: a digest of the signed content (see [`UnverifiedToken::revocation_id`]).
+    /// Every encoding of one token shares it; no two minted tokens do.
+    #[serde(skip)]
+    pub revocation_id: [u8; 32],
 }
 
 impl ClientClaims {
@@ -122,6 +126,8 @@ struct RawClaims {
     layout: Option<String>,
 }
 
+// Lives for one verification on the stack; boxing the JWT claims would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Inner<'a> {
     T1(t1::UnverifiedT1),
     Jwt(jwt::UnverifiedJwt<'a>),
@@ -167,9 +173,34 @@ impl<'a> UnverifiedToken<'a> {
         }
     }
 
+    /// The token's identity for revocation: SHA-256 over its format, its API key and the exact
+    /// bytes its signature covers (the T1 payload; the JWS `header.payload`). Those bytes are
+    /// fixed by the MAC, so every string that verifies as this token (another base64 alphabet,
+    /// padding, header spelling) has the same ID, while two mints differ (nonce, `iat`).
+    pub fn revocation_id(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        match &self.inner {
+            Inner::T1(t) => {
+                h.update(b"conclave-revocation-t1\0");
+                h.update(t.partner_id.as_bytes());
+                h.update(b"\0");
+                h.update(t.signed_bytes());
+            }
+            Inner::Jwt(j) => {
+                h.update(b"conclave-revocation-jwt\0");
+                h.update(j.iss.as_bytes());
+                h.update(b"\0");
+                h.update(j.signed_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+
     /// Decodes the claims and applies every limit. Call only after a signature matched.
     pub fn into_claims(self, now: u64) -> Result<ClientClaims, TokenError> {
         let format = self.format();
+        let revocation_id = self.revocation_id();
         let (api_key, raw) = match self.inner {
             Inner::T1(t) => t.into_raw()?,
             Inner::Jwt(j) => j.into_raw()?,
@@ -203,6 +234,7 @@ impl<'a> UnverifiedToken<'a> {
             expires_at: raw.expires_at,
             connection_data: raw.connection_data,
             initial_layout_classes: layout.split(' ').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+            revocation_id,
         })
     }
 }

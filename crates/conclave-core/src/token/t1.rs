@@ -3,6 +3,10 @@
 //! Owns: decoding the outer base64 and the `partner_id`/`sig` header, and verifying the
 //! HMAC-SHA1 over the exact payload bytes as received. Never re-serialises the payload:
 //! the SDKs encode it differently (`+` vs `%20`, field order).
+//!
+//! The outer base64 is decoded leniently (standard or URL-safe alphabet, padded or not), as
+//! tokens travel through URLs; that is safe because revocation keys on the signed payload,
+//! not on the string (`UnverifiedToken::revocation_id`). The unsigned header is strict.
 
 use super::{RawClaims, TokenError};
 use base64::Engine;
@@ -25,32 +29,42 @@ fn decode_lenient(b64: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// The header in the one form every SDK writes: `partner_id=<key>&sig=<40 lowercase hex>`.
+/// Nothing is percent-decoded, no other field, order or hex case is accepted: the header is
+/// not covered by the signature, so any leniency here only makes more spellings of one token.
+fn parse_header(header: &[u8]) -> Result<(String, [u8; 20]), TokenError> {
+    let header = std::str::from_utf8(header).map_err(|_| TokenError::Malformed("T1 header is not ASCII"))?;
+    let rest = header.strip_prefix("partner_id=").ok_or(TokenError::Malformed("T1 header must start with partner_id="))?;
+    let (partner_id, sig_hex) =
+        rest.split_once("&sig=").ok_or(TokenError::Malformed("T1 header must be partner_id=…&sig=…"))?;
+    let key_ok = !partner_id.is_empty()
+        && partner_id.len() <= 64
+        && partner_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !key_ok {
+        return Err(TokenError::Malformed("T1 partner_id is not an API key"));
+    }
+    let lower_hex = sig_hex.len() == 40 && sig_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !lower_hex {
+        return Err(TokenError::Malformed("T1 sig is not 40 lowercase hex characters"));
+    }
+    let mut sig = [0u8; 20];
+    hex::decode_to_slice(sig_hex, &mut sig).map_err(|_| TokenError::Malformed("T1 sig is not hex"))?;
+    Ok((partner_id.to_owned(), sig))
+}
+
 impl UnverifiedT1 {
     /// `rest` is everything after the literal `T1==` sentinel.
     pub fn parse(rest: &str) -> Result<Self, TokenError> {
         let decoded = decode_lenient(rest).ok_or(TokenError::Malformed("T1 body is not base64"))?;
         let colon = decoded.iter().position(|&b| b == b':').ok_or(TokenError::Malformed("T1 body has no ':'"))?;
         let (header, payload) = (&decoded[..colon], &decoded[colon + 1..]);
-        let mut partner_id = None;
-        let mut sig = None;
-        for (k, v) in form_urlencoded::parse(header) {
-            let slot = match k.as_ref() {
-                "partner_id" => &mut partner_id,
-                "sig" => &mut sig,
-                _ => continue,
-            };
-            if slot.replace(v.into_owned()).is_some() {
-                return Err(TokenError::Malformed("T1 header repeats a field"));
-            }
-        }
-        let partner_id =
-            partner_id.filter(|p| !p.is_empty()).ok_or(TokenError::Malformed("T1 header has no partner_id"))?;
-        let sig_hex = sig.ok_or(TokenError::Malformed("T1 header has no sig"))?;
-        let mut sig = [0u8; 20];
-        if sig_hex.len() != 40 || hex::decode_to_slice(&sig_hex, &mut sig).is_err() {
-            return Err(TokenError::Malformed("T1 sig is not 40 hex characters"));
-        }
+        let (partner_id, sig) = parse_header(header)?;
         Ok(UnverifiedT1 { partner_id, sig, payload: payload.to_vec() })
+    }
+
+    /// The bytes the signature covers (the payload as received).
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.payload
     }
 
     pub fn signature_matches(&self, secret: &[u8]) -> bool {

@@ -207,3 +207,62 @@ proptest! {
         let _ = verify(&format!("T1=={s}"), NOW, lookup);
     }
 }
+
+/// The spellings a hostile tester used to rejoin after a kick: (name, token).
+fn t1_respellings(token: &str) -> Vec<(&'static str, String)> {
+    let body = STANDARD.decode(&token[4..]).unwrap();
+    let text = String::from_utf8(body).unwrap();
+    let (header, payload) = text.split_once(':').unwrap();
+    let (key, sig) = header.strip_prefix("partner_id=").unwrap().split_once("&sig=").unwrap();
+    let wrap = |h: String| format!("T1=={}", STANDARD.encode(format!("{h}:{payload}")));
+    vec![
+        ("padding stripped", token.trim_end_matches('=').to_owned()),
+        ("url-safe alphabet", format!("T1=={}", URL_SAFE_NO_PAD.encode(&text))),
+        ("extra header field", wrap(format!("partner_id={key}&sig={sig}&x=1"))),
+        ("upper-case sig", wrap(format!("partner_id={key}&sig={}", sig.to_uppercase()))),
+        ("reordered header", wrap(format!("sig={sig}&partner_id={key}"))),
+        ("percent-encoded name", wrap(format!("partner%5Fid={key}&sig={sig}"))),
+        ("duplicate field", wrap(format!("partner_id={key}&sig={sig}&sig={sig}"))),
+    ]
+}
+
+#[test]
+fn every_spelling_of_a_t1_token_is_refused_or_has_its_revocation_id() {
+    let original = verify(PY_T1, NOW, lookup).unwrap();
+    let mut accepted = 0;
+    for (name, variant) in t1_respellings(PY_T1) {
+        match verify(&variant, NOW, lookup) {
+            Ok(c) => {
+                accepted += 1;
+                assert_eq!(c.revocation_id, original.revocation_id, "{name}: same token, same revocation ID");
+            }
+            Err(e) => assert!(matches!(e, TokenError::Malformed(_)), "{name}: {e:?}"),
+        }
+    }
+    assert!(accepted >= 2, "the lenient body alphabets still decode (tokens travel through URLs)");
+}
+
+#[test]
+fn the_t1_header_has_one_spelling() {
+    for (name, variant) in t1_respellings(PY_T1).into_iter().skip_while(|(n, _)| *n != "extra header field") {
+        assert!(matches!(verify(&variant, NOW, lookup), Err(TokenError::Malformed(_))), "{name} must be refused");
+    }
+}
+
+#[test]
+fn revocation_ids_differ_between_mints_and_formats() {
+    let p = |nonce| TokenParams {
+        session_id: SESSION,
+        role: Role::Publisher,
+        create_time: NOW,
+        expire_time: NOW + 60,
+        nonce,
+        connection_data: None,
+        initial_layout_classes: &[],
+    };
+    let id = |t: String| verify(&t, NOW, lookup).unwrap().revocation_id;
+    let (a, b) = (id(mint_t1(KEY, SECRET, &p(1))), id(mint_t1(KEY, SECRET, &p(2))));
+    assert_ne!(a, b, "two mints are two tokens");
+    assert_ne!(id(mint_jwt(KEY, SECRET, &p(1))), a);
+    assert_eq!(id(mint_jwt(KEY, SECRET, &p(1))), id(mint_jwt(KEY, SECRET, &p(1))), "a JWT is its signed bytes");
+}

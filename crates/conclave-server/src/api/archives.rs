@@ -255,7 +255,7 @@ pub async fn set_storage(
             .await
             .map_err(|e| ApiError::bad_request(format!("config.endpoint refused: {e}")))?;
     }
-    let marker = crate::archive::storage::check(&target).await.map_err(ApiError::bad_request)?;
+    let marker = crate::archive::storage::check(&target, state.callback_policy).await.map_err(ApiError::bad_request)?;
     let json = serde_json::to_string(&target).expect("serializes");
     state
         .store

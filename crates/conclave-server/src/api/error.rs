@@ -100,12 +100,12 @@ pub async fn limit_per_ip(
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
     // The signaling upgrade has its own per-IP connect limit.
-    if req.uri().path() != "/v1/signal" {
-        if let Err(wait) = state.limiters.rest_per_ip.check(&ip, std::time::Instant::now()) {
-            crate::metrics::inc(&state.metrics.counters.rate_limited);
-            tracing::warn!(%ip, "REST rate limit exceeded for a source address");
-            return ApiError::too_many(wait, "source address").into_response();
-        }
+    if req.uri().path() != "/v1/signal"
+        && let Err(wait) = state.limiters.rest_per_ip.check(&ip, std::time::Instant::now())
+    {
+        crate::metrics::inc(&state.metrics.counters.rate_limited);
+        tracing::warn!(%ip, "REST rate limit exceeded for a source address");
+        return ApiError::too_many(wait, "source address").into_response();
     }
     next.run(req).await
 }
@@ -123,4 +123,17 @@ pub async fn log_requests(req: axum::extract::Request, next: axum::middleware::N
         tracing::debug!(%method, %path, status, micros, "request");
     }
     resp
+}
+
+/// A handler that panicked answers 500 JSON and logs one error line; the connection, the
+/// server and every other request carry on (`CatchPanicLayer`). The panic payload is not
+/// echoed to the client: it may quote internal values.
+pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %what, "a request handler panicked; answered 500");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; the request was not completed").into_response()
 }

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), error::limit_per_ip))
         .layer(middleware::from_fn(error::log_requests))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
 }
 
@@ -107,8 +108,11 @@ pub fn normalize_path<B>(mut req: Request<B>) -> Request<B> {
     req
 }
 
+/// The router behind path normalisation.
+pub type Service<B> = tower::util::MapRequest<Router, fn(Request<B>) -> Request<B>>;
+
 /// The whole HTTP service: path normalisation around the router.
 /// Generic over the body type so it fits both hyper's `Incoming` and in-process tests.
-pub fn service<B>(state: AppState) -> tower::util::MapRequest<Router, fn(Request<B>) -> Request<B>> {
+pub fn service<B>(state: AppState) -> Service<B> {
     tower::util::MapRequest::new(router(state), normalize_path::<B> as fn(_) -> _)
 }

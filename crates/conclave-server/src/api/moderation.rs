@@ -158,12 +158,18 @@ pub struct SignalBody {
 
 async fn send_signal(
     state: &AppState,
-    session_id: &str,
+    session: &SessionRecord,
     to: Option<&str>,
     body: &[u8],
 ) -> Result<StatusCode, ApiError> {
     let b: SignalBody = json_or_default(body)?;
     let (t, d) = (b.signal_type.unwrap_or_default(), b.data.unwrap_or_default());
+    // The limits hold whether or not anyone is connected; an ended session takes nothing.
+    crate::signal::room::check_signal(&t, &d).map_err(room_error)?;
+    if session.ended_at_ms.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "the session has ended"));
+    }
+    let session_id = session.session_id.as_str();
     match state.hub.with_room(session_id, |room| Ok(((), room.signal(None, to, t, d)?))) {
         None if to.is_some() => Err(ApiError::not_found("connection not found")),
         None => Ok(StatusCode::NO_CONTENT),
@@ -181,6 +187,7 @@ async fn send_signal(
         (status = 413, description = "type over 128 bytes or data over 8 KiB", body = conclave_core::wire::ErrorBody),
         (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
         (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+        (status = 409, description = "The session has ended", body = conclave_core::wire::ErrorBody),
     ),
     security(("opentok_auth" = []))
 )]
@@ -190,8 +197,8 @@ pub async fn signal_session(
     Path((api_key, session_id)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    owned_session(&state, &caller, &api_key, &session_id).await?;
-    send_signal(&state, &session_id, None, &body).await
+    let session = owned_session(&state, &caller, &api_key, &session_id).await?;
+    send_signal(&state, &session, None, &body).await
 }
 
 /// `POST …/connection/{connectionId}/signal` → 204.
@@ -204,6 +211,7 @@ pub async fn signal_session(
         (status = 413, description = "type over 128 bytes or data over 8 KiB", body = conclave_core::wire::ErrorBody),
         (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
         (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
+        (status = 409, description = "The session has ended", body = conclave_core::wire::ErrorBody),
     ),
     security(("opentok_auth" = []))
 )]
@@ -213,8 +221,8 @@ pub async fn signal_connection(
     Path((api_key, session_id, connection_id)): Path<(String, String, String)>,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    owned_session(&state, &caller, &api_key, &session_id).await?;
-    send_signal(&state, &session_id, Some(&connection_id), &body).await
+    let session = owned_session(&state, &caller, &api_key, &session_id).await?;
+    send_signal(&state, &session, Some(&connection_id), &body).await
 }
 
 /// The REST shape of a stream: OpenTok's fields plus Conclave's extras.

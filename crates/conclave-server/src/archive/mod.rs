@@ -52,6 +52,9 @@ pub struct ArchiveConfig {
     /// Key for signing download URLs. Derived from the master key so that every node of a
     /// cluster accepts the others' URLs; `None` draws a random one (URLs die with the process).
     pub url_key: Option<[u8; 32]>,
+    /// The outbound address policy uploads obey (the callbacks' policy: public https only
+    /// unless the operator allows private or plain-http targets).
+    pub outbound: crate::webhook::CallbackPolicy,
 }
 
 impl ArchiveConfig {
@@ -65,6 +68,7 @@ impl ArchiveConfig {
             public_url,
             smtp: None,
             url_key: None,
+            outbound: crate::webhook::CallbackPolicy::default(),
         }
     }
 }

@@ -251,7 +251,7 @@ async fn deliver(arch: &Arc<Archiver>, rec: &ArchiveRecord, a: Artifact) -> Outc
         None => None,
         Some(t) => {
             let object = format!("{}/{}/archive.{}", rec.api_key, rec.id, a.object_ext);
-            match upload(t, &a.path, &object).await {
+            match upload(t, arch.config.outbound, &a.path, &object).await {
                 Ok(res) if res.sha256 == a.sha256 && res.size == a.size => {
                     let _ = std::fs::remove_file(&a.path);
                     return Outcome {
@@ -324,10 +324,11 @@ async fn deliver(arch: &Arc<Archiver>, rec: &ArchiveRecord, a: Artifact) -> Outc
 
 async fn upload(
     t: &conclave_core::archive::StorageTarget,
+    policy: crate::webhook::CallbackPolicy,
     path: &Path,
     object: &str,
 ) -> Result<conclave_archive::upload::UploadResult, String> {
-    let target = S3Target::new(&super::storage::s3_config(t)).map_err(|e| e.to_string())?;
+    let target = S3Target::new(&super::storage::s3_config(t, policy)?).map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(15 * 60), target.upload_file(path, object)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err("the upload did not finish within 15 minutes".into()),

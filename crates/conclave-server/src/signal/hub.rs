@@ -18,15 +18,7 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
-/// What a socket task receives.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    Frame(Arc<str>),
-    /// Send `sessionDisconnected` with this reason, then close.
-    Close(DisconnectReason),
-}
-
-pub type OutboundTx = mpsc::Sender<Outbound>;
+pub use super::outbound::{Outbound, OutboundRx, OutboundTx};
 
 #[derive(Debug, Clone)]
 pub struct SignalConfig {
@@ -140,12 +132,26 @@ fn moderation_audit(msg: &conclave_core::signal::ClientMessage) -> Option<(&'sta
     }
 }
 
-pub fn token_fingerprint(token: &str) -> [u8; 32] {
+/// How revocations were keyed before they keyed on the token's meaning (the SHA-256 of the
+/// string as sent): still checked, so a kick made before an upgrade holds after it.
+fn legacy_fingerprint(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
 pub fn serialize(msg: &ServerMessage) -> Arc<str> {
     serde_json::to_string(msg).expect("server messages serialize").into()
+}
+
+/// Queues a frame for one attached connection. A reader too slow to keep up is detached and
+/// suspended in the same step (its socket closes; the reconnect grace runs, then it leaves),
+/// so it can never hold a seat, keep a room alive or miss its `connectionDestroyed`.
+fn push_frame(live: &mut LiveRoom, conn: &str, frame: Arc<str>) {
+    let Some(tx) = live.senders.get(conn) else { return };
+    if tx.send_frame(frame).is_err() {
+        tracing::warn!(connection = %conn, "outbound queue full: closing the socket, the reconnect grace starts");
+        live.senders.remove(conn);
+        live.room.suspend(conn, clock::unix_ms());
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -265,18 +271,12 @@ impl Hub {
                     }
                     let frame = serialize(&msg);
                     for c in to {
-                        if let Some(tx) = live.senders.get(&c) {
-                            if tx.try_send(Outbound::Frame(frame.clone())).is_err() {
-                                // A consumer this far behind is treated as gone.
-                                tracing::warn!(connection = %c, "outbound queue full; dropping the socket");
-                                live.senders.remove(&c);
-                            }
-                        }
+                        push_frame(live, &c, frame.clone());
                     }
                 }
                 Output::Close { conn, reason } => {
                     if let Some(tx) = live.senders.remove(&conn) {
-                        let _ = tx.try_send(Outbound::Close(reason));
+                        tx.close(reason);
                     }
                     lock(&self.conn_index).remove(&conn);
                 }
@@ -345,7 +345,7 @@ impl Hub {
         for cell in rooms {
             let mut live = lock(&cell);
             for (_, tx) in live.senders.drain() {
-                let _ = tx.try_send(Outbound::Close(DisconnectReason::NetworkDisconnected));
+                tx.close(DisconnectReason::NetworkDisconnected);
             }
         }
         tracing::info!("signaling drained: new joins refused, sockets closed");
@@ -412,8 +412,8 @@ impl Hub {
                 }
             }
         }
-        let fingerprint = token_fingerprint(token);
-        if self.is_revoked(&fingerprint).await? {
+        let fingerprint = claims.revocation_id;
+        if self.is_revoked(&fingerprint).await? || self.is_revoked(&legacy_fingerprint(token)).await? {
             return Err(RoomError::new(
                 ErrorCode::TokenRevoked,
                 "this token was revoked when its participant was removed; ask for a new one",
@@ -484,7 +484,7 @@ impl Hub {
         }
         live.room.resume(conn)?;
         if let Some(old) = live.senders.insert(conn.to_owned(), tx) {
-            let _ = old.try_send(Outbound::Close(DisconnectReason::NetworkDisconnected));
+            old.close(DisconnectReason::NetworkDisconnected);
         }
         let (connections, streams) = live.room.snapshot_for(conn);
         Ok(ServerMessage::Resumed { connection_id: conn.to_owned(), connections, streams })
@@ -504,7 +504,7 @@ impl Hub {
             let media =
                 self.media.clone().ok_or_else(|| RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU"))?;
             drop(live);
-            tokio::spawn(self.clone().negotiate(media, conn.to_owned(), env.msg));
+            tokio::spawn(self.clone().negotiate(media, conn.to_owned(), env.id, env.msg));
             return Ok(());
         }
         let routed_subscription = match &env.msg {
@@ -572,10 +572,7 @@ impl Hub {
     /// Sends one message to one connection, if it is attached.
     fn send_to(&self, conn: &str, msg: &ServerMessage) {
         if let Some(cell) = self.cell_of(conn) {
-            let live = lock(&cell);
-            if let Some(tx) = live.senders.get(conn) {
-                let _ = tx.try_send(Outbound::Frame(serialize(msg)));
-            }
+            push_frame(&mut lock(&cell), conn, serialize(msg));
         }
     }
 
@@ -584,11 +581,21 @@ impl Hub {
         self: Arc<Self>,
         media: crate::media::MediaHandle,
         conn: String,
+        id: Option<u64>,
         msg: conclave_core::signal::ClientMessage,
     ) {
         use crate::media::{publisher_peer, receiver_peer};
         use conclave_core::signal::ClientMessage as M;
-        let failed = |e: String| ServerMessage::Error { id: None, code: ErrorCode::MediaFailed, message: e };
+        // The SFU's own text (parser errors quote internal state, even heap addresses) goes to
+        // the debug log; the client gets a fixed message and the id of what it sent.
+        let failed = |e: String| {
+            tracing::debug!(connection = %conn, error = %e, "media negotiation failed");
+            ServerMessage::Error {
+                id,
+                code: ErrorCode::MediaFailed,
+                message: "the media server could not use this session description; check the SDP".into(),
+            }
+        };
         match msg {
             M::MediaOffer { stream_id, sdp } => {
                 let peer = stream_id.as_deref().map_or_else(|| receiver_peer(&conn), publisher_peer);

@@ -4,5 +4,6 @@
 //! `ws` is the socket shell (framing, heartbeat, limits). Must not touch: REST routing or SQL.
 
 pub mod hub;
+pub mod outbound;
 pub mod room;
 pub mod ws;

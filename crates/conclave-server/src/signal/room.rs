@@ -133,6 +133,20 @@ pub struct Room {
     ended: bool,
 }
 
+/// A signal's limits, whoever sends it and whether or not anyone will receive it (REST
+/// checks them before it even looks for a live room).
+pub fn check_signal(signal_type: &str, data: &str) -> Result<(), RoomError> {
+    if signal_type.len() > MAX_SIGNAL_TYPE_BYTES || data.len() > MAX_SIGNAL_DATA_BYTES {
+        return Err(RoomError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "signal type is limited to {MAX_SIGNAL_TYPE_BYTES} bytes and data to {MAX_SIGNAL_DATA_BYTES} bytes"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Room {
     pub fn new(meta: SessionMeta, ids: Box<dyn IdSource>) -> Room {
         Room {
@@ -195,13 +209,10 @@ impl Room {
         if self.ended {
             return Err(RoomError::new(ErrorCode::SessionEnded, "the session has ended"));
         }
-        if let Some(max) = self.meta.max_participants {
-            if self.by_id.len() >= max as usize {
-                return Err(RoomError::new(
-                    ErrorCode::SessionFull,
-                    format!("the session is full ({max} participants)"),
-                ));
-            }
+        if let Some(max) = self.meta.max_participants
+            && self.by_id.len() >= max as usize
+        {
+            return Err(RoomError::new(ErrorCode::SessionFull, format!("the session is full ({max} participants)")));
         }
         let id = self.ids.next_id();
         let info = ConnectionInfo { connection_id: id.clone(), data: req.data, created_at: now_ms };
@@ -609,14 +620,7 @@ impl Room {
         signal_type: String,
         data: String,
     ) -> Result<Vec<Output>, RoomError> {
-        if signal_type.len() > MAX_SIGNAL_TYPE_BYTES || data.len() > MAX_SIGNAL_DATA_BYTES {
-            return Err(RoomError::new(
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "signal type is limited to {MAX_SIGNAL_TYPE_BYTES} bytes and data to {MAX_SIGNAL_DATA_BYTES} bytes"
-                ),
-            ));
-        }
+        check_signal(&signal_type, &data)?;
         let recipients = match to {
             Some(target) => {
                 self.conn(target)?;

@@ -4,7 +4,8 @@
 //! size and rate limits with typed errors, closing abusive sockets, and the heartbeat that
 //! detects dead peers. Must not touch: session rules (room) or delivery (hub).
 
-use super::hub::{Hub, Outbound, OutboundTx, serialize};
+use super::hub::{Hub, serialize};
+use super::outbound::{self, Outbound, OutboundTx};
 use super::room::RoomError;
 use crate::AppState;
 use crate::ratelimit::{Bucket, Rate};
@@ -17,7 +18,6 @@ use conclave_core::signal::{
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 
 /// Frames above this are a protocol violation and close the socket outright; frames up to it
 /// but above the protocol limit get a typed `message_too_large` error.
@@ -92,6 +92,10 @@ async fn handshake(
     let first = tokio::time::timeout(hub.config.connect_timeout, socket.recv()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Err(e))) if is_too_large(&e) => {
+            close_too_large(socket).await;
+            return None;
+        }
         Ok(Some(Ok(_))) => {
             let _ = socket
                 .send(error_frame(
@@ -147,7 +151,7 @@ async fn handshake(
 }
 
 async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::cluster::Coordinator>, peer: SocketAddr) {
-    let (tx, mut rx) = mpsc::channel::<Outbound>(hub.config.outbound_queue);
+    let (tx, mut rx) = outbound::channel(hub.config.outbound_queue);
     let Some(conn) = handshake(&mut socket, &hub, cluster.as_ref(), tx.clone()).await else {
         tracing::debug!(%peer, "signaling handshake refused");
         return;
@@ -174,6 +178,11 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::clust
                     Some(Ok(Message::Close(_))) => {
                         // The client closed on purpose: that is a goodbye.
                         hub.leave(&conn, DisconnectReason::ClientDisconnected);
+                        return;
+                    }
+                    Some(Err(e)) if is_too_large(&e) => {
+                        close_too_large(&mut socket).await;
+                        hub.socket_lost(&conn, &tx);
                         return;
                     }
                     None | Some(Err(_)) => {
@@ -207,9 +216,21 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::clust
             }
             out = rx.recv() => match out {
                 Some(Outbound::Frame(f)) => {
-                    if socket.send(Message::Text(f.to_string().into())).await.is_err() { hub.socket_lost(&conn, &tx); return; }
+                    // A peer that stops reading (zero TCP window) must not pin this task: the
+                    // write gives up at the heartbeat, or at once when the queue overflows.
+                    let sent = tokio::select! {
+                        ok = send_within(&mut socket, Message::Text(f.to_string().into()), cfg.heartbeat) => ok,
+                        () = rx.overflow() => false,
+                    };
+                    if !sent { hub.socket_lost(&conn, &tx); return; }
                 }
                 Some(Outbound::Close(reason)) => { close_with(&mut socket, reason).await; return; }
+                Some(Outbound::Overflowed) => {
+                    // The hub detached and suspended the connection already.
+                    let bye = Message::Close(Some(CloseFrame { code: 1008, reason: "outbound queue overflow: reading too slowly".into() }));
+                    send_within(&mut socket, bye, std::time::Duration::from_secs(1)).await;
+                    return;
+                }
                 None => return,
             },
             _ = heartbeat.tick() => {
@@ -222,6 +243,24 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::clust
             }
         }
     }
+}
+
+/// A frame or message over the hard limit: tungstenite refused to buffer it.
+fn is_too_large(e: &axum::Error) -> bool {
+    let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>());
+    matches!(inner, Some(tungstenite::Error::Capacity(_)))
+}
+
+/// Closes with 1009 (message too big) and the limit, instead of dropping the connection.
+async fn close_too_large(socket: &mut WebSocket) {
+    let reason = format!("message too big: frames are limited to {HARD_FRAME_LIMIT} bytes");
+    let bye = Message::Close(Some(CloseFrame { code: 1009, reason: reason.into() }));
+    send_within(socket, bye, std::time::Duration::from_secs(1)).await;
+}
+
+/// Sends one message unless the peer takes longer than `limit` to accept it.
+async fn send_within(socket: &mut WebSocket, msg: Message, limit: std::time::Duration) -> bool {
+    matches!(tokio::time::timeout(limit, socket.send(msg)).await, Ok(Ok(())))
 }
 
 async fn break_abusive(socket: &mut WebSocket, hub: &Hub, conn: &str, peer: SocketAddr) {

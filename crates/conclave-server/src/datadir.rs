@@ -1,0 +1,62 @@
+//! The data directory's exclusive lock: one `conclave serve` per directory.
+//!
+//! Owns: `DATA_DIR/serve.lock`, held with an OS file lock (`flock`) for the life of the
+//! process and carrying the holder's PID. A second server on the same directory would run
+//! crash recovery on recordings the first is still writing and delete them; it is refused
+//! instead, naming the holder. The lock goes with the process, `kill -9` included, so a
+//! crashed server never blocks its own restart. Must not touch: the store or archives.
+//! CLI commands other than `serve` (`project create`, …) do not take it: they may run beside
+//! a server by design.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+/// Held while the server runs; dropping it releases the directory.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+/// Takes the directory's lock, or explains who holds it.
+pub fn lock(data_dir: &Path) -> anyhow::Result<DataDirLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("serve.lock");
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() { "another process".to_owned() } else { format!("PID {holder}") };
+            anyhow::bail!(
+                "the data directory {} is in use by another conclave serve ({who}); two servers on one directory would destroy each other's recordings. Stop it first, or give this one its own --data-dir",
+                data_dir.display()
+            );
+        }
+        Err(TryLockError::Error(e)) => return Err(anyhow::anyhow!("cannot lock {}: {e}", path.display())),
+    }
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    writeln!(file, "{}", std::process::id())?;
+    file.sync_all()?;
+    Ok(DataDirLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_one_directory_is_refused_with_the_holders_pid() {
+        let dir = std::env::temp_dir().join(format!("conclave-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = lock(&dir).unwrap();
+        let err = lock(&dir).unwrap_err().to_string();
+        assert!(err.contains(&format!("PID {}", std::process::id())), "{err}");
+        drop(first);
+        lock(&dir).expect("free again once the holder is gone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
