@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod ids;
 pub mod jws;
 pub mod netpolicy;
+pub mod opentok;
 pub mod pii;
 pub mod rest_auth;
 pub mod role;
