@@ -12,6 +12,8 @@ pub enum SfuError {
     UnknownPeer(String),
     #[error("peer {peer:?} has no published track with mid {mid}")]
     UnknownTrack { peer: String, mid: String },
+    #[error("peer {0:?} publishes no tracks yet")]
+    NoTracks(String),
     #[error("a peer cannot subscribe to itself")]
     SelfSubscribe,
     #[error("invalid SDP: {0}")]

@@ -1,7 +1,8 @@
 //! Server-driven renegotiation of what a subscriber receives.
 //!
 //! Owns subscribe/unsubscribe and the server offer / client answer cycle:
-//! the server is always the offerer after a peer joins, so offers never
+//! the server is always the offerer after a peer joins (and from the start
+//! for a peer made by [`Sfu::add_subscriber_peer`]), so offers never
 //! collide, and at most one offer per peer is outstanding (later changes
 //! queue up and go out when the answer arrives). It must not forward media.
 
@@ -15,14 +16,49 @@ use crate::peer::{OutTrack, PeerKey};
 use crate::sfu::Sfu;
 
 impl Sfu {
+    /// Adds a peer that only receives, made from a server offer rather than a client's:
+    /// a fresh ICE-lite peer subscribed to every track `publisher_id` publishes now.
+    /// Returns that offer (`a=ice-lite`, `a=setup:actpass`, sendonly m-lines); the
+    /// client's answer goes to [`Sfu::accept_answer`]. The answer may carry no
+    /// candidates (its binding requests reveal the client's address) and may take
+    /// either DTLS role (browsers answer `a=setup:active`).
+    ///
+    /// Fails if `peer_id` is taken, `publisher_id` is unknown or publishes nothing yet;
+    /// then no peer is added.
+    pub fn add_subscriber_peer(
+        &mut self,
+        peer_id: impl Into<String>,
+        publisher_id: &str,
+        now: Instant,
+    ) -> Result<String, SfuError> {
+        let peer_id = peer_id.into();
+        self.check_new_id(&peer_id)?;
+        let pub_key = self.key(publisher_id)?;
+        let mids = self.published_in_order(pub_key);
+        if mids.is_empty() {
+            return Err(SfuError::NoTracks(publisher_id.to_string()));
+        }
+        // It receives media: bandwidth estimation picks its simulcast layers.
+        let peer = self.new_peer(peer_id.clone(), now, true)?;
+        let key = self.insert_peer(peer);
+        self.queue_adds(key, pub_key, &mids);
+        match self.offer(key, now) {
+            Ok(Some(offer)) => Ok(offer),
+            result => {
+                // Nothing to offer after all: leave no half-made peer behind.
+                let _ = self.remove_peer(&peer_id);
+                Err(result.err().unwrap_or_else(|| SfuError::NoTracks(publisher_id.to_string())))
+            }
+        }
+    }
+
     /// Subscribes `subscriber` to every track `publisher` publishes now.
     /// Returns the server offer to send to the subscriber, or `None` if
     /// nothing changed or an earlier offer still awaits its answer (the
     /// change then rides on the offer returned by [`Sfu::accept_answer`]).
     pub fn subscribe(&mut self, subscriber: &str, publisher: &str, now: Instant) -> Result<Option<String>, SfuError> {
         let (sub_key, pub_key) = self.pair(subscriber, publisher)?;
-        let mut mids: Vec<Mid> = self.peers[&pub_key].published.keys().copied().collect();
-        mids.sort_by_key(|m| m.to_string());
+        let mids = self.published_in_order(pub_key);
         self.queue_adds(sub_key, pub_key, &mids);
         self.offer(sub_key, now)
     }
@@ -98,6 +134,18 @@ impl Sfu {
             return Err(SfuError::SelfSubscribe);
         }
         Ok((sub_key, pub_key))
+    }
+
+    /// A publisher's tracks in the order their m-lines are offered: audio first (as
+    /// browsers offer them), then by mid, so the order does not depend on random mids.
+    fn published_in_order(&self, pub_key: PeerKey) -> Vec<Mid> {
+        let mut tracks: Vec<(bool, String, Mid)> = self.peers[&pub_key]
+            .published
+            .iter()
+            .map(|(mid, t)| (t.kind != MediaKind::Audio, mid.to_string(), *mid))
+            .collect();
+        tracks.sort();
+        tracks.into_iter().map(|(_, _, mid)| mid).collect()
     }
 
     fn queue_adds(&mut self, sub_key: PeerKey, pub_key: PeerKey, mids: &[Mid]) {

@@ -110,26 +110,13 @@ impl Sfu {
     /// client sends (sendonly/sendrecv m-lines) become published tracks.
     pub fn add_peer(&mut self, peer_id: impl Into<String>, offer_sdp: &str, now: Instant) -> Result<String, SfuError> {
         let peer_id = peer_id.into();
-        if self.by_id.contains_key(&peer_id) {
-            return Err(SfuError::PeerExists(peer_id));
-        }
+        self.check_new_id(&peer_id)?;
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
-        let creds = loop {
-            let c = IceCreds::new();
-            if !self.by_ufrag.contains_key(&c.ufrag) {
-                break c;
-            }
-        };
         // A peer that only publishes gets no media from us, so it needs no bandwidth
         // estimation and no pacer (which costs a full `Rtc` timeout per packet).
-        let mut peer = Peer::new(peer_id.clone(), creds, self.host, now, !publish_only(offer_sdp))?;
+        let mut peer = self.new_peer(peer_id, now, !publish_only(offer_sdp))?;
         let answer = peer.rtc.sdp_api().accept_offer(offer)?.to_sdp_string();
-        let key = self.next_key;
-        self.next_key += 1;
-        self.by_ufrag.insert(peer.ufrag.clone(), key);
-        self.by_id.insert(peer_id, key);
-        self.deadlines.insert((peer.deadline, key));
-        self.peers.insert(key, peer);
+        let key = self.insert_peer(peer);
         // str0m emits MediaAdded only once SRTP is up; register the offered
         // tracks now so they can be subscribed to at once.
         for mid in sdp_mids(&answer) {
@@ -138,6 +125,39 @@ impl Sfu {
         self.settle(key);
         self.process(now);
         Ok(answer)
+    }
+
+    /// Fails if `peer_id` is taken.
+    pub(crate) fn check_new_id(&self, peer_id: &str) -> Result<(), SfuError> {
+        if self.by_id.contains_key(peer_id) {
+            return Err(SfuError::PeerExists(peer_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// A fresh ICE-lite peer with ICE credentials no other peer uses, not registered yet
+    /// (see [`Sfu::insert_peer`]), so a failure before that leaves no trace.
+    pub(crate) fn new_peer(&self, peer_id: String, now: Instant, bwe: bool) -> Result<Peer, SfuError> {
+        self.check_new_id(&peer_id)?;
+        let creds = loop {
+            let c = IceCreds::new();
+            if !self.by_ufrag.contains_key(&c.ufrag) {
+                break c;
+            }
+        };
+        Peer::new(peer_id, creds, self.host, now, bwe)
+    }
+
+    /// Registers a peer made by [`Sfu::new_peer`] (by id, by ufrag, in the deadline index).
+    /// The caller settles it after its first mutation.
+    pub(crate) fn insert_peer(&mut self, peer: Peer) -> PeerKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.by_ufrag.insert(peer.ufrag.clone(), key);
+        self.by_id.insert(peer.id.clone(), key);
+        self.deadlines.insert((peer.deadline, key));
+        self.peers.insert(key, peer);
+        key
     }
 
     /// Removes a peer at once: its `Rtc` is closed, its routes dropped, and

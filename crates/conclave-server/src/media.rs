@@ -4,7 +4,8 @@
 //! Owns: the socket, the clock, and the command channel the hub uses. Must not touch:
 //! session rules (the hub decides who may publish or subscribe) or SDP policy (the SFU's).
 //! Peer IDs: `pub:{streamId}` for a publishing connection, `sub:{connectionId}` for a
-//! client's receiving connection.
+//! client's receiving connection, `osub:{subscriberId}` for an OpenTok.js subscriber's own
+//! receiving connection (one per subscriber, made from a server offer).
 
 use conclave_media::{RecordedFrame, Sfu, SfuOutput};
 use std::collections::HashMap;
@@ -26,12 +27,25 @@ pub fn receiver_peer(connection_id: &str) -> String {
     format!("sub:{connection_id}")
 }
 
+/// The peer of one OpenTok.js subscriber: its own peer connection, which receives one
+/// publisher's tracks (see [`MediaHandle::add_subscriber_peer`]).
+pub fn subscriber_peer(subscriber_id: &str) -> String {
+    format!("osub:{subscriber_id}")
+}
+
 type Reply<T> = oneshot::Sender<Result<T, String>>;
 
 pub enum MediaCommand {
     AddPeer {
         peer: String,
         offer: String,
+        reply: Reply<String>,
+    },
+    /// A new peer made from a server offer, subscribed to all of `publisher`'s tracks; the
+    /// reply is the offer (its answer goes through `AcceptAnswer`).
+    AddSubscriberPeer {
+        peer: String,
+        publisher: String,
         reply: Reply<String>,
     },
     AcceptAnswer {
@@ -104,6 +118,12 @@ impl MediaHandle {
     pub async fn add_peer(&self, peer: String, offer: String) -> Result<String, String> {
         self.ask(|reply| MediaCommand::AddPeer { peer, offer, reply }).await
     }
+    /// Adds `peer` (see [`subscriber_peer`]) receiving every track `publisher` publishes now,
+    /// and returns the server's offer for it. Fails if the peer exists, or the publisher is
+    /// unknown or has no tracks yet.
+    pub async fn add_subscriber_peer(&self, peer: String, publisher: String) -> Result<String, String> {
+        self.ask(|reply| MediaCommand::AddSubscriberPeer { peer, publisher, reply }).await
+    }
     pub async fn accept_answer(&self, peer: String, answer: String) -> Result<Option<String>, String> {
         self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply }).await
     }
@@ -172,6 +192,9 @@ fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
         }
         MediaCommand::RequestKeyframe { peer } => {
             let _ = sfu.request_publisher_keyframe(&peer, now);
+        }
+        MediaCommand::AddSubscriberPeer { peer, publisher, reply } => {
+            let _ = reply.send(sfu.add_subscriber_peer(peer, &publisher, now).map_err(err));
         }
         MediaCommand::AcceptAnswer { peer, answer, reply } => {
             let _ = reply.send(sfu.accept_answer(&peer, &answer, now).map_err(err));

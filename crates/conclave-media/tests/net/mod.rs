@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use conclave_media::{Sfu, SfuEvent, SfuOutput};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -41,6 +41,8 @@ pub struct Sending {
     pub audio_seq: u32,
     pub video_seq: u32,
     pub keyframe_due: bool,
+    /// Simulcast: every video frame goes out once per layer (same payload on each).
+    pub video_rids: Vec<Rid>,
     /// Sequence numbers of the video keyframes sent.
     pub keyframes_sent: Vec<u32>,
 }
@@ -153,14 +155,27 @@ impl Net {
 
     /// A client that offers one sendonly audio and one sendonly video track.
     pub fn join_publisher(&mut self, name: &str, port: u16) {
+        self.join_simulcast_publisher(name, port, &[]);
+    }
+
+    /// A publisher whose video is sent as simulcast layers `rids` (none: no simulcast).
+    pub fn join_simulcast_publisher(&mut self, name: &str, port: u16, rids: &[&str]) {
         let i = self.new_client(name, port);
         let c = &mut self.clients[i];
+        let simulcast = (!rids.is_empty()).then(|| {
+            let mut s = Simulcast::new();
+            for rid in rids {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
         let mut api = c.rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
         let (offer, pending) = api.apply().unwrap();
         c.sending.audio_mid = Some(audio);
         c.sending.video_mid = Some(video);
+        c.sending.video_rids = rids.iter().map(|r| Rid::from(*r)).collect();
         c.sending.keyframe_due = true;
         self.finish_join(i, offer, pending);
     }
@@ -181,6 +196,40 @@ impl Net {
         let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
         self.clients[i].rtc.sdp_api().accept_answer(pending, answer).unwrap();
         self.drain_client(i);
+    }
+
+    /// A receive-only client that joins the way an OpenTok.js subscriber does: the SFU
+    /// offers first (`Sfu::add_subscriber_peer`) and the client answers like a browser,
+    /// with `a=setup:active`, recvonly m-lines and no `a=candidate` lines. Returns that
+    /// answer, which has not reached the SFU yet (see `deliver_answer`).
+    pub fn join_offered(&mut self, name: &str, port: u16, publisher: &str) -> String {
+        let offer = self.sfu.add_subscriber_peer(name, publisher, self.now).unwrap();
+        self.drain_sfu();
+        let i = self.new_client(name, port);
+        self.browser_answer(i, &offer)
+    }
+
+    /// The client's answer to a first offer, as a browser makes it. str0m answers an
+    /// `actpass` offer as the DTLS server (`setup:passive`) where browsers take the client
+    /// role; shown `passive` instead, the str0m client takes the client role and answers
+    /// `active`, so both ends agree with what its answer says.
+    fn browser_answer(&mut self, i: usize, offer: &str) -> String {
+        let offer = offer.replace("a=setup:actpass", "a=setup:passive");
+        let offer = SdpOffer::from_sdp_string(&offer).unwrap();
+        let answer = self.clients[i].rtc.sdp_api().accept_offer(offer).unwrap();
+        self.drain_client(i);
+        let sdp = answer.to_sdp_string();
+        sdp.split("\r\n")
+            .filter(|l| !l.is_empty() && !l.starts_with("a=candidate"))
+            .map(|l| format!("{l}\r\n"))
+            .collect()
+    }
+
+    /// Hands a client's answer to the SFU, then answers any follow-up offers.
+    pub fn deliver_answer(&mut self, name: &str, answer: &str) {
+        let offer = self.sfu.accept_answer(name, answer, self.now).unwrap();
+        self.drain_sfu();
+        self.answer_offers(name, offer);
     }
 
     /// Runs the server offer / client answer cycle until nothing is queued.
@@ -294,13 +343,23 @@ impl Net {
             if keyframe {
                 c.sending.keyframes_sent.push(seq);
             }
-            let Some(w) = c.rtc.writer(mid) else {
-                c.sending.enabled = false; // the Rtc was closed
-                return;
+            let layers: Vec<Option<Rid>> = match c.sending.video_rids.as_slice() {
+                [] => vec![None],
+                rids => rids.iter().copied().map(Some).collect(),
             };
-            let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).unwrap().pt();
-            let t = MediaTime::new(seq as u64 * 3000, Frequency::NINETY_KHZ);
-            w.write(pt, start + VIDEO_EVERY * seq, t, video_payload(seq, keyframe)).unwrap();
+            for rid in layers {
+                let Some(w) = c.rtc.writer(mid) else {
+                    c.sending.enabled = false; // the Rtc was closed
+                    return;
+                };
+                let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).unwrap().pt();
+                let w = match rid {
+                    Some(rid) => w.rid(rid),
+                    None => w,
+                };
+                let t = MediaTime::new(seq as u64 * 3000, Frequency::NINETY_KHZ);
+                w.write(pt, start + VIDEO_EVERY * seq, t, video_payload(seq, keyframe)).unwrap();
+            }
             c.sending.video_seq += 1;
             c.sending.next_video = Some(at + VIDEO_EVERY);
             self.drain_client(i);
