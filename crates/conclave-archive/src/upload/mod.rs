@@ -217,3 +217,45 @@ impl S3Target {
         &self.store
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_loopback(ip: IpAddr) -> bool {
+        !ip.is_loopback()
+    }
+
+    #[test]
+    fn literal_hosts_are_read_from_every_endpoint_form() {
+        assert_eq!(literal_host("http://127.0.0.1:9000"), Some(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(literal_host("https://[::1]:9000/x"), Some("::1".parse().unwrap()));
+        assert_eq!(literal_host("https://user@10.0.0.1/"), Some(IpAddr::from([10, 0, 0, 1])));
+        assert_eq!(literal_host("https://s3.example.com"), None);
+    }
+
+    #[tokio::test]
+    async fn the_address_policy_holds_on_every_connection() {
+        let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = trap.local_addr().unwrap().port();
+        let mut cfg = S3Config::new("bucket", "us-east-1", "AK", "SK");
+        cfg.max_retries = 0;
+        cfg.retry_timeout = Duration::from_secs(2);
+        cfg.path_style = true;
+        cfg.address_allowed = Some(not_loopback);
+        // A literal address is refused before a client exists.
+        cfg.endpoint = Some(format!("http://127.0.0.1:{port}"));
+        assert!(S3Target::new(&cfg).is_err());
+        // A name is resolved by the client's own resolver, which refuses loopback answers.
+        cfg.endpoint = Some(format!("http://localhost:{port}"));
+        let target = S3Target::new(&cfg).unwrap();
+        assert!(target.check_target().await.is_err());
+        let probe = tokio::time::timeout(Duration::from_millis(300), trap.accept()).await;
+        assert!(probe.is_err(), "the client connected to a refused address");
+        // Without the policy the same name is reached (the check above is what stopped it).
+        cfg.address_allowed = None;
+        let target = S3Target::new(&cfg).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(3), target.check_target()).await;
+        assert!(tokio::time::timeout(Duration::from_millis(500), trap.accept()).await.is_ok());
+    }
+}
