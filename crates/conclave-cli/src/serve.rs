@@ -398,6 +398,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         archiver: Some(archiver),
         cluster,
         http: reqwest::Client::new(),
+        tls: tls.is_some(),
         limits: Limits { max_body_bytes: args.max_body_bytes },
         callback_policy: policy,
         limiters,

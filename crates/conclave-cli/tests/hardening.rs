@@ -43,7 +43,10 @@ async fn assert_no_spelling_joins(ws: &str, session: &str, token: &str) {
     for (name, variant) in t1_respellings(token) {
         match Client::connect(ws, session, &variant).await {
             Err(ClientError::Refused { code, .. }) => {
-                assert!(matches!(code, ErrorCode::TokenRevoked | ErrorCode::InvalidToken), "{name}: refused with {code:?}")
+                assert!(
+                    matches!(code, ErrorCode::TokenRevoked | ErrorCode::InvalidToken),
+                    "{name}: refused with {code:?}"
+                )
             }
             Err(e) => panic!("{name}: expected a typed refusal, got {e}"),
             Ok(_) => panic!("{name}: a kicked token joined again"),
@@ -83,7 +86,7 @@ async fn a_kicked_token_cannot_rejoin_in_any_spelling_also_after_a_restart() {
 
     // The lenient alphabets still admit a token nobody kicked.
     let fresh = t1(Role::Publisher);
-    Client::connect(&ws, &s, &fresh.trim_end_matches('=')).await.expect("an unkicked token joins unpadded");
+    Client::connect(&ws, &s, fresh.trim_end_matches('=')).await.expect("an unkicked token joins unpadded");
 
     // After a restart on the same data directory, every spelling stays refused.
     drop(moderator);
@@ -99,7 +102,8 @@ async fn a_slow_reader_is_closed_and_frees_its_seat_within_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let p = create_project(&data);
-    let server = Server::start(&data, &["--reconnect-grace", "1s", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"]);
+    let server =
+        Server::start(&data, &["--reconnect-grace", "1s", "--rest-rate-per-ip", "0", "--rest-rate-per-key", "0"]);
     let (sdk, ws) = (sdk(&p, &server), ws_url(&server));
     let opts = SessionOptions { max_participants: Some(2), ..SessionOptions::routed() };
     let s = sdk.create_session(&opts).await.unwrap().session_id;
@@ -140,7 +144,8 @@ async fn a_slow_reader_is_closed_and_frees_its_seat_within_the_grace() {
     drop(slow);
     let third = Client::connect(&ws, &s, &token(Role::Publisher)).await.expect("the seat is free again");
     let (_, listed) = rest_call(&server.base, &p, reqwest::Method::GET, &format!("session/{s}/connection"), None).await;
-    let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|c| c["connectionId"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|c| c["connectionId"].as_str().unwrap()).collect();
     assert!(!ids.contains(&slow_id.as_str()), "{listed}");
     assert!(ids.contains(&third.connection_id.as_str()) && ids.contains(&fast.connection_id.as_str()), "{listed}");
     assert!(server.logs().contains("outbound queue full"), "the overflow is logged");
@@ -220,9 +225,8 @@ async fn a_malformed_sdp_gets_a_fixed_message_with_the_requests_id() {
     let server = Server::start(&data, &["--rtc-host", "127.0.0.1"]);
     let (sdk, ws) = (sdk(&p, &server), ws_url(&server));
     let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
-    let mut c = Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap())
-        .await
-        .unwrap();
+    let mut c =
+        Client::connect(&ws, &s, &sdk.generate_token(&s, &TokenOptions::new(Role::Publisher)).unwrap()).await.unwrap();
     c.send_raw(r#"{"id":4242,"type":"mediaOffer","sdp":"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\nm=audio x"}"#).unwrap();
     let err = c.wait_for(|m| matches!(m, ServerMessage::Error { .. }), T).await.unwrap();
     let ServerMessage::Error { id, code, message } = err else { unreachable!() };
@@ -258,7 +262,8 @@ async fn slowloris_connections_from_one_address_cannot_take_the_server_down() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     create_project(&data);
-    let server = Server::start_with_nofile(&data, &["--header-read-timeout", "2s", "--max-connections-per-ip", "200"], 512);
+    let server =
+        Server::start_with_nofile(&data, &["--header-read-timeout", "2s", "--max-connections-per-ip", "200"], 512);
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     // 600 half-sent requests from 127.0.0.2 against a 512-descriptor limit.
     let mut held = Vec::new();
@@ -302,7 +307,8 @@ async fn demo_logins_back_off_and_env_passwords_are_checked_and_never_printed() 
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("too short"));
 
-    let env = [("CONCLAVE_DEMO_PASSWORD", "participant-pass-1"), ("CONCLAVE_DEMO_MODERATOR_PASSWORD", "moderator-pass-2")];
+    let env =
+        [("CONCLAVE_DEMO_PASSWORD", "participant-pass-1"), ("CONCLAVE_DEMO_MODERATOR_PASSWORD", "moderator-pass-2")];
     let server = Server::start_with(&data, "127.0.0.1:0", &["--demo"], "http", &env);
     let login = |password: &str| {
         reqwest::Client::new()

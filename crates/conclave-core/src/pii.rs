@@ -113,10 +113,12 @@ pub fn scan(data: &str) -> Vec<PiiKind> {
                 if !found.contains(&PiiKind::CardNumber) {
                     found.push(PiiKind::CardNumber);
                 }
-            } else if ((plus && (8..=15).contains(&digits.len())) || (10..=15).contains(&digits.len()) && digits[0] == 0)
-                && !found.contains(&PiiKind::PhoneNumber) {
-                    found.push(PiiKind::PhoneNumber);
-                }
+            } else if ((plus && (8..=15).contains(&digits.len()))
+                || (10..=15).contains(&digits.len()) && digits[0] == 0)
+                && !found.contains(&PiiKind::PhoneNumber)
+            {
+                found.push(PiiKind::PhoneNumber);
+            }
         }
     }
     found

@@ -219,6 +219,16 @@ pub struct StreamInfo {
     pub layout_class_list: Vec<String>,
     pub created_at: u64,
     pub subscriber_count: u32,
+    /// The video's size as its publisher reported it (OpenTok.js publishers do; protocol v1
+    /// publishers do not, and it is left out of their wire form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_dimensions: Option<VideoDimensions>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoDimensions {
+    pub width: u32,
+    pub height: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +280,9 @@ pub enum ServerMessage {
         /// The session requires end-to-end encryption of media (routed, E2EE).
         #[serde(default)]
         e2ee: bool,
+        /// Force-mute-all is on: the joiner starts muted ("mute on entry").
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mute_all: bool,
     },
     Resumed {
         connection_id: String,
@@ -360,6 +373,50 @@ pub enum ServerMessage {
     SessionDisconnected {
         reason: DisconnectReason,
     },
+    // The messages below are not part of protocol v1 (its socket never sends them): wire
+    // adapters that need them (OpenTok.js) translate them.
+    /// Relayed sessions, to a stream's publisher: a subscriber (with its own subscriber ID)
+    /// wants the stream; the publisher should make it an offer.
+    SubscriberAdded {
+        stream_id: String,
+        subscriber_id: String,
+        connection_id: String,
+    },
+    /// To a stream's publisher: that subscriber is gone.
+    SubscriberRemoved {
+        stream_id: String,
+        subscriber_id: String,
+    },
+    /// Relayed sessions: a JSEP message (offer, answer, candidate) between a stream's
+    /// publisher and one of its subscribers, passed on unchanged.
+    Jsep {
+        from: String,
+        stream_id: String,
+        subscriber_id: String,
+        method: String,
+        content: serde_json::Value,
+    },
+    ArchiveStarted {
+        archive_id: String,
+        name: String,
+    },
+    ArchiveStopped {
+        archive_id: String,
+    },
+}
+
+impl ServerMessage {
+    /// Whether protocol v1 (`/v1/signal`) speaks this message; the others are for adapters.
+    pub fn is_protocol_v1(&self) -> bool {
+        !matches!(
+            self,
+            ServerMessage::SubscriberAdded { .. }
+                | ServerMessage::SubscriberRemoved { .. }
+                | ServerMessage::Jsep { .. }
+                | ServerMessage::ArchiveStarted { .. }
+                | ServerMessage::ArchiveStopped { .. }
+        )
+    }
 }
 
 /// Typed signaling error codes (stable strings on the wire).

@@ -102,9 +102,10 @@ impl SessionCreateRequest {
         let mut seen: [Option<String>; 7] = Default::default();
         for (k, v) in form_urlencoded::parse(body) {
             if let Some(i) = KNOWN.iter().position(|n| *n == k)
-                && seen[i].replace(v.into_owned()).is_some() {
-                    return Err(invalid(format!("{} is given more than once", KNOWN[i])));
-                }
+                && seen[i].replace(v.into_owned()).is_some()
+            {
+                return Err(invalid(format!("{} is given more than once", KNOWN[i])));
+            }
         }
         let [p2p, archive_mode, archive_name, archive_resolution, location, e2ee, max_participants] = seen;
         let media_mode = match p2p.as_deref() {
@@ -132,9 +133,10 @@ impl SessionCreateRequest {
             }
         }
         if let Some(r) = &archive_resolution
-            && !ARCHIVE_RESOLUTIONS.contains(&r.as_str()) {
-                return Err(invalid(format!("archiveResolution must be one of {}", ARCHIVE_RESOLUTIONS.join(", "))));
-            }
+            && !ARCHIVE_RESOLUTIONS.contains(&r.as_str())
+        {
+            return Err(invalid(format!("archiveResolution must be one of {}", ARCHIVE_RESOLUTIONS.join(", "))));
+        }
         let location = match location.as_deref() {
             None | Some("") => None,
             Some(l) => Some(l.parse::<Ipv4Addr>().map_err(|_| invalid("location must be an IPv4 address"))?),

@@ -1,5 +1,6 @@
-//! Conclave's server. Each capability is a module: `api` (REST), and later `signal`,
-//! `media`, `archive`, `webhook`. Shared plumbing: `auth` (credential checks against the
+//! Conclave's server. Each capability is a module: `api` (REST), `signal` (the room and
+//! protocol v1), `opentok` (the OpenTok.js wire adapter), `media` (the SFU task), `archive`,
+//! `webhook` and `cluster`. Shared plumbing: `auth` (credential checks against the
 //! store), `listen` (TLS policy and graceful shutdown), `provision` (projects and secrets).
 //!
 //! Must not touch: wire formats (those live in `conclave-core`) or SQL (in `conclave-store`).
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod conn_limit;
 pub mod datadir;
 pub mod listen;
+pub mod opentok;
 pub mod provision;
 pub mod ratelimit;
 pub mod tls;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub cluster: Arc<dyn cluster::Coordinator>,
     /// Outbound HTTP (forwarding to other nodes).
     pub http: reqwest::Client,
+    /// The listeners serve HTTPS (so sockets this server names are `wss:`).
+    pub tls: bool,
 }
 
 /// Request-size limits, applied before any parsing.

@@ -34,7 +34,8 @@ fn decode_lenient(b64: &str) -> Option<Vec<u8>> {
 /// not covered by the signature, so any leniency here only makes more spellings of one token.
 fn parse_header(header: &[u8]) -> Result<(String, [u8; 20]), TokenError> {
     let header = std::str::from_utf8(header).map_err(|_| TokenError::Malformed("T1 header is not ASCII"))?;
-    let rest = header.strip_prefix("partner_id=").ok_or(TokenError::Malformed("T1 header must start with partner_id="))?;
+    let rest =
+        header.strip_prefix("partner_id=").ok_or(TokenError::Malformed("T1 header must start with partner_id="))?;
     let (partner_id, sig_hex) =
         rest.split_once("&sig=").ok_or(TokenError::Malformed("T1 header must be partner_id=…&sig=…"))?;
     let key_ok = !partner_id.is_empty()

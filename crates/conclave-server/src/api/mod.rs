@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(demo)
+        .merge(crate::opentok::router())
         .route("/session/create", post(sessions::create))
         .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get).delete(moderation::end_session))
         .route("/v2/project/{api_key}/session/{session_id}/connection", get(moderation::list_connections))

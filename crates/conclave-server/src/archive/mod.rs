@@ -25,6 +25,7 @@ use crate::webhook::{Notification, Webhooks};
 use conclave_archive::encrypt::EphemeralKey;
 use conclave_archive::upload::FallbackStore;
 use conclave_core::archive::{ArchiveJson, ArchiveStartRequest, ArchiveStatus, OutputMode, StreamMode, StreamPatch};
+use conclave_core::signal::ServerMessage;
 use conclave_core::wire::{ArchiveMode, MediaMode};
 use conclave_store::{ArchiveRecord, Store, StoreError};
 use recording::{Recording, RecordingSpec};
@@ -93,6 +94,7 @@ pub enum ArchiveError {
 struct Active {
     api_key: String,
     session_id: String,
+    name: String,
     stream_mode: StreamMode,
     tag: Option<String>,
     recording: Recording,
@@ -374,6 +376,7 @@ impl Archiver {
                 Active {
                     api_key: api_key.to_owned(),
                     session_id: req.session_id.clone(),
+                    name: req.name.clone().unwrap_or_default(),
                     stream_mode: req.stream_mode,
                     tag: req.multi_archive_tag.clone(),
                     recording,
@@ -392,6 +395,9 @@ impl Archiver {
         inc(&self.metrics.counters.archives_started);
         tracing::info!(archive = %id, status = "started", "archive status");
         self.notify(&record);
+        let started =
+            ServerMessage::ArchiveStarted { archive_id: id.clone(), name: req.name.clone().unwrap_or_default() };
+        self.hub.broadcast(&req.session_id, started);
         // Recording starts with the streams already published (auto mode). Only stream
         // events move the status afterwards (no second write here that could race them).
         if req.stream_mode == StreamMode::Auto {
@@ -584,6 +590,7 @@ impl Archiver {
         next.reason = reason.to_owned();
         next.duration_s = a.started.elapsed().as_secs();
         let stopped = self.transition(next, from).await?;
+        self.hub.broadcast(&a.session_id, ServerMessage::ArchiveStopped { archive_id: id.to_owned() });
         let (me, rec, recording) = (self.clone(), stopped.clone(), a.recording);
         self.in_flight.lock().await.spawn(async move {
             let streams = recording.finish().await;
@@ -902,6 +909,15 @@ impl Archiver {
         }
         let mut set = std::mem::take(&mut *self.in_flight.lock().await);
         while set.join_next().await.is_some() {}
+    }
+
+    /// The archives this node records for a session now: (ID, name), for joiners' snapshots.
+    pub fn recording_in(&self, session_id: &str) -> Vec<(String, String)> {
+        lock(&self.active)
+            .iter()
+            .filter(|(_, a)| a.session_id == session_id)
+            .map(|(id, a)| (id.clone(), a.name.clone()))
+            .collect()
     }
 
     pub fn active_count(&self) -> usize {

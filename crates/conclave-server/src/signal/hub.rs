@@ -74,9 +74,9 @@ pub struct HubEvent {
     pub at_ms: u64,
 }
 
-struct LiveRoom {
-    room: Room,
-    senders: HashMap<ConnId, OutboundTx>,
+pub(super) struct LiveRoom {
+    pub(super) room: Room,
+    pub(super) senders: HashMap<ConnId, OutboundTx>,
 }
 
 pub struct Hub {
@@ -89,12 +89,16 @@ pub struct Hub {
     events: Option<mpsc::UnboundedSender<HubEvent>>,
     draining: std::sync::atomic::AtomicBool,
     metrics: Arc<crate::metrics::Metrics>,
-    media: Option<crate::media::MediaHandle>,
+    pub(super) media: Option<crate::media::MediaHandle>,
     /// Routed subscriptions waiting for both media peers to exist: (connection, stream).
     pending_media: Mutex<HashSet<(String, String)>>,
     /// Connections whose receiving connection got its `mediaAnswer`: only then may the SFU
     /// send them offers (an offer before that answer would break the client's negotiation).
     receivers_ready: Mutex<HashSet<String>>,
+    /// Subscriptions with their own SFU peer (OpenTok.js), per connection: (stream, subscriber).
+    pub(super) subscriber_peers: Mutex<HashMap<ConnId, Vec<(String, String)>>>,
+    /// OpenTok.js `socketId` → the connection a reconnecting socket may take back.
+    pub(super) socket_ids: Mutex<HashMap<String, ConnId>>,
 }
 
 struct RandomIds;
@@ -142,19 +146,19 @@ pub fn serialize(msg: &ServerMessage) -> Arc<str> {
     serde_json::to_string(msg).expect("server messages serialize").into()
 }
 
-/// Queues a frame for one attached connection. A reader too slow to keep up is detached and
+/// Queues a message for one attached connection. A reader too slow to keep up is detached and
 /// suspended in the same step (its socket closes; the reconnect grace runs, then it leaves),
 /// so it can never hold a seat, keep a room alive or miss its `connectionDestroyed`.
-fn push_frame(live: &mut LiveRoom, conn: &str, frame: Arc<str>) {
+fn push(live: &mut LiveRoom, conn: &str, msg: Arc<ServerMessage>) {
     let Some(tx) = live.senders.get(conn) else { return };
-    if tx.send_frame(frame).is_err() {
+    if tx.send(msg).is_err() {
         tracing::warn!(connection = %conn, "outbound queue full: closing the socket, the reconnect grace starts");
         live.senders.remove(conn);
         live.room.suspend(conn, clock::unix_ms());
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -178,6 +182,8 @@ impl Hub {
             media,
             pending_media: Default::default(),
             receivers_ready: Default::default(),
+            subscriber_peers: Default::default(),
+            socket_ids: Default::default(),
         })
     }
 
@@ -247,7 +253,7 @@ impl Hub {
     }
 
     /// Delivers outputs in order, under the room lock, so every client sees one order.
-    fn deliver(&self, live: &mut LiveRoom, outputs: Vec<Output>) {
+    pub(super) fn deliver(&self, live: &mut LiveRoom, outputs: Vec<Output>) {
         let meta = live.room.meta().clone();
         for o in outputs {
             match o {
@@ -269,9 +275,9 @@ impl Hub {
                             _ => {}
                         }
                     }
-                    let frame = serialize(&msg);
+                    let msg = Arc::new(msg);
                     for c in to {
-                        push_frame(live, &c, frame.clone());
+                        push(live, &c, msg.clone());
                     }
                 }
                 Output::Close { conn, reason } => {
@@ -295,10 +301,12 @@ impl Hub {
                         // Nothing of a removed stream or participant is forwarded any more.
                         match &event {
                             SessionEvent::StreamDestroyed { stream, .. } => {
-                                media.remove_peer(crate::media::publisher_peer(&stream.stream_id))
+                                media.remove_peer(crate::media::publisher_peer(&stream.stream_id));
+                                self.forget_media_of(None, Some(&stream.stream_id));
                             }
                             SessionEvent::ConnectionDestroyed { connection, .. } => {
                                 media.remove_peer(crate::media::receiver_peer(&connection.connection_id));
+                                self.forget_media_of(Some(&connection.connection_id), None);
                                 lock(&self.pending_media).retain(|(c, _)| c != &connection.connection_id);
                                 lock(&self.receivers_ready).remove(&connection.connection_id);
                             }
@@ -356,9 +364,10 @@ impl Hub {
         &self,
         session_id: &str,
         token: &str,
+        requested_id: Option<ConnId>,
         tx: OutboundTx,
     ) -> Result<(ConnId, ServerMessage), RoomError> {
-        let result = self.try_connect(session_id, token, tx).await;
+        let result = self.try_connect(session_id, token, requested_id, tx).await;
         crate::metrics::inc(if result.is_ok() {
             &self.metrics.counters.joins
         } else {
@@ -371,6 +380,7 @@ impl Hub {
         &self,
         session_id: &str,
         token: &str,
+        requested_id: Option<ConnId>,
         tx: OutboundTx,
     ) -> Result<(ConnId, ServerMessage), RoomError> {
         if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
@@ -426,12 +436,18 @@ impl Hub {
             max_participants,
         });
         let mut live = lock(&cell);
+        // A client-chosen connection ID must be new on this node, not only in this room: it
+        // names SFU peers and routes REST calls.
+        if requested_id.as_ref().is_some_and(|id| lock(&self.conn_index).contains_key(id)) {
+            return Err(RoomError::new(ErrorCode::InvalidArgument, "that connection ID is taken"));
+        }
         let req = JoinRequest {
             role: claims.role,
             data: claims.connection_data.clone().unwrap_or_default(),
             layout_classes: claims.initial_layout_classes.clone(),
             token_fingerprint: fingerprint,
             token_expires_at: claims.expires_at,
+            connection_id: requested_id,
         };
         let (conn, outputs) = live.room.join(req, clock::unix_ms())?;
         live.senders.insert(conn.clone(), tx);
@@ -451,12 +467,17 @@ impl Hub {
             streams,
             ice_servers: self.ice_servers(&conn),
             e2ee: session.e2ee,
+            mute_all: live.room.mute_all_active(),
         };
         tracing::info!(session_id, connection = %conn, role = %claims.role, "connected");
         Ok((conn, reply))
     }
 
     /// TURN credentials for one connection, valid for the configured TTL.
+    pub fn ice_servers_for(&self, conn: &str) -> Vec<conclave_core::signal::IceServer> {
+        self.ice_servers(conn)
+    }
+
     fn ice_servers(&self, conn: &str) -> Vec<conclave_core::signal::IceServer> {
         let Some(turn) = &self.config.turn else { return Vec::new() };
         let expires = clock::unix_secs() + turn.ttl.as_secs();
@@ -468,7 +489,7 @@ impl Hub {
         }]
     }
 
-    fn cell_of(&self, conn: &str) -> Option<Arc<Mutex<LiveRoom>>> {
+    pub(super) fn cell_of(&self, conn: &str) -> Option<Arc<Mutex<LiveRoom>>> {
         let sid = lock(&self.conn_index).get(conn).cloned()?;
         lock(&self.rooms).get(&sid).cloned()
     }
@@ -572,7 +593,7 @@ impl Hub {
     /// Sends one message to one connection, if it is attached.
     fn send_to(&self, conn: &str, msg: &ServerMessage) {
         if let Some(cell) = self.cell_of(conn) {
-            push_frame(&mut lock(&cell), conn, serialize(msg));
+            push(&mut lock(&cell), conn, Arc::new(msg.clone()));
         }
     }
 
@@ -635,7 +656,11 @@ impl Hub {
 
     /// Asks the SFU for each waiting subscription that matches; those whose peers both exist
     /// are done (an offer goes to the receiver), the others keep waiting.
-    async fn try_subscriptions(&self, media: &crate::media::MediaHandle, matches: impl Fn(&str, &str) -> bool) {
+    pub(super) async fn try_subscriptions(
+        &self,
+        media: &crate::media::MediaHandle,
+        matches: impl Fn(&str, &str) -> bool,
+    ) {
         use crate::media::{publisher_peer, receiver_peer};
         let ready = lock(&self.receivers_ready).clone();
         let candidates: Vec<(String, String)> =
@@ -698,6 +723,11 @@ impl Hub {
             self.deliver(&mut live, out);
             t
         }))
+    }
+
+    /// Sends a server-originated message to everyone connected to a session.
+    pub fn broadcast(&self, session_id: &str, msg: ServerMessage) {
+        self.with_room(session_id, |room| Ok(((), room.broadcast(msg))));
     }
 
     pub fn connections(&self, session_id: &str) -> Vec<ConnectionInfo> {

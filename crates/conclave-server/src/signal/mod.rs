@@ -3,6 +3,7 @@
 //! `room` is the pure state machine; `hub` holds the live rooms and delivers their outputs;
 //! `ws` is the socket shell (framing, heartbeat, limits). Must not touch: REST routing or SQL.
 
+pub mod adapter;
 pub mod hub;
 pub mod outbound;
 pub mod room;

@@ -7,15 +7,16 @@
 //! starts its reconnect grace, so a slow reader frees its seat like any dropped client.
 //! Must not touch: framing (each protocol's socket shell) or session rules (room).
 
-use conclave_core::signal::DisconnectReason;
+use conclave_core::signal::{DisconnectReason, ServerMessage};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Notify, mpsc};
 
-/// What a socket task receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a socket task receives. Messages are protocol-neutral: each socket shell writes them
+/// in its own wire protocol (a session may mix protocols).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
-    Frame(Arc<str>),
+    Message(Arc<ServerMessage>),
     /// Send `sessionDisconnected` with this reason, then close.
     Close(DisconnectReason),
     /// The reader fell too far behind: close now, without a goodbye that could not be queued.
@@ -58,10 +59,10 @@ pub fn channel(capacity: usize) -> (OutboundTx, OutboundRx) {
 pub struct Overflowed;
 
 impl OutboundTx {
-    /// Queues a frame. A full queue marks the socket overflowed (it closes) and says so; a
+    /// Queues a message. A full queue marks the socket overflowed (it closes) and says so; a
     /// socket that is already gone is not an error (its task ended on its own).
-    pub fn send_frame(&self, frame: Arc<str>) -> Result<(), Overflowed> {
-        self.push(Outbound::Frame(frame))
+    pub fn send(&self, msg: Arc<ServerMessage>) -> Result<(), Overflowed> {
+        self.push(Outbound::Message(msg))
     }
 
     /// Queues the goodbye; when it does not fit, the socket closes for overflow instead.
@@ -122,21 +123,25 @@ impl OutboundRx {
 mod tests {
     use super::*;
 
+    fn m(n: u64) -> Arc<ServerMessage> {
+        Arc::new(ServerMessage::Ack { id: n })
+    }
+
     #[tokio::test]
     async fn a_full_queue_overflows_and_the_reader_sees_it_before_queued_frames() {
         let (tx, mut rx) = channel(2);
-        assert_eq!(tx.send_frame("a".into()), Ok(()));
-        assert_eq!(tx.send_frame("b".into()), Ok(()));
-        assert_eq!(tx.send_frame("c".into()), Err(Overflowed));
+        assert_eq!(tx.send(m(1)), Ok(()));
+        assert_eq!(tx.send(m(2)), Ok(()));
+        assert_eq!(tx.send(m(3)), Err(Overflowed));
         assert!(tx.is_overflowed());
         assert_eq!(rx.recv().await, Some(Outbound::Overflowed));
-        assert_eq!(tx.send_frame("d".into()), Err(Overflowed), "an overflowed socket takes nothing more");
+        assert_eq!(tx.send(m(4)), Err(Overflowed), "an overflowed socket takes nothing more");
     }
 
     #[tokio::test]
     async fn a_goodbye_that_does_not_fit_still_closes_the_socket() {
         let (tx, mut rx) = channel(1);
-        tx.send_frame("a".into()).unwrap();
+        tx.send(m(1)).unwrap();
         tx.close(DisconnectReason::ForceDisconnected);
         assert_eq!(rx.recv().await, Some(Outbound::Overflowed));
     }
@@ -144,9 +149,9 @@ mod tests {
     #[tokio::test]
     async fn frames_arrive_in_order_until_the_goodbye() {
         let (tx, mut rx) = channel(4);
-        tx.send_frame("a".into()).unwrap();
+        tx.send(m(1)).unwrap();
         tx.close(DisconnectReason::ClientDisconnected);
-        assert_eq!(rx.recv().await, Some(Outbound::Frame("a".into())));
+        assert_eq!(rx.recv().await, Some(Outbound::Message(m(1))));
         assert_eq!(rx.recv().await, Some(Outbound::Close(DisconnectReason::ClientDisconnected)));
         drop(tx);
         assert_eq!(rx.recv().await, None);

@@ -9,8 +9,7 @@
 use conclave_core::Role;
 use conclave_core::signal::{
     ClientMessage, ConnectionInfo, DisconnectReason, ErrorCode, MAX_SDP_BYTES, MAX_SIGNAL_DATA_BYTES,
-    MAX_SIGNAL_TYPE_BYTES, MAX_STREAM_NAME_CHARS, SdpKind, ServerMessage, StreamDestroyedReason, StreamInfo,
-    StreamProperty,
+    MAX_SIGNAL_TYPE_BYTES, SdpKind, ServerMessage, StreamDestroyedReason, StreamInfo, StreamProperty,
 };
 use conclave_core::wire::MediaMode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +34,8 @@ pub struct JoinRequest {
     pub layout_classes: Vec<String>,
     pub token_fingerprint: [u8; 32],
     pub token_expires_at: u64,
+    /// A connection ID the client chose (OpenTok.js does); `None`: the room draws one.
+    pub connection_id: Option<ConnId>,
 }
 
 /// Session-monitoring events, for webhooks.
@@ -119,6 +120,12 @@ struct Stream {
     /// Subscribers whose media is really set up: what `subscriberCount` counts. Routed: the
     /// SFU accepted the subscription; relayed: the publisher answered the subscriber's offer.
     subscribers: BTreeSet<ConnId>,
+    /// Subscriber IDs chosen by clients that have one per subscription (OpenTok.js), each
+    /// with the connection it belongs to.
+    subscriber_ids: BTreeMap<String, ConnId>,
+    /// Known to the session. A routed OpenTok.js stream is announced only once its media
+    /// reaches the SFU; until then nobody sees or subscribes to it.
+    announced: bool,
 }
 
 pub struct Room {
@@ -131,6 +138,12 @@ pub struct Room {
     join_seq: u64,
     mute_all: Option<BTreeSet<StreamId>>,
     ended: bool,
+}
+
+/// IDs a client may choose for itself (connections, streams, subscribers): 1-64 letters,
+/// digits, `-` or `_` (OpenTok.js sends UUIDs). Uniqueness is checked where they are used.
+pub fn is_client_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A signal's limits, whoever sends it and whether or not anyone will receive it (REST
@@ -191,8 +204,14 @@ impl Room {
         self.connections.values().filter_map(|id| self.by_id.get(id)).map(|(_, c)| c.info.clone()).collect()
     }
 
+    /// The streams the session knows (announced ones).
     pub fn streams(&self) -> Vec<StreamInfo> {
-        self.streams.values().map(|s| s.info.clone()).collect()
+        self.streams.values().filter(|s| s.announced).map(|s| s.info.clone()).collect()
+    }
+
+    /// Whether force-mute-all is on.
+    pub fn mute_all_active(&self) -> bool {
+        self.mute_all.is_some()
     }
 
     pub fn stream(&self, id: &str) -> Option<StreamInfo> {
@@ -214,7 +233,19 @@ impl Room {
         {
             return Err(RoomError::new(ErrorCode::SessionFull, format!("the session is full ({max} participants)")));
         }
-        let id = self.ids.next_id();
+        let id = match req.connection_id {
+            Some(id) if !is_client_id(&id) => {
+                return Err(RoomError::new(
+                    ErrorCode::InvalidArgument,
+                    "connection IDs are 1-64 letters, digits, - or _",
+                ));
+            }
+            Some(id) if self.by_id.contains_key(&id) => {
+                return Err(RoomError::new(ErrorCode::InvalidArgument, "that connection ID is taken"));
+            }
+            Some(id) => id,
+            None => self.ids.next_id(),
+        };
         let info = ConnectionInfo { connection_id: id.clone(), data: req.data, created_at: now_ms };
         let conn = Connection {
             info: info.clone(),
@@ -312,6 +343,11 @@ impl Room {
                 c.subscriptions.remove(sid);
             }
         }
+        if !s.announced {
+            // Nobody else knew it: only its publisher learns it is gone.
+            let msg = ServerMessage::StreamDestroyed { stream_id: sid.to_owned(), reason };
+            return vec![Output::Send { to: vec![s.info.connection_id], msg }];
+        }
         vec![
             Output::Send {
                 to: self.all_except(None),
@@ -324,15 +360,30 @@ impl Room {
     fn remove_subscriber(&mut self, sid: &str, conn: &str) -> Vec<Output> {
         let Some(s) = self.streams.get_mut(sid) else { return Vec::new() };
         s.requested.remove(conn);
+        let gone: Vec<String> = s.subscriber_ids.iter().filter(|(_, c)| *c == conn).map(|(id, _)| id.clone()).collect();
+        let mut out: Vec<Output> = gone
+            .into_iter()
+            .map(|subscriber_id| {
+                s.subscriber_ids.remove(&subscriber_id);
+                Output::Send {
+                    to: vec![s.info.connection_id.clone()],
+                    msg: ServerMessage::SubscriberRemoved { stream_id: sid.to_owned(), subscriber_id },
+                }
+            })
+            .collect();
         if !s.subscribers.remove(conn) {
-            return Vec::new();
+            return out;
         }
         s.info.subscriber_count = s.subscribers.len() as u32;
         let count = s.info.subscriber_count;
-        vec![Output::Send {
-            to: self.all_except(Some(conn)),
-            msg: ServerMessage::SubscriberCount { stream_id: sid.to_owned(), count },
-        }]
+        out.insert(
+            0,
+            Output::Send {
+                to: self.all_except(Some(conn)),
+                msg: ServerMessage::SubscriberCount { stream_id: sid.to_owned(), count },
+            },
+        );
+        out
     }
 
     /// Everything a connected client may ask for, with the role enforced here.
@@ -357,48 +408,8 @@ impl Room {
             ClientMessage::Ping => Ok(vec![Output::Send { to: vec![from.to_owned()], msg: ServerMessage::Pong }]),
             ClientMessage::Disconnect => Ok(self.leave(from, DisconnectReason::ClientDisconnected)),
             ClientMessage::Publish { name, has_audio, has_video, video_type } => {
-                if !role.can_publish() {
-                    return Err(forbidden("publish", role));
-                }
-                let name = name.unwrap_or_default();
-                if name.chars().count() > MAX_STREAM_NAME_CHARS {
-                    return Err(RoomError::new(
-                        ErrorCode::InvalidArgument,
-                        format!("stream names are limited to {MAX_STREAM_NAME_CHARS} characters"),
-                    ));
-                }
-                let stream_id = self.ids.next_id();
-                let muted = self.mute_all.as_ref().is_some_and(|excluded| !excluded.contains(&stream_id));
-                let info = StreamInfo {
-                    stream_id: stream_id.clone(),
-                    connection_id: from.to_owned(),
-                    name,
-                    has_audio: has_audio && !muted,
-                    has_video,
-                    video_type,
-                    layout_class_list: self.conn(from)?.layout_classes.clone(),
-                    created_at: now_ms,
-                    subscriber_count: 0,
-                };
-                self.streams.insert(
-                    stream_id.clone(),
-                    Stream { info: info.clone(), requested: BTreeSet::new(), subscribers: BTreeSet::new() },
-                );
-                let mut out = vec![
-                    Output::Send {
-                        to: vec![from.to_owned()],
-                        msg: ServerMessage::Published { id: req_id, stream: info.clone() },
-                    },
-                    Output::Send {
-                        to: self.all_except(Some(from)),
-                        msg: ServerMessage::StreamCreated { stream: info.clone() },
-                    },
-                    Output::Event(SessionEvent::StreamCreated(info)),
-                ];
-                if muted && has_audio {
-                    out.push(Output::Send { to: vec![from.to_owned()], msg: ServerMessage::MuteForced { stream_id } });
-                }
-                Ok(out)
+                let req = PublishRequest { name, has_audio, has_video, video_type, ..PublishRequest::default() };
+                self.publish(from, req, req_id, now_ms)
             }
             ClientMessage::Unpublish { stream_id } => {
                 let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
@@ -437,38 +448,8 @@ impl Room {
                     })
                     .collect()))
             }
-            ClientMessage::Subscribe { stream_id } => {
-                if !role.can_subscribe() {
-                    return Err(forbidden("subscribe", role));
-                }
-                let s = self.streams.get_mut(&stream_id).ok_or_else(|| not_found("stream"))?;
-                if s.info.connection_id == from {
-                    return Err(RoomError::new(
-                        ErrorCode::InvalidArgument,
-                        "a client does not subscribe to its own stream",
-                    ));
-                }
-                // Counted once its media is set up (see `confirm_subscription`).
-                s.requested.insert(from.to_owned());
-                if let Some((_, c)) = self.by_id.get_mut(from) {
-                    c.subscriptions.insert(stream_id.clone());
-                }
-                Ok(ack(Vec::new()))
-            }
-            ClientMessage::Unsubscribe { stream_id } => {
-                if !self.streams.contains_key(&stream_id) {
-                    return Err(not_found("stream"));
-                }
-                if let Some((_, c)) = self.by_id.get_mut(from) {
-                    c.subscriptions.remove(&stream_id);
-                }
-                let mut out = self.remove_subscriber(&stream_id, from);
-                // the unsubscriber learns the new count too
-                if let Some(Output::Send { to, .. }) = out.first_mut() {
-                    to.push(from.to_owned());
-                }
-                Ok(ack(out))
-            }
+            ClientMessage::Subscribe { stream_id } => Ok(ack(self.subscribe(from, &stream_id, None)?)),
+            ClientMessage::Unsubscribe { stream_id } => Ok(ack(self.unsubscribe(from, &stream_id, None)?)),
             ClientMessage::Sdp { to, stream_id, kind: SdpKind::Answer, sdp } => {
                 if sdp.len() > MAX_SDP_BYTES {
                     return Err(RoomError::new(ErrorCode::InvalidArgument, "SDP too large"));
@@ -555,61 +536,6 @@ impl Room {
                 }])
             }
         }
-    }
-
-    /// Routed sessions: may `from` negotiate media for `stream_id` (its own stream) or, without
-    /// a stream, receive media (any role but publisheronly)?
-    pub fn check_media(&self, from: &str, stream_id: Option<&str>) -> Result<(), RoomError> {
-        if self.meta.media_mode != MediaMode::Routed {
-            return Err(RoomError::new(ErrorCode::RoutedOnly, "relayed sessions negotiate peer to peer (sdp/ice)"));
-        }
-        let role = self.conn(from)?.role;
-        match stream_id {
-            Some(id) => {
-                let s = self.streams.get(id).ok_or_else(|| not_found("stream"))?;
-                if s.info.connection_id != from {
-                    return Err(RoomError::new(ErrorCode::Forbidden, "only a stream's publisher negotiates its media"));
-                }
-                Ok(())
-            }
-            None if role.can_subscribe() => Ok(()),
-            None => Err(forbidden("receive media", role)),
-        }
-    }
-
-    /// Relayed sessions only: the two ends must be the stream's publisher and one of its
-    /// subscribers, so nobody can push SDP at arbitrary participants.
-    fn check_relay(&self, from: &str, to: &str, stream_id: &str) -> Result<(), RoomError> {
-        if self.meta.media_mode != MediaMode::Relayed {
-            return Err(RoomError::new(
-                ErrorCode::RelayedOnly,
-                "peer-to-peer negotiation is only for relayed sessions",
-            ));
-        }
-        let s = self.streams.get(stream_id).ok_or_else(|| not_found("stream"))?;
-        let publisher = s.info.connection_id.as_str();
-        let ok = (from == publisher && s.requested.contains(to)) || (to == publisher && s.requested.contains(from));
-        if !ok {
-            return Err(RoomError::new(
-                ErrorCode::Forbidden,
-                "SDP and ICE only flow between a stream's publisher and its subscribers",
-            ));
-        }
-        Ok(())
-    }
-
-    /// The subscriber's media is set up: now it counts, and everyone learns the new count.
-    pub fn confirm_subscription(&mut self, conn: &str, stream_id: &str) -> Vec<Output> {
-        let Some(s) = self.streams.get_mut(stream_id) else { return Vec::new() };
-        if !s.requested.contains(conn) || !s.subscribers.insert(conn.to_owned()) {
-            return Vec::new();
-        }
-        s.info.subscriber_count = s.subscribers.len() as u32;
-        let count = s.info.subscriber_count;
-        vec![Output::Send {
-            to: self.all_except(None),
-            msg: ServerMessage::SubscriberCount { stream_id: stream_id.to_owned(), count },
-        }]
     }
 
     /// A signal from a connection (`from`) or from the REST API (`None`).
@@ -706,6 +632,11 @@ impl Room {
         Ok(out)
     }
 
+    /// A server-originated message for everyone connected.
+    pub fn broadcast(&mut self, msg: ServerMessage) -> Vec<Output> {
+        vec![Output::Send { to: self.all_except(None), msg }]
+    }
+
     /// Ends the session: everyone leaves with `sessionEnded`, and nobody joins again.
     pub fn end(&mut self) -> Vec<Output> {
         self.ended = true;
@@ -713,6 +644,9 @@ impl Room {
         ids.iter().flat_map(|id| self.leave(id, DisconnectReason::SessionEnded)).collect()
     }
 }
+
+mod streams;
+pub use streams::PublishRequest;
 
 #[cfg(test)]
 mod tests;

@@ -126,7 +126,7 @@ async fn handshake(
             if redirected(socket, hub, cluster, &session_id, &token).await {
                 return None;
             }
-            hub.connect(&session_id, &token, tx).await
+            hub.connect(&session_id, &token, None, tx).await
         }
         ClientMessage::Resume { connection_id, resume_token, .. } => {
             hub.resume(&connection_id, &resume_token, tx).map(|m| (connection_id, m))
@@ -215,11 +215,13 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::clust
                 }
             }
             out = rx.recv() => match out {
-                Some(Outbound::Frame(f)) => {
+                Some(Outbound::Message(m)) if !m.is_protocol_v1() => {}
+                Some(Outbound::Message(m)) => {
                     // A peer that stops reading (zero TCP window) must not pin this task: the
                     // write gives up at the heartbeat, or at once when the queue overflows.
+                    let frame = Message::Text(serialize(&m).to_string().into());
                     let sent = tokio::select! {
-                        ok = send_within(&mut socket, Message::Text(f.to_string().into()), cfg.heartbeat) => ok,
+                        ok = send_within(&mut socket, frame, cfg.heartbeat) => ok,
                         () = rx.overflow() => false,
                     };
                     if !sent { hub.socket_lost(&conn, &tx); return; }
@@ -246,7 +248,7 @@ async fn run(mut socket: WebSocket, hub: Arc<Hub>, cluster: Arc<dyn crate::clust
 }
 
 /// A frame or message over the hard limit: tungstenite refused to buffer it.
-fn is_too_large(e: &axum::Error) -> bool {
+pub(crate) fn is_too_large(e: &axum::Error) -> bool {
     let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>());
     matches!(inner, Some(tungstenite::Error::Capacity(_)))
 }

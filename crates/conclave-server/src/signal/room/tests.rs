@@ -26,6 +26,7 @@ fn join(r: &mut Room, role: Role) -> ConnId {
             layout_classes: vec!["focus".into()],
             token_fingerprint: [role as u8; 32],
             token_expires_at: 99,
+            connection_id: None,
         },
         1,
     )
@@ -75,6 +76,7 @@ fn joins_and_leaves_are_announced_with_reasons() {
                 layout_classes: vec![],
                 token_fingerprint: [9; 32],
                 token_expires_at: 9,
+                connection_id: None,
             },
             5,
         )
@@ -198,6 +200,7 @@ fn max_participants_is_exact_and_refusal_is_silent() {
                 layout_classes: vec![],
                 token_fingerprint: [0; 32],
                 token_expires_at: 1,
+                connection_id: None,
             },
             1,
         )
@@ -321,6 +324,7 @@ fn ending_disconnects_everyone_and_admits_no_one() {
                 layout_classes: vec![],
                 token_fingerprint: [0; 32],
                 token_expires_at: 1,
+                connection_id: None,
             },
             1,
         )

@@ -1,0 +1,193 @@
+//! The hub's face towards wire adapters other than protocol v1 (OpenTok.js): room actions
+//! with client-chosen IDs, per-subscription media peers, and socket take-over after a
+//! reconnect. Protocol v1 goes through [`Hub::handle`]; both end in the same room.
+//!
+//! Owns: applying those room actions in order under the room lock and delivering their
+//! outputs; driving the SFU for streams whose subscribers each have their own peer
+//! (`osub:{subscriberId}`), and removing those peers when their subscription, stream or
+//! connection ends. Must not touch: any wire format (the adapters translate).
+
+use super::hub::{Hub, OutboundTx};
+use super::room::{ConnId, Output, PublishRequest, Room, RoomError};
+use crate::clock;
+use crate::media::{publisher_peer, subscriber_peer};
+use conclave_core::signal::{DisconnectReason, ErrorCode};
+
+fn no_media() -> RoomError {
+    RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU")
+}
+
+fn media_failed(e: &str) -> RoomError {
+    tracing::debug!(error = %e, "media negotiation failed");
+    RoomError::new(ErrorCode::MediaFailed, "the media server could not use this session description")
+}
+
+impl Hub {
+    /// Runs `f` on the room of `conn` and delivers its outputs, in order, under the room lock.
+    pub fn act<T>(
+        &self,
+        conn: &str,
+        f: impl FnOnce(&mut Room) -> Result<(T, Vec<Output>), RoomError>,
+    ) -> Result<T, RoomError> {
+        let cell = self.cell_of(conn).ok_or_else(|| RoomError::new(ErrorCode::NotConnected, "not connected"))?;
+        let mut live = super::hub::lock(&cell);
+        let (t, out) = f(&mut live.room)?;
+        self.deliver(&mut live, out);
+        Ok(t)
+    }
+
+    pub fn publish(&self, conn: &str, req: PublishRequest) -> Result<(), RoomError> {
+        self.act(conn, |room| Ok(((), room.publish(conn, req, None, clock::unix_ms())?)))
+    }
+
+    /// The stream's media reached the SFU: announce it.
+    pub fn media_ready(&self, conn: &str, stream_id: &str) {
+        let _ = self.act(conn, |room| Ok(((), room.media_ready(stream_id))));
+    }
+
+    pub fn subscribe_as(&self, conn: &str, stream_id: &str, subscriber_id: &str) -> Result<(), RoomError> {
+        self.act(conn, |room| Ok(((), room.subscribe(conn, stream_id, Some(subscriber_id))?)))?;
+        super::hub::lock(&self.subscriber_peers)
+            .entry(conn.to_owned())
+            .or_default()
+            .push((stream_id.to_owned(), subscriber_id.to_owned()));
+        Ok(())
+    }
+
+    pub fn unsubscribe_as(&self, conn: &str, stream_id: &str, subscriber_id: &str) -> Result<(), RoomError> {
+        self.act(conn, |room| Ok(((), room.unsubscribe(conn, stream_id, Some(subscriber_id))?)))?;
+        self.drop_subscriber_peers(|c, s, sub| c == conn && s == stream_id && sub == subscriber_id);
+        Ok(())
+    }
+
+    pub fn relay_jsep(
+        &self,
+        conn: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+        method: &str,
+        content: serde_json::Value,
+    ) -> Result<(), RoomError> {
+        self.act(conn, |room| Ok(((), room.relay_jsep(conn, stream_id, subscriber_id, method, content)?)))
+    }
+
+    /// A routed publisher's offer for its own stream: the SFU's answer. A stream muted by
+    /// force starts unforwarded; waiting protocol-v1 subscriptions are completed.
+    pub async fn publisher_offer(&self, conn: &str, stream_id: &str, sdp: String) -> Result<String, RoomError> {
+        self.act(conn, |room| Ok((room.check_media(conn, Some(stream_id))?, Vec::new())))?;
+        let media = self.media.clone().ok_or_else(no_media)?;
+        let answer = media.add_peer(publisher_peer(stream_id), sdp).await.map_err(|e| media_failed(&e))?;
+        let muted =
+            self.cell_of(conn).and_then(|c| super::hub::lock(&c).room.stream(stream_id)).is_some_and(|s| !s.has_audio);
+        if muted {
+            media.audio_forwarding(publisher_peer(stream_id), false);
+        }
+        self.try_subscriptions(&media, |_, s| s == stream_id).await;
+        Ok(answer)
+    }
+
+    /// A subscription with its own peer: the SFU's offer of the stream's tracks.
+    pub async fn subscriber_offer(
+        &self,
+        conn: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+    ) -> Result<String, RoomError> {
+        self.check_subscriber(conn, stream_id, subscriber_id)?;
+        let media = self.media.clone().ok_or_else(no_media)?;
+        media
+            .add_subscriber_peer(subscriber_peer(subscriber_id), publisher_peer(stream_id))
+            .await
+            .map_err(|e| media_failed(&e))
+    }
+
+    /// The subscriber's answer to the SFU's offer; its subscription counts from now on.
+    /// Returns a follow-up offer when the SFU has one.
+    pub async fn subscriber_answer(
+        &self,
+        conn: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+        sdp: String,
+    ) -> Result<Option<String>, RoomError> {
+        self.check_subscriber(conn, stream_id, subscriber_id)?;
+        let media = self.media.clone().ok_or_else(no_media)?;
+        let next = media.accept_answer(subscriber_peer(subscriber_id), sdp).await.map_err(|e| media_failed(&e))?;
+        self.act(conn, |room| Ok(((), room.confirm_subscription(conn, stream_id))))?;
+        Ok(next)
+    }
+
+    /// A subscriber's wishes for its own peer: a simulcast layer, a frame rate.
+    pub fn subscriber_preference(
+        &self,
+        conn: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+        layer: Option<Option<&'static str>>,
+        max_temporal: Option<Option<u8>>,
+    ) -> Result<(), RoomError> {
+        self.check_subscriber(conn, stream_id, subscriber_id)?;
+        let Some(media) = &self.media else { return Ok(()) };
+        let (receiver, publisher) = (subscriber_peer(subscriber_id), publisher_peer(stream_id));
+        if let Some(rid) = layer {
+            media.preferred_layer(receiver.clone(), publisher.clone(), rid);
+        }
+        if let Some(max) = max_temporal {
+            media.max_temporal_layer(receiver, publisher, max);
+        }
+        Ok(())
+    }
+
+    fn check_subscriber(&self, conn: &str, stream_id: &str, subscriber_id: &str) -> Result<(), RoomError> {
+        self.act(conn, |room| match room.subscriber_of(stream_id, subscriber_id) {
+            Some(owner) if owner == conn => Ok(((), Vec::new())),
+            _ => Err(RoomError::new(ErrorCode::NotFound, "subscriber not found")),
+        })
+    }
+
+    /// Removes the SFU peers of the subscriptions that match `(connection, stream, subscriber)`.
+    pub(super) fn drop_subscriber_peers(&self, matches: impl Fn(&str, &str, &str) -> bool) {
+        let mut gone = Vec::new();
+        for (conn, subs) in super::hub::lock(&self.subscriber_peers).iter_mut() {
+            subs.retain(|(stream, sub)| {
+                let hit = matches(conn, stream, sub);
+                if hit {
+                    gone.push(sub.clone());
+                }
+                !hit
+            });
+        }
+        super::hub::lock(&self.subscriber_peers).retain(|_, subs| !subs.is_empty());
+        if let Some(media) = &self.media {
+            for sub in gone {
+                media.remove_peer(subscriber_peer(&sub));
+            }
+        }
+    }
+
+    /// Remembers which connection a reconnecting socket (OpenTok.js `socketId`) may take back.
+    pub fn remember_socket(&self, socket_id: &str, conn: &ConnId) {
+        super::hub::lock(&self.socket_ids).insert(socket_id.to_owned(), conn.clone());
+    }
+
+    /// A new socket with the `socketId` of a dropped one takes its connection back, if the
+    /// connection still waits in its reconnect grace. Returns the connection and its session.
+    pub fn take_back(&self, socket_id: &str, tx: OutboundTx) -> Option<(ConnId, super::room::SessionMeta)> {
+        let conn = super::hub::lock(&self.socket_ids).get(socket_id).cloned()?;
+        let cell = self.cell_of(&conn)?;
+        let mut live = super::hub::lock(&cell);
+        live.room.resume(&conn).ok()?;
+        if let Some(old) = live.senders.insert(conn.clone(), tx) {
+            old.close(DisconnectReason::NetworkDisconnected);
+        }
+        Some((conn, live.room.meta().clone()))
+    }
+
+    /// The media side of an ended stream or connection (called from delivery).
+    pub(super) fn forget_media_of(&self, conn: Option<&str>, stream: Option<&str>) {
+        self.drop_subscriber_peers(|c, s, _| conn == Some(c) || stream == Some(s));
+        if let Some(c) = conn {
+            super::hub::lock(&self.socket_ids).retain(|_, v| v != c);
+        }
+    }
+}
