@@ -81,6 +81,7 @@
   /** Points OpenTok.js at Conclave (`OT.setProxyUrl`, once per page) and makes a Session. */
   function init({ base, apiKey, sessionId, proxy = true, subscribe: auto = true }) {
     if (proxy && proxied === null) { OT.setProxyUrl(base); proxied = base; }
+    if (session?.isConnected?.()) session.disconnect(); // one Session at a time per page
     gen += 1;
     connections.clear(); streams.clear(); subscribers.clear();
     autoSubscribe = auto;
@@ -178,7 +179,9 @@
     if (!sub) return null;
     const out = { video: null, audio: null, pair: null, element: null };
     let report = null;
-    try { report = await sub.getRtcStatsReport(); } catch (e) { out.error = String(e?.message ?? e); }
+    // getRtcStatsReport() stays pending while the subscriber has no PeerConnection yet.
+    const late = new Promise((resolve) => setTimeout(() => resolve(null), 3000));
+    try { report = await Promise.race([sub.getRtcStatsReport(), late]); } catch (e) { out.error = String(e?.message ?? e); }
     if (report) {
       const all = [...report.values()];
       const byId = new Map(all.map((s) => [s.id, s]));

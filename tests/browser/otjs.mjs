@@ -114,6 +114,22 @@ export async function startConclave({ args = [] } = {}) {
       if (expireIn) args.push("--expire-in", expireIn);
       return cli(...args).trim();
     },
+    /** A T1 token minted here the way the OpenTok Node SDK does (HMAC-SHA1 with the API
+     *  secret), for any session ID, even one the server never made. */
+    mintT1(sessionId, role = "publisher", { createdAgo = 0, expiresIn = 3600 } = {}) {
+      const now = Math.floor(Date.now() / 1000);
+      const payload = new URLSearchParams({
+        session_id: sessionId, create_time: String(now - createdAgo), expire_time: String(now + expiresIn), role,
+        nonce: String(Math.random()).slice(2), initial_layout_class_list: "",
+      }).toString();
+      const sig = createHmac("sha1", apiSecret).update(payload).digest("hex");
+      return "T1==" + Buffer.from(`partner_id=${apiKey}&sig=${sig}:${payload}`).toString("base64");
+    },
+    /** A well-formed session ID of this project that the server never created. */
+    unknownSessionId() {
+      const rnd = randomUUID().replace(/-/g, "");
+      return "1_" + Buffer.from(`1~${apiKey}~~${Date.now()}~${rnd}~P~~`).toString("base64url");
+    },
     signal: (sessionId, body, connectionId) =>
       rest("POST", v2(`session/${sessionId}/${connectionId ? `connection/${connectionId}/` : ""}signal`), { json: body }),
     forceDisconnect: (sessionId, connectionId) => rest("DELETE", v2(`session/${sessionId}/connection/${connectionId}`)),
@@ -167,6 +183,7 @@ export async function startAppServer() {
       if (m && m[2]) return send(200, "application/javascript; charset=utf-8", readFileSync(otjsFile(m[1])));
       if (m) { otjsFile(m[1]); return send(200, "text/html; charset=utf-8", page(m[1])); }
       if (req.url === "/otjs-page.js") return send(200, "application/javascript; charset=utf-8", readFileSync(join(here, "otjs-page.js")));
+      if (req.url === "/favicon.ico") return send(204, "image/x-icon", "");
       return send(404, "text/plain", "not found");
     } catch (e) { return send(500, "text/plain", String(e.message)); }
   });
@@ -257,11 +274,12 @@ export class Participant {
   constructor({ label, browser, page, server, app, version, base }) {
     Object.assign(this, { label, browser, page, server, app, version, base });
     this.requests = []; // every HTTP(S) URL the page asked for
+    this.responses = []; // the status of every HTTP answer
     this.sockets = []; // every WebSocket URL it opened
     this.console = [];
     this.trace = []; // decoded Rumor frames, both ways
     this.closed = false;
-    this.callTimeout = 30000;
+    this.callTimeout = 20000;
   }
 
   static async open({ label, colour, version = OTJS_MAIN, server, app, base }) {
@@ -271,6 +289,7 @@ export class Participant {
       const h = r.headers();
       p.requests.push({ t: Date.now(), method: r.method(), url: r.url(), auth: redactToken(h["x-opentok-auth"] ?? h["x-tb-token-auth"]), clientVersion: h["x-tb-client-version"] ?? null, connectionIdHeader: h["x-tb-connectionid"] ?? null });
     });
+    page.context().on("response", (r) => p.responses.push({ t: Date.now(), status: r.status(), method: r.request().method(), url: r.url() }));
     page.on("console", (m) => p.console.push(`${m.type()}: ${m.text()}`));
     page.on("websocket", (ws) => {
       p.sockets.push({ t: Date.now(), url: ws.url() });
@@ -364,6 +383,7 @@ export class Participant {
   /** Waits until the subscriber of `streamId` decodes video and receives audio. */
   async waitForMedia(streamId, { timeout = 25000 } = {}) {
     const deadline = Date.now() + timeout;
+    await this.waitEvent({ type: "subscribed", streamId }, { timeout });
     let last = null;
     while (Date.now() < deadline) {
       last = await this.stats(streamId).catch((e) => ({ error: String(e) }));
@@ -405,11 +425,13 @@ export class Participant {
       .filter((u) => !own.some((b) => u.startsWith(b) || u.startsWith(b.replace(/^http/, "ws"))) && !u.startsWith("data:") && !u.startsWith("blob:"));
   }
 
-  writeTrace(prefix) {
+  async writeTrace(prefix) {
     mkdirSync(ARTIFACTS, { recursive: true });
     const f = join(ARTIFACTS, `${prefix}-${this.label}`);
+    const events = await this.page.evaluate(() => window.otTest?.events ?? []).catch(() => []);
+    writeFileSync(`${f}.events.jsonl`, events.map((x) => JSON.stringify(x)).join("\n") + "\n");
     writeFileSync(`${f}.rumor.jsonl`, this.trace.map((x) => JSON.stringify(x)).join("\n") + "\n");
-    writeFileSync(`${f}.requests.jsonl`, [...this.requests, ...this.sockets].map((x) => JSON.stringify(x)).join("\n") + "\n");
+    writeFileSync(`${f}.requests.jsonl`, [...this.requests, ...this.responses, ...this.sockets].sort((a, b) => a.t - b.t).map((x) => JSON.stringify(x)).join("\n") + "\n");
     writeFileSync(`${f}.console.log`, this.console.join("\n") + "\n");
   }
 
@@ -443,7 +465,7 @@ export function harness(name) {
     },
     async close() {
       for (const p of h.participants) {
-        try { p.writeTrace(h.name); } catch { /* best effort */ }
+        await p.writeTrace(h.name).catch(() => { /* best effort */ });
         await p.close();
       }
       for (const t of h.proxies) await t.close().catch(() => {});

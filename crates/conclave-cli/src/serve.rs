@@ -296,7 +296,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let master = crate::master_key(&args.data.data_dir)?;
     // One server per data directory (a second one's crash recovery would finalize and delete
     // recordings this one is still writing). Held until the process ends.
-    let _data_dir_lock = conclave_server::datadir::lock(&args.data.data_dir)?;
+    let node = args.cluster.redis_url.as_ref().and(args.cluster.node_id.as_deref());
+    let _data_dir_lock = conclave_server::datadir::lock(&args.data.data_dir, node)?;
     restrict_permissions(&args.data.data_dir)?;
     let url_key = *master.derive_subkey("archive-download-urls");
     let store: Arc<dyn conclave_store::Store> = args.data.open_store_with(master).await?;

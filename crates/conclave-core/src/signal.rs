@@ -396,6 +396,12 @@ pub enum ServerMessage {
         method: String,
         content: serde_json::Value,
     },
+    /// Routed, to a subscription with its own peer (OpenTok.js): the SFU's offer for it.
+    SubscriberOffer {
+        stream_id: String,
+        subscriber_id: String,
+        sdp: String,
+    },
     ArchiveStarted {
         archive_id: String,
         name: String,
@@ -413,6 +419,7 @@ impl ServerMessage {
             ServerMessage::SubscriberAdded { .. }
                 | ServerMessage::SubscriberRemoved { .. }
                 | ServerMessage::Jsep { .. }
+                | ServerMessage::SubscriberOffer { .. }
                 | ServerMessage::ArchiveStarted { .. }
                 | ServerMessage::ArchiveStopped { .. }
         )

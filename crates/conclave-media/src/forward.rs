@@ -166,7 +166,7 @@ impl Sfu {
                 // Simulcast: forward one layer; move to the wanted one on its keyframe.
                 // The preferred layer (or the best), capped by what the receiver's bandwidth allows.
                 let preferred =
-                    out.target.filter(|t| layers.contains(t)).or_else(|| best_layer(&layers)).unwrap_or(rid);
+                    out.target.and_then(|t| same_layer_in(t, &layers)).or_else(|| best_layer(&layers)).unwrap_or(rid);
                 let wanted = cap_layer(preferred, &layers, budget);
                 if out.layer != Some(rid) {
                     if rid != wanted {
@@ -363,42 +363,56 @@ impl Sfu {
     }
 }
 
-/// Bits/s a layer needs, by name (what the browser SDK's encodings send at most).
-fn layer_need_bps(rid: &Rid) -> u64 {
-    match &**rid {
-        "h" | "f" => 1_000_000,
-        "m" => 350_000,
+/// Simulcast layer names come in two schemes: protocol v1 encodes `l`/`m`/`h` (low, mid,
+/// high), OpenTok.js `q`/`h`/`f` (quarter, half, full). `h` is the top layer in the first and
+/// the middle one in the second, so a layer's rank depends on the set it belongs to.
+fn layer_rank(r: &Rid, layers: &[Rid]) -> u8 {
+    let quarter_half_full = layers.iter().any(|l| matches!(&**l, "f" | "q"));
+    match (&**r, quarter_half_full) {
+        ("f", _) | ("h", false) => 3,
+        ("h", true) | ("m", _) => 2,
+        ("l" | "q", _) => 1,
         _ => 0,
     }
 }
 
+/// Bits/s a layer needs at most (what the SDKs' encodings send).
+fn layer_need_bps(rid: &Rid, layers: &[Rid]) -> u64 {
+    match layer_rank(rid, layers) {
+        3 => 1_000_000,
+        2 => 350_000,
+        _ => 0,
+    }
+}
+
+/// A wished-for layer in the publisher's own names: itself, or the layer of the same rank
+/// (a protocol-v1 `l` wish on an OpenTok.js publisher is its `q`).
+fn same_layer_in(wish: Rid, layers: &[Rid]) -> Option<Rid> {
+    if layers.contains(&wish) {
+        return Some(wish);
+    }
+    let rank = layer_rank(&wish, &[wish]);
+    layers.iter().copied().find(|l| layer_rank(l, layers) == rank)
+}
+
 /// The preferred layer if the budget allows it, else the best one that fits (or the lowest).
 fn cap_layer(preferred: Rid, layers: &[Rid], budget_bps: u64) -> Rid {
-    if layer_need_bps(&preferred) <= budget_bps {
+    if layer_need_bps(&preferred, layers) <= budget_bps {
         return preferred;
     }
-    let rank = |r: &Rid| layer_rank(r);
+    let rank = |r: &Rid| layer_rank(r, layers);
     layers
         .iter()
         .copied()
-        .filter(|r| rank(r) <= rank(&preferred) && layer_need_bps(r) <= budget_bps)
+        .filter(|r| rank(r) <= rank(&preferred) && layer_need_bps(r, layers) <= budget_bps)
         .max_by_key(rank)
         .or_else(|| layers.iter().copied().min_by_key(rank))
         .unwrap_or(preferred)
 }
 
-fn layer_rank(r: &Rid) -> u8 {
-    match &**r {
-        "h" | "f" => 3,
-        "m" => 2,
-        "l" | "q" => 1,
-        _ => 0,
-    }
-}
-
-/// The best simulcast layer by the usual names (h > m > l, then f/q), else the first seen.
+/// The best simulcast layer of either naming scheme, else the first seen.
 fn best_layer(layers: &[Rid]) -> Option<Rid> {
-    layers.iter().copied().max_by_key(layer_rank)
+    layers.iter().copied().max_by_key(|r| layer_rank(r, layers))
 }
 
 /// The name a recorder needs for a codec.
@@ -427,5 +441,13 @@ mod tests {
         assert_eq!(&*cap_layer(h, &layers, 100_000), "l");
         assert_eq!(&*cap_layer(Rid::from("m"), &layers, 3_000_000), "m", "a preference is a ceiling");
         assert_eq!(&*best_layer(&layers).unwrap(), "h");
+        // OpenTok.js names its layers q/h/f: there `h` is half, not high.
+        let otjs: Vec<Rid> = ["f", "h", "q"].into_iter().map(Rid::from).collect();
+        assert_eq!(&*best_layer(&otjs).unwrap(), "f");
+        assert_eq!(&*cap_layer(Rid::from("f"), &otjs, 600_000), "h");
+        assert_eq!(&*cap_layer(Rid::from("f"), &otjs, 100_000), "q");
+        assert_eq!(same_layer_in(Rid::from("l"), &otjs).as_deref(), Some("q"), "a v1 wish in OpenTok names");
+        assert_eq!(same_layer_in(Rid::from("m"), &otjs).as_deref(), Some("h"));
+        assert_eq!(same_layer_in(Rid::from("h"), &layers).as_deref(), Some("h"));
     }
 }

@@ -108,30 +108,37 @@ pub struct MediaHandle {
     pub address: SocketAddr,
 }
 
+/// A reply the SFU will give. The command is already in the SFU's queue when this exists, so
+/// commands reach the SFU in the order they were made, whenever their replies are awaited.
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send>>;
+
 impl MediaHandle {
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> MediaCommand) -> Result<T, String> {
+    fn ask<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> MediaCommand) -> Pending<T> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| "the media task stopped".to_owned())?;
-        rx.await.map_err(|_| "the media task stopped".to_owned())?
+        let sent = self.tx.send(make(tx)).map_err(|_| "the media task stopped".to_owned());
+        Box::pin(async move {
+            sent?;
+            rx.await.map_err(|_| "the media task stopped".to_owned())?
+        })
     }
 
-    pub async fn add_peer(&self, peer: String, offer: String) -> Result<String, String> {
-        self.ask(|reply| MediaCommand::AddPeer { peer, offer, reply }).await
+    pub fn add_peer(&self, peer: String, offer: String) -> Pending<String> {
+        self.ask(|reply| MediaCommand::AddPeer { peer, offer, reply })
     }
     /// Adds `peer` (see [`subscriber_peer`]) receiving every track `publisher` publishes now,
     /// and returns the server's offer for it. Fails if the peer exists, or the publisher is
     /// unknown or has no tracks yet.
-    pub async fn add_subscriber_peer(&self, peer: String, publisher: String) -> Result<String, String> {
-        self.ask(|reply| MediaCommand::AddSubscriberPeer { peer, publisher, reply }).await
+    pub fn add_subscriber_peer(&self, peer: String, publisher: String) -> Pending<String> {
+        self.ask(|reply| MediaCommand::AddSubscriberPeer { peer, publisher, reply })
     }
-    pub async fn accept_answer(&self, peer: String, answer: String) -> Result<Option<String>, String> {
-        self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply }).await
+    pub fn accept_answer(&self, peer: String, answer: String) -> Pending<Option<String>> {
+        self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply })
     }
-    pub async fn subscribe(&self, receiver: String, publisher: String) -> Result<Option<String>, String> {
-        self.ask(|reply| MediaCommand::Subscribe { receiver, publisher, reply }).await
+    pub fn subscribe(&self, receiver: String, publisher: String) -> Pending<Option<String>> {
+        self.ask(|reply| MediaCommand::Subscribe { receiver, publisher, reply })
     }
-    pub async fn unsubscribe(&self, receiver: String, publisher: String) -> Result<Option<String>, String> {
-        self.ask(|reply| MediaCommand::Unsubscribe { receiver, publisher, reply }).await
+    pub fn unsubscribe(&self, receiver: String, publisher: String) -> Pending<Option<String>> {
+        self.ask(|reply| MediaCommand::Unsubscribe { receiver, publisher, reply })
     }
     pub fn remove_peer(&self, peer: String) {
         let _ = self.tx.send(MediaCommand::RemovePeer { peer });

@@ -83,6 +83,12 @@ pub async fn anvil(
             return anvil_error(500, "token check unavailable; try again");
         }
     };
+    // A kicked participant's token is refused here already (the client reports 1004 at once).
+    match state.hub.token_revoked(&verified.claims, token).await {
+        Ok(false) => {}
+        Ok(true) => return anvil_error(403, "this token was revoked when its participant was removed"),
+        Err(e) => return anvil_error(500, &e.message),
+    }
     let session = verified.session;
     // The socket goes to the node that hosts the session (cluster mode), else to this one.
     let base = match state.cluster.place(&session_id).await {
@@ -111,7 +117,10 @@ pub async fn anvil(
         "ice_servers": ice_servers,
         "properties": {
             "p2p": {"preference": {"value": if relayed { "enabled" } else { "disabled" }}},
-            "simulcast": false,
+            // Routed publishers send RID simulcast (layers q/h/f, which the SFU forwards by
+            // receiver bandwidth and subscriber preference); SSRC-group simulcast it cannot.
+            "simulcast": !relayed,
+            "streamSimulcastRidEnabled": !relayed,
             "reconnection": true,
             "renegotiation": false,
             "e2ee": session.e2ee,

@@ -38,6 +38,14 @@ impl Joined {
     pub fn new(conn: ConnId, api_key: &str, session_id: &str, routed: bool) -> Joined {
         Joined { conn, session: SessionPath::new(api_key, session_id), routed, subscriber_peers: HashMap::new() }
     }
+
+    /// The SFU's offer for a subscriber's own peer, from the media server, with the same
+    /// `peerId` every time for that subscriber (the client keys its PeerConnection by it).
+    pub fn subscriber_offer(&mut self, stream: &str, subscriber: &str, sdp: &str) -> ServerRaptor {
+        let peer = self.subscriber_peers.entry(subscriber.to_owned()).or_insert_with(fresh_id).clone();
+        let target = JsepTarget::Subscriber { stream: stream.to_owned(), subscriber: subscriber.to_owned() };
+        ServerRaptor::description(&self.session, &target, &peer, SourceStreamId::Mantis, SdpType::Offer, sdp)
+    }
 }
 
 /// A STATUS reply: its code and body (empty, or JSON).
@@ -211,7 +219,7 @@ async fn request(shell: &mut Shell, msg: ClientMessage) -> Result<Reply, RoomErr
                 // The SFU asks for the publisher's offer, right after the reply (§7.5).
                 let target = JsepTarget::Publisher { stream };
                 let ask =
-                    ServerRaptor::generate_offer(&session, &target, &fresh_id(), SourceStreamId::Mantis, Some(false));
+                    ServerRaptor::generate_offer(&session, &target, &fresh_id(), SourceStreamId::Mantis, Some(true));
                 shell.pending.push(ask);
             }
             Ok(Reply::ok_with(ice_servers_body(&[])))
@@ -241,23 +249,9 @@ async fn request(shell: &mut Shell, msg: ClientMessage) -> Result<Reply, RoomErr
             v1(shell, V1::ForceMuteAll { excluded_stream_ids: request.exclusion.unwrap_or_default() })
         }
         ClientMessage::ForceMuteAll { .. } => v1(shell, V1::DisableForceMute),
+        // Routed: the SFU's offer for this subscriber's own peer follows through the queue.
         ClientMessage::Subscribe { stream, subscriber, .. } => {
             hub.subscribe_as(&conn, &stream, &subscriber)?;
-            if routed {
-                let offer = match hub.subscriber_offer(&conn, &stream, &subscriber).await {
-                    Ok(offer) => offer,
-                    Err(e) => {
-                        let _ = hub.unsubscribe_as(&conn, &stream, &subscriber);
-                        return Err(e);
-                    }
-                };
-                let peer = fresh_id();
-                let target = JsepTarget::Subscriber { stream, subscriber: subscriber.clone() };
-                let raptor =
-                    ServerRaptor::description(&session, &target, &peer, SourceStreamId::Mantis, SdpType::Offer, &offer);
-                shell.joined.as_mut().expect("joined").subscriber_peers.insert(subscriber, peer);
-                shell.pending.push(raptor);
-            }
             Ok(Reply::ok_with(ice_servers_body(&[])))
         }
         ClientMessage::Unsubscribe { stream, subscriber, .. } => {
@@ -330,10 +324,7 @@ async fn description(
         }
         (SourceStreamId::Mantis, JsepTarget::Subscriber { stream, subscriber }, SdpType::Answer) => {
             if let Some(offer) = hub.subscriber_answer(&conn, &stream, &subscriber, sdp).await? {
-                let peer =
-                    shell.joined.as_ref().and_then(|j| j.subscriber_peers.get(&subscriber).cloned()).unwrap_or(peer_id);
-                let target = JsepTarget::Subscriber { stream, subscriber };
-                let raptor = ServerRaptor::description(&session, &target, &peer, source, SdpType::Offer, &offer);
+                let raptor = shell.joined.as_mut().expect("joined").subscriber_offer(&stream, &subscriber, &offer);
                 shell.pending.push(raptor);
             }
             Ok(Reply::ok())

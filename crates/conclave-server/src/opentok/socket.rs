@@ -105,6 +105,11 @@ impl Shell {
     }
 
     async fn outbound(&mut self, m: Arc<conclave_core::signal::ServerMessage>) -> bool {
+        if let conclave_core::signal::ServerMessage::SubscriberOffer { stream_id, subscriber_id, sdp } = &*m {
+            let Some(j) = &mut self.joined else { return true };
+            let raptor = j.subscriber_offer(stream_id, subscriber_id, sdp);
+            return self.send_from_media(raptor).await;
+        }
         let Some(j) = &self.joined else { return true };
         let out = translate(&j.session, &j.conn, &m, &mut fresh_id);
         self.send_all(out).await

@@ -176,6 +176,7 @@ pub fn translate(
         | ServerMessage::Ice { .. }
         | ServerMessage::MediaAnswer { .. }
         | ServerMessage::MediaOffer { .. }
+        | ServerMessage::SubscriberOffer { .. }
         | ServerMessage::SessionDisconnected { .. } => {
             let _ = me;
             Vec::new()

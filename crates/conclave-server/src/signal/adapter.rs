@@ -3,9 +3,9 @@
 //! reconnect. Protocol v1 goes through [`Hub::handle`]; both end in the same room.
 //!
 //! Owns: applying those room actions in order under the room lock and delivering their
-//! outputs; driving the SFU for streams whose subscribers each have their own peer
-//! (`osub:{subscriberId}`), and removing those peers when their subscription, stream or
-//! connection ends. Must not touch: any wire format (the adapters translate).
+//! outputs (media intents included, see `media_path`); the SDP exchanges whose replies the
+//! adapter awaits (a routed publisher's offer, a subscriber peer's answer). Must not touch:
+//! any wire format (the adapters translate).
 
 use super::hub::{Hub, OutboundTx};
 use super::room::{ConnId, Output, PublishRequest, Room, RoomError};
@@ -45,19 +45,14 @@ impl Hub {
         let _ = self.act(conn, |room| Ok(((), room.media_ready(stream_id))));
     }
 
+    /// A subscription under the client's own subscriber ID. Routed: the room asks for a peer
+    /// of its own, whose offer reaches the client as `SubscriberOffer`.
     pub fn subscribe_as(&self, conn: &str, stream_id: &str, subscriber_id: &str) -> Result<(), RoomError> {
-        self.act(conn, |room| Ok(((), room.subscribe(conn, stream_id, Some(subscriber_id))?)))?;
-        super::hub::lock(&self.subscriber_peers)
-            .entry(conn.to_owned())
-            .or_default()
-            .push((stream_id.to_owned(), subscriber_id.to_owned()));
-        Ok(())
+        self.act(conn, |room| Ok(((), room.subscribe(conn, stream_id, Some(subscriber_id))?)))
     }
 
     pub fn unsubscribe_as(&self, conn: &str, stream_id: &str, subscriber_id: &str) -> Result<(), RoomError> {
-        self.act(conn, |room| Ok(((), room.unsubscribe(conn, stream_id, Some(subscriber_id))?)))?;
-        self.drop_subscriber_peers(|c, s, sub| c == conn && s == stream_id && sub == subscriber_id);
-        Ok(())
+        self.act(conn, |room| Ok(((), room.unsubscribe(conn, stream_id, Some(subscriber_id))?)))
     }
 
     pub fn relay_jsep(
@@ -82,23 +77,8 @@ impl Hub {
         if muted {
             media.audio_forwarding(publisher_peer(stream_id), false);
         }
-        self.try_subscriptions(&media, |_, s| s == stream_id).await;
+        self.retry_pending(|_, s| s == stream_id);
         Ok(answer)
-    }
-
-    /// A subscription with its own peer: the SFU's offer of the stream's tracks.
-    pub async fn subscriber_offer(
-        &self,
-        conn: &str,
-        stream_id: &str,
-        subscriber_id: &str,
-    ) -> Result<String, RoomError> {
-        self.check_subscriber(conn, stream_id, subscriber_id)?;
-        let media = self.media.clone().ok_or_else(no_media)?;
-        media
-            .add_subscriber_peer(subscriber_peer(subscriber_id), publisher_peer(stream_id))
-            .await
-            .map_err(|e| media_failed(&e))
     }
 
     /// The subscriber's answer to the SFU's offer; its subscription counts from now on.
@@ -126,16 +106,9 @@ impl Hub {
         layer: Option<Option<&'static str>>,
         max_temporal: Option<Option<u8>>,
     ) -> Result<(), RoomError> {
-        self.check_subscriber(conn, stream_id, subscriber_id)?;
-        let Some(media) = &self.media else { return Ok(()) };
-        let (receiver, publisher) = (subscriber_peer(subscriber_id), publisher_peer(stream_id));
-        if let Some(rid) = layer {
-            media.preferred_layer(receiver.clone(), publisher.clone(), rid);
-        }
-        if let Some(max) = max_temporal {
-            media.max_temporal_layer(receiver, publisher, max);
-        }
-        Ok(())
+        self.act(conn, |room| {
+            Ok(((), room.subscriber_preferences(conn, stream_id, subscriber_id, layer, max_temporal)?))
+        })
     }
 
     fn check_subscriber(&self, conn: &str, stream_id: &str, subscriber_id: &str) -> Result<(), RoomError> {
@@ -143,26 +116,6 @@ impl Hub {
             Some(owner) if owner == conn => Ok(((), Vec::new())),
             _ => Err(RoomError::new(ErrorCode::NotFound, "subscriber not found")),
         })
-    }
-
-    /// Removes the SFU peers of the subscriptions that match `(connection, stream, subscriber)`.
-    pub(super) fn drop_subscriber_peers(&self, matches: impl Fn(&str, &str, &str) -> bool) {
-        let mut gone = Vec::new();
-        for (conn, subs) in super::hub::lock(&self.subscriber_peers).iter_mut() {
-            subs.retain(|(stream, sub)| {
-                let hit = matches(conn, stream, sub);
-                if hit {
-                    gone.push(sub.clone());
-                }
-                !hit
-            });
-        }
-        super::hub::lock(&self.subscriber_peers).retain(|_, subs| !subs.is_empty());
-        if let Some(media) = &self.media {
-            for sub in gone {
-                media.remove_peer(subscriber_peer(&sub));
-            }
-        }
     }
 
     /// Remembers which connection a reconnecting socket (OpenTok.js `socketId`) may take back.
@@ -181,13 +134,5 @@ impl Hub {
             old.close(DisconnectReason::NetworkDisconnected);
         }
         Some((conn, live.room.meta().clone()))
-    }
-
-    /// The media side of an ended stream or connection (called from delivery).
-    pub(super) fn forget_media_of(&self, conn: Option<&str>, stream: Option<&str>) {
-        self.drop_subscriber_peers(|c, s, _| conn == Some(c) || stream == Some(s));
-        if let Some(c) = conn {
-            super::hub::lock(&self.socket_ids).retain(|_, v| v != c);
-        }
     }
 }

@@ -91,12 +91,15 @@ pub struct Hub {
     metrics: Arc<crate::metrics::Metrics>,
     pub(super) media: Option<crate::media::MediaHandle>,
     /// Routed subscriptions waiting for both media peers to exist: (connection, stream).
-    pending_media: Mutex<HashSet<(String, String)>>,
+    pub(super) pending_media: Mutex<HashSet<(String, String)>>,
     /// Connections whose receiving connection got its `mediaAnswer`: only then may the SFU
     /// send them offers (an offer before that answer would break the client's negotiation).
-    receivers_ready: Mutex<HashSet<String>>,
-    /// Subscriptions with their own SFU peer (OpenTok.js), per connection: (stream, subscriber).
-    pub(super) subscriber_peers: Mutex<HashMap<ConnId, Vec<(String, String)>>>,
+    pub(super) receivers_ready: Mutex<HashSet<String>>,
+    /// Subscriptions with their own SFU peer (OpenTok.js) waiting for their publisher's peer:
+    /// subscriber ID → (connection, stream).
+    pub(super) pending_peers: Mutex<HashMap<String, (ConnId, String)>>,
+    /// This hub, for the tasks that await the SFU's replies.
+    pub(super) me: std::sync::Weak<Hub>,
     /// OpenTok.js `socketId` → the connection a reconnecting socket may take back.
     pub(super) socket_ids: Mutex<HashMap<String, ConnId>>,
 }
@@ -109,12 +112,6 @@ impl IdSource for RandomIds {
         getrandom::fill(&mut b).expect("the OS CSPRNG is available");
         conclave_core::ids::uuid_v4(b)
     }
-}
-
-/// A subscriber's wish for one stream: a simulcast layer, or a maximum temporal layer.
-enum Preference {
-    Layer(Option<&'static str>),
-    Temporal(Option<u8>),
 }
 
 /// Moderator actions go to the audit log: (action, target, detail).
@@ -170,7 +167,8 @@ impl Hub {
         metrics: Arc<crate::metrics::Metrics>,
         media: Option<crate::media::MediaHandle>,
     ) -> Arc<Hub> {
-        Arc::new(Hub {
+        Arc::new_cyclic(|me| Hub {
+            me: me.clone(),
             store,
             config,
             rooms: Default::default(),
@@ -182,7 +180,7 @@ impl Hub {
             media,
             pending_media: Default::default(),
             receivers_ready: Default::default(),
-            subscriber_peers: Default::default(),
+            pending_peers: Default::default(),
             socket_ids: Default::default(),
         })
     }
@@ -258,23 +256,6 @@ impl Hub {
         for o in outputs {
             match o {
                 Output::Send { to, msg } => {
-                    if let Some(media) = &self.media {
-                        // Force-mute reaches media: the SFU stops forwarding that audio.
-                        match &msg {
-                            ServerMessage::MuteForced { stream_id } => {
-                                media.audio_forwarding(crate::media::publisher_peer(stream_id), false)
-                            }
-                            ServerMessage::StreamPropertyChanged {
-                                stream_id,
-                                property: conclave_core::signal::StreamProperty::HasAudio,
-                                new_value,
-                            } => media.audio_forwarding(
-                                crate::media::publisher_peer(stream_id),
-                                new_value.as_bool() == Some(true),
-                            ),
-                            _ => {}
-                        }
-                    }
                     let msg = Arc::new(msg);
                     for c in to {
                         push(live, &c, msg.clone());
@@ -286,6 +267,7 @@ impl Hub {
                     }
                     lock(&self.conn_index).remove(&conn);
                 }
+                Output::Media(intent) => self.apply_media(intent),
                 Output::Revoke { fingerprint, expires_at } => {
                     lock(&self.revoked).insert(fingerprint, expires_at);
                     let store = self.store.clone();
@@ -297,21 +279,8 @@ impl Hub {
                     });
                 }
                 Output::Event(event) => {
-                    if let Some(media) = &self.media {
-                        // Nothing of a removed stream or participant is forwarded any more.
-                        match &event {
-                            SessionEvent::StreamDestroyed { stream, .. } => {
-                                media.remove_peer(crate::media::publisher_peer(&stream.stream_id));
-                                self.forget_media_of(None, Some(&stream.stream_id));
-                            }
-                            SessionEvent::ConnectionDestroyed { connection, .. } => {
-                                media.remove_peer(crate::media::receiver_peer(&connection.connection_id));
-                                self.forget_media_of(Some(&connection.connection_id), None);
-                                lock(&self.pending_media).retain(|(c, _)| c != &connection.connection_id);
-                                lock(&self.receivers_ready).remove(&connection.connection_id);
-                            }
-                            _ => {}
-                        }
+                    if let SessionEvent::ConnectionDestroyed { connection, .. } = &event {
+                        lock(&self.socket_ids).retain(|_, c| c != &connection.connection_id);
                     }
                     if let Some(events) = &self.events {
                         let _ = events.send(HubEvent {
@@ -324,6 +293,12 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Whether this verified token was revoked (its participant was kicked), under its
+    /// meaning or under the string hash older revocations were stored with.
+    pub async fn token_revoked(&self, claims: &conclave_core::ClientClaims, token: &str) -> Result<bool, RoomError> {
+        Ok(self.is_revoked(&claims.revocation_id).await? || self.is_revoked(&legacy_fingerprint(token)).await?)
     }
 
     async fn is_revoked(&self, fingerprint: &[u8; 32]) -> Result<bool, RoomError> {
@@ -423,7 +398,7 @@ impl Hub {
             }
         }
         let fingerprint = claims.revocation_id;
-        if self.is_revoked(&fingerprint).await? || self.is_revoked(&legacy_fingerprint(token)).await? {
+        if self.token_revoked(&claims, token).await? {
             return Err(RoomError::new(
                 ErrorCode::TokenRevoked,
                 "this token was revoked when its participant was removed; ask for a new one",
@@ -525,58 +500,11 @@ impl Hub {
             let media =
                 self.media.clone().ok_or_else(|| RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU"))?;
             drop(live);
-            tokio::spawn(self.clone().negotiate(media, conn.to_owned(), env.id, env.msg));
+            self.negotiate(&media, conn, env.id, env.msg);
             return Ok(());
         }
-        let routed_subscription = match &env.msg {
-            M::Subscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => {
-                Some((true, stream_id.clone()))
-            }
-            M::Unsubscribe { stream_id } if live.room.meta().media_mode == conclave_core::wire::MediaMode::Routed => {
-                Some((false, stream_id.clone()))
-            }
-            _ => None,
-        };
         let audit = moderation_audit(&env.msg);
-        let preferred = match &env.msg {
-            M::SetPreferredResolution { stream_id, width, height } => Some((
-                stream_id.clone(),
-                Preference::Layer(conclave_core::signal::layer_for_resolution(*width, *height)),
-            )),
-            M::SetPreferredFrameRate { stream_id, frame_rate } => Some((
-                stream_id.clone(),
-                Preference::Temporal(conclave_core::signal::temporal_layer_for_frame_rate(*frame_rate)),
-            )),
-            _ => None,
-        };
         let out = live.room.handle(conn, env.msg, env.id, clock::unix_ms())?;
-        if let (Some((stream, preference)), Some(media)) = (preferred, &self.media) {
-            let (receiver, publisher) = (crate::media::receiver_peer(conn), crate::media::publisher_peer(&stream));
-            match preference {
-                Preference::Layer(rid) => media.preferred_layer(receiver, publisher, rid),
-                Preference::Temporal(max) => media.max_temporal_layer(receiver, publisher, max),
-            }
-        }
-        if let (Some((subscribe, stream)), Some(media)) = (routed_subscription, self.media.clone()) {
-            let hub = self.clone();
-            let conn = conn.to_owned();
-            tokio::spawn(async move {
-                if subscribe {
-                    lock(&hub.pending_media).insert((conn.clone(), stream.clone()));
-                    hub.try_subscriptions(&media, |c, s| c == conn && s == stream).await;
-                } else {
-                    lock(&hub.pending_media).remove(&(conn.clone(), stream.clone()));
-                    match media
-                        .unsubscribe(crate::media::receiver_peer(&conn), crate::media::publisher_peer(&stream))
-                        .await
-                    {
-                        Ok(Some(offer)) => hub.send_to(&conn, &ServerMessage::MediaOffer { sdp: offer }),
-                        Ok(None) => {}
-                        Err(e) => tracing::debug!(error = %e, "unsubscribe in the SFU"),
-                    }
-                }
-            });
-        }
         if let Some((action, target, detail)) = audit {
             let meta = live.room.meta().clone();
             let store = self.store.clone();
@@ -591,98 +519,9 @@ impl Hub {
     }
 
     /// Sends one message to one connection, if it is attached.
-    fn send_to(&self, conn: &str, msg: &ServerMessage) {
+    pub(super) fn send_to(&self, conn: &str, msg: &ServerMessage) {
         if let Some(cell) = self.cell_of(conn) {
             push(&mut lock(&cell), conn, Arc::new(msg.clone()));
-        }
-    }
-
-    /// Runs a client's media negotiation against the SFU and answers it.
-    async fn negotiate(
-        self: Arc<Self>,
-        media: crate::media::MediaHandle,
-        conn: String,
-        id: Option<u64>,
-        msg: conclave_core::signal::ClientMessage,
-    ) {
-        use crate::media::{publisher_peer, receiver_peer};
-        use conclave_core::signal::ClientMessage as M;
-        // The SFU's own text (parser errors quote internal state, even heap addresses) goes to
-        // the debug log; the client gets a fixed message and the id of what it sent.
-        let failed = |e: String| {
-            tracing::debug!(connection = %conn, error = %e, "media negotiation failed");
-            ServerMessage::Error {
-                id,
-                code: ErrorCode::MediaFailed,
-                message: "the media server could not use this session description; check the SDP".into(),
-            }
-        };
-        match msg {
-            M::MediaOffer { stream_id, sdp } => {
-                let peer = stream_id.as_deref().map_or_else(|| receiver_peer(&conn), publisher_peer);
-                match media.add_peer(peer, sdp).await {
-                    Ok(answer) => {
-                        self.send_to(&conn, &ServerMessage::MediaAnswer { stream_id: stream_id.clone(), sdp: answer });
-                        if stream_id.is_none() {
-                            lock(&self.receivers_ready).insert(conn.clone());
-                        }
-                        // A stream that is muted (by its publisher or by force) starts unforwarded.
-                        if let Some(s) = &stream_id {
-                            let muted = self
-                                .cell_of(&conn)
-                                .and_then(|c| lock(&c).room.stream(s))
-                                .is_some_and(|info| !info.has_audio);
-                            if muted {
-                                media.audio_forwarding(publisher_peer(s), false);
-                            }
-                        }
-                        // A new publisher or receiver may complete waiting subscriptions.
-                        match stream_id {
-                            Some(s) => self.try_subscriptions(&media, |_, stream| stream == s).await,
-                            None => self.try_subscriptions(&media, |c, _| c == conn).await,
-                        }
-                    }
-                    Err(e) => self.send_to(&conn, &failed(e)),
-                }
-            }
-            M::MediaAnswer { sdp } => match media.accept_answer(receiver_peer(&conn), sdp).await {
-                Ok(Some(offer)) => self.send_to(&conn, &ServerMessage::MediaOffer { sdp: offer }),
-                Ok(None) => {}
-                Err(e) => self.send_to(&conn, &failed(e)),
-            },
-            _ => {}
-        }
-    }
-
-    /// Asks the SFU for each waiting subscription that matches; those whose peers both exist
-    /// are done (an offer goes to the receiver), the others keep waiting.
-    pub(super) async fn try_subscriptions(
-        &self,
-        media: &crate::media::MediaHandle,
-        matches: impl Fn(&str, &str) -> bool,
-    ) {
-        use crate::media::{publisher_peer, receiver_peer};
-        let ready = lock(&self.receivers_ready).clone();
-        let candidates: Vec<(String, String)> =
-            lock(&self.pending_media).iter().filter(|(c, s)| ready.contains(c) && matches(c, s)).cloned().collect();
-        for (conn, stream) in candidates {
-            match media.subscribe(receiver_peer(&conn), publisher_peer(&stream)).await {
-                Ok(offer) => {
-                    lock(&self.pending_media).remove(&(conn.clone(), stream.clone()));
-                    if let Some(sdp) = offer {
-                        self.send_to(&conn, &ServerMessage::MediaOffer { sdp });
-                    }
-                    // The SFU holds a real media subscription now: it counts.
-                    if let Some(cell) = self.cell_of(&conn) {
-                        let mut live = lock(&cell);
-                        let out = live.room.confirm_subscription(&conn, &stream);
-                        self.deliver(&mut live, out);
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, connection = %conn, stream = %stream, "subscription waits for its media peers")
-                }
-            }
         }
     }
 

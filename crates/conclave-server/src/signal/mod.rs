@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod hub;
+pub mod media_path;
 pub mod outbound;
 pub mod room;
 pub mod ws;

@@ -74,6 +74,63 @@ pub enum Output {
         expires_at: u64,
     },
     Event(SessionEvent),
+    /// What the SFU must do, in the order the room decided it (routed sessions only).
+    Media(MediaIntent),
+}
+
+/// Who receives a subscription's media at the SFU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receiver {
+    /// A protocol v1 client's one receiving connection (all its subscriptions).
+    Connection(ConnId),
+    /// A subscription with a peer of its own (OpenTok.js), by its subscriber ID.
+    Subscriber(String),
+}
+
+/// The room's decisions about media, applied to the SFU by the hub in this order, so that a
+/// subscribe and an unsubscribe sent back to back can never reach the SFU swapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaIntent {
+    /// A connection's receiver should get `stream` (once both peers exist).
+    Subscribe {
+        conn: ConnId,
+        stream: StreamId,
+    },
+    Unsubscribe {
+        conn: ConnId,
+        stream: StreamId,
+    },
+    /// A subscription with its own peer: create it with `stream`'s tracks; its offer goes to `conn`.
+    OpenSubscriberPeer {
+        conn: ConnId,
+        stream: StreamId,
+        subscriber: String,
+    },
+    CloseSubscriberPeer {
+        subscriber: String,
+    },
+    AudioForwarding {
+        stream: StreamId,
+        enabled: bool,
+    },
+    PreferredLayer {
+        receiver: Receiver,
+        stream: StreamId,
+        layer: Option<&'static str>,
+    },
+    MaxTemporalLayer {
+        receiver: Receiver,
+        stream: StreamId,
+        max: Option<u8>,
+    },
+    /// The stream is gone: nothing of it is forwarded any more.
+    PublisherGone {
+        stream: StreamId,
+    },
+    /// The connection is gone: its receiving peer goes.
+    ReceiverGone {
+        conn: ConnId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +251,11 @@ impl Room {
             .filter(|c| self.by_id.get(*c).is_some_and(|(_, conn)| conn.suspended_since.is_none()))
             .cloned()
             .collect()
+    }
+
+    /// `intent` as an output, in routed sessions (relayed media never touches the SFU).
+    fn media(&self, intent: MediaIntent) -> Option<Output> {
+        (self.meta.media_mode == MediaMode::Routed).then_some(Output::Media(intent))
     }
 
     fn conn(&self, id: &str) -> Result<&Connection, RoomError> {
@@ -324,6 +386,7 @@ impl Room {
         for sid in &c.subscriptions {
             out.extend(self.remove_subscriber(sid, conn));
         }
+        out.extend(self.media(MediaIntent::ReceiverGone { conn: conn.to_owned() }));
         out.push(Output::Close { conn: conn.to_owned(), reason });
         if reason == DisconnectReason::ForceDisconnected {
             out.push(Output::Revoke { fingerprint: c.token_fingerprint, expires_at: c.token_expires_at });
@@ -343,34 +406,39 @@ impl Room {
                 c.subscriptions.remove(sid);
             }
         }
+        let mut out: Vec<Output> = s
+            .subscriber_ids
+            .keys()
+            .filter_map(|sub| self.media(MediaIntent::CloseSubscriberPeer { subscriber: sub.clone() }))
+            .collect();
+        out.extend(self.media(MediaIntent::PublisherGone { stream: sid.to_owned() }));
+        let msg = ServerMessage::StreamDestroyed { stream_id: sid.to_owned(), reason };
         if !s.announced {
             // Nobody else knew it: only its publisher learns it is gone.
-            let msg = ServerMessage::StreamDestroyed { stream_id: sid.to_owned(), reason };
-            return vec![Output::Send { to: vec![s.info.connection_id], msg }];
+            out.push(Output::Send { to: vec![s.info.connection_id], msg });
+            return out;
         }
-        vec![
-            Output::Send {
-                to: self.all_except(None),
-                msg: ServerMessage::StreamDestroyed { stream_id: sid.to_owned(), reason },
-            },
-            Output::Event(SessionEvent::StreamDestroyed { stream: s.info, reason }),
-        ]
+        out.push(Output::Send { to: self.all_except(None), msg });
+        out.push(Output::Event(SessionEvent::StreamDestroyed { stream: s.info, reason }));
+        out
     }
 
     fn remove_subscriber(&mut self, sid: &str, conn: &str) -> Vec<Output> {
         let Some(s) = self.streams.get_mut(sid) else { return Vec::new() };
         s.requested.remove(conn);
         let gone: Vec<String> = s.subscriber_ids.iter().filter(|(_, c)| *c == conn).map(|(id, _)| id.clone()).collect();
-        let mut out: Vec<Output> = gone
-            .into_iter()
-            .map(|subscriber_id| {
-                s.subscriber_ids.remove(&subscriber_id);
-                Output::Send {
-                    to: vec![s.info.connection_id.clone()],
-                    msg: ServerMessage::SubscriberRemoved { stream_id: sid.to_owned(), subscriber_id },
-                }
-            })
-            .collect();
+        let routed = self.meta.media_mode == MediaMode::Routed;
+        let mut out = Vec::new();
+        for subscriber_id in gone {
+            s.subscriber_ids.remove(&subscriber_id);
+            if routed {
+                out.push(Output::Media(MediaIntent::CloseSubscriberPeer { subscriber: subscriber_id.clone() }));
+            }
+            out.push(Output::Send {
+                to: vec![s.info.connection_id.clone()],
+                msg: ServerMessage::SubscriberRemoved { stream_id: sid.to_owned(), subscriber_id },
+            });
+        }
         if !s.subscribers.remove(conn) {
             return out;
         }
@@ -436,17 +504,20 @@ impl Room {
                     changes.push((StreamProperty::HasVideo, v));
                 }
                 let to = self.all_except(None);
-                Ok(ack(changes
-                    .into_iter()
-                    .map(|(property, v)| Output::Send {
-                        to: to.clone(),
-                        msg: ServerMessage::StreamPropertyChanged {
-                            stream_id: stream_id.clone(),
-                            property,
-                            new_value: v.into(),
-                        },
-                    })
-                    .collect()))
+                let mut out = Vec::new();
+                for (property, v) in changes {
+                    if property == StreamProperty::HasAudio {
+                        // Muted audio is not forwarded at all (nor recorded).
+                        out.extend(self.media(MediaIntent::AudioForwarding { stream: stream_id.clone(), enabled: v }));
+                    }
+                    let msg = ServerMessage::StreamPropertyChanged {
+                        stream_id: stream_id.clone(),
+                        property,
+                        new_value: v.into(),
+                    };
+                    out.push(Output::Send { to: to.clone(), msg });
+                }
+                Ok(ack(out))
             }
             ClientMessage::Subscribe { stream_id } => Ok(ack(self.subscribe(from, &stream_id, None)?)),
             ClientMessage::Unsubscribe { stream_id } => Ok(ack(self.unsubscribe(from, &stream_id, None)?)),
@@ -516,13 +587,23 @@ impl Room {
                     msg: ServerMessage::Sdp { from: from.to_owned(), stream_id, kind, sdp },
                 }])
             }
-            ClientMessage::SetPreferredResolution { stream_id, .. }
-            | ClientMessage::SetPreferredFrameRate { stream_id, .. } => {
-                let s = self.streams.get(&stream_id).ok_or_else(|| not_found("stream"))?;
-                if !s.requested.contains(from) {
-                    return Err(RoomError::new(ErrorCode::InvalidArgument, "subscribe to the stream first"));
-                }
-                Ok(ack(Vec::new()))
+            ClientMessage::SetPreferredResolution { stream_id, width, height } => {
+                self.check_subscribed(from, &stream_id)?;
+                let layer = conclave_core::signal::layer_for_resolution(width, height);
+                let receiver = Receiver::Connection(from.to_owned());
+                Ok(ack(self
+                    .media(MediaIntent::PreferredLayer { receiver, stream: stream_id, layer })
+                    .into_iter()
+                    .collect()))
+            }
+            ClientMessage::SetPreferredFrameRate { stream_id, frame_rate } => {
+                self.check_subscribed(from, &stream_id)?;
+                let max = conclave_core::signal::temporal_layer_for_frame_rate(frame_rate);
+                let receiver = Receiver::Connection(from.to_owned());
+                Ok(ack(self
+                    .media(MediaIntent::MaxTemporalLayer { receiver, stream: stream_id, max })
+                    .into_iter()
+                    .collect()))
             }
             ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } => Err(RoomError::new(
                 ErrorCode::RoutedOnly,
@@ -579,6 +660,8 @@ impl Room {
             to: vec![publisher],
             msg: ServerMessage::MuteForced { stream_id: stream_id.to_owned() },
         }];
+        out.extend(self.media(MediaIntent::AudioForwarding { stream: stream_id.to_owned(), enabled: false }));
+        let s = self.streams.get_mut(stream_id).expect("found above");
         if s.info.has_audio {
             s.info.has_audio = false;
             out.push(Output::Send {

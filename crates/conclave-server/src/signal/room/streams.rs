@@ -5,7 +5,10 @@
 //! Owns: who may publish, subscribe and negotiate what, for every wire protocol. Must not
 //! touch: sockets, the SFU or the clock (the hub applies the outputs; time comes in).
 
-use super::{ConnId, Output, Room, RoomError, SessionEvent, Stream, StreamId, forbidden, is_client_id, not_found};
+use super::{
+    ConnId, MediaIntent, Output, Receiver, Room, RoomError, SessionEvent, Stream, StreamId, forbidden, is_client_id,
+    not_found,
+};
 use conclave_core::signal::{
     ErrorCode, MAX_SDP_BYTES, MAX_STREAM_NAME_CHARS, ServerMessage, StreamInfo, VideoDimensions, VideoType,
 };
@@ -132,6 +135,7 @@ impl Room {
             Output::Event(SessionEvent::StreamCreated(info)),
         ];
         if muted && had_audio {
+            out.extend(self.media(MediaIntent::AudioForwarding { stream: stream_id.to_owned(), enabled: false }));
             out.push(Output::Send {
                 to: vec![from],
                 msg: ServerMessage::MuteForced { stream_id: stream_id.to_owned() },
@@ -182,16 +186,20 @@ impl Room {
         if let Some((_, c)) = self.by_id.get_mut(from) {
             c.subscriptions.insert(stream_id.to_owned());
         }
+        let (conn, stream) = (from.to_owned(), stream_id.to_owned());
         Ok(match subscriber_id {
             Some(sub) if relayed => vec![Output::Send {
                 to: vec![publisher],
                 msg: ServerMessage::SubscriberAdded {
-                    stream_id: stream_id.to_owned(),
+                    stream_id: stream,
                     subscriber_id: sub.to_owned(),
-                    connection_id: from.to_owned(),
+                    connection_id: conn,
                 },
             }],
-            _ => Vec::new(),
+            Some(sub) => {
+                vec![Output::Media(MediaIntent::OpenSubscriberPeer { conn, stream, subscriber: sub.to_owned() })]
+            }
+            None => self.media(MediaIntent::Subscribe { conn, stream }).into_iter().collect(),
         })
     }
 
@@ -209,6 +217,8 @@ impl Room {
                 return Err(not_found("subscriber"));
             }
             s.subscriber_ids.remove(sub);
+            out.extend(self.media(MediaIntent::CloseSubscriberPeer { subscriber: sub.to_owned() }));
+            let s = self.streams.get_mut(stream_id).expect("found above");
             out.push(Output::Send {
                 to: vec![s.info.connection_id.clone()],
                 msg: ServerMessage::SubscriberRemoved {
@@ -224,6 +234,9 @@ impl Room {
         if let Some((_, c)) = self.by_id.get_mut(from) {
             c.subscriptions.remove(stream_id);
         }
+        if subscriber_id.is_none() {
+            out.extend(self.media(MediaIntent::Unsubscribe { conn: from.to_owned(), stream: stream_id.to_owned() }));
+        }
         let mut removed = self.remove_subscriber(stream_id, from);
         // the unsubscriber learns the new count too
         if let Some(Output::Send { to, .. }) = removed.first_mut() {
@@ -231,6 +244,37 @@ impl Room {
         }
         out.extend(removed);
         Ok(out)
+    }
+
+    /// `from` must have asked for the stream.
+    pub fn check_subscribed(&self, from: &str, stream_id: &str) -> Result<(), RoomError> {
+        let s = self.streams.get(stream_id).ok_or_else(|| not_found("stream"))?;
+        if !s.requested.contains(from) {
+            return Err(RoomError::new(ErrorCode::InvalidArgument, "subscribe to the stream first"));
+        }
+        Ok(())
+    }
+
+    /// A subscription with its own peer wants a simulcast layer (`Some(None)`: the best) or a
+    /// frame rate ceiling (`Some(None)`: all layers); `None` leaves that wish unchanged.
+    pub fn subscriber_preferences(
+        &mut self,
+        from: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+        layer: Option<Option<&'static str>>,
+        max_temporal: Option<Option<u8>>,
+    ) -> Result<Vec<Output>, RoomError> {
+        if self.subscriber_of(stream_id, subscriber_id).map(String::as_str) != Some(from) {
+            return Err(not_found("subscriber"));
+        }
+        let receiver = Receiver::Subscriber(subscriber_id.to_owned());
+        let stream = stream_id.to_owned();
+        let layer = layer.and_then(|layer| {
+            self.media(MediaIntent::PreferredLayer { receiver: receiver.clone(), stream: stream.clone(), layer })
+        });
+        let temporal = max_temporal.and_then(|max| self.media(MediaIntent::MaxTemporalLayer { receiver, stream, max }));
+        Ok(layer.into_iter().chain(temporal).collect())
     }
 
     /// The connection a subscriber ID of a stream belongs to.
@@ -477,5 +521,106 @@ mod tests {
             )
         );
         assert_eq!(r.subscriber_of("st", "sub-b"), None);
+    }
+
+    fn intents(out: &[Output]) -> Vec<MediaIntent> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Media(i) => Some(i.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routed_subscriptions_become_media_intents_in_the_order_asked() {
+        let mut r = room(MediaMode::Routed);
+        let (a, b) = (join_as(&mut r, "a").unwrap(), join_as(&mut r, "b").unwrap());
+        publish(&mut r, &a, "st", false).unwrap();
+        let mut out = r.subscribe(&b, "st", None).unwrap();
+        out.extend(r.unsubscribe(&b, "st", None).unwrap());
+        out.extend(r.subscribe(&b, "st", None).unwrap());
+        let sub = MediaIntent::Subscribe { conn: b.clone(), stream: "st".into() };
+        let unsub = MediaIntent::Unsubscribe { conn: b.clone(), stream: "st".into() };
+        assert_eq!(intents(&out), [sub.clone(), unsub, sub]);
+        let out = r.subscribe(&b, "st", Some("sub-1")).unwrap();
+        let open = MediaIntent::OpenSubscriberPeer { conn: b.clone(), stream: "st".into(), subscriber: "sub-1".into() };
+        assert_eq!(intents(&out), [open]);
+        let out = r.unsubscribe(&b, "st", Some("sub-1")).unwrap();
+        assert_eq!(intents(&out), [MediaIntent::CloseSubscriberPeer { subscriber: "sub-1".into() }]);
+    }
+
+    #[test]
+    fn preferences_name_the_right_receiver() {
+        let mut r = room(MediaMode::Routed);
+        let (a, b) = (join_as(&mut r, "a").unwrap(), join_as(&mut r, "b").unwrap());
+        publish(&mut r, &a, "st", false).unwrap();
+        r.subscribe(&b, "st", Some("sub-1")).unwrap();
+        let out = r.subscriber_preferences(&b, "st", "sub-1", Some(Some("l")), Some(Some(0))).unwrap();
+        let receiver = Receiver::Subscriber("sub-1".into());
+        assert_eq!(
+            intents(&out),
+            [
+                MediaIntent::PreferredLayer { receiver: receiver.clone(), stream: "st".into(), layer: Some("l") },
+                MediaIntent::MaxTemporalLayer { receiver, stream: "st".into(), max: Some(0) },
+            ]
+        );
+        assert_eq!(
+            r.subscriber_preferences(&a, "st", "sub-1", Some(None), None).unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        r.subscribe(&b, "st", None).unwrap();
+        let msg = conclave_core::signal::ClientMessage::SetPreferredResolution {
+            stream_id: "st".into(),
+            width: Some(320),
+            height: Some(180),
+        };
+        let out = r.handle(&b, msg, None, 3).unwrap();
+        let receiver = Receiver::Connection(b.clone());
+        assert_eq!(intents(&out), [MediaIntent::PreferredLayer { receiver, stream: "st".into(), layer: Some("l") }]);
+    }
+
+    #[test]
+    fn mute_and_unmute_reach_the_sfu_as_audio_forwarding() {
+        let mut r = room(MediaMode::Routed);
+        let a = join_as(&mut r, "a").unwrap();
+        publish(&mut r, &a, "st", false).unwrap();
+        let off = MediaIntent::AudioForwarding { stream: "st".into(), enabled: false };
+        assert_eq!(intents(&r.mute_stream("st").unwrap()), [off]);
+        let unmute = conclave_core::signal::ClientMessage::SetStreamProperty {
+            stream_id: "st".into(),
+            has_audio: Some(true),
+            has_video: None,
+        };
+        let out = r.handle(&a, unmute, None, 3).unwrap();
+        assert_eq!(intents(&out), [MediaIntent::AudioForwarding { stream: "st".into(), enabled: true }]);
+        // A stream published while everyone is muted starts unforwarded.
+        r.mute_all(true, vec![]);
+        let out = publish(&mut r, &a, "st2", false).unwrap();
+        assert_eq!(intents(&out), [MediaIntent::AudioForwarding { stream: "st2".into(), enabled: false }]);
+    }
+
+    #[test]
+    fn teardown_removes_every_peer_and_relayed_sessions_never_touch_the_sfu() {
+        let mut r = room(MediaMode::Routed);
+        let (a, b, c) = (join_as(&mut r, "a").unwrap(), join_as(&mut r, "b").unwrap(), join_as(&mut r, "c").unwrap());
+        publish(&mut r, &a, "st", false).unwrap();
+        r.subscribe(&b, "st", Some("sub-b")).unwrap();
+        r.subscribe(&c, "st", None).unwrap();
+        let out = r.leave(&a, conclave_core::signal::DisconnectReason::ClientDisconnected);
+        let got = intents(&out);
+        assert!(got.contains(&MediaIntent::CloseSubscriberPeer { subscriber: "sub-b".into() }), "{got:?}");
+        assert!(got.contains(&MediaIntent::PublisherGone { stream: "st".into() }));
+        assert_eq!(got.last(), Some(&MediaIntent::ReceiverGone { conn: a }));
+        let out = r.leave(&c, conclave_core::signal::DisconnectReason::NetworkDisconnected);
+        assert_eq!(intents(&out), [MediaIntent::ReceiverGone { conn: c }]);
+
+        let mut r = room(MediaMode::Relayed);
+        let (a, b) = (join_as(&mut r, "a").unwrap(), join_as(&mut r, "b").unwrap());
+        let mut out = publish(&mut r, &a, "st", false).unwrap();
+        out.extend(r.subscribe(&b, "st", Some("sub-b")).unwrap());
+        out.extend(r.mute_stream("st").unwrap());
+        out.extend(r.leave(&a, conclave_core::signal::DisconnectReason::ClientDisconnected));
+        assert!(intents(&out).is_empty());
     }
 }
