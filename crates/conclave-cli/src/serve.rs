@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// limit of a kept-alive connection (slowloris).
     #[arg(long, value_parser = crate::duration::parse_ms, default_value = "10s")]
     header_read_timeout: Duration,
+    /// Below this much free space on the data directory's disk (bytes, or with a K/M/G/T
+    /// suffix) the node reports not ready and refuses writes with 507.
+    #[arg(long, value_parser = parse_bytes, default_value = "64M")]
+    min_free_disk: u64,
     /// Development mode: allows a self-signed certificate on non-loopback addresses.
     #[arg(long)]
     dev: bool,
@@ -268,6 +272,22 @@ fn refuse_weak_configuration(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `64M`, `2G`, `1024`: a byte count with an optional binary suffix.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let (digits, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size such as 64M"))?;
+    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        _ => return Err(format!("{s:?}: the unit must be K, M, G, T or P")),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// The data directory holds recordings, the database and the master key: owner only. A
 /// directory created by hand with looser modes is tightened; everything this process creates
 /// is 0600/0700 (umask 077, set in `main`).
@@ -392,6 +412,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         connect_per_ip: rate(args.connect_rate_per_ip, 2.5),
     }));
     let demo = if args.demo { Some(demo_app(store.as_ref(), tls.is_some()).await?) } else { None };
+    let config_dir = args.data.data_dir.clone();
     let state = AppState {
         demo,
         store,
@@ -400,6 +421,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cluster,
         http: reqwest::Client::new(),
         tls: tls.is_some(),
+        disk: Arc::new(conclave_server::disk::DiskGuard::new(config_dir.clone(), args.min_free_disk)),
         limits: Limits { max_body_bytes: args.max_body_bytes },
         callback_policy: policy,
         limiters,

@@ -352,3 +352,51 @@ async fn the_data_directory_and_its_files_are_private() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_full_disk_makes_the_node_unready_and_writes_answer_507() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = create_project(&data);
+    // A floor no disk can meet: the node sees its disk as full.
+    let server = Server::start(&data, &["--min-free-disk", "1P"]);
+    assert_eq!(reqwest::get(format!("{}/healthz", server.base)).await.unwrap().status(), 200, "alive");
+    let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("disk is full"));
+    let create = reqwest::Client::new()
+        .post(format!("{}/session/create", server.base))
+        .header("X-OPENTOK-AUTH", rest_jwt(&p))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status(), 507);
+    let body: serde_json::Value = create.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("disk is full"), "{body}");
+    let (status, _) = rest_call(&server.base, &p, reqwest::Method::GET, "callback", None).await;
+    assert_eq!(status, 200, "reads still work");
+    drop(server);
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        reqwest::get(format!("{}/readyz", server.base)).await.unwrap().status(),
+        200,
+        "the default floor is met"
+    );
+}
+
+#[tokio::test]
+async fn callbacks_per_project_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = create_project(&data);
+    let server = Server::start(&data, &["--allow-private-callbacks", "--allow-http-callbacks"]);
+    for i in 0..20 {
+        let (status, v) =
+            register_callback(&server.base, &p, "connection", "created", &format!("http://127.0.0.1:9/hook{i}")).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let (status, v) = register_callback(&server.base, &p, "connection", "created", "http://127.0.0.1:9/one-more").await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("at most 20"));
+}

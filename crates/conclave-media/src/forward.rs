@@ -131,6 +131,7 @@ impl Sfu {
                     contiguous: data.contiguous,
                     codec: codec_name(data.params.spec().codec),
                     arrival: data.network_time,
+                    media_time_us: data.time.as_micros(),
                     data: data.data.to_vec(),
                 }));
             }

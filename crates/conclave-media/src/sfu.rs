@@ -47,6 +47,9 @@ pub struct RecordedFrame {
     pub codec: &'static str,
     /// When its first packet arrived (a wall clock for muxing).
     pub arrival: Instant,
+    /// Its capture time on the sender's media clock (the RTP timestamp, extended), in µs:
+    /// frames that arrive in a burst keep their real spacing.
+    pub media_time_us: u64,
     pub data: Vec<u8>,
 }
 

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod cluster;
 pub mod conn_limit;
 pub mod datadir;
+pub mod disk;
 pub mod listen;
 pub mod opentok;
 pub mod provision;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The listeners serve HTTPS (so sockets this server names are `wss:`).
     pub tls: bool,
+    /// Free space on the data directory's disk (not ready and 507 below the floor).
+    pub disk: Arc<disk::DiskGuard>,
 }
 
 /// Request-size limits, applied before any parsing.

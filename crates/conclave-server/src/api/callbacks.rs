@@ -28,6 +28,10 @@ pub struct NewCallback {
     url: Option<String>,
 }
 
+/// Callbacks one project may register: every event is POSTed to each of them, so the count
+/// bounds the work (and the outbound traffic) one project can cause per event.
+pub const MAX_CALLBACKS_PER_PROJECT: usize = 20;
+
 fn to_json(c: &CallbackRecord) -> serde_json::Value {
     serde_json::json!({"id": c.id, "group": c.group, "event": c.event, "url": c.url, "createdAt": c.created_at_ms})
 }
@@ -85,6 +89,14 @@ pub async fn register(
     };
     let record =
         new_callback(&caller.api_key, &group, &event, &url, state.callback_policy).map_err(ApiError::bad_request)?;
+    let existing =
+        state.store.callbacks(&caller.api_key).await.map_err(|e| ApiError::internal("listing callbacks failed", &e))?;
+    if existing.len() >= MAX_CALLBACKS_PER_PROJECT {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a project has at most {MAX_CALLBACKS_PER_PROJECT} callbacks; remove one first"),
+        ));
+    }
     state.store.insert_callback(&record).await.map_err(|e| ApiError::internal("storing a callback failed", &e))?;
     let detail = serde_json::json!({"group": group, "event": event, "url": record.url});
     caller.audit(state.store.as_ref(), "callback.register", &record.id, detail).await;

@@ -44,6 +44,11 @@ impl ApiError {
 
     pub fn internal(what: &str, err: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %err, "{what}");
+        // SQLite's SQLITE_FULL and the OS's ENOSPC: the request may be retried elsewhere.
+        let text = err.to_string();
+        if text.contains("database or disk is full") || text.contains("No space left on device") {
+            return Self::new(StatusCode::INSUFFICIENT_STORAGE, "the server's disk is full; try again later");
+        }
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
     }
 }

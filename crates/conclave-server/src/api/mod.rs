@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
         })
         .layer(middleware::from_fn_with_state(state.clone(), crate::cluster::proxy::forward_if_remote))
+        .layer(middleware::from_fn_with_state(state.clone(), ops::refuse_writes_when_disk_full))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), error::limit_per_ip))

@@ -1,4 +1,5 @@
-//! Operations endpoints: `/healthz` (alive), `/readyz` (store reachable, not draining) and
+//! Operations endpoints: `/healthz` (alive), `/readyz` (store reachable, disk not full, not
+//! draining), the 507 guard on writes while the disk is full, and
 //! `/metrics` (Prometheus text, only for allow-listed addresses; denied until configured).
 
 use super::ApiError;
@@ -15,6 +16,9 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
     if state.hub.is_draining() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining: shutting down"));
+    }
+    if state.disk.is_full() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the data directory's disk is full"));
     }
     state.store.ping().await.map_err(|e| {
         tracing::error!(error = %e, "readiness: store unreachable");
@@ -63,4 +67,19 @@ pub async fn metrics(
     let mut resp = body.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     Ok(resp)
+}
+
+/// Writes (anything but GET, HEAD and OPTIONS) answer 507 while the data directory's disk is
+/// below its floor: a clear refusal instead of a store failure halfway.
+pub async fn refuse_writes_when_disk_full(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let reads = [axum::http::Method::GET, axum::http::Method::HEAD, axum::http::Method::OPTIONS];
+    if !reads.contains(req.method()) && state.disk.is_full() {
+        return ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "the server's disk is full; try again later")
+            .into_response();
+    }
+    next.run(req).await
 }

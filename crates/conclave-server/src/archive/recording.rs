@@ -178,6 +178,44 @@ struct Track {
     gate: KeyframeGate,
     file: String,
     offset_ms: u64,
+    audio_clock: MediaClock,
+    video_clock: MediaClock,
+}
+
+/// Timecodes from the sender's media clock, anchored to the arrival of a first frame.
+///
+/// Stamping frames with their arrival made frames that arrive in one burst (a stalled network,
+/// a loaded host) share or nearly share a timecode, which players and ffmpeg refuse. The RTP
+/// timestamp keeps the real spacing. The anchor moves when the media clock jumps (a new SSRC,
+/// another simulcast layer, a publisher that restarted): then the frame takes its arrival
+/// time, never earlier than the last timecode written.
+#[derive(Default)]
+struct MediaClock {
+    /// (arrival ns since the recording started, media µs) of the anchor frame.
+    anchor: Option<(u64, u64)>,
+    last_ns: Option<u64>,
+}
+
+/// A media clock that strays further than this from the arrivals has jumped.
+const CLOCK_JUMP_NS: u64 = 2_000_000_000;
+
+impl MediaClock {
+    fn timecode(&mut self, arrival_ns: u64, media_us: u64) -> u64 {
+        let from_anchor = self.anchor.and_then(|(a_ns, a_us)| {
+            let ts = a_ns.checked_add(media_us.checked_sub(a_us)?.checked_mul(1000)?)?;
+            (ts.abs_diff(arrival_ns) <= CLOCK_JUMP_NS).then_some(ts)
+        });
+        let ts = match from_anchor {
+            Some(ts) => ts,
+            None => {
+                let ts = self.last_ns.map_or(arrival_ns, |last| arrival_ns.max(last + 1_000_000));
+                self.anchor = Some((ts, media_us));
+                ts
+            }
+        };
+        self.last_ns = Some(self.last_ns.map_or(ts, |last| last.max(ts)));
+        ts
+    }
 }
 
 struct Worker {
@@ -235,6 +273,8 @@ impl Worker {
             gate: KeyframeGate::new(Duration::from_millis(500)),
             file: String::new(),
             offset_ms: 0,
+            audio_clock: MediaClock::default(),
+            video_clock: MediaClock::default(),
         };
         if !track.has_audio && !track.has_video {
             return;
@@ -356,7 +396,7 @@ impl Worker {
         let Some(rec) = t.recorder.as_mut() else { return };
         let ts = f.arrival.saturating_duration_since(self.start).as_nanos() as u64;
         let res = match f.kind {
-            MediaKind::Audio if t.has_audio => rec.write_audio(&f.data, ts),
+            MediaKind::Audio if t.has_audio => rec.write_audio(&f.data, t.audio_clock.timecode(ts, f.media_time_us)),
             MediaKind::Video if t.has_video => {
                 let d = t.gate.on_frame(f.keyframe, !f.contiguous, Instant::now());
                 if d.request_keyframe
@@ -364,6 +404,7 @@ impl Worker {
                 {
                     m.request_keyframe(crate::media::publisher_peer(stream_id));
                 }
+                let ts = t.video_clock.timecode(ts, f.media_time_us);
                 if d.write { rec.write_video(&f.data, ts, f.keyframe) } else { Ok(()) }
             }
             _ => Ok(()),
@@ -390,4 +431,33 @@ impl Worker {
 pub fn read_journal(dir: &Path) -> Vec<JournalEntry> {
     let Ok(text) = std::fs::read_to_string(dir.join(JOURNAL)) else { return Vec::new() };
     text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+#[cfg(test)]
+mod timecode_tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_burst_keeps_the_senders_spacing() {
+        let mut clock = MediaClock::default();
+        // 30 fps video (33 ms apart on the media clock) arriving in one burst after a stall.
+        let out: Vec<u64> = [(100, 1_000), (400, 1_033), (400, 1_066), (400, 1_100)]
+            .map(|(arrival_ms, media_ms)| clock.timecode(arrival_ms * MS, media_ms * 1000) / MS)
+            .to_vec();
+        assert_eq!(out, [100, 133, 166, 200]);
+    }
+
+    #[test]
+    fn a_jump_of_the_media_clock_reanchors_without_going_back() {
+        let mut clock = MediaClock::default();
+        assert_eq!(clock.timecode(100 * MS, 5_000_000) / MS, 100);
+        assert_eq!(clock.timecode(120 * MS, 5_020_000) / MS, 120);
+        // Another SSRC: its clock has nothing to do with the first.
+        assert_eq!(clock.timecode(121 * MS, 77_000) / MS, 121);
+        assert_eq!(clock.timecode(141 * MS, 97_000) / MS, 141);
+        // A jump backwards to a point already written is placed after it.
+        assert_eq!(clock.timecode(100 * MS, 9_000_000_000) / MS, 142);
+    }
 }
