@@ -11,6 +11,8 @@ mod bench_archive;
 mod bench_cluster;
 #[path = "bench_media.rs"]
 mod bench_media;
+#[path = "bench_otjs.rs"]
+mod bench_otjs;
 #[path = "bench_soak.rs"]
 mod bench_soak;
 #[path = "bench_udp.rs"]
@@ -44,6 +46,10 @@ pub enum BenchCommand {
         /// Joins measured during the latency run.
         #[arg(long, default_value_t = 2000)]
         latency_joins: usize,
+        /// Idle connections of the OpenTok.js wire protocol held afterwards, for its memory
+        /// per connection next to protocol v1's (0: skip).
+        #[arg(long, default_value_t = 2000)]
+        opentok_connections: usize,
     },
     /// Cluster mode: joins and REST commands through the session's node against the same
     /// through another node (redirect, forward), with a local redis-server and 3 nodes.
@@ -126,8 +132,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Tokens { iterations } => tokens(iterations),
         BenchCommand::Rest { requests, concurrency } => rest(requests, concurrency).await?,
-        BenchCommand::Signal { connections, per_session, join_rate, latency_joins } => {
-            signal(connections, per_session, join_rate, latency_joins).await?
+        BenchCommand::Signal { connections, per_session, join_rate, latency_joins, opentok_connections } => {
+            signal(connections, per_session, join_rate, latency_joins, opentok_connections).await?
         }
         BenchCommand::Soak { seconds, sessions, concurrent } => {
             if !bench_soak::run(seconds, sessions, concurrent).await? {
@@ -246,6 +252,9 @@ pub async fn spawn_server(dir: &std::path::Path, extra: &[&str]) -> anyhow::Resu
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        // Every bench client comes from one loopback address: the per-address cap (a
+        // slowloris defence) would measure itself instead of the server.
+        .args(["--max-connections-per-ip", "0"])
         .args(extra)
         .env("CONCLAVE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -284,7 +293,13 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_joins: usize) -> anyhow::Result<()> {
+async fn signal(
+    connections: usize,
+    per_session: usize,
+    join_rate: u32,
+    latency_joins: usize,
+    opentok_connections: usize,
+) -> anyhow::Result<()> {
     use conclave_client::Client as Participant;
     use conclave_sdk::{Role, TokenOptions};
     crate::raise_fd_limit();
@@ -301,7 +316,9 @@ async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_
     let pid = child.id().unwrap_or(0);
     let sdk = Client::new(&key, &secret, &base)?;
     let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));
-    let sessions_needed = connections.div_ceil(per_session) + latency_joins.div_ceil(per_session);
+    let sessions_needed = connections.div_ceil(per_session)
+        + latency_joins.div_ceil(per_session)
+        + opentok_connections.div_ceil(per_session);
     let mut sessions = Vec::with_capacity(sessions_needed);
     for _ in 0..sessions_needed {
         sessions.push(sdk.create_session(&SessionOptions::routed()).await?.session_id);
@@ -372,8 +389,42 @@ async fn signal(connections: usize, per_session: usize, join_rate: u32, latency_
         percentile(&lat, 0.5),
         percentile(&lat, 0.99)
     );
-    drop(held);
-    drop(late);
+    // Phase 3: idle OpenTok.js-protocol connections, measured the same way.
+    if opentok_connections > 0 {
+        drop(held);
+        drop(late);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let rss_before = rss_kib(pid);
+        let first = connections + latency_joins;
+        let mut idle = Vec::with_capacity(opentok_connections);
+        for chunk in (first..first + opentok_connections).collect::<Vec<_>>().chunks(64) {
+            let mut set = tokio::task::JoinSet::new();
+            for &i in chunk {
+                let (s, t) = token_for(i)?;
+                let (base, key) = (base.clone(), key.clone());
+                set.spawn(async move { bench_otjs::join(&base, &key, &s, &t).await });
+            }
+            while let Some(r) = set.join_next().await {
+                idle.push(r??);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_after = rss_kib(pid);
+        let per_conn = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / opentok_connections as f64;
+        println!();
+        println!(
+            "| protocol | idle connections held | server RSS before MiB | after MiB | bytes per idle connection |"
+        );
+        println!("|---|---|---|---|---|");
+        println!(
+            "| OpenTok.js (Rumor) | {} | {:.1} | {:.1} | {:.0} |",
+            idle.len(),
+            rss_before as f64 / 1024.0,
+            rss_after as f64 / 1024.0,
+            per_conn
+        );
+        drop(idle);
+    }
     let _ = nix_kill(&child);
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);

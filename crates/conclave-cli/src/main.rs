@@ -1,7 +1,7 @@
-//! The `conclave` binary: `serve`, `project`, `token` and `bench`.
+//! The `conclave` binary: `serve`, `project`, `token`, `client`, `audit`, `archive` and `bench`.
 //!
 //! Owns: argument parsing, logging set-up and exit codes. Must not touch: business logic,
-//! which lives in the server, store and core crates that these commands call.
+//! which lives in the server, store, archive and core crates that these commands call.
 
 mod archive;
 mod audit;

@@ -44,8 +44,12 @@ pub async fn upgrade(
     }
     let socket_id = q.socket_id.filter(|s| crate::signal::room::is_client_id(s));
     let reconnect = q.reconnect.as_deref() == Some("true");
+    // Small buffers as for protocol v1: the library's default 128 KiB read buffer made an idle
+    // OpenTok.js connection cost ten times a v1 one (`conclave bench signal`).
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .on_upgrade(move |socket| run(socket, state, peer, socket_id, reconnect))
 }
 
