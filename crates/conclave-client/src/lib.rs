@@ -1,7 +1,9 @@
-//! A signaling client for Conclave (protocol v1, `docs/protocol.md`).
+//! A signaling client for Conclave (protocol v1, `docs/protocol.md`), plus the media bots
+//! (`media`) and encoded test clips (`clip`) that integration tests and `conclave bench` use.
 //!
-//! Owns: one WebSocket, request/reply correlation by `id`, and an ordered event stream.
-//! Must not touch: media (see the media crates) or REST (see `conclave-sdk`).
+//! Owns: one WebSocket, request/reply correlation by `id`, and an ordered event stream. Must
+//! not touch: REST (see `conclave-sdk`) or the server's internals. The client itself carries no
+//! media; the bots in `media` send theirs over their own UDP sockets.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), conclave_client::ClientError> {

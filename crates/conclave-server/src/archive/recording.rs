@@ -1,6 +1,7 @@
 //! One archive's recording thread: it receives tapped frames from the media task and writes
-//! one WebM per stream into the archive's work directory, incrementally (crash-safe to the
-//! last flush), with a journal line per stream so a restart can find and finalize them.
+//! one file per stream (WebM for VP8/VP9, Matroska for H.264) into the archive's work
+//! directory, incrementally (crash-safe to the last flush), with a journal line per stream so
+//! a restart can find and finalize them.
 //!
 //! Owns: the stream recorders, keyframe gates and the journal. Must not touch: archive status,
 //! the store or uploads (the pipeline does that with what `finish` returns).
