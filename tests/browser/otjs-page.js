@@ -219,9 +219,45 @@
     return sum.map((x) => Math.round(x / n));
   }
 
+  /** Outbound WebRTC stats of the publisher through its public `getRtcStatsReport()` (2.35:
+   *  one entry per PeerConnection; routed, the one to the media server has no subscriberId). */
+  async function publisherStats() {
+    if (!publisher) return null;
+    const late = new Promise((resolve) => setTimeout(() => resolve("timeout"), 3000));
+    let reports;
+    try { reports = await Promise.race([publisher.getRtcStatsReport(), late]); } catch (e) { return { error: String(e?.message ?? e) }; }
+    if (reports === "timeout") return { error: "getRtcStatsReport() did not settle in 3 s" };
+    return (reports ?? []).map((r) => {
+      const all = [...(r.rtcStatsReport?.values?.() ?? [])];
+      const outbound = all.filter((s) => s.type === "outbound-rtp").map((s) => ({
+        kind: s.kind ?? s.mediaType, rid: s.rid ?? null, ssrc: s.ssrc, bytesSent: s.bytesSent ?? 0, packetsSent: s.packetsSent ?? 0,
+        framesSent: s.framesSent ?? null, framesEncoded: s.framesEncoded ?? null, frameWidth: s.frameWidth ?? null, frameHeight: s.frameHeight ?? null,
+        active: s.active ?? null, qualityLimitationReason: s.qualityLimitationReason ?? null, scalabilityMode: s.scalabilityMode ?? null,
+        encoderImplementation: s.encoderImplementation ?? null, targetBitrate: s.targetBitrate ?? null,
+        keyFramesEncoded: s.keyFramesEncoded ?? null, pliCount: s.pliCount ?? null, firCount: s.firCount ?? null, nackCount: s.nackCount ?? null,
+        retransmittedBytesSent: s.retransmittedBytesSent ?? null, headerBytesSent: s.headerBytesSent ?? null,
+      }));
+      return { subscriberId: r.subscriberId ?? null, connectionId: r.connectionId ?? null, outbound };
+    });
+  }
+
+  /** Subscriber preferences (routed sessions): the layer and the frame rate to receive. */
+  function setPreferredResolution(streamId, resolution) {
+    const sub = subscriberFor(streamId);
+    if (!sub) return { ok: false, message: `no subscriber for ${streamId}` };
+    sub.setPreferredResolution(resolution ?? null);
+    return { ok: true };
+  }
+  function setPreferredFrameRate(streamId, frameRate) {
+    const sub = subscriberFor(streamId);
+    if (!sub) return { ok: false, message: `no subscriber for ${streamId}` };
+    sub.setPreferredFrameRate(frameRate ?? null);
+    return { ok: true };
+  }
+
   window.otTest = {
     events, init, connect, publish, subscribe, unpublish, publishAudio, disconnect, signal,
     forceDisconnect, forceUnpublish, forceMuteStream, forceMuteAll, disableForceMute,
-    state, stats, colour, version: OT.version ?? null,
+    state, stats, colour, publisherStats, setPreferredResolution, setPreferredFrameRate, version: OT.version ?? null,
   };
 })();

@@ -107,9 +107,10 @@ export async function startConclave({ args = [] } = {}) {
       if (r.status !== 200 || !Array.isArray(r.json) || !r.json[0]?.session_id) throw new Error(`session/create: ${r.status} ${r.text}`);
       return r.json[0].session_id;
     },
-    /** A client token from the CLI, in the legacy T1 format the OpenTok server SDKs mint. */
-    token(sessionId, role = "publisher", { connectionData, expireIn } = {}) {
-      const args = ["token", "--data-dir", data, "--session-id", sessionId, "--role", role, "--format", "t1"];
+    /** A client token from the CLI, in the legacy T1 format the OpenTok server SDKs mint
+     *  (`format: "jwt"`: the CLI's default format, as a Conclave app would mint it). */
+    token(sessionId, role = "publisher", { connectionData, expireIn, format = "t1" } = {}) {
+      const args = ["token", "--data-dir", data, "--session-id", sessionId, "--role", role, "--format", format];
       if (connectionData !== undefined) args.push("--data", connectionData);
       if (expireIn) args.push("--expire-in", expireIn);
       return cli(...args).trim();
@@ -171,6 +172,20 @@ function page(version) {
 </body></html>`;
 }
 
+// A page with Conclave's own browser SDK (clients/js/conclave.js, an ES module served
+// unmodified) and the in-page helpers of conclave-page.js (`window.cvTest`), for mixed sessions.
+function conclavePage() {
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>Conclave browser SDK</title>
+<style>body{font:14px sans-serif;margin:8px;background:#fff}#publisher,#subscribers{display:flex;gap:8px;flex-wrap:wrap;margin:6px 0}
+video{width:320px;height:240px;background:#000}</style></head>
+<body><h1>Conclave browser SDK</h1>
+<div id="publisher"></div><div id="subscribers"></div>
+<script type="module" src="/conclave-page.js"></script>
+</body></html>`;
+}
+const CONCLAVE_SDK = join(here, "..", "..", "clients", "js", "conclave.js");
+
 /** The customer's app: a static HTTP server on its own loopback port (another origin). */
 export async function startAppServer() {
   const requests = [];
@@ -183,6 +198,9 @@ export async function startAppServer() {
       if (m && m[2]) return send(200, "application/javascript; charset=utf-8", readFileSync(otjsFile(m[1])));
       if (m) { otjsFile(m[1]); return send(200, "text/html; charset=utf-8", page(m[1])); }
       if (req.url === "/otjs-page.js") return send(200, "application/javascript; charset=utf-8", readFileSync(join(here, "otjs-page.js")));
+      if (req.url === "/conclave/") return send(200, "text/html; charset=utf-8", conclavePage());
+      if (req.url === "/conclave/conclave.js") return send(200, "application/javascript; charset=utf-8", readFileSync(CONCLAVE_SDK));
+      if (req.url === "/conclave-page.js") return send(200, "application/javascript; charset=utf-8", readFileSync(join(here, "conclave-page.js")));
       if (req.url === "/favicon.ico") return send(204, "image/x-icon", "");
       return send(404, "text/plain", "not found");
     } catch (e) { return send(500, "text/plain", String(e.message)); }
@@ -192,6 +210,7 @@ export async function startAppServer() {
   return {
     url, requests,
     pageUrl: (version = OTJS_MAIN) => `${url}/otjs/${version}/`,
+    conclavePageUrl: () => `${url}/conclave/`,
     close: () => new Promise((r) => { http.closeAllConnections?.(); http.close(() => r()); }),
   };
 }
@@ -282,8 +301,8 @@ export class Participant {
     this.callTimeout = 20000;
   }
 
-  static async open({ label, colour, version = OTJS_MAIN, server, app, base }) {
-    const { browser, page } = await launch(colour);
+  static async open({ label, colour, version = OTJS_MAIN, server, app, base, size, fps }) {
+    const { browser, page } = await launch(colour, size, fps);
     const p = new Participant({ label, browser, page, server, app, version, base: base ?? server.base });
     page.context().on("request", (r) => {
       const h = r.headers();
@@ -454,11 +473,12 @@ export function harness(name) {
       h.server = await startConclave({ args: serverArgs });
       return h;
     },
-    async participant({ label, colour, version = OTJS_MAIN, proxy = false }) {
+    /** An OpenTok.js participant; `size`/`fps`: its fake camera (lib.mjs colourFile). */
+    async participant({ label, colour, version = OTJS_MAIN, proxy = false, size, fps }) {
       let base = h.server.base;
       let tcp = null;
       if (proxy) { tcp = await startTcpProxy(h.server.base); h.proxies.push(tcp); base = tcp.base; }
-      const p = await Participant.open({ label, colour, version, server: h.server, app: h.app, base });
+      const p = await Participant.open({ label, colour, version, server: h.server, app: h.app, base, size, fps });
       p.proxy = tcp;
       h.participants.push(p);
       return p;

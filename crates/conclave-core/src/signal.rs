@@ -177,6 +177,28 @@ pub fn layer_for_resolution(width: Option<u32>, height: Option<u32>) -> Option<&
     })
 }
 
+/// The simulcast layer (by rank, in protocol v1's names `l`/`m`/`h`) for a preferred size when
+/// the publisher's own size is known (OpenTok.js publishers report it): the layers are full,
+/// half and quarter size, so the wish is read against that size. Without it, the absolute rule
+/// of [`layer_for_resolution`]. A size of 0 (OpenTok.js's "no preference") or none: `None`.
+pub fn layer_for_size(
+    width: Option<u32>,
+    height: Option<u32>,
+    publisher: Option<VideoDimensions>,
+) -> Option<&'static str> {
+    let want = width.filter(|w| *w > 0).or(height.filter(|h| *h > 0).map(|h| h * 4 / 3))?;
+    let Some(full) = publisher.map(|d| d.width).filter(|w| *w > 0) else {
+        return layer_for_resolution(Some(want), None);
+    };
+    Some(if want * 3 <= full {
+        "l"
+    } else if want * 3 <= full * 2 {
+        "m"
+    } else {
+        "h"
+    })
+}
+
 /// An `RTCIceServer` as the browser takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IceServer {
@@ -501,6 +523,20 @@ mod tests {
         for bad in ["", "{", "[]", r#"{"type":"nope"}"#, r#"{"type":"subscribe"}"#, r#"{"type":"connect","v":"1"}"#] {
             assert_eq!(parse_client_frame(bad).unwrap_err().0, ErrorCode::BadMessage, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_preferred_size_is_read_against_the_publishers_own_size() {
+        let vga = Some(VideoDimensions { width: 640, height: 480 });
+        let hd = Some(VideoDimensions { width: 1280, height: 720 });
+        assert_eq!(layer_for_size(Some(640), Some(480), vga), Some("h"));
+        assert_eq!(layer_for_size(Some(320), Some(240), vga), Some("m"));
+        assert_eq!(layer_for_size(Some(160), Some(120), vga), Some("l"));
+        assert_eq!(layer_for_size(Some(1280), Some(720), hd), Some("h"));
+        assert_eq!(layer_for_size(Some(640), Some(360), hd), Some("m"));
+        assert_eq!(layer_for_size(Some(320), Some(180), hd), Some("l"));
+        assert_eq!(layer_for_size(Some(0), Some(0), vga), None, "OpenTok.js clears with 0x0");
+        assert_eq!(layer_for_size(Some(320), None, None), Some("l"), "no size known: the absolute rule");
     }
 
     #[test]

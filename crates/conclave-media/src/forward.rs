@@ -386,14 +386,18 @@ fn layer_need_bps(rid: &Rid, layers: &[Rid]) -> u64 {
     }
 }
 
-/// A wished-for layer in the publisher's own names: itself, or the layer of the same rank
-/// (a protocol-v1 `l` wish on an OpenTok.js publisher is its `q`).
+/// A wish (always in protocol v1's names, `l`/`m`/`h`, see `conclave_core::signal`) in the
+/// publisher's own layers, by rank, never by name (`h` is the top layer for v1 and half size for
+/// OpenTok.js): the best layer not above the wish, else the smallest there is.
 fn same_layer_in(wish: Rid, layers: &[Rid]) -> Option<Rid> {
-    if layers.contains(&wish) {
-        return Some(wish);
-    }
-    let rank = layer_rank(&wish, &[wish]);
-    layers.iter().copied().find(|l| layer_rank(l, layers) == rank)
+    let wanted = layer_rank(&wish, &[wish]);
+    let rank = |l: &Rid| layer_rank(l, layers);
+    layers
+        .iter()
+        .copied()
+        .filter(|l| rank(l) <= wanted)
+        .max_by_key(rank)
+        .or_else(|| layers.iter().copied().min_by_key(rank))
 }
 
 /// The preferred layer if the budget allows it, else the best one that fits (or the lowest).
@@ -449,6 +453,9 @@ mod tests {
         assert_eq!(&*cap_layer(Rid::from("f"), &otjs, 100_000), "q");
         assert_eq!(same_layer_in(Rid::from("l"), &otjs).as_deref(), Some("q"), "a v1 wish in OpenTok names");
         assert_eq!(same_layer_in(Rid::from("m"), &otjs).as_deref(), Some("h"));
+        assert_eq!(same_layer_in(Rid::from("h"), &otjs).as_deref(), Some("f"), "by rank, never by name");
         assert_eq!(same_layer_in(Rid::from("h"), &layers).as_deref(), Some("h"));
+        let two: Vec<Rid> = ["f", "h"].into_iter().map(Rid::from).collect();
+        assert_eq!(same_layer_in(Rid::from("l"), &two).as_deref(), Some("h"), "no quarter: the smallest there is");
     }
 }

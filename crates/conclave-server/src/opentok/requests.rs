@@ -18,7 +18,7 @@ use conclave_core::opentok::raptor::{
 };
 use conclave_core::opentok::rumor::RumorFrame;
 use conclave_core::signal::{
-    ClientEnvelope, ClientMessage as V1, ErrorCode, ServerMessage, VideoDimensions, VideoType, layer_for_resolution,
+    ClientEnvelope, ClientMessage as V1, ErrorCode, ServerMessage, VideoDimensions, VideoType,
     temporal_layer_for_frame_rate,
 };
 use conclave_core::wire::MediaMode;
@@ -261,10 +261,10 @@ async fn request(shell: &mut Shell, msg: ClientMessage) -> Result<Reply, RoomErr
         }
         ClientMessage::SubscriberChannelUpdate { stream, subscriber, attributes, .. } => {
             if routed {
-                let layer = (attributes.preferred_width.is_some() || attributes.preferred_height.is_some())
-                    .then(|| layer_for_resolution(attributes.preferred_width, attributes.preferred_height));
+                let size = (attributes.preferred_width.is_some() || attributes.preferred_height.is_some())
+                    .then_some((attributes.preferred_width, attributes.preferred_height));
                 let temporal = attributes.preferred_frame_rate.map(|r| temporal_layer_for_frame_rate(Some(r)));
-                hub.subscriber_preference(&conn, &stream, &subscriber, layer, temporal)?;
+                hub.subscriber_preference(&conn, &stream, &subscriber, size, temporal)?;
             }
             Ok(Reply::ok())
         }

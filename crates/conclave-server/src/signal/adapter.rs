@@ -103,11 +103,11 @@ impl Hub {
         conn: &str,
         stream_id: &str,
         subscriber_id: &str,
-        layer: Option<Option<&'static str>>,
+        size: Option<(Option<u32>, Option<u32>)>,
         max_temporal: Option<Option<u8>>,
     ) -> Result<(), RoomError> {
         self.act(conn, |room| {
-            Ok(((), room.subscriber_preferences(conn, stream_id, subscriber_id, layer, max_temporal)?))
+            Ok(((), room.subscriber_preferences(conn, stream_id, subscriber_id, size, max_temporal)?))
         })
     }
 

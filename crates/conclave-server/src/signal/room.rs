@@ -589,7 +589,8 @@ impl Room {
             }
             ClientMessage::SetPreferredResolution { stream_id, width, height } => {
                 self.check_subscribed(from, &stream_id)?;
-                let layer = conclave_core::signal::layer_for_resolution(width, height);
+                let dims = self.streams.get(&stream_id).and_then(|s| s.info.video_dimensions);
+                let layer = conclave_core::signal::layer_for_size(width, height, dims);
                 let receiver = Receiver::Connection(from.to_owned());
                 Ok(ack(self
                     .media(MediaIntent::PreferredLayer { receiver, stream: stream_id, layer })

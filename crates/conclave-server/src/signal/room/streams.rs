@@ -255,19 +255,22 @@ impl Room {
         Ok(())
     }
 
-    /// A subscription with its own peer wants a simulcast layer (`Some(None)`: the best) or a
-    /// frame rate ceiling (`Some(None)`: all layers); `None` leaves that wish unchanged.
+    /// A subscription with its own peer wants a size (`Some((0, 0))`: no preference; read
+    /// against the publisher's own size) or a frame rate ceiling (`Some(None)`: all layers);
+    /// `None` leaves that wish unchanged.
     pub fn subscriber_preferences(
         &mut self,
         from: &str,
         stream_id: &str,
         subscriber_id: &str,
-        layer: Option<Option<&'static str>>,
+        size: Option<(Option<u32>, Option<u32>)>,
         max_temporal: Option<Option<u8>>,
     ) -> Result<Vec<Output>, RoomError> {
         if self.subscriber_of(stream_id, subscriber_id).map(String::as_str) != Some(from) {
             return Err(not_found("subscriber"));
         }
+        let dims = self.streams.get(stream_id).and_then(|s| s.info.video_dimensions);
+        let layer = size.map(|(w, h)| conclave_core::signal::layer_for_size(w, h, dims));
         let receiver = Receiver::Subscriber(subscriber_id.to_owned());
         let stream = stream_id.to_owned();
         let layer = layer.and_then(|layer| {
@@ -556,7 +559,7 @@ mod tests {
         let (a, b) = (join_as(&mut r, "a").unwrap(), join_as(&mut r, "b").unwrap());
         publish(&mut r, &a, "st", false).unwrap();
         r.subscribe(&b, "st", Some("sub-1")).unwrap();
-        let out = r.subscriber_preferences(&b, "st", "sub-1", Some(Some("l")), Some(Some(0))).unwrap();
+        let out = r.subscriber_preferences(&b, "st", "sub-1", Some((Some(100), None)), Some(Some(0))).unwrap();
         let receiver = Receiver::Subscriber("sub-1".into());
         assert_eq!(
             intents(&out),
@@ -566,7 +569,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            r.subscriber_preferences(&a, "st", "sub-1", Some(None), None).unwrap_err().code,
+            r.subscriber_preferences(&a, "st", "sub-1", Some((None, None)), None).unwrap_err().code,
             ErrorCode::NotFound
         );
         r.subscribe(&b, "st", None).unwrap();
