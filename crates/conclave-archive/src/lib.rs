@@ -1,7 +1,8 @@
 //! Conclave archive library: everything that happens to an archive's bytes after the SFU
 //! hands over depacketized frames. It owns the WebM recorder (`recorder`), crash recovery of
-//! recordings (`recover`), the individual-mode ZIP package (`package`), the composed-mode
-//! MP4 (`compose`, via ffmpeg), age encryption (`encrypt`), S3 upload and the local fallback
+//! recordings (`recover`), finishing the headers of live (encrypted) recordings
+//! (`finalize`), the individual-mode ZIP package (`package`), the composed-mode MP4
+//! (`compose`, via ffmpeg), age encryption (`encrypt`), S3 upload and the local fallback
 //! store (`upload`). It must not know about sessions, REST, the database or the SFU: callers pass
 //! plain frames, paths, ids and configs, and map the results onto the Archive object.
 
@@ -10,6 +11,7 @@ pub mod digest;
 pub mod encrypt;
 pub mod error;
 pub mod ffmpeg;
+pub mod finalize;
 pub mod package;
 pub mod recorder;
 pub mod recover;

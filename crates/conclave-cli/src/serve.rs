@@ -131,6 +131,10 @@ pub struct ArchiveArgs {
     /// Longest recording; the archive stops with reason "maximum duration exceeded".
     #[arg(long, value_parser = crate::duration::parse_ms, default_value = "4h")]
     archive_max_duration: Duration,
+    /// Upload retries of archives kept in the fallback store: the first delay, optionally the
+    /// longest (`30s,30m`: 30 s doubling to 30 min).
+    #[arg(long, value_parser = conclave_server::archive::UploadRetry::parse, env = "CONCLAVE_ARCHIVE_UPLOAD_RETRY")]
+    archive_upload_retry: Option<conclave_server::archive::UploadRetry>,
     /// How often expired fallback copies are swept.
     #[arg(long, value_parser = crate::duration::parse_ms, default_value = "30s")]
     archive_sweep_every: Duration,
@@ -165,6 +169,9 @@ impl ArchiveArgs {
         c.idle_stop = self.archive_idle_stop;
         c.max_duration = self.archive_max_duration;
         c.sweep_every = self.archive_sweep_every;
+        if let Some(r) = self.archive_upload_retry {
+            c.upload_retry = r;
+        }
         if let Some(host) = &self.smtp_host {
             anyhow::ensure!(!self.smtp_to.is_empty(), "--smtp-host needs at least one --smtp-to");
             anyhow::ensure!(

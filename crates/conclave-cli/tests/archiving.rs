@@ -642,6 +642,47 @@ async fn encrypted_archives_never_exist_in_plaintext_and_decrypt_with_the_custom
     assert!(!out.status.success(), "another key cannot decrypt");
 }
 
+/// Encrypted individual archives: each stream was recorded live through age (no Duration), and
+/// packaging writes the Duration back, so the decrypted ZIP's WebM says how long it is, as a
+/// plain archive's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_individual_archives_keep_each_streams_duration() {
+    let e = env(&[]);
+    let key = e.dir.path().join("customer.key");
+    let keygen =
+        std::process::Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen (apt install age)");
+    assert!(keygen.status.success());
+    let public =
+        String::from_utf8(std::process::Command::new("age-keygen").arg("-y").arg(&key).output().unwrap().stdout)
+            .unwrap();
+    let (s, v) = e.call(reqwest::Method::PUT, "archive/encryption", Some(json!({"publicKey": public.trim()}))).await;
+    assert_eq!(s, 200, "{v}");
+    let session = e.routed().await;
+    let (started, _) = record(&e, &session, json!({"sessionId": session, "outputMode": "individual"}), 1, 4).await;
+    assert_eq!(started["encrypted"], true);
+    let done = e.until_done(started["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "available", "{done}");
+    let enc = e.dir.path().join("archive.zip.age");
+    std::fs::write(&enc, e.download(&done).await).unwrap();
+    let zip = e.dir.path().join("archive.zip");
+    let out =
+        std::process::Command::new("age").args(["-d", "-i"]).arg(&key).arg("-o").arg(&zip).arg(&enc).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files = unzip(&zip, &e.dir.path().join("unz"));
+    let webm = files.iter().find(|f| f.extension().is_some_and(|x| x == "webm")).expect("a WebM in the ZIP");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(files.iter().find(|f| f.extension().is_some_and(|x| x == "json")).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let entry = &manifest["files"][0];
+    let span = (entry["stopTimeOffset"].as_u64().unwrap() - entry["startTimeOffset"].as_u64().unwrap()) as f64 / 1000.0;
+    let (codecs, dur, _) = probe(webm);
+    assert_eq!(codecs, ["opus", "vp8"]);
+    assert!(dur >= 2.5, "the decrypted WebM carries its duration: {dur} s of a 4 s run");
+    assert!((dur - span).abs() <= span * 0.1, "ffprobe {dur} s vs manifest {span} s");
+    assert_eq!(decode_errors(webm), "", "decodes cleanly");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_rules_conflicts_and_bad_input() {
     let e = env(&[]);

@@ -32,6 +32,8 @@ fn server_args() -> Vec<&'static str> {
         "127.0.0.1",
         "--rtc-port",
         "0",
+        "--metrics-allow",
+        "127.0.0.1",
         "--allow-private-callbacks",
         "--allow-http-callbacks",
         "--archive-sweep-every",

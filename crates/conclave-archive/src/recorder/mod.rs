@@ -15,7 +15,8 @@
 //!
 //! Encrypted recordings (`create_encrypted`) go through an age STREAM encryptor before the
 //! file, so the muxer runs in live, non-seek mode: the WebM never gets Duration or Cues (even
-//! after `finish`), and a crash additionally loses the open 64 KiB age chunk (see `sink`).
+//! after `finish`; packaging adds them while it decrypts, see `crate::finalize`), and a crash
+//! additionally loses the open 64 KiB age chunk (see `sink`).
 
 mod codec;
 mod gate;

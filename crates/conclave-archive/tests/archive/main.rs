@@ -7,6 +7,7 @@ mod media;
 mod moto;
 mod t_compose;
 mod t_encrypt;
+mod t_encrypted_duration;
 mod t_encrypted_rec;
 mod t_fallback;
 mod t_package;

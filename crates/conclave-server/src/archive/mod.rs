@@ -11,10 +11,12 @@ mod alert;
 mod layout;
 mod pipeline;
 mod recording;
+mod retry;
 pub mod signed_url;
 pub mod storage;
 
 pub use alert::SmtpConfig;
+pub use retry::UploadRetry;
 
 use crate::clock;
 use crate::media::MediaHandle;
@@ -46,6 +48,8 @@ pub struct ArchiveConfig {
     pub max_duration: Duration,
     /// How often the sweeper expires fallback copies.
     pub sweep_every: Duration,
+    /// Back-off of upload retries from the fallback store (`retry`).
+    pub upload_retry: UploadRetry,
     /// Base of the signed download URLs, e.g. `https://conclave.example.com` (empty: the
     /// first listening address, set when it is bound).
     pub public_url: String,
@@ -66,6 +70,7 @@ impl ArchiveConfig {
             idle_stop: Duration::from_secs(60),
             max_duration: Duration::from_secs(4 * 3600),
             sweep_every: Duration::from_secs(30),
+            upload_retry: UploadRetry::from_env(),
             public_url,
             smtp: None,
             url_key: None,
@@ -242,8 +247,8 @@ impl Archiver {
 
     /// Writes a status change (compare-and-set on `from`) and announces it.
     async fn transition(&self, mut r: ArchiveRecord, from: ArchiveStatus) -> Result<ArchiveRecord, ArchiveError> {
-        // One place enforces compat 7.2's lifecycle for every writer.
-        if !from.can_become(r.status) {
+        // One place enforces compat 7.2's lifecycle (plus `retry`'s available → uploaded) for every writer.
+        if !retry::may_become(from, r.status) {
             return Err(ArchiveError::Internal(format!(
                 "archive {} cannot go from {} to {}",
                 r.id,
@@ -766,8 +771,10 @@ impl Archiver {
         Err(ArchiveError::Conflict("the archive kept changing; retry".into()))
     }
 
-    /// Every second: stop archives idle past `idle_stop` or longer than `max_duration`.
+    /// Every second: stop archives idle past `idle_stop` or longer than `max_duration`. Also
+    /// starts the upload retries from the fallback store (`retry`).
     pub fn spawn_timers(self: &Arc<Self>) {
+        retry::spawn(self);
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));

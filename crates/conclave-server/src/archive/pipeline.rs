@@ -1,15 +1,18 @@
 //! What happens to a stopped archive: its streams become one file (individual ZIP or
 //! composed MP4, age-encrypted to the project's key when it has one, without a plaintext
 //! copy on disk), which is uploaded to the project's bucket (sha256 verified) or kept in the
-//! fallback store. Failures raise an alert. Nothing is deleted before it is delivered or kept.
+//! local fallback store (files on disk, not the database). Failures raise an alert. Nothing is
+//! deleted before it is delivered or kept.
 //!
-//! Owns: building the artifact and choosing `uploaded` / `available` / `failed`. Must not
-//! touch: the store (it returns an [`Outcome`] that the archiver records).
+//! Owns: building the artifact and choosing `uploaded` / `available` / `failed`. Reads the
+//! project's upload target from the store (`archive_storage`) and nothing else there; must not
+//! write to the store: it returns an [`Outcome`] that the archiver records (`apply_outcome`).
 
 use super::Archiver;
 use super::recording::{FinishedStream, read_journal};
 use conclave_archive::compose::{ComposeInput, ComposeOutput, ComposeSource, ComposeSpec, Quality, compose};
 use conclave_archive::encrypt::{ArchiveRecipient, EncryptingWriter, EphemeralKey, open_decrypted};
+use conclave_archive::finalize::finish_live;
 use conclave_archive::package::{PackageInput, write_individual_zip, write_individual_zip_to};
 use conclave_archive::upload::S3Target;
 use conclave_core::archive::{ArchiveStatus, Fallback, OutputMode, parse_resolution};
@@ -158,7 +161,7 @@ fn build(
                         .map_err(e)?;
                     let mut readers = Vec::new();
                     for (i, s) in inputs.into_iter().zip(streams.iter()) {
-                        readers.push((i, open(s)?));
+                        readers.push((i, finished(s, key).map_or_else(|| open(s), Ok)?));
                     }
                     let (_, w) =
                         write_individual_zip_to(w, &rec.id, &rec.session_id, rec.created_at_ms, readers).map_err(e)?;
@@ -224,6 +227,20 @@ fn build(
                     })
                 }
             }
+        }
+    }
+}
+
+/// An encrypted stream recording, decrypted in memory and given the Duration and Cues its
+/// live (non-seekable) recording could not write, as a plain recording has them. `None` (the
+/// stream is then packaged as recorded) when there is no key or the file cannot be finished.
+fn finished(s: &FinishedStream, key: Option<&(Arc<EphemeralKey>, String)>) -> Option<Box<dyn Read + Send>> {
+    let (k, _) = key?;
+    match finish_live(|| open_decrypted(&s.path, k)) {
+        Ok(r) => Some(Box::new(r)),
+        Err(e) => {
+            tracing::warn!(stream = %s.stream_id, error = %e, "packaging the stream without a Duration");
+            None
         }
     }
 }
@@ -322,7 +339,7 @@ async fn deliver(arch: &Arc<Archiver>, rec: &ArchiveRecord, a: Artifact) -> Outc
     }
 }
 
-async fn upload(
+pub(super) async fn upload(
     t: &conclave_core::archive::StorageTarget,
     policy: crate::webhook::CallbackPolicy,
     path: &Path,
