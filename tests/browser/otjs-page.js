@@ -79,13 +79,15 @@
   }
 
   /** Points OpenTok.js at Conclave (`OT.setProxyUrl`, once per page) and makes a Session. */
-  function init({ base, apiKey, sessionId, proxy = true, subscribe: auto = true }) {
+  function init({ base, apiKey, sessionId, proxy = true, subscribe: auto = true, encryptionSecret }) {
     if (proxy && proxied === null) { OT.setProxyUrl(base); proxied = base; }
     if (session?.isConnected?.()) session.disconnect(); // one Session at a time per page
     gen += 1;
     connections.clear(); streams.clear(); subscribers.clear();
     autoSubscribe = auto;
-    session = OT.initSession(String(apiKey), sessionId);
+    session = encryptionSecret
+      ? OT.initSession(String(apiKey), sessionId, { encryptionSecret })
+      : OT.initSession(String(apiKey), sessionId);
     wireSession(session);
     return { gen, proxied };
   }

@@ -347,9 +347,9 @@ export class Participant {
   }
 
   /** OT.setProxyUrl(base) (first time only) and OT.initSession(apiKey, sessionId). */
-  init(sessionId, { subscribe = true, apiKey } = {}) {
+  init(sessionId, { subscribe = true, apiKey, encryptionSecret } = {}) {
     this.sessionId = sessionId;
-    return this.call("init", { base: this.base, apiKey: apiKey ?? this.server.apiKey, sessionId, subscribe });
+    return this.call("init", { base: this.base, apiKey: apiKey ?? this.server.apiKey, sessionId, subscribe, encryptionSecret });
   }
 
   connect(token) { return this.call("connect", token); }
