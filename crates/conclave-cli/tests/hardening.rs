@@ -400,3 +400,51 @@ async fn callbacks_per_project_are_capped() {
     assert_eq!(status, 409, "{v}");
     assert!(v["message"].as_str().unwrap().contains("at most 20"));
 }
+
+/// The same classes hold on the OpenTok.js wire protocol: anvil refuses every spelling of a
+/// kicked token, and an oversized Rumor frame closes its socket with 1009.
+#[tokio::test]
+async fn the_opentok_protocol_refuses_kicked_tokens_and_oversized_frames_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = create_project(&data);
+    let server = Server::start(&data, &[]);
+    let (sdk, ws) = (sdk(&p, &server), ws_url(&server));
+    let s = sdk.create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let mut o = TokenOptions::new(Role::Publisher);
+    o.format = TokenFormat::T1;
+    let token = sdk.generate_token(&s, &o).unwrap();
+    let anvil = |t: String| {
+        reqwest::Client::new()
+            .get(format!("{}/anvil.opentok.com/session/{s}?extended=true", server.base))
+            .header("X-OPENTOK-AUTH", t)
+            .send()
+    };
+    let v: serde_json::Value = anvil(token.clone()).await.unwrap().json().await.unwrap();
+    assert!(v[0]["messaging_url"].as_str().is_some(), "a valid token gets the session info: {v}");
+    let mut victim = Client::connect(&ws, &s, &token).await.unwrap();
+    let path = format!("session/{s}/connection/{}", victim.connection_id);
+    assert_eq!(rest_call(&server.base, &p, reqwest::Method::DELETE, &path, None).await.0, 204);
+    victim.wait_disconnected(T).await.unwrap();
+    for (name, variant) in t1_respellings(&token) {
+        let resp = anvil(variant).await.unwrap();
+        assert_eq!(resp.status(), 200, "anvil errors come with 2xx, as the client needs");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v[0]["error"]["code"], 403, "{name}: {v}");
+    }
+    let rumor = format!("{}/anvil.opentok.com/rumorwebsocketsv2", server.base.replace("http://", "ws://"));
+    let (mut sock, _) = tokio_tungstenite::connect_async(&rumor).await.unwrap();
+    sock.send(tokio_tungstenite::tungstenite::Message::Binary(vec![0u8; 200 * 1024].into())).await.unwrap();
+    let close = tokio::time::timeout(T, async {
+        while let Some(m) = sock.next().await {
+            if let Ok(tokio_tungstenite::tungstenite::Message::Close(f)) = m {
+                return f;
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server answered");
+    let frame = close.expect("a close frame, not a reset");
+    assert_eq!(u16::from(frame.code), 1009, "{}", frame.reason);
+}
