@@ -195,6 +195,8 @@ struct MediaClock {
     /// (arrival ns since the recording started, media µs) of the anchor frame.
     anchor: Option<(u64, u64)>,
     last_ns: Option<u64>,
+    /// The last step between two timecodes taken from the media clock (a frame's length).
+    step_ns: u64,
 }
 
 /// A media clock that strays further than this from the arrivals has jumped.
@@ -207,9 +209,18 @@ impl MediaClock {
             (ts.abs_diff(arrival_ns) <= CLOCK_JUMP_NS).then_some(ts)
         });
         let ts = match from_anchor {
-            Some(ts) => ts,
+            Some(ts) => {
+                if let Some(last) = self.last_ns.filter(|l| ts > *l) {
+                    self.step_ns = (ts - last).min(CLOCK_JUMP_NS);
+                }
+                ts
+            }
             None => {
-                let ts = self.last_ns.map_or(arrival_ns, |last| arrival_ns.max(last + 1_000_000));
+                // At least one frame after the last one: a simulcast layer switch hands over
+                // the same picture, and two frames a millisecond apart would share a timestamp
+                // at the frame rate players and ffmpeg use.
+                let gap = self.step_ns.max(1_000_000);
+                let ts = self.last_ns.map_or(arrival_ns, |last| arrival_ns.max(last + gap));
                 self.anchor = Some((ts, media_us));
                 ts
             }
@@ -455,10 +466,20 @@ mod timecode_tests {
         let mut clock = MediaClock::default();
         assert_eq!(clock.timecode(100 * MS, 5_000_000) / MS, 100);
         assert_eq!(clock.timecode(120 * MS, 5_020_000) / MS, 120);
-        // Another SSRC: its clock has nothing to do with the first.
-        assert_eq!(clock.timecode(121 * MS, 77_000) / MS, 121);
-        assert_eq!(clock.timecode(141 * MS, 97_000) / MS, 141);
-        // A jump backwards to a point already written is placed after it.
-        assert_eq!(clock.timecode(100 * MS, 9_000_000_000) / MS, 142);
+        // Another SSRC: its clock has nothing to do with the first; it starts a frame (20 ms)
+        // after the last timecode, then follows its own clock.
+        assert_eq!(clock.timecode(121 * MS, 77_000) / MS, 140);
+        assert_eq!(clock.timecode(141 * MS, 97_000) / MS, 160);
+        // A jump backwards to a point already written is placed a frame after it.
+        assert_eq!(clock.timecode(100 * MS, 9_000_000_000) / MS, 180);
+    }
+
+    #[test]
+    fn a_layer_switch_lands_a_frame_after_the_last_picture() {
+        let mut clock = MediaClock::default();
+        assert_eq!(clock.timecode(1_000 * MS, 50_000_000) / MS, 1_000);
+        assert_eq!(clock.timecode(1_066 * MS, 50_066_000) / MS, 1_066);
+        // The other layer's keyframe arrives at once, on its own clock.
+        assert_eq!(clock.timecode(1_067 * MS, 7_000_000) / MS, 1_132);
     }
 }
