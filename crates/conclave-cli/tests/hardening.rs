@@ -22,6 +22,26 @@ fn sdk(p: &Project, server: &Server) -> conclave_sdk::Client {
     conclave_sdk::Client::new(&p.api_key, &p.api_secret, &server.base).unwrap()
 }
 
+/// The close frame a WebSocket ends with (a reset fails the test).
+async fn close_frame_of<S>(sock: &mut S) -> tokio_tungstenite::tungstenite::protocol::CloseFrame
+where
+    S: futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    let close = tokio::time::timeout(T, async {
+        while let Some(m) = sock.next().await {
+            if let Ok(tokio_tungstenite::tungstenite::Message::Close(f)) = m {
+                return f;
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server answered");
+    close.expect("a close frame, not a reset")
+}
+
 /// Every spelling of one T1 token the hostile tester rejoined with.
 fn t1_respellings(token: &str) -> Vec<(&'static str, String)> {
     let text = String::from_utf8(STANDARD.decode(&token[4..]).unwrap()).unwrap();
@@ -242,17 +262,7 @@ async fn an_oversized_websocket_frame_closes_with_1009_and_a_reason() {
     let server = Server::start(&data, &[]);
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&server)).await.unwrap();
     ws.send(tokio_tungstenite::tungstenite::Message::Text("x".repeat(200 * 1024).into())).await.unwrap();
-    let close = tokio::time::timeout(T, async {
-        while let Some(m) = ws.next().await {
-            if let Ok(tokio_tungstenite::tungstenite::Message::Close(f)) = m {
-                return f;
-            }
-        }
-        None
-    })
-    .await
-    .expect("the server answered");
-    let frame = close.expect("a close frame, not a reset");
+    let frame = close_frame_of(&mut ws).await;
     assert_eq!(u16::from(frame.code), 1009);
     assert!(frame.reason.contains("too big"), "{}", frame.reason);
 }
@@ -435,16 +445,6 @@ async fn the_opentok_protocol_refuses_kicked_tokens_and_oversized_frames_alike()
     let rumor = format!("{}/anvil.opentok.com/rumorwebsocketsv2", server.base.replace("http://", "ws://"));
     let (mut sock, _) = tokio_tungstenite::connect_async(&rumor).await.unwrap();
     sock.send(tokio_tungstenite::tungstenite::Message::Binary(vec![0u8; 200 * 1024].into())).await.unwrap();
-    let close = tokio::time::timeout(T, async {
-        while let Some(m) = sock.next().await {
-            if let Ok(tokio_tungstenite::tungstenite::Message::Close(f)) = m {
-                return f;
-            }
-        }
-        None
-    })
-    .await
-    .expect("the server answered");
-    let frame = close.expect("a close frame, not a reset");
+    let frame = close_frame_of(&mut sock).await;
     assert_eq!(u16::from(frame.code), 1009, "{}", frame.reason);
 }
