@@ -30,6 +30,7 @@ impl Sfu {
                 if let Some(peer) = self.peers.get_mut(&key) {
                     peer.estimate_bps = estimate.as_u64();
                 }
+                self.observe_fallback(key, now);
             }
             Event::KeyframeRequest(req) => {
                 let source =
@@ -154,6 +155,9 @@ impl Sfu {
         let is_keyframe = data.is_keyframe();
         let mut switch_wanted: Vec<Rid> = Vec::new();
         for ((sub_key, out_mid), budget) in subscribers.into_iter().zip(budgets) {
+            if kind == MediaKind::Video && self.observe_fallback(sub_key, now) {
+                continue;
+            }
             let Some(sub) = self.peers.get_mut(&sub_key) else {
                 continue;
             };
@@ -356,6 +360,48 @@ impl Sfu {
 }
 
 impl Sfu {
+    /// Turns audio fallback on or off for a peer that receives media: while the bandwidth
+    /// towards it is too low for video, it gets audio only (see `fallback`). Off by default.
+    pub fn set_audio_fallback(&mut self, peer_id: &str, enabled: bool, now: Instant) -> Result<(), crate::SfuError> {
+        let key = self.key(peer_id)?;
+        let peer = self.peers.get_mut(&key).expect("key is valid");
+        let was_audio_only = peer.audio_fallback.as_ref().is_some_and(|f| f.audio_only());
+        peer.audio_fallback = enabled.then(crate::fallback::AudioFallback::default);
+        if was_audio_only {
+            self.resume_video(key, now);
+        }
+        Ok(())
+    }
+
+    /// Feeds a subscriber's estimate to its audio fallback and applies a change. Returns
+    /// whether it gets audio only now.
+    fn observe_fallback(&mut self, key: PeerKey, now: Instant) -> bool {
+        let Some(peer) = self.peers.get_mut(&key) else { return false };
+        let estimate = peer.estimate_bps;
+        let Some(fallback) = peer.audio_fallback.as_mut() else { return false };
+        let Some(audio_only) = fallback.observe(estimate, now) else { return fallback.audio_only() };
+        tracing::info!(peer = %peer.id, estimate, audio_only, "audio fallback");
+        let ev = SfuEvent::AudioFallback { peer_id: peer.id.clone(), audio_only };
+        self.out.push_back(SfuOutput::Event(ev));
+        if !audio_only {
+            self.resume_video(key, now);
+        }
+        audio_only
+    }
+
+    /// Video to a peer starts again, from a keyframe of each of its sources.
+    fn resume_video(&mut self, key: PeerKey, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let mut sources = Vec::new();
+        for out in peer.out.values_mut().filter(|o| o.kind == MediaKind::Video && o.active) {
+            out.needs_keyframe = true;
+            sources.push((out.source, out.layer));
+        }
+        for ((pub_key, pub_mid), layer) in sources {
+            self.request_keyframe(pub_key, pub_mid, layer, Some(key), now);
+        }
+    }
+
     /// Bits/s available per video track towards a subscriber (its estimate shared evenly).
     fn video_budget(&self, key: PeerKey) -> u64 {
         let Some(peer) = self.peers.get(&key) else { return u64::MAX };

@@ -9,6 +9,7 @@
 //! The entry point is [`Sfu`]; see its docs for the run loop.
 
 mod error;
+mod fallback;
 mod forward;
 mod negotiate;
 mod peer;

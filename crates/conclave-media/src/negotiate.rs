@@ -1,14 +1,17 @@
 //! Server-driven renegotiation of what a subscriber receives.
 //!
 //! Owns subscribe/unsubscribe and the server offer / client answer cycle:
-//! the server is always the offerer after a peer joins (and from the start
-//! for a peer made by [`Sfu::add_subscriber_peer`]), so offers never
-//! collide, and at most one offer per peer is outstanding (later changes
-//! queue up and go out when the answer arrives). It must not forward media.
+//! the server is the offerer after a peer joins (and from the start for a
+//! peer made by [`Sfu::add_subscriber_peer`]), and at most one offer per
+//! peer is outstanding (later changes queue up and go out when the answer
+//! arrives). A client may still offer later on its own peer (an ICE restart,
+//! as OpenTok.js does after a network change): [`Sfu::accept_offer`] answers
+//! it, and a server offer it collides with is void and made again. It must
+//! not forward media.
 
 use std::time::Instant;
 
-use str0m::change::SdpAnswer;
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 
 use crate::SfuError;
@@ -107,24 +110,75 @@ impl Sfu {
         let key = self.key(peer_id)?;
         let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
         let peer = self.peers.get_mut(&key).expect("key is valid");
-        let pending = peer.pending_offer.take().ok_or_else(|| SfuError::NoPendingOffer(peer_id.to_string()))?;
+        let (pending, stops) =
+            peer.pending_offer.take().ok_or_else(|| SfuError::NoPendingOffer(peer_id.to_string()))?;
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
         self.settle(key);
         if let Err(e) = result {
-            // The offer is void: its new tracks go back in the queue.
-            let peer = self.peers.get_mut(&key).expect("key is valid");
-            let void: Vec<Mid> = peer.out.iter().filter(|(_, o)| !o.active).map(|(m, _)| *m).collect();
-            for mid in void {
-                if let Some(o) = peer.out.remove(&mid) {
-                    peer.want_add.push(o.source);
-                }
-            }
+            self.requeue_void_offer(key, stops);
             self.process(now);
             return Err(e.into());
         }
         self.activate(key, now);
         self.process(now);
         self.offer(key, now)
+    }
+
+    /// Answers a later offer from a peer that exists: an ICE restart (the answer then
+    /// carries new ICE credentials, and binding requests find the peer by them) or a
+    /// renegotiation (tracks a publisher adds are published like those of its first
+    /// offer). A server offer still awaiting its answer is void: str0m rolls it back and
+    /// its changes go back in the queue. Returns the answer and, when changes are queued,
+    /// the next server offer, to send after the answer.
+    pub fn accept_offer(
+        &mut self,
+        peer_id: &str,
+        offer_sdp: &str,
+        now: Instant,
+    ) -> Result<(String, Option<String>), SfuError> {
+        let key = self.key(peer_id)?;
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let peer = self.peers.get_mut(&key).expect("key is valid");
+        let collided = peer.pending_offer.take();
+        let result = peer.rtc.sdp_api().accept_offer(offer);
+        if let Some((_, stops)) = collided {
+            self.requeue_void_offer(key, stops);
+        }
+        let answer = match result {
+            Ok(answer) => answer.to_sdp_string(),
+            Err(e) => {
+                self.settle(key);
+                self.process(now);
+                return Err(e.into());
+            }
+        };
+        if let Some(ufrag) = sdp_ufrag(&answer) {
+            self.rekey_ufrag(key, ufrag);
+        }
+        for mid in crate::sfu::sdp_mids(&answer) {
+            self.register_published(key, mid);
+        }
+        self.settle(key);
+        self.process(now);
+        let next = self.offer(key, now)?;
+        Ok((answer, next))
+    }
+
+    /// A server offer that was never answered: the tracks it added go back in the queue,
+    /// and the m-lines it stopped are stopped again in the next one.
+    fn requeue_void_offer(&mut self, key: PeerKey, stops: Vec<Mid>) {
+        let peer = self.peers.get_mut(&key).expect("key is valid");
+        let void: Vec<Mid> = peer.out.iter().filter(|(_, o)| !o.active).map(|(m, _)| *m).collect();
+        for mid in void {
+            if let Some(o) = peer.out.remove(&mid) {
+                peer.want_add.push(o.source);
+            }
+        }
+        for mid in stops {
+            if !peer.want_stop.contains(&mid) {
+                peer.want_stop.push(mid);
+            }
+        }
     }
 
     pub(crate) fn pair(&self, subscriber: &str, publisher: &str) -> Result<(PeerKey, PeerKey), SfuError> {
@@ -240,16 +294,21 @@ impl Sfu {
                 },
             ));
         }
-        for mid in stops {
-            api.stop_media(mid);
+        for mid in &stops {
+            api.stop_media(*mid);
         }
         let Some((offer, pending)) = api.apply() else {
             return Ok(None);
         };
         peer.out.extend(new_out);
-        peer.pending_offer = Some(pending);
+        peer.pending_offer = Some((pending, stops));
         self.settle(key);
         self.process(now);
         Ok(Some(offer.to_sdp_string()))
     }
+}
+
+/// The ICE ufrag an SDP names (session or first media level).
+fn sdp_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
 }

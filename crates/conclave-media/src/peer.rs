@@ -68,13 +68,16 @@ pub(crate) struct Peer {
     pub tapped: bool,
     pub published: HashMap<Mid, PublishedTrack>,
     pub out: HashMap<Mid, OutTrack>,
-    /// Server offer awaiting the answer.
-    pub pending_offer: Option<SdpPendingOffer>,
+    /// Server offer awaiting the answer, with the m-lines it stops (they must be stopped
+    /// again if the offer is void).
+    pub pending_offer: Option<(SdpPendingOffer, Vec<Mid>)>,
     /// Subscriptions and stops waiting for the next server offer.
     pub want_add: Vec<(PeerKey, Mid)>,
     pub want_stop: Vec<Mid>,
     /// The latest egress bandwidth estimate towards this peer, in bits/s.
     pub estimate_bps: u64,
+    /// Audio only while its bandwidth is too low for video (`None`: never, the default).
+    pub audio_fallback: Option<crate::fallback::AudioFallback>,
 }
 
 /// Where bandwidth estimation starts before feedback arrives.
@@ -122,6 +125,7 @@ impl Peer {
             out: HashMap::new(),
             pending_offer: None,
             estimate_bps: INITIAL_ESTIMATE_KBPS * 1000,
+            audio_fallback: None,
             want_add: Vec::new(),
             want_stop: Vec::new(),
         })

@@ -66,6 +66,10 @@ pub enum SfuEvent {
     /// The server asked a publisher for a keyframe (PLI, or FIR if only
     /// that was negotiated). `subscriber` is the peer that caused it, if any.
     KeyframeRequested { publisher: String, mid: Mid, subscriber: Option<String> },
+    /// The bandwidth towards a peer with audio fallback on (see [`Sfu::set_audio_fallback`])
+    /// stayed too low for video, so it gets audio only (`audio_only: true`), or came back
+    /// and video resumes from a keyframe (`false`).
+    AudioFallback { peer_id: String, audio_only: bool },
 }
 
 /// A sans-IO selective forwarding unit: one ICE-lite str0m `Rtc` per peer,
@@ -161,6 +165,18 @@ impl Sfu {
         self.deadlines.insert((peer.deadline, key));
         self.peers.insert(key, peer);
         key
+    }
+
+    /// After an ICE restart the peer answers to new local credentials: binding requests
+    /// find it by the new ufrag from now on (flows it already has keep working).
+    pub(crate) fn rekey_ufrag(&mut self, key: PeerKey, ufrag: &str) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if peer.ufrag == ufrag {
+            return;
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        self.by_ufrag.insert(ufrag.to_string(), key);
+        peer.ufrag = ufrag.to_string();
     }
 
     /// Removes a peer at once: its `Rtc` is closed, its routes dropped, and
@@ -381,7 +397,7 @@ fn publish_only(sdp: &str) -> bool {
 }
 
 /// The `a=mid:` values of an SDP, in m-line order.
-fn sdp_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
+pub(crate) fn sdp_mids(sdp: &str) -> impl Iterator<Item = Mid> + '_ {
     sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")).map(Mid::from)
 }
 

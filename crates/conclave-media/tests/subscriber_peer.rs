@@ -1,7 +1,9 @@
 //! Peers the server offers to (`Sfu::add_subscriber_peer`, how OpenTok.js subscribers
 //! join): the first offer comes from a fresh ICE-lite `Rtc`, a browser-style answer
 //! (`setup:active`, recvonly, no candidates) is accepted, and the publisher's media then
-//! reaches the peer in order; bad calls add no peer.
+//! reaches the peer in order; bad calls add no peer. Later, the client may offer on its own
+//! peer (an ICE restart after a network change): the SFU answers with new credentials and
+//! media goes on.
 
 mod net;
 
@@ -225,4 +227,144 @@ fn a_server_offered_subscriber_gets_one_layer_of_a_simulcast_publisher() {
     let audio = net.received("osub:1", MediaKind::Audio);
     assert_in_order(&audio);
     assert!(audio.len() >= 95, "audio {}", audio.len());
+}
+
+fn ufrag(sdp: &str) -> String {
+    sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).expect("an ice-ufrag").to_string()
+}
+
+#[test]
+fn a_subscriber_that_restarts_ice_is_answered_and_keeps_receiving() {
+    let mut net = Net::new();
+    net.join_publisher("pub", 10001);
+    let (offer, answer) = net.join_offered_showing_offer("osub:1", 10002, "pub");
+    net.deliver_answer("osub:1", &answer);
+    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(1000));
+    let before = net.received("osub:1", MediaKind::Video).len();
+    assert!(before >= 25, "video before the restart: {before}");
+
+    let answer = net.restart_ice("osub:1");
+    assert_ne!(ufrag(&answer), ufrag(&offer), "new ICE credentials in the answer: {answer}");
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert_eq!(m_lines(&answer), pairs(&[("audio", "sendonly"), ("video", "sendonly")]), "same tracks");
+    net.run_for(Duration::from_millis(1000));
+    net.stop_sending("pub");
+    net.run_for(Duration::from_millis(300));
+    assert!(net.sfu.is_connected("osub:1"));
+    let video = net.received("osub:1", MediaKind::Video);
+    let audio = net.received("osub:1", MediaKind::Audio);
+    assert!(video.len() >= before + 25, "video went on after the restart: {before} -> {}", video.len());
+    assert_in_order(&video);
+    assert_in_order(&audio);
+    let sent = net.client("pub").sending.video_seq;
+    assert!(video.len() as u32 >= sent - 3, "video {}/{sent}", video.len());
+}
+
+#[test]
+fn a_client_offer_voids_a_pending_server_offer_which_is_made_again() {
+    let mut net = Net::new();
+    net.join_publisher("pub", 10001);
+    net.join_publisher("pub2", 10003);
+    let answer = net.join_offered("osub:1", 10002, "pub");
+    net.deliver_answer("osub:1", &answer);
+    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    // The server offers pub2's tracks, but the client offers (an ICE restart) before it
+    // answers: the server's offer is void, and its tracks come in the next one.
+    let now = net.now;
+    let collided = net.sfu.subscribe("osub:1", "pub2", now).unwrap().expect("a server offer");
+    net.drain_sfu();
+    assert_eq!(m_lines(&collided).len(), 4);
+    net.restart_ice("osub:1");
+    net.start_sending("pub");
+    net.start_sending("pub2");
+    net.run_for(Duration::from_millis(1000));
+    let video = net.received("osub:1", MediaKind::Video);
+    assert!(video.len() >= 55, "both publishers' video after the follow-up offer: {}", video.len());
+}
+
+#[test]
+fn a_publisher_that_restarts_ice_keeps_its_subscribers() {
+    let mut net = Net::new();
+    net.join_publisher("pub", 10001);
+    let answer = net.join_offered("osub:1", 10002, "pub");
+    net.deliver_answer("osub:1", &answer);
+    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(500));
+    let tracks = net.sfu.published_tracks("pub").unwrap();
+    let answer = net.restart_ice("pub");
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert_eq!(net.sfu.published_tracks("pub").unwrap(), tracks, "the same tracks");
+    let before = net.received("osub:1", MediaKind::Video).len();
+    net.run_for(Duration::from_millis(1000));
+    let video = net.received("osub:1", MediaKind::Video);
+    assert!(video.len() >= before + 25, "its video went on: {before} -> {}", video.len());
+    assert_in_order(&video);
+    assert!(matches!(
+        net.sfu.accept_offer("nobody", "v=0\r\n", net.now),
+        Err(SfuError::UnknownPeer(_)) | Err(SfuError::Sdp(_))
+    ));
+}
+
+#[test]
+fn a_subscriber_whose_bandwidth_collapses_falls_back_to_audio_and_gets_video_back() {
+    let mut net = Net::new();
+    net.join_publisher("pub", 10001);
+    let answer = net.join_offered("osub:1", 10002, "pub");
+    net.deliver_answer("osub:1", &answer);
+    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let now = net.now;
+    net.sfu.set_audio_fallback("osub:1", true, now).unwrap();
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(3000));
+    let fallback = |n: &Net, audio_only: bool| {
+        n.sfu_events.iter().any(|e| *e == SfuEvent::AudioFallback { peer_id: "osub:1".to_string(), audio_only })
+    };
+    assert!(!fallback(&net, true), "no fallback on a good link");
+
+    // 60 kbit/s: room for audio (about 40), not for video.
+    net.cap_downlink("osub:1", Some(60_000));
+    net.run_until(Duration::from_secs(30), |n| fallback(n, true));
+    let entered = net.now;
+    let sent_at_entry = net.client("pub").sending.video_seq;
+    let audio_then = net.received("osub:1", MediaKind::Audio).len();
+    net.run_for(Duration::from_millis(5000));
+    // What the pacer had queued for the slow link still drains; nothing newer is sent.
+    let video_then = net.received("osub:1", MediaKind::Video).len();
+    let newer: Vec<u32> =
+        net.received("osub:1", MediaKind::Video).iter().map(|r| r.seq).filter(|s| *s >= sent_at_entry).collect();
+    assert_eq!(newer, Vec::<u32>::new(), "no video made after the fallback reaches the subscriber");
+    let audio = net.received("osub:1", MediaKind::Audio).len() - audio_then;
+    assert!(audio >= 150, "audio went on (sharing the link with the drained backlog): {audio} frames in 5 s");
+
+    // The link recovers: video comes back, starting at a keyframe.
+    net.cap_downlink("osub:1", None);
+    net.run_until(Duration::from_secs(60), |n| fallback(n, false));
+    let resumed = net.now;
+    assert!(resumed - entered >= Duration::from_secs(5), "not before the recovery lasted");
+    net.run_for(Duration::from_millis(2000));
+    let video = net.received("osub:1", MediaKind::Video);
+    let back: Vec<_> = video[video_then..].iter().filter(|r| r.seq >= sent_at_entry).cloned().collect();
+    assert!(back.len() >= 40, "video is back: {} frames", back.len());
+    assert!(back[0].keyframe, "it resumes at a keyframe");
+    assert_in_order(&video);
+}
+
+#[test]
+fn without_audio_fallback_a_slow_subscriber_keeps_its_video() {
+    let mut net = Net::new();
+    net.join_publisher("pub", 10001);
+    let answer = net.join_offered("osub:1", 10002, "pub");
+    net.deliver_answer("osub:1", &answer);
+    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(1000));
+    net.cap_downlink("osub:1", Some(60_000));
+    net.run_for(Duration::from_secs(10));
+    assert!(!net.sfu_events.iter().any(|e| matches!(e, SfuEvent::AudioFallback { .. })));
+    let before = net.received("osub:1", MediaKind::Video).len();
+    net.run_for(Duration::from_secs(2));
+    assert!(net.received("osub:1", MediaKind::Video).len() > before, "video still trickles through");
 }

@@ -53,6 +53,14 @@ pub enum MediaCommand {
         answer: String,
         reply: Reply<Option<String>>,
     },
+    /// A client's offer: a new peer (`AddPeer`) when `may_create` and the peer does not
+    /// exist, else a later offer on its peer (an ICE restart, a renegotiation).
+    Offer {
+        peer: String,
+        offer: String,
+        may_create: bool,
+        reply: Reply<OfferAnswer>,
+    },
     Subscribe {
         receiver: String,
         publisher: String,
@@ -97,6 +105,16 @@ pub enum MediaCommand {
 /// by every archive that taps it, never copied per archive.
 pub type FrameSink = std::sync::Arc<dyn Fn(&std::sync::Arc<RecordedFrame>) + Send + Sync>;
 
+/// The SFU's answer to a client's offer (see [`MediaHandle::offer`]).
+#[derive(Debug)]
+pub struct OfferAnswer {
+    pub answer: String,
+    /// The offer was a later one on a peer that existed (an ICE restart, a renegotiation).
+    pub renegotiated: bool,
+    /// A server offer to send after the answer (changes that a collided offer had carried).
+    pub follow_up: Option<String>,
+}
+
 /// Recording sinks per publisher peer, each tagged with its archive.
 #[derive(Default)]
 struct Taps(HashMap<String, Vec<(String, FrameSink)>>);
@@ -133,6 +151,11 @@ impl MediaHandle {
     }
     pub fn accept_answer(&self, peer: String, answer: String) -> Pending<Option<String>> {
         self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply })
+    }
+    /// A client's offer for `peer`: answered as a new peer's first offer when `may_create`
+    /// and the peer does not exist yet, else as a later offer on the peer (fails if unknown).
+    pub fn offer(&self, peer: String, offer: String, may_create: bool) -> Pending<OfferAnswer> {
+        self.ask(|reply| MediaCommand::Offer { peer, offer, may_create, reply })
     }
     pub fn subscribe(&self, receiver: String, publisher: String) -> Pending<Option<String>> {
         self.ask(|reply| MediaCommand::Subscribe { receiver, publisher, reply })
@@ -177,12 +200,24 @@ fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
     let err = |e: conclave_media::SfuError| e.to_string();
     match cmd {
         MediaCommand::AddPeer { peer, offer, reply } => {
-            let tapped = taps.0.contains_key(&peer);
-            let answer = sfu.add_peer(peer.clone(), &offer, now).map_err(err);
-            if tapped && answer.is_ok() {
-                let _ = sfu.set_tap(&peer, true, now);
-            }
-            let _ = reply.send(answer);
+            let _ = reply.send(add_peer(sfu, taps, peer, &offer, now).map_err(err));
+        }
+        MediaCommand::Offer { peer, offer, may_create, reply } => {
+            let exists = sfu.published_tracks(&peer).is_ok();
+            let answer = if exists || !may_create {
+                sfu.accept_offer(&peer, &offer, now).map(|(answer, follow_up)| OfferAnswer {
+                    answer,
+                    renegotiated: true,
+                    follow_up,
+                })
+            } else {
+                add_peer(sfu, taps, peer, &offer, now).map(|answer| OfferAnswer {
+                    answer,
+                    renegotiated: false,
+                    follow_up: None,
+                })
+            };
+            let _ = reply.send(answer.map_err(err));
         }
         MediaCommand::Tap { peer, archive, sink } => {
             let sinks = taps.0.entry(peer.clone()).or_default();
@@ -225,6 +260,21 @@ fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
             let _ = sfu.set_max_temporal_layer(&receiver, &publisher, max);
         }
     }
+}
+
+/// A new peer from its first offer; a tap asked for before it existed starts now.
+fn add_peer(
+    sfu: &mut Sfu,
+    taps: &Taps,
+    peer: String,
+    offer: &str,
+    now: Instant,
+) -> Result<String, conclave_media::SfuError> {
+    let answer = sfu.add_peer(peer.clone(), offer, now)?;
+    if taps.0.contains_key(&peer) {
+        let _ = sfu.set_tap(&peer, true, now);
+    }
+    Ok(answer)
 }
 
 /// Receive batches (of `mmsg::BATCH` datagrams each) taken per wake-up before the SFU's

@@ -73,7 +73,20 @@ pub struct Net {
     /// Datagrams sent to the SFU from this address are also kept here.
     pub capture: Option<(SocketAddr, Vec<Vec<u8>>)>,
     inflight: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Bottlenecks towards some clients (see `Net::cap_downlink`).
+    links: Vec<Link>,
 }
+
+/// A bottleneck towards one client: packets leave at `bps`, queueing up to `MAX_QUEUE`;
+/// beyond that they are lost (a drop-tail router).
+struct Link {
+    to: SocketAddr,
+    bps: u64,
+    busy_until: Instant,
+    queue: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+}
+
+const MAX_QUEUE: Duration = Duration::from_millis(250);
 
 /// Opus-like audio payload carrying `seq`.
 pub fn audio_payload(seq: u32) -> Vec<u8> {
@@ -124,6 +137,7 @@ impl Net {
             dropped_by_sfu: 0,
             capture: None,
             inflight: VecDeque::new(),
+            links: Vec::new(),
         }
     }
 
@@ -203,10 +217,16 @@ impl Net {
     /// with `a=setup:active`, recvonly m-lines and no `a=candidate` lines. Returns that
     /// answer, which has not reached the SFU yet (see `deliver_answer`).
     pub fn join_offered(&mut self, name: &str, port: u16, publisher: &str) -> String {
+        self.join_offered_showing_offer(name, port, publisher).1
+    }
+
+    /// [`Net::join_offered`], returning the server's offer too.
+    pub fn join_offered_showing_offer(&mut self, name: &str, port: u16, publisher: &str) -> (String, String) {
         let offer = self.sfu.add_subscriber_peer(name, publisher, self.now).unwrap();
         self.drain_sfu();
         let i = self.new_client(name, port);
-        self.browser_answer(i, &offer)
+        let answer = self.browser_answer(i, &offer);
+        (offer, answer)
     }
 
     /// The client's answer to a first offer, as a browser makes it. str0m answers an
@@ -250,12 +270,49 @@ impl Net {
         }
     }
 
+    /// The client restarts ICE as a browser does after a network change: a new offer with
+    /// new credentials on its existing peer (`Sfu::accept_offer`). Returns the SFU's answer;
+    /// a follow-up server offer, if any, is answered before this returns.
+    pub fn restart_ice(&mut self, name: &str) -> String {
+        let i = self.index(name);
+        let mut api = self.clients[i].rtc.sdp_api();
+        api.ice_restart(true);
+        let (offer, pending) = api.apply().expect("an ICE restart makes an offer");
+        self.drain_client(i);
+        let (answer, next) = self.sfu.accept_offer(name, &offer.to_sdp_string(), self.now).unwrap();
+        self.drain_sfu();
+        let parsed = SdpAnswer::from_sdp_string(&answer).unwrap();
+        self.clients[i].rtc.sdp_api().accept_answer(pending, parsed).unwrap();
+        self.drain_client(i);
+        self.answer_offers(name, next);
+        answer
+    }
+
     pub fn start_sending(&mut self, name: &str) {
         let now = self.now;
         let s = &mut self.client(name).sending;
         s.enabled = true;
         s.next_audio = Some(now);
         s.next_video = Some(now);
+    }
+
+    /// Limits what reaches client `name` to `bps` from now on (`None`: no limit again).
+    pub fn cap_downlink(&mut self, name: &str, bps: Option<u64>) {
+        let to = self.client(name).addr;
+        let now = self.now;
+        match (self.links.iter_mut().find(|l| l.to == to), bps) {
+            (Some(link), Some(bps)) => link.bps = bps,
+            (Some(_), None) => {
+                // What is queued still arrives.
+                let i = self.links.iter().position(|l| l.to == to).unwrap();
+                let link = self.links.remove(i);
+                for (_, source, bytes) in link.queue {
+                    self.inflight.push_back((source, to, bytes));
+                }
+            }
+            (None, Some(bps)) => self.links.push(Link { to, bps, busy_until: now, queue: VecDeque::new() }),
+            (None, None) => {}
+        }
     }
 
     pub fn stop_sending(&mut self, name: &str) {
@@ -381,6 +438,14 @@ impl Net {
                     self.dropped_by_sfu += 1;
                 }
                 self.drain_sfu();
+            } else if let Some(link) = self.links.iter_mut().find(|l| l.to == destination) {
+                let start = link.busy_until.max(self.now);
+                if start.saturating_duration_since(self.now) > MAX_QUEUE {
+                    continue; // lost
+                }
+                let airtime = Duration::from_nanos(bytes.len() as u64 * 8 * 1_000_000_000 / link.bps);
+                link.busy_until = start + airtime;
+                link.queue.push_back((link.busy_until, source, bytes));
             } else if let Some(i) = self.clients.iter().position(|c| c.addr == destination) {
                 let input = Input::Receive(
                     self.now,
@@ -397,12 +462,37 @@ impl Net {
         }
     }
 
+    /// Hands on what has crossed a bottleneck by now.
+    fn release_links(&mut self) {
+        let now = self.now;
+        for i in 0..self.links.len() {
+            while self.links[i].queue.front().is_some_and(|(at, _, _)| *at <= now) {
+                let (_, source, bytes) = self.links[i].queue.pop_front().unwrap();
+                let to = self.links[i].to;
+                let c = self.clients.iter().position(|c| c.addr == to).unwrap();
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: to,
+                        contents: bytes.as_slice().try_into().unwrap(),
+                    },
+                );
+                self.clients[c].rtc.handle_input(input).unwrap();
+                self.drain_client(c);
+            }
+        }
+        self.deliver();
+    }
+
     /// One millisecond of virtual time.
     pub fn tick(&mut self) {
         for i in 0..self.clients.len() {
             self.send_media(i);
         }
         self.deliver();
+        self.release_links();
         for i in 0..self.clients.len() {
             if self.clients[i].deadline <= self.now {
                 self.clients[i].rtc.handle_input(Input::Timeout(self.now)).unwrap();

@@ -122,7 +122,7 @@ pub async fn anvil(
             "simulcast": !relayed,
             "streamSimulcastRidEnabled": !relayed,
             "reconnection": true,
-            "renegotiation": false,
+            "renegotiation": true,
             "e2ee": session.e2ee,
         },
     }]);

@@ -314,12 +314,31 @@ async fn description(
         (SourceStreamId::Mantis, JsepTarget::Publisher { stream }, SdpType::Offer) => {
             let answer = hub.publisher_offer(&conn, &stream, sdp).await?;
             let target = JsepTarget::Publisher { stream: stream.clone() };
-            let raptor = ServerRaptor::description(&session, &target, &peer_id, source, SdpType::Answer, &answer);
+            let raptor =
+                ServerRaptor::description(&session, &target, &peer_id, source, SdpType::Answer, &answer.answer);
             if !shell.send_from_media(raptor).await {
                 return Ok(Reply::error(500, "socket closed"));
             }
-            // Announced once the SFU holds its media: `created` completes `publish()`.
-            hub.media_ready(&conn, &stream);
+            // Announced once the SFU holds its media: `created` completes `publish()`. A
+            // later offer (an ICE restart) changes nothing the others see.
+            if !answer.renegotiated {
+                hub.media_ready(&conn, &stream);
+            }
+            Ok(Reply::ok())
+        }
+        (SourceStreamId::Mantis, JsepTarget::Subscriber { stream, subscriber }, SdpType::Offer) => {
+            // The subscriber restarts ICE on its own peer (§8.5): the SFU answers it.
+            let answer = hub.subscriber_offer(&conn, &stream, &subscriber, sdp).await?;
+            let target = JsepTarget::Subscriber { stream: stream.clone(), subscriber: subscriber.clone() };
+            let raptor =
+                ServerRaptor::description(&session, &target, &peer_id, source, SdpType::Answer, &answer.answer);
+            if !shell.send_from_media(raptor).await {
+                return Ok(Reply::error(500, "socket closed"));
+            }
+            if let Some(offer) = answer.follow_up {
+                let raptor = shell.joined.as_mut().expect("joined").subscriber_offer(&stream, &subscriber, &offer);
+                shell.pending.push(raptor);
+            }
             Ok(Reply::ok())
         }
         (SourceStreamId::Mantis, JsepTarget::Subscriber { stream, subscriber }, SdpType::Answer) => {
@@ -329,6 +348,6 @@ async fn description(
             }
             Ok(Reply::ok())
         }
-        _ => Ok(Reply::error(400, "renegotiation from the client is not supported; subscribe again")),
+        _ => Ok(Reply::error(400, "this session description is not expected here")),
     }
 }

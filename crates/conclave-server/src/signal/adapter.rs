@@ -67,11 +67,21 @@ impl Hub {
     }
 
     /// A routed publisher's offer for its own stream: the SFU's answer. A stream muted by
-    /// force starts unforwarded; waiting protocol-v1 subscriptions are completed.
-    pub async fn publisher_offer(&self, conn: &str, stream_id: &str, sdp: String) -> Result<String, RoomError> {
+    /// force starts unforwarded; waiting protocol-v1 subscriptions are completed. A later
+    /// offer on the same stream (an ICE restart) is answered on the peer it has; then
+    /// `renegotiated` is true and nothing else changes.
+    pub async fn publisher_offer(
+        &self,
+        conn: &str,
+        stream_id: &str,
+        sdp: String,
+    ) -> Result<crate::media::OfferAnswer, RoomError> {
         self.act(conn, |room| Ok((room.check_media(conn, Some(stream_id))?, Vec::new())))?;
         let media = self.media.clone().ok_or_else(no_media)?;
-        let answer = media.add_peer(publisher_peer(stream_id), sdp).await.map_err(|e| media_failed(&e))?;
+        let answer = media.offer(publisher_peer(stream_id), sdp, true).await.map_err(|e| media_failed(&e))?;
+        if answer.renegotiated {
+            return Ok(answer);
+        }
         let muted =
             self.cell_of(conn).and_then(|c| super::hub::lock(&c).room.stream(stream_id)).is_some_and(|s| !s.has_audio);
         if muted {
@@ -79,6 +89,21 @@ impl Hub {
         }
         self.retry_pending(|_, s| s == stream_id);
         Ok(answer)
+    }
+
+    /// A subscriber's own offer on the peer the SFU made for it (an ICE restart after a
+    /// network change or a socket reconnection): the SFU's answer, and a server offer to
+    /// send after it if changes were waiting.
+    pub async fn subscriber_offer(
+        &self,
+        conn: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+        sdp: String,
+    ) -> Result<crate::media::OfferAnswer, RoomError> {
+        self.check_subscriber(conn, stream_id, subscriber_id)?;
+        let media = self.media.clone().ok_or_else(no_media)?;
+        media.offer(subscriber_peer(subscriber_id), sdp, false).await.map_err(|e| media_failed(&e))
     }
 
     /// The subscriber's answer to the SFU's offer; its subscription counts from now on.
