@@ -137,6 +137,9 @@
       return r;
     });
     sub?.on?.("destroyed", (e) => push("subscriber", "destroyed", { streamId, reason: e.reason ?? null }));
+    for (const type of ["videoDisabled", "videoEnabled"]) {
+      sub?.on?.(type, (e) => push("subscriber", type, { streamId, reason: e.reason ?? null }));
+    }
     return p;
   }
 
@@ -191,7 +194,7 @@
         if (s.type === "inbound-rtp") {
           const kind = s.kind ?? s.mediaType;
           out[kind] = {
-            framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0,
+            framesDecoded: s.framesDecoded ?? 0, framesReceived: s.framesReceived ?? 0, packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0,
             frameWidth: s.frameWidth ?? null, frameHeight: s.frameHeight ?? null, totalAudioEnergy: s.totalAudioEnergy ?? null,
           };
         }
@@ -250,6 +253,13 @@
     sub.setPreferredResolution(resolution ?? null);
     return { ok: true };
   }
+  /** subscribeToVideo / subscribeToAudio of one subscriber. */
+  function subscribeTo(streamId, kind, on) {
+    const sub = subscriberFor(streamId);
+    if (!sub) return { ok: false, message: `no subscriber for ${streamId}` };
+    if (kind === "video") sub.subscribeToVideo(on); else sub.subscribeToAudio(on);
+    return { ok: true };
+  }
   function setPreferredFrameRate(streamId, frameRate) {
     const sub = subscriberFor(streamId);
     if (!sub) return { ok: false, message: `no subscriber for ${streamId}` };
@@ -260,6 +270,6 @@
   window.otTest = {
     events, init, connect, publish, subscribe, unpublish, publishAudio, disconnect, signal,
     forceDisconnect, forceUnpublish, forceMuteStream, forceMuteAll, disableForceMute,
-    state, stats, colour, publisherStats, setPreferredResolution, setPreferredFrameRate, version: OT.version ?? null,
+    state, stats, colour, publisherStats, setPreferredResolution, setPreferredFrameRate, subscribeTo, version: OT.version ?? null,
   };
 })();

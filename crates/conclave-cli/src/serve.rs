@@ -358,6 +358,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (hub_events, mut hub_rx) = tokio::sync::mpsc::unbounded_channel();
     let hub = Hub::new(store.clone(), signal, Some(hub_events), metrics.clone(), Some(media.clone()));
     let _sweeper = hub.spawn_sweeper();
+    let _media_events = hub.spawn_media_events();
     let drain_hub = hub.clone();
     let cluster: Arc<dyn conclave_server::cluster::Coordinator> = match &args.cluster.redis_url {
         Some(url) => {

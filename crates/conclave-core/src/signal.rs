@@ -424,6 +424,13 @@ pub enum ServerMessage {
         subscriber_id: String,
         sdp: String,
     },
+    /// Routed, to a subscription with its own peer (OpenTok.js) and audio fallback on: its
+    /// bandwidth collapsed, so the SFU sends it audio only (`audio_only`), or it recovered.
+    SubscriberAudioFallback {
+        stream_id: String,
+        subscriber_id: String,
+        audio_only: bool,
+    },
     ArchiveStarted {
         archive_id: String,
         name: String,
@@ -442,6 +449,7 @@ impl ServerMessage {
                 | ServerMessage::SubscriberRemoved { .. }
                 | ServerMessage::Jsep { .. }
                 | ServerMessage::SubscriberOffer { .. }
+                | ServerMessage::SubscriberAudioFallback { .. }
                 | ServerMessage::ArchiveStarted { .. }
                 | ServerMessage::ArchiveStopped { .. }
         )

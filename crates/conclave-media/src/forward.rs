@@ -161,7 +161,7 @@ impl Sfu {
             let Some(sub) = self.peers.get_mut(&sub_key) else {
                 continue;
             };
-            if !sub.connected {
+            if !sub.connected || sub.paused[crate::peer::kind_index(kind)] {
                 continue;
             }
             let Some(out) = sub.out.get_mut(&out_mid).filter(|o| o.active) else {
@@ -368,6 +368,26 @@ impl Sfu {
         let was_audio_only = peer.audio_fallback.as_ref().is_some_and(|f| f.audio_only());
         peer.audio_fallback = enabled.then(crate::fallback::AudioFallback::default);
         if was_audio_only {
+            self.resume_video(key, now);
+        }
+        Ok(())
+    }
+
+    /// Pauses (`receive: false`) or resumes the `kind` tracks a peer receives, whatever their
+    /// sources; resumed video starts from a keyframe.
+    pub fn set_receiving(
+        &mut self,
+        peer_id: &str,
+        kind: MediaKind,
+        receive: bool,
+        now: Instant,
+    ) -> Result<(), crate::SfuError> {
+        let key = self.key(peer_id)?;
+        let peer = self.peers.get_mut(&key).expect("key is valid");
+        let paused = &mut peer.paused[crate::peer::kind_index(kind)];
+        let resumed = *paused && receive;
+        *paused = !receive;
+        if resumed && kind == MediaKind::Video {
             self.resume_video(key, now);
         }
         Ok(())

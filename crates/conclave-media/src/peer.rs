@@ -78,6 +78,14 @@ pub(crate) struct Peer {
     pub estimate_bps: u64,
     /// Audio only while its bandwidth is too low for video (`None`: never, the default).
     pub audio_fallback: Option<crate::fallback::AudioFallback>,
+    /// The receiver asked not to get this kind for now (OpenTok.js `subscribeToAudio(false)`,
+    /// `subscribeToVideo(false)`): `[audio, video]`.
+    pub paused: [bool; 2],
+}
+
+/// Index of a kind in [`Peer::paused`].
+pub(crate) fn kind_index(kind: MediaKind) -> usize {
+    usize::from(kind == MediaKind::Video)
 }
 
 /// Where bandwidth estimation starts before feedback arrives.
@@ -126,6 +134,7 @@ impl Peer {
             pending_offer: None,
             estimate_bps: INITIAL_ESTIMATE_KBPS * 1000,
             audio_fallback: None,
+            paused: [false; 2],
             want_add: Vec::new(),
             want_stop: Vec::new(),
         })

@@ -368,3 +368,46 @@ fn without_audio_fallback_a_slow_subscriber_keeps_its_video() {
     net.run_for(Duration::from_secs(2));
     assert!(net.received("osub:1", MediaKind::Video).len() > before, "video still trickles through");
 }
+
+#[test]
+fn a_subscriber_can_pause_and_resume_video_and_audio_on_its_own() {
+    let mut net = Net::new();
+    net.join_publisher("pub", 10001);
+    let answer = net.join_offered("osub:1", 10002, "pub");
+    net.deliver_answer("osub:1", &answer);
+    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(1000));
+    assert!(!net.received("osub:1", MediaKind::Video).is_empty());
+
+    // subscribeToVideo(false): no video made after it reaches the subscriber; audio goes on.
+    let now = net.now;
+    net.sfu.set_receiving("osub:1", MediaKind::Video, false, now).unwrap();
+    let paused_at = net.client("pub").sending.video_seq;
+    let audio_then = net.received("osub:1", MediaKind::Audio).len();
+    net.run_for(Duration::from_millis(2000));
+    let video = net.received("osub:1", MediaKind::Video);
+    assert!(video.iter().all(|r| r.seq < paused_at), "no video made while paused reaches the subscriber");
+    assert!(net.received("osub:1", MediaKind::Audio).len() > audio_then + 50, "audio goes on");
+
+    // subscribeToVideo(true): video comes back from a keyframe.
+    let video_then = video.len();
+    let now = net.now;
+    net.sfu.set_receiving("osub:1", MediaKind::Video, true, now).unwrap();
+    net.run_for(Duration::from_millis(2000));
+    let video = net.received("osub:1", MediaKind::Video);
+    assert!(video.len() >= video_then + 40, "video is back: {} frames", video.len() - video_then);
+    assert!(video[video_then].keyframe, "it resumes at a keyframe");
+    assert_in_order(&video);
+
+    // subscribeToAudio(false) stops audio, and only audio.
+    let now = net.now;
+    net.sfu.set_receiving("osub:1", MediaKind::Audio, false, now).unwrap();
+    net.run_for(Duration::from_millis(500));
+    let (audio_then, video_then) =
+        (net.received("osub:1", MediaKind::Audio).len(), net.received("osub:1", MediaKind::Video).len());
+    net.run_for(Duration::from_millis(2000));
+    assert_eq!(net.received("osub:1", MediaKind::Audio).len(), audio_then, "no audio while paused");
+    assert!(net.received("osub:1", MediaKind::Video).len() > video_then + 40, "video goes on");
+    assert!(net.sfu.set_receiving("nobody", MediaKind::Audio, false, net.now).is_err());
+}

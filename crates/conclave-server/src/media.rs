@@ -7,7 +7,7 @@
 //! client's receiving connection, `osub:{subscriberId}` for an OpenTok.js subscriber's own
 //! receiving connection (one per subscriber, made from a server offer).
 
-use conclave_media::{RecordedFrame, Sfu, SfuOutput};
+use conclave_media::{RecordedFrame, Sfu, SfuEvent, SfuOutput};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,6 +21,11 @@ pub fn publisher_peer(stream_id: &str) -> String {
 /// The stream a publisher peer ID names (`None` for a receiving peer).
 pub fn stream_of_publisher(peer: &str) -> Option<&str> {
     peer.strip_prefix("pub:")
+}
+
+/// The OpenTok.js subscriber a peer ID names (`None` for other peers).
+pub fn subscriber_of_peer(peer: &str) -> Option<&str> {
+    peer.strip_prefix("osub:")
 }
 
 pub fn receiver_peer(connection_id: &str) -> String {
@@ -46,6 +51,9 @@ pub enum MediaCommand {
     AddSubscriberPeer {
         peer: String,
         publisher: String,
+        /// Audio only while the peer's bandwidth is too low for video (reported as
+        /// [`MediaEvent::AudioFallback`]).
+        audio_fallback: bool,
         reply: Reply<String>,
     },
     AcceptAnswer {
@@ -88,6 +96,12 @@ pub enum MediaCommand {
         publisher: String,
         max: Option<u8>,
     },
+    /// Pause (`receive: false`) or resume a receiving peer's video (`video`) or audio.
+    Receiving {
+        peer: String,
+        video: bool,
+        receive: bool,
+    },
     /// Attach (`Some`) or detach (`None`) a recording sink to a publisher peer, which may
     /// not exist yet: the tap is applied when it appears.
     Tap {
@@ -115,6 +129,18 @@ pub struct OfferAnswer {
     pub follow_up: Option<String>,
 }
 
+/// What the SFU reports to the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A peer with audio fallback on gets audio only now (`audio_only`), or video again.
+    AudioFallback { peer: String, audio_only: bool },
+}
+
+/// Events the hub has not taken yet, at most: past that, new events are dropped (and
+/// counted in the log) rather than let a stalled hub grow the media task's memory. Audio
+/// fallback changes are rare (seconds apart per peer by their hysteresis).
+pub const MEDIA_EVENTS_QUEUE: usize = 1024;
+
 /// Recording sinks per publisher peer, each tagged with its archive.
 #[derive(Default)]
 struct Taps(HashMap<String, Vec<(String, FrameSink)>>);
@@ -124,6 +150,8 @@ struct Taps(HashMap<String, Vec<(String, FrameSink)>>);
 pub struct MediaHandle {
     tx: mpsc::UnboundedSender<MediaCommand>,
     pub address: SocketAddr,
+    /// The SFU's reports, taken once by whoever acts on them (the hub).
+    events: std::sync::Arc<std::sync::Mutex<Option<mpsc::Receiver<MediaEvent>>>>,
 }
 
 /// A reply the SFU will give. The command is already in the SFU's queue when this exists, so
@@ -145,9 +173,14 @@ impl MediaHandle {
     }
     /// Adds `peer` (see [`subscriber_peer`]) receiving every track `publisher` publishes now,
     /// and returns the server's offer for it. Fails if the peer exists, or the publisher is
-    /// unknown or has no tracks yet.
-    pub fn add_subscriber_peer(&self, peer: String, publisher: String) -> Pending<String> {
-        self.ask(|reply| MediaCommand::AddSubscriberPeer { peer, publisher, reply })
+    /// unknown or has no tracks yet. With `audio_fallback`, the peer gets audio only while its
+    /// bandwidth is too low for video.
+    pub fn add_subscriber_peer(&self, peer: String, publisher: String, audio_fallback: bool) -> Pending<String> {
+        self.ask(|reply| MediaCommand::AddSubscriberPeer { peer, publisher, audio_fallback, reply })
+    }
+    /// The SFU's reports; `None` once taken.
+    pub fn take_events(&self) -> Option<mpsc::Receiver<MediaEvent>> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
     pub fn accept_answer(&self, peer: String, answer: String) -> Pending<Option<String>> {
         self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply })
@@ -175,6 +208,9 @@ impl MediaHandle {
     pub fn max_temporal_layer(&self, receiver: String, publisher: String, max: Option<u8>) {
         let _ = self.tx.send(MediaCommand::MaxTemporalLayer { receiver, publisher, max });
     }
+    pub fn receiving(&self, peer: String, video: bool, receive: bool) {
+        let _ = self.tx.send(MediaCommand::Receiving { peer, video, receive });
+    }
     pub fn tap(&self, peer: String, archive: String, sink: Option<FrameSink>) {
         let _ = self.tx.send(MediaCommand::Tap { peer, archive, sink });
     }
@@ -192,8 +228,10 @@ pub async fn start(
     let socket = UdpSocket::bind(address).await?;
     let address = socket.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(socket, address, rx, metrics));
-    Ok(MediaHandle { tx, address })
+    let (events_tx, events_rx) = mpsc::channel(MEDIA_EVENTS_QUEUE);
+    tokio::spawn(run(socket, address, rx, events_tx, metrics));
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events_rx)));
+    Ok(MediaHandle { tx, address, events })
 }
 
 fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
@@ -235,8 +273,12 @@ fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
         MediaCommand::RequestKeyframe { peer } => {
             let _ = sfu.request_publisher_keyframe(&peer, now);
         }
-        MediaCommand::AddSubscriberPeer { peer, publisher, reply } => {
-            let _ = reply.send(sfu.add_subscriber_peer(peer, &publisher, now).map_err(err));
+        MediaCommand::AddSubscriberPeer { peer, publisher, audio_fallback, reply } => {
+            let offer = sfu.add_subscriber_peer(peer.clone(), &publisher, now);
+            if offer.is_ok() && audio_fallback {
+                let _ = sfu.set_audio_fallback(&peer, true, now);
+            }
+            let _ = reply.send(offer.map_err(err));
         }
         MediaCommand::AcceptAnswer { peer, answer, reply } => {
             let _ = reply.send(sfu.accept_answer(&peer, &answer, now).map_err(err));
@@ -258,6 +300,10 @@ fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {
         }
         MediaCommand::MaxTemporalLayer { receiver, publisher, max } => {
             let _ = sfu.set_max_temporal_layer(&receiver, &publisher, max);
+        }
+        MediaCommand::Receiving { peer, video, receive } => {
+            let kind = if video { conclave_media::MediaKind::Video } else { conclave_media::MediaKind::Audio };
+            let _ = sfu.set_receiving(&peer, kind, receive, now);
         }
     }
 }
@@ -288,6 +334,7 @@ async fn run(
     socket: UdpSocket,
     local: SocketAddr,
     mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    events: mpsc::Sender<MediaEvent>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
     use crate::metrics::add;
@@ -308,6 +355,12 @@ async fn run(
                 SfuOutput::Timeout(t) => {
                     deadline = t;
                     break;
+                }
+                SfuOutput::Event(SfuEvent::AudioFallback { peer_id, audio_only }) => {
+                    let event = MediaEvent::AudioFallback { peer: peer_id, audio_only };
+                    if let Err(mpsc::error::TrySendError::Full(e)) = events.try_send(event) {
+                        tracing::warn!(event = ?e, "media events queue full: event dropped");
+                    }
                 }
                 SfuOutput::Event(e) => tracing::debug!(event = ?e, "sfu"),
                 SfuOutput::Recorded(frame) => {

@@ -193,6 +193,10 @@ fn publish_request(stream: String, content: &StreamCreateContent, routed: bool) 
             .and_then(|v| Some(VideoDimensions { width: v.width?, height: v.height? }))
             .filter(|d| d.width <= 16_384 && d.height <= 16_384),
         announce_on_media: routed,
+        // OpenTok.js sends its choice (on by default for cameras, off for screens); clients
+        // before 2.35 send one `audioFallbackEnabled` that meant the subscribers'.
+        subscriber_audio_fallback: routed
+            && content.subscriber_audio_fallback_enabled.or(content.audio_fallback_enabled).unwrap_or(true),
     }
 }
 
@@ -259,7 +263,14 @@ async fn request(shell: &mut Shell, msg: ClientMessage) -> Result<Reply, RoomErr
             shell.joined.as_mut().expect("joined").subscriber_peers.remove(&subscriber);
             Ok(Reply::ok())
         }
-        ClientMessage::SubscriberChannelUpdate { stream, subscriber, attributes, .. } => {
+        ClientMessage::SubscriberChannelUpdate { stream, subscriber, channel, attributes } => {
+            // `subscribeToVideo`/`subscribeToAudio`. The client echoes the server's own audio
+            // fallback with `activeReason: "auto"`: the SFU already acts on that itself.
+            let video = channel.starts_with("video");
+            let toggle = attributes.active.filter(|_| attributes.active_reason.as_deref() != Some("auto"));
+            if let (true, Some(receive)) = (routed && (video || channel.starts_with("audio")), toggle) {
+                hub.subscriber_receives(&conn, &stream, &subscriber, video, receive)?;
+            }
             if routed {
                 let size = (attributes.preferred_width.is_some() || attributes.preferred_height.is_some())
                     .then_some((attributes.preferred_width, attributes.preferred_height));

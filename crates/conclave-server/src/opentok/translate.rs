@@ -157,6 +157,11 @@ pub fn translate(
             let raptor = ServerRaptor::new(method, session.uri(resource), content.clone());
             vec![Outgoing { raptor, from: from.clone() }]
         }
+        ServerMessage::SubscriberAudioFallback { stream_id, subscriber_id, audio_only } => {
+            let update =
+                ServerRaptor::subscriber_channel_update(session, stream_id, subscriber_id, "video1", !audio_only);
+            vec![server(update)]
+        }
         ServerMessage::ArchiveStarted { archive_id, name } => {
             let archive = ArchiveObject { id: archive_id.clone(), name: name.clone(), status: "started".into() };
             vec![server(ServerRaptor::archive_created(session, &archive))]
@@ -275,6 +280,21 @@ mod tests {
             (v["content"]["peerId"].as_str(), v["content"]["sourceStreamId"].as_str()),
             (Some("peer-9"), Some("P2P"))
         );
+    }
+
+    #[test]
+    fn audio_fallback_turns_the_subscribers_video_channel_off_and_on_again() {
+        for (audio_only, active) in [(true, false), (false, true)] {
+            let m = ServerMessage::SubscriberAudioFallback {
+                stream_id: "st-1".into(),
+                subscriber_id: "sub-1".into(),
+                audio_only,
+            };
+            let v = json(&translate(&session(), "c-2", &m, &mut || "x".into())[0]);
+            assert_eq!(v["method"], "update");
+            assert_eq!(v["uri"], "/v2/partner/47000001/session/1_MX4/stream/st-1/subscriber/sub-1/channel/video1");
+            assert_eq!(v["content"], serde_json::json!({ "active": active }));
+        }
     }
 
     #[test]

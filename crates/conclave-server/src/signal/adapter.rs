@@ -136,6 +136,18 @@ impl Hub {
         })
     }
 
+    /// OpenTok.js `subscribeToVideo`/`subscribeToAudio` of one of `conn`'s subscribers.
+    pub fn subscriber_receives(
+        &self,
+        conn: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+        video: bool,
+        receive: bool,
+    ) -> Result<(), RoomError> {
+        self.act(conn, |room| Ok(((), room.subscriber_receives(conn, stream_id, subscriber_id, video, receive)?)))
+    }
+
     fn check_subscriber(&self, conn: &str, stream_id: &str, subscriber_id: &str) -> Result<(), RoomError> {
         self.act(conn, |room| match room.subscriber_of(stream_id, subscriber_id) {
             Some(owner) if owner == conn => Ok(((), Vec::new())),

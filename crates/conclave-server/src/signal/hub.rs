@@ -96,8 +96,8 @@ pub struct Hub {
     /// send them offers (an offer before that answer would break the client's negotiation).
     pub(super) receivers_ready: Mutex<HashSet<String>>,
     /// Subscriptions with their own SFU peer (OpenTok.js) waiting for their publisher's peer:
-    /// subscriber ID → (connection, stream).
-    pub(super) pending_peers: Mutex<HashMap<String, (ConnId, String)>>,
+    /// subscriber ID → (connection, stream, audio fallback on).
+    pub(super) pending_peers: Mutex<HashMap<String, (ConnId, String, bool)>>,
     /// This hub, for the tasks that await the SFU's replies.
     pub(super) me: std::sync::Weak<Hub>,
     /// OpenTok.js `socketId` → the connection a reconnecting socket may take back.
@@ -227,6 +227,11 @@ impl Hub {
                 }
             }
         })
+    }
+
+    /// Every live room, for the rare events that do not name their session.
+    pub(super) fn live_rooms(&self) -> Vec<Arc<Mutex<LiveRoom>>> {
+        lock(&self.rooms).values().cloned().collect()
     }
 
     fn sweep(&self) {

@@ -10,7 +10,7 @@
 
 use super::hub::{Hub, lock};
 use super::room::{MediaIntent, Receiver};
-use crate::media::{MediaHandle, publisher_peer, receiver_peer, subscriber_peer};
+use crate::media::{MediaEvent, MediaHandle, publisher_peer, receiver_peer, subscriber_of_peer, subscriber_peer};
 use conclave_core::signal::{ClientMessage, ErrorCode, ServerMessage};
 
 fn receiver_peer_of(r: &Receiver) -> String {
@@ -47,8 +47,8 @@ impl Hub {
                     }
                 });
             }
-            MediaIntent::OpenSubscriberPeer { conn, stream, subscriber } => {
-                lock(&self.pending_peers).insert(subscriber, (conn.clone(), stream.clone()));
+            MediaIntent::OpenSubscriberPeer { conn, stream, subscriber, audio_fallback } => {
+                lock(&self.pending_peers).insert(subscriber, (conn.clone(), stream.clone(), audio_fallback));
                 self.retry_pending(|c, s| c == conn && s == stream);
             }
             MediaIntent::CloseSubscriberPeer { subscriber } => {
@@ -64,15 +64,18 @@ impl Hub {
             MediaIntent::MaxTemporalLayer { receiver, stream, max } => {
                 media.max_temporal_layer(receiver_peer_of(&receiver), publisher_peer(&stream), max)
             }
+            MediaIntent::SubscriberReceives { subscriber, video, receive } => {
+                media.receiving(subscriber_peer(&subscriber), video, receive)
+            }
             MediaIntent::PublisherGone { stream } => {
                 media.remove_peer(publisher_peer(&stream));
                 lock(&self.pending_media).retain(|(_, s)| *s != stream);
-                lock(&self.pending_peers).retain(|_, (_, s)| *s != stream);
+                lock(&self.pending_peers).retain(|_, (_, s, _)| *s != stream);
             }
             MediaIntent::ReceiverGone { conn } => {
                 media.remove_peer(receiver_peer(&conn));
                 lock(&self.pending_media).retain(|(c, _)| *c != conn);
-                lock(&self.pending_peers).retain(|_, (c, _)| *c != conn);
+                lock(&self.pending_peers).retain(|_, (c, _, _)| *c != conn);
                 lock(&self.receivers_ready).remove(&conn);
             }
         }
@@ -116,17 +119,18 @@ impl Hub {
                 }
             });
         }
-        let due: Vec<(String, (String, String))> = {
+        let due: Vec<(String, (String, String, bool))> = {
             let mut pending = lock(&self.pending_peers);
             let due: Vec<_> =
-                pending.iter().filter(|(_, (c, s))| matches(c, s)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                pending.iter().filter(|(_, (c, s, _))| matches(c, s)).map(|(k, v)| (k.clone(), v.clone())).collect();
             due.iter().for_each(|(k, _)| {
                 pending.remove(k);
             });
             due
         };
-        for (subscriber, (conn, stream)) in due {
-            let reply = media.add_subscriber_peer(subscriber_peer(&subscriber), publisher_peer(&stream));
+        for (subscriber, (conn, stream, audio_fallback)) in due {
+            let peer = subscriber_peer(&subscriber);
+            let reply = media.add_subscriber_peer(peer, publisher_peer(&stream), audio_fallback);
             let hub = self.me.clone();
             tokio::spawn(async move {
                 let Some(hub) = hub.upgrade() else { return };
@@ -140,12 +144,37 @@ impl Hub {
                         tracing::debug!(error = %e, subscriber = %subscriber, "subscriber peer waits for its publisher");
                         let wanted = |room: &super::room::Room| room.subscriber_of(&stream, &subscriber) == Some(&conn);
                         if hub.act(&conn, |room| Ok((wanted(room), Vec::new()))) == Ok(true) {
-                            lock(&hub.pending_peers).insert(subscriber, (conn, stream));
+                            lock(&hub.pending_peers).insert(subscriber, (conn, stream, audio_fallback));
                         }
                     }
                 }
             });
         }
+    }
+
+    /// Acts on the SFU's reports until the media task stops: an audio fallback change goes
+    /// to the subscriber's client, through its room (which knows whether it still exists).
+    pub fn spawn_media_events(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let mut events = self.media.as_ref()?.take_events()?;
+        let hub = self.me.clone();
+        Some(tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Some(hub) = hub.upgrade() else { return };
+                match event {
+                    MediaEvent::AudioFallback { peer, audio_only } => {
+                        let Some(subscriber) = subscriber_of_peer(&peer) else { continue };
+                        for cell in hub.live_rooms() {
+                            let mut live = lock(&cell);
+                            let out = live.room.audio_fallback(subscriber, audio_only);
+                            if !out.is_empty() {
+                                hub.deliver(&mut live, out);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }))
     }
 
     /// Protocol v1's own SDP: a publishing or receiving connection's offer, or the answer to

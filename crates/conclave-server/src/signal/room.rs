@@ -105,6 +105,8 @@ pub enum MediaIntent {
         conn: ConnId,
         stream: StreamId,
         subscriber: String,
+        /// Send it audio only while its bandwidth is too low for video.
+        audio_fallback: bool,
     },
     CloseSubscriberPeer {
         subscriber: String,
@@ -122,6 +124,13 @@ pub enum MediaIntent {
         receiver: Receiver,
         stream: StreamId,
         max: Option<u8>,
+    },
+    /// A subscription with its own peer pauses (`receive: false`) or resumes one kind of
+    /// track (OpenTok.js `subscribeToVideo`, `subscribeToAudio`).
+    SubscriberReceives {
+        subscriber: String,
+        video: bool,
+        receive: bool,
     },
     /// The stream is gone: nothing of it is forwarded any more.
     PublisherGone {
@@ -183,6 +192,9 @@ struct Stream {
     /// Known to the session. A routed OpenTok.js stream is announced only once its media
     /// reaches the SFU; until then nobody sees or subscribes to it.
     announced: bool,
+    /// Subscribers with their own peer fall back to audio only when their bandwidth
+    /// collapses (the publisher's `subscriberAudioFallbackEnabled`).
+    subscriber_audio_fallback: bool,
 }
 
 pub struct Room {

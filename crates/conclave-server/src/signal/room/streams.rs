@@ -27,6 +27,9 @@ pub struct PublishRequest {
     pub video_dimensions: Option<VideoDimensions>,
     /// Announce the stream only when [`Room::media_ready`] says its media arrived.
     pub announce_on_media: bool,
+    /// Subscribers with their own peer get audio only while their bandwidth is too low for
+    /// video (OpenTok.js's `subscriberAudioFallbackEnabled`).
+    pub subscriber_audio_fallback: bool,
 }
 
 impl Default for PublishRequest {
@@ -39,6 +42,7 @@ impl Default for PublishRequest {
             video_type: VideoType::Camera,
             video_dimensions: None,
             announce_on_media: false,
+            subscriber_audio_fallback: false,
         }
     }
 }
@@ -97,6 +101,7 @@ impl Room {
                 subscribers: BTreeSet::new(),
                 subscriber_ids: BTreeMap::new(),
                 announced: false,
+                subscriber_audio_fallback: req.subscriber_audio_fallback,
             },
         );
         if req.announce_on_media {
@@ -187,6 +192,7 @@ impl Room {
             c.subscriptions.insert(stream_id.to_owned());
         }
         let (conn, stream) = (from.to_owned(), stream_id.to_owned());
+        let audio_fallback = self.streams.get(stream_id).is_some_and(|s| s.subscriber_audio_fallback);
         Ok(match subscriber_id {
             Some(sub) if relayed => vec![Output::Send {
                 to: vec![publisher],
@@ -197,7 +203,8 @@ impl Room {
                 },
             }],
             Some(sub) => {
-                vec![Output::Media(MediaIntent::OpenSubscriberPeer { conn, stream, subscriber: sub.to_owned() })]
+                let subscriber = sub.to_owned();
+                vec![Output::Media(MediaIntent::OpenSubscriberPeer { conn, stream, subscriber, audio_fallback })]
             }
             None => self.media(MediaIntent::Subscribe { conn, stream }).into_iter().collect(),
         })
@@ -280,9 +287,38 @@ impl Room {
         Ok(layer.into_iter().chain(temporal).collect())
     }
 
+    /// Subscriber `subscriber_id` of `from` pauses or resumes its video (`video`) or audio.
+    pub fn subscriber_receives(
+        &mut self,
+        from: &str,
+        stream_id: &str,
+        subscriber_id: &str,
+        video: bool,
+        receive: bool,
+    ) -> Result<Vec<Output>, RoomError> {
+        if self.subscriber_of(stream_id, subscriber_id).map(String::as_str) != Some(from) {
+            return Err(not_found("subscriber"));
+        }
+        let subscriber = subscriber_id.to_owned();
+        Ok(self.media(MediaIntent::SubscriberReceives { subscriber, video, receive }).into_iter().collect())
+    }
+
     /// The connection a subscriber ID of a stream belongs to.
     pub fn subscriber_of(&self, stream_id: &str, subscriber_id: &str) -> Option<&ConnId> {
         self.streams.get(stream_id)?.subscriber_ids.get(subscriber_id)
+    }
+
+    /// The SFU moved subscriber `subscriber_id` (a subscription with its own peer) to audio
+    /// only, or back to video: its client is told, if the subscription still exists.
+    pub fn audio_fallback(&self, subscriber_id: &str, audio_only: bool) -> Vec<Output> {
+        let found = self.streams.iter().find_map(|(id, s)| Some((id, s.subscriber_ids.get(subscriber_id)?)));
+        let Some((stream_id, conn)) = found else { return Vec::new() };
+        let msg = ServerMessage::SubscriberAudioFallback {
+            stream_id: stream_id.clone(),
+            subscriber_id: subscriber_id.to_owned(),
+            audio_only,
+        };
+        vec![Output::Send { to: vec![conn.clone()], msg }]
     }
 
     /// Relayed sessions: passes a JSEP message between a stream's publisher and the
@@ -547,10 +583,43 @@ mod tests {
         let unsub = MediaIntent::Unsubscribe { conn: b.clone(), stream: "st".into() };
         assert_eq!(intents(&out), [sub.clone(), unsub, sub]);
         let out = r.subscribe(&b, "st", Some("sub-1")).unwrap();
-        let open = MediaIntent::OpenSubscriberPeer { conn: b.clone(), stream: "st".into(), subscriber: "sub-1".into() };
+        let open = MediaIntent::OpenSubscriberPeer {
+            conn: b.clone(),
+            stream: "st".into(),
+            subscriber: "sub-1".into(),
+            audio_fallback: false,
+        };
         assert_eq!(intents(&out), [open]);
         let out = r.unsubscribe(&b, "st", Some("sub-1")).unwrap();
         assert_eq!(intents(&out), [MediaIntent::CloseSubscriberPeer { subscriber: "sub-1".into() }]);
+    }
+
+    #[test]
+    fn audio_fallback_follows_the_publishers_choice_and_reaches_only_that_subscriber() {
+        let mut r = room(MediaMode::Routed);
+        let (a, b) = (join_as(&mut r, "a").unwrap(), join_as(&mut r, "b").unwrap());
+        let req = PublishRequest {
+            stream_id: Some("st".into()),
+            subscriber_audio_fallback: true,
+            ..PublishRequest::default()
+        };
+        r.publish(&a, req, None, 1).unwrap();
+        let out = r.subscribe(&b, "st", Some("sub-1")).unwrap();
+        assert!(matches!(&intents(&out)[..], [MediaIntent::OpenSubscriberPeer { audio_fallback: true, .. }]));
+        let out = r.audio_fallback("sub-1", true);
+        let expected = ServerMessage::SubscriberAudioFallback {
+            stream_id: "st".into(),
+            subscriber_id: "sub-1".into(),
+            audio_only: true,
+        };
+        assert!(matches!(&out[..], [Output::Send { to, msg }] if *to == [b.clone()] && *msg == expected));
+        let out = r.subscriber_receives(&b, "st", "sub-1", true, false).unwrap();
+        let pause = MediaIntent::SubscriberReceives { subscriber: "sub-1".into(), video: true, receive: false };
+        assert_eq!(intents(&out), [pause]);
+        assert!(r.subscriber_receives(&a, "st", "sub-1", true, false).is_err(), "only its own subscriber");
+        r.unsubscribe(&b, "st", Some("sub-1")).unwrap();
+        assert!(r.audio_fallback("sub-1", false).is_empty(), "a gone subscription hears nothing");
+        assert!(r.audio_fallback("sub-x", true).is_empty());
     }
 
     #[test]
