@@ -13,7 +13,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::media::{MediaKind, Mid, Rid};
 use str0m::{Candidate, Event, IceCreds, Output, Rtc};
 
-use crate::sfu::SfuOutput;
+use crate::output::SfuOutput;
 
 /// Internal handle of a peer. Never reused, so a stale key finds nothing.
 pub(crate) type PeerKey = u64;
