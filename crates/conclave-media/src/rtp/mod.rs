@@ -14,9 +14,12 @@
 //! - [`cache`]: the per-publisher packet cache that answers NACKs.
 //! - [`leg`]: one subscriber leg composed of the above.
 
+pub(crate) mod h264;
 pub(crate) mod layer;
 pub(crate) mod munger;
 pub(crate) mod seq;
+pub(crate) mod vp8;
+pub(crate) mod vp9;
 
 /// The RTP header fields forwarding reads and rewrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
