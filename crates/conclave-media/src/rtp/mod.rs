@@ -14,10 +14,15 @@
 //! - [`cache`]: the per-publisher packet cache that answers NACKs.
 //! - [`leg`]: one subscriber leg composed of the above.
 
+pub(crate) mod cache;
+pub(crate) mod codec;
+pub(crate) mod gate;
 pub(crate) mod h264;
 pub(crate) mod layer;
 pub(crate) mod munger;
+pub(crate) mod selector;
 pub(crate) mod seq;
+pub(crate) mod temporal;
 pub(crate) mod vp8;
 pub(crate) mod vp9;
 
