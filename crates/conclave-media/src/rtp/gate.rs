@@ -16,10 +16,12 @@ pub(crate) struct KeyframeGate {
 }
 
 impl KeyframeGate {
-    /// Waits for the next keyframe from now on.
+    /// Waits for the next keyframe from now on (a closed gate keeps waiting as it was).
     pub fn close(&mut self) {
-        self.open = false;
-        self.waiting_since = None;
+        if self.open {
+            self.open = false;
+            self.waiting_since = None;
+        }
     }
 
     pub fn is_open(&self) -> bool {
@@ -63,6 +65,9 @@ mod tests {
         assert_eq!(g.waiting_since(), None);
         g.close();
         assert!(!g.is_open());
+        assert!(!g.admit(false, t0 + Duration::from_millis(15)));
+        g.close();
+        assert_eq!(g.waiting_since(), Some(t0 + Duration::from_millis(15)), "closing again keeps the wait");
         assert!(!g.admit(false, t0 + Duration::from_millis(20)));
         assert!(g.admit(true, t0 + Duration::from_millis(30)));
     }

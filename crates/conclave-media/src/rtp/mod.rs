@@ -19,6 +19,7 @@ pub(crate) mod codec;
 pub(crate) mod gate;
 pub(crate) mod h264;
 pub(crate) mod layer;
+pub(crate) mod leg;
 pub(crate) mod munger;
 pub(crate) mod selector;
 pub(crate) mod seq;

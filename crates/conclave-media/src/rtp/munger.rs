@@ -104,6 +104,12 @@ impl Munger {
         self.last.map(|_| self.highest_out as u16)
     }
 
+    /// Forgets the current source: the next forwarded packet re-anchors, even from the same
+    /// SSRC (the leg switched layers, and packets of the old mapping were never counted).
+    pub fn restart(&mut self) {
+        self.source = None;
+    }
+
     /// How `header` relates to the current source.
     pub fn classify(&self, header: &RtpHeader) -> Order {
         let Some(source) = self.source.as_ref().filter(|s| s.ssrc == header.ssrc) else {
@@ -274,6 +280,10 @@ mod tests {
         assert_eq!(m.source_ssrc(), Some(2));
         // The old layer's stragglers are another source: the leg must not forward them.
         assert_eq!(m.classify(&packet(1, 9, 1_006_000)), Order::NewSource);
+        // Back to the first layer after its packets went uncounted: a new mapping, no gap.
+        m.restart();
+        assert_eq!(m.classify(&packet(2, 60_005, 0)), Order::NewSource);
+        assert_eq!(m.forward(&packet(1, 20, 1_039_000), t0 + Duration::from_millis(120)).unwrap().seq, 504);
     }
 
     #[test]

@@ -162,6 +162,8 @@ pub(crate) struct PictureMunger {
     /// Incoming extended picture IDs dropped whole (newest last).
     dropped: VecDeque<u64>,
     last_out_picture: Option<u64>,
+    /// The next forwarded picture re-anchors (the leg resumes after a pause).
+    restart: bool,
     tl0_offset: u8,
     last_out_tl0: Option<u8>,
 }
@@ -170,6 +172,7 @@ impl PictureMunger {
     /// The fields a forwarded packet goes out with. `anchored`: the sequence munger started a
     /// new source at this packet; `late`: it fills a gap (its picture may be an older one).
     pub fn rewrite(&mut self, d: &Vp8Descriptor, anchored: bool, late: bool) -> Vp8Rewrite {
+        let anchored = anchored || (!late && std::mem::take(&mut self.restart));
         let mut out = Vp8Rewrite::default();
         if let Some(pid) = d.picture_id {
             let width_changed = self.pictures.as_ref().is_some_and(|(_, bits)| *bits != pid.bits());
@@ -199,6 +202,12 @@ impl PictureMunger {
             out.tl0picidx = Some(outgoing);
         }
         out
+    }
+
+    /// The next forwarded picture follows the last one sent, whatever its ID (after a pause,
+    /// whose pictures were never counted).
+    pub fn restart(&mut self) {
+        self.restart = true;
     }
 
     /// The leg drops this packet's whole picture (an in-order packet): later pictures take
