@@ -50,7 +50,7 @@ pub(crate) enum Dropped {
     /// A temporal layer above the subscriber's cap.
     TemporalLayer,
     /// A late packet of a picture the leg dropped whole.
-    PictureDropped,
+    PartOfDroppedPicture,
 }
 
 /// The outgoing header fields of a forwarded (or resent) packet; the payload goes out as
@@ -192,7 +192,7 @@ impl Leg {
                 let picture_dropped = info.vp8.is_some_and(|d| self.pictures.was_dropped(&d));
                 if self.paused || picture_dropped {
                     self.munger.skip(header);
-                    let why = if picture_dropped { Dropped::PictureDropped } else { Dropped::Paused };
+                    let why = if picture_dropped { Dropped::PartOfDroppedPicture } else { Dropped::Paused };
                     return drop(why, keyframe_wanted);
                 }
             }

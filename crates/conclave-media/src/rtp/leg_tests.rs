@@ -182,6 +182,7 @@ fn a_pause_leaves_no_gap_and_video_resumes_on_a_keyframe() {
     let mut sub = Subscriber::default();
     sub.offer(&mut leg, layer.picture(true, 0, false, 2), &plain(), t0);
     leg.pause();
+    assert!(leg.is_paused());
     for _ in 0..10 {
         sub.offer(&mut leg, layer.picture(false, 0, false, 2), &plain(), t0);
     }

@@ -47,12 +47,6 @@ impl SimulcastSelector {
         self.current
     }
 
-    /// Forgets the forwarded layer (the leg restarts: the next keyframe at or below the
-    /// wanted layer starts it).
-    pub fn reset(&mut self) {
-        self.current = None;
-    }
-
     /// The layer the leg should forward now.
     pub fn wanted(&self, choice: &LayerChoice) -> Option<Rid> {
         let preferred =
