@@ -327,3 +327,44 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// With upstream loss, late arrivals and temporal drops on one layer, no outgoing number is
+    /// used twice, and in outgoing order timestamps and picture IDs never go back and a
+    /// picture's packets keep one timestamp.
+    #[test]
+    fn late_packets_land_where_they_belong(
+        pictures in prop::collection::vec((0u8..3, prop::option::of(0usize..3), prop::bool::weighted(0.1)), 1..150),
+        max_temporal in prop::option::of(0u8..3),
+    ) {
+        let t0 = Instant::now();
+        let mut layer = Layer::new(None, 1, 65_400, 0, 0x7f00);
+        let mut leg = Leg::new(Codec::Vp8, 65_500, 0);
+        leg.set_max_temporal(max_temporal);
+        let mut sub = Subscriber::default();
+        let mut held: Vec<Packet> = Vec::new();
+        for (i, (tid, lose, keyframe)) in pictures.into_iter().enumerate() {
+            let mut packets = layer.picture(i == 0 || keyframe, tid, false, 3);
+            let late = lose.map(|at| packets.remove(at));
+            packets.extend(held.drain(..));
+            held.extend(late);
+            sub.offer(&mut leg, packets, &plain(), t0 + Duration::from_millis(33 * i as u64));
+        }
+        sub.offer(&mut leg, held, &plain(), t0 + Duration::from_secs(10));
+        let mut out: Vec<(u64, u32, u16)> = Vec::new();
+        let first = sub.got.first().map(|g| g.0.seq);
+        for (f, bytes, _) in &sub.got {
+            let extended = u64::from(f.seq.wrapping_sub(first.unwrap()));
+            out.push((extended, f.timestamp, vp8::parse(bytes).unwrap().picture_id.unwrap().value));
+        }
+        out.sort();
+        for pair in out.windows(2) {
+            let ((sa, ta, pa), (sb, tb, pb)) = (pair[0], pair[1]);
+            prop_assert!(sb > sa, "outgoing number {} used twice", sa);
+            prop_assert!(tb.wrapping_sub(ta) < u32::MAX / 2, "timestamps go back at {}", sb);
+            let step = pb.wrapping_sub(pa) & 0x7fff;
+            prop_assert!(step < 0x4000, "picture IDs go back at {}", sb);
+            prop_assert_eq!(step == 0, ta == tb, "one picture, one timestamp at {}", sb);
+        }
+    }
+}

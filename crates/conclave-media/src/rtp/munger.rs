@@ -22,6 +22,10 @@ use std::time::Instant;
 use super::RtpHeader;
 use super::seq::Unwrapper;
 
+/// Outgoing numbers are kept one cycle up internally, so the one before a `first_seq` of 0
+/// exists.
+const OUT_BASE: u64 = 1 << 16;
+
 /// A jump in sequence numbers beyond this (either way) is a restart of the source, not
 /// loss or reordering: it re-anchors.
 pub(crate) const MAX_SEQUENCE_JUMP: u64 = 512;
@@ -43,7 +47,8 @@ pub(crate) enum Order {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Munged {
     pub seq: u16,
-    /// The outgoing sequence number, extended (never wraps).
+    /// The outgoing sequence number, extended (never wraps; the first packet's is `first_seq`,
+    /// so it is str0m's `SeqNo` with a rollover counter of 0 at the start).
     pub extended_seq: u64,
     pub timestamp: u32,
     /// This packet started a new source mapping (codec munging re-anchors too).
@@ -88,7 +93,7 @@ impl Munger {
         Munger {
             clock_rate: clock_rate.max(1),
             first_timestamp,
-            highest_out: (1u64 << 16) + u64::from(first_seq) - 1,
+            highest_out: OUT_BASE + u64::from(first_seq) - 1,
             source: None,
             last: None,
         }
@@ -138,7 +143,7 @@ impl Munger {
                 let extended = source.seqs.peek(u64::from(header.seq));
                 let out = source.missing.remove(&extended).expect("classified late");
                 let timestamp = header.timestamp.wrapping_add(source.ts_offset);
-                Some(Munged { seq: out as u16, extended_seq: out, timestamp, anchored: false })
+                Some(Munged { seq: out as u16, extended_seq: out - OUT_BASE, timestamp, anchored: false })
             }
             Order::New => {
                 let source = self.source.as_mut().expect("new packets have a source");
@@ -154,7 +159,7 @@ impl Munger {
                 let timestamp = header.timestamp.wrapping_add(source.ts_offset);
                 self.highest_out = out;
                 self.last = Some(LastSent { timestamp, at: now });
-                Some(Munged { seq: out as u16, extended_seq: out, timestamp, anchored: false })
+                Some(Munged { seq: out as u16, extended_seq: out - OUT_BASE, timestamp, anchored: false })
             }
         }
     }
@@ -208,7 +213,7 @@ impl Munger {
         });
         self.highest_out = out;
         self.last = Some(LastSent { timestamp, at: now });
-        Munged { seq: out as u16, extended_seq: out, timestamp, anchored: true }
+        Munged { seq: out as u16, extended_seq: out - OUT_BASE, timestamp, anchored: true }
     }
 }
 
@@ -363,6 +368,7 @@ mod tests {
             }
             if let Some(first_sent) = sent.first() {
                 prop_assert_eq!(first_sent.seq, first);
+                prop_assert_eq!(first_sent.extended_seq, u64::from(first), "rollover counter 0 at the start");
             }
         }
     }
