@@ -346,7 +346,7 @@ proptest! {
         for (i, (tid, lose, keyframe)) in pictures.into_iter().enumerate() {
             let mut packets = layer.picture(i == 0 || keyframe, tid, false, 3);
             let late = lose.map(|at| packets.remove(at));
-            packets.extend(held.drain(..));
+            packets.append(&mut held);
             held.extend(late);
             sub.offer(&mut leg, packets, &plain(), t0 + Duration::from_millis(33 * i as u64));
         }
