@@ -26,6 +26,7 @@ impl Sfu {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.report_disconnect(key),
             Event::MediaAdded(added) => self.register_published(key, added.mid),
             Event::MediaData(data) => self.forward(key, data, now),
+            Event::RtpPacket(packet) => self.forward_rtp(key, packet, now),
             Event::EgressBitrateEstimate(
                 str0m::bwe::BweKind::Twcc { estimate, .. } | str0m::bwe::BweKind::Remb { estimate, .. },
             ) => {
@@ -285,25 +286,33 @@ impl Sfu {
         self.flush_keyframe_request(pub_key, mid, subscriber, now);
     }
 
-    fn flush_keyframe_request(&mut self, pub_key: PeerKey, mid: Mid, subscriber: Option<PeerKey>, now: Instant) {
+    pub(crate) fn flush_keyframe_request(
+        &mut self,
+        pub_key: PeerKey,
+        mid: Mid,
+        subscriber: Option<PeerKey>,
+        now: Instant,
+    ) {
         let subscriber = subscriber.and_then(|k| self.peers.get(&k)).map(|p| p.id.clone());
-        let Some(Peer { id, rtc, published, .. }) = self.peers.get_mut(&pub_key) else {
+        let Some(Peer { id, rtc, published, rtp_mode, .. }) = self.peers.get_mut(&pub_key) else {
             return;
         };
+        let rtp_mode = *rtp_mode;
         let Some(track) = published.get_mut(&mid) else {
             return;
         };
         let recent =
             track.last_keyframe_request.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
-        if track.keyframe_wanted.is_empty() || recent {
+        if track.keyframe_wanted.is_empty() || recent || !rtc.is_alive() {
             return;
         }
-        let Some(mut writer) = rtc.writer(mid) else {
+        if !rtp_mode && rtc.writer(mid).is_none() {
             return;
-        };
-        let kind = if writer.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+        }
+        let possible = |rtc: &mut str0m::Rtc, kind| keyframe_request_possible(rtc, rtp_mode, mid, kind);
+        let kind = if possible(rtc, KeyframeRequestKind::Pli) {
             KeyframeRequestKind::Pli
-        } else if writer.is_request_keyframe_possible(KeyframeRequestKind::Fir) {
+        } else if possible(rtc, KeyframeRequestKind::Fir) {
             KeyframeRequestKind::Fir
         } else {
             track.keyframe_wanted.clear();
@@ -320,7 +329,7 @@ impl Sfu {
         rids.dedup();
         let mut sent = 0;
         for rid in rids {
-            match writer.request_keyframe(rid, kind) {
+            match request_keyframe_on(rtc, rtp_mode, mid, rid, kind) {
                 Ok(()) => sent += 1,
                 Err(e) => {
                     // Usually: no packet received yet, so no stream to ask on. The
@@ -377,7 +386,7 @@ impl Sfu {
 
     /// Feeds a subscriber's estimate to its audio fallback and applies a change. Returns
     /// whether it gets audio only now.
-    fn observe_fallback(&mut self, key: PeerKey, now: Instant) -> bool {
+    pub(crate) fn observe_fallback(&mut self, key: PeerKey, now: Instant) -> bool {
         let Some(peer) = self.peers.get_mut(&key) else { return false };
         let estimate = peer.estimate_bps;
         let Some(fallback) = peer.audio_fallback.as_mut() else { return false };
@@ -405,11 +414,41 @@ impl Sfu {
     }
 
     /// Bits/s available per video track towards a subscriber (its estimate shared evenly).
-    fn video_budget(&self, key: PeerKey) -> u64 {
+    pub(crate) fn video_budget(&self, key: PeerKey) -> u64 {
         let Some(peer) = self.peers.get(&key) else { return u64::MAX };
         let videos = peer.out.values().filter(|o| o.active && o.kind == MediaKind::Video).count().max(1) as u64;
         peer.estimate_bps / videos
     }
+}
+
+/// Whether the publisher negotiated this kind of keyframe request.
+fn keyframe_request_possible(rtc: &mut str0m::Rtc, rtp_mode: bool, mid: Mid, kind: KeyframeRequestKind) -> bool {
+    if rtp_mode {
+        // What `Writer::is_request_keyframe_possible` checks, which RTP mode has no writer for.
+        let pli = matches!(kind, KeyframeRequestKind::Pli);
+        rtc.codec_config().iter().any(|p| if pli { p.fb_pli() } else { p.fb_fir() })
+    } else {
+        rtc.writer(mid).is_some_and(|w| w.is_request_keyframe_possible(kind))
+    }
+}
+
+/// Asks a publisher's stream (one simulcast layer, or the only one) for a keyframe: through
+/// its writer, or in RTP mode (no writers) through the direct API.
+fn request_keyframe_on(
+    rtc: &mut str0m::Rtc,
+    rtp_mode: bool,
+    mid: Mid,
+    rid: Option<Rid>,
+    kind: KeyframeRequestKind,
+) -> Result<(), String> {
+    if rtp_mode {
+        let mut api = rtc.direct_api();
+        let stream = api.stream_rx_by_mid(mid, rid).ok_or("no receive stream yet")?;
+        stream.request_keyframe(kind);
+        return Ok(());
+    }
+    let mut writer = rtc.writer(mid).ok_or("the rtc is closed")?;
+    writer.request_keyframe(rid, kind).map_err(|e| e.to_string())
 }
 
 /// The name a recorder needs for a codec.

@@ -11,6 +11,7 @@
 mod error;
 mod fallback;
 mod forward;
+mod forward_rtp;
 mod negotiate;
 mod output;
 mod peer;

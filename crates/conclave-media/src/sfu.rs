@@ -37,6 +37,8 @@ pub struct Sfu {
     deadlines: BTreeSet<(Instant, PeerKey)>,
     pub(crate) out: VecDeque<SfuOutput>,
     pub(crate) events: VecDeque<(PeerKey, Event)>,
+    /// Peers made from now on forward RTP packets (see [`Sfu::set_rtp_forwarding`]).
+    rtp_forwarding: bool,
 }
 
 impl Sfu {
@@ -53,7 +55,16 @@ impl Sfu {
             deadlines: BTreeSet::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
+            rtp_forwarding: false,
         }
+    }
+
+    /// Experimental (issue 16), off by default: peers added from now on run str0m in RTP
+    /// mode, and media goes from publishers to subscribers as RTP packets (rewritten per
+    /// subscriber by `rtp::leg`) instead of being depacketized and packetized again as
+    /// frames. Not done yet in this mode: recording taps hand out no frames.
+    pub fn set_rtp_forwarding(&mut self, on: bool) {
+        self.rtp_forwarding = on;
     }
 
     /// The advertised host candidate address.
@@ -100,7 +111,7 @@ impl Sfu {
                 break c;
             }
         };
-        Peer::new(peer_id, creds, self.host, now, bwe)
+        Peer::new(peer_id, creds, self.host, now, bwe, self.rtp_forwarding)
     }
 
     /// Registers a peer made by [`Sfu::new_peer`] (by id, by ufrag, in the deadline index).

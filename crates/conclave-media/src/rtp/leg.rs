@@ -58,6 +58,8 @@ pub(crate) enum Dropped {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Forwarded {
     pub seq: u16,
+    /// `seq` extended (str0m's `SeqNo`, rollover counter 0 at the leg's start).
+    pub extended_seq: u64,
     pub timestamp: u32,
     pub marker: bool,
     pub payload_type: u8,
@@ -164,6 +166,15 @@ impl Leg {
         self.paused = false;
     }
 
+    /// Video waits for a keyframe again from here on (the subscriber connected, or its
+    /// decoder must start over); nothing is missing at the subscriber meanwhile.
+    pub fn require_keyframe(&mut self) {
+        if self.codec.is_video() {
+            self.gate.close();
+            self.pictures.restart();
+        }
+    }
+
     pub fn is_paused(&self) -> bool {
         self.paused
     }
@@ -222,6 +233,7 @@ impl Leg {
         };
         let forwarded = Forwarded {
             seq: munged.seq,
+            extended_seq: munged.extended_seq,
             timestamp: munged.timestamp,
             marker: header.marker,
             payload_type: header.payload_type,
