@@ -43,6 +43,24 @@ fn opus_and_vp8_packets_reach_the_subscriber_as_whole_frames_in_order() {
 }
 
 #[test]
+fn video_lost_on_the_way_to_the_subscriber_is_resent_from_the_sfu() {
+    let mut net = rtp_room();
+    net.lose_rtp_to("sub1", Some(10));
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(3000));
+    net.stop_sending("pub");
+    net.lose_rtp_to("sub1", None);
+    net.run_for(Duration::from_millis(500));
+
+    let sent = net.client("pub").sending.video_seq;
+    let video = net.received("sub1", MediaKind::Video);
+    assert_in_order(&video);
+    // One RTP packet in ten lost: without retransmission most keyframes (several packets)
+    // and a tenth of the rest would never be whole.
+    assert!(video.len() as u32 >= sent - 3, "video {}/{sent}: lost packets were resent", video.len());
+}
+
+#[test]
 fn a_late_subscriber_starts_at_a_keyframe_made_for_it() {
     let mut net = rtp_room();
     net.start_sending("pub");
