@@ -116,6 +116,7 @@ pub(crate) struct Leg {
     temporal: TemporalFilter,
     selector: SimulcastSelector,
     paused: bool,
+    /// What it sent, by outgoing sequence number (empty unless [`Leg::keep_resend_history`]).
     sent: Vec<Option<Sent>>,
     highest_sent: Option<u64>,
 }
@@ -132,8 +133,17 @@ impl Leg {
             temporal: TemporalFilter::default(),
             selector: SimulcastSelector::default(),
             paused: false,
-            sent: vec![None; SENT_HISTORY],
+            sent: Vec::new(),
             highest_sent: None,
+        }
+    }
+
+    /// Remembers what it sends from now on, so [`Leg::resend`] can answer NACKs from the
+    /// publisher's packet cache (about 28 KiB). Not needed where str0m's send stream answers
+    /// them itself.
+    pub fn keep_resend_history(&mut self) {
+        if self.sent.is_empty() {
+            self.sent = vec![None; SENT_HISTORY];
         }
     }
 
@@ -247,13 +257,16 @@ impl Leg {
     /// How to answer a subscriber's NACK of outgoing sequence number `seq`, if the leg still
     /// knows what it sent there.
     pub fn resend(&self, seq: u16) -> Option<Resend> {
-        let highest = self.highest_sent?;
+        let highest = self.highest_sent.filter(|_| !self.sent.is_empty())?;
         let extended = highest.checked_add_signed(i64::from(seq_distance(seq, highest as u16)))?;
         let sent = self.sent[extended as usize % SENT_HISTORY].filter(|s| s.extended_seq == extended)?;
         Some(Resend { source_ssrc: sent.source_ssrc, source_seq: sent.source_seq, forwarded: sent.forwarded })
     }
 
     fn remember(&mut self, extended_seq: u64, header: &RtpHeader, forwarded: Forwarded) {
+        if self.sent.is_empty() {
+            return;
+        }
         let sent = Sent { extended_seq, source_ssrc: header.ssrc, source_seq: header.seq, forwarded };
         self.sent[extended_seq as usize % SENT_HISTORY] = Some(sent);
         self.highest_sent = Some(self.highest_sent.map_or(extended_seq, |h| h.max(extended_seq)));

@@ -240,6 +240,7 @@ fn nacks_are_answered_with_the_same_bytes_from_the_publishers_cache() {
     let (mut low, mut high) = (Layer::new(Some("l"), 1, 0, 0, 0), Layer::new(Some("h"), 2, 500, 0, 700));
     let mut caches = [PacketCache::new(256, Duration::from_secs(1)), PacketCache::new(256, Duration::from_secs(1))];
     let mut leg = Leg::new(Codec::Vp8, 60_000, 0);
+    leg.keep_resend_history();
     let mut sub = Subscriber::default();
     for tick in 0..10 {
         let mut packets = low.picture(tick == 0, 0, false, 2);
@@ -259,6 +260,7 @@ fn nacks_are_answered_with_the_same_bytes_from_the_publishers_cache() {
         assert_eq!(&again, bytes);
     }
     assert!(leg.resend(sub.got.last().unwrap().0.seq.wrapping_add(1)).is_none(), "never sent");
+    assert!(Leg::new(Codec::Vp8, 0, 0).resend(0).is_none(), "no history unless asked for");
 }
 
 /// One step of a random publisher/subscriber history.
