@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::{Event, IceConnectionState};
 
+use crate::output::{SfuEvent, SfuOutput};
 use crate::peer::{Peer, PeerKey, PublishedTrack};
-use crate::sfu::{Sfu, SfuEvent, SfuOutput};
+use crate::rtp::layer::{best_layer, cap_layer, same_layer_in};
+use crate::sfu::Sfu;
 
 /// At most one keyframe request per publisher track in this interval; later
 /// wishes are kept and sent with a following frame.
@@ -24,6 +26,7 @@ impl Sfu {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.report_disconnect(key),
             Event::MediaAdded(added) => self.register_published(key, added.mid),
             Event::MediaData(data) => self.forward(key, data, now),
+            Event::RtpPacket(packet) => self.forward_rtp(key, packet, now),
             Event::EgressBitrateEstimate(
                 str0m::bwe::BweKind::Twcc { estimate, .. } | str0m::bwe::BweKind::Remb { estimate, .. },
             ) => {
@@ -283,25 +286,33 @@ impl Sfu {
         self.flush_keyframe_request(pub_key, mid, subscriber, now);
     }
 
-    fn flush_keyframe_request(&mut self, pub_key: PeerKey, mid: Mid, subscriber: Option<PeerKey>, now: Instant) {
+    pub(crate) fn flush_keyframe_request(
+        &mut self,
+        pub_key: PeerKey,
+        mid: Mid,
+        subscriber: Option<PeerKey>,
+        now: Instant,
+    ) {
         let subscriber = subscriber.and_then(|k| self.peers.get(&k)).map(|p| p.id.clone());
-        let Some(Peer { id, rtc, published, .. }) = self.peers.get_mut(&pub_key) else {
+        let Some(Peer { id, rtc, published, rtp_mode, .. }) = self.peers.get_mut(&pub_key) else {
             return;
         };
+        let rtp_mode = *rtp_mode;
         let Some(track) = published.get_mut(&mid) else {
             return;
         };
         let recent =
             track.last_keyframe_request.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL);
-        if track.keyframe_wanted.is_empty() || recent {
+        if track.keyframe_wanted.is_empty() || recent || !rtc.is_alive() {
             return;
         }
-        let Some(mut writer) = rtc.writer(mid) else {
+        if !rtp_mode && rtc.writer(mid).is_none() {
             return;
-        };
-        let kind = if writer.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+        }
+        let possible = |rtc: &mut str0m::Rtc, kind| keyframe_request_possible(rtc, rtp_mode, mid, kind);
+        let kind = if possible(rtc, KeyframeRequestKind::Pli) {
             KeyframeRequestKind::Pli
-        } else if writer.is_request_keyframe_possible(KeyframeRequestKind::Fir) {
+        } else if possible(rtc, KeyframeRequestKind::Fir) {
             KeyframeRequestKind::Fir
         } else {
             track.keyframe_wanted.clear();
@@ -318,7 +329,7 @@ impl Sfu {
         rids.dedup();
         let mut sent = 0;
         for rid in rids {
-            match writer.request_keyframe(rid, kind) {
+            match request_keyframe_on(rtc, rtp_mode, mid, rid, kind) {
                 Ok(()) => sent += 1,
                 Err(e) => {
                     // Usually: no packet received yet, so no stream to ask on. The
@@ -395,7 +406,7 @@ impl Sfu {
 
     /// Feeds a subscriber's estimate to its audio fallback and applies a change. Returns
     /// whether it gets audio only now.
-    fn observe_fallback(&mut self, key: PeerKey, now: Instant) -> bool {
+    pub(crate) fn observe_fallback(&mut self, key: PeerKey, now: Instant) -> bool {
         let Some(peer) = self.peers.get_mut(&key) else { return false };
         let estimate = peer.estimate_bps;
         let Some(fallback) = peer.audio_fallback.as_mut() else { return false };
@@ -423,67 +434,41 @@ impl Sfu {
     }
 
     /// Bits/s available per video track towards a subscriber (its estimate shared evenly).
-    fn video_budget(&self, key: PeerKey) -> u64 {
+    pub(crate) fn video_budget(&self, key: PeerKey) -> u64 {
         let Some(peer) = self.peers.get(&key) else { return u64::MAX };
         let videos = peer.out.values().filter(|o| o.active && o.kind == MediaKind::Video).count().max(1) as u64;
         peer.estimate_bps / videos
     }
 }
 
-/// Simulcast layer names come in two schemes: protocol v1 encodes `l`/`m`/`h` (low, mid,
-/// high), OpenTok.js `q`/`h`/`f` (quarter, half, full). `h` is the top layer in the first and
-/// the middle one in the second, so a layer's rank depends on the set it belongs to.
-fn layer_rank(r: &Rid, layers: &[Rid]) -> u8 {
-    let quarter_half_full = layers.iter().any(|l| matches!(&**l, "f" | "q"));
-    match (&**r, quarter_half_full) {
-        ("f", _) | ("h", false) => 3,
-        ("h", true) | ("m", _) => 2,
-        ("l" | "q", _) => 1,
-        _ => 0,
+/// Whether the publisher negotiated this kind of keyframe request.
+fn keyframe_request_possible(rtc: &mut str0m::Rtc, rtp_mode: bool, mid: Mid, kind: KeyframeRequestKind) -> bool {
+    if rtp_mode {
+        // What `Writer::is_request_keyframe_possible` checks, which RTP mode has no writer for.
+        let pli = matches!(kind, KeyframeRequestKind::Pli);
+        rtc.codec_config().iter().any(|p| if pli { p.fb_pli() } else { p.fb_fir() })
+    } else {
+        rtc.writer(mid).is_some_and(|w| w.is_request_keyframe_possible(kind))
     }
 }
 
-/// Bits/s a layer needs at most (what the SDKs' encodings send).
-fn layer_need_bps(rid: &Rid, layers: &[Rid]) -> u64 {
-    match layer_rank(rid, layers) {
-        3 => 1_000_000,
-        2 => 350_000,
-        _ => 0,
+/// Asks a publisher's stream (one simulcast layer, or the only one) for a keyframe: through
+/// its writer, or in RTP mode (no writers) through the direct API.
+fn request_keyframe_on(
+    rtc: &mut str0m::Rtc,
+    rtp_mode: bool,
+    mid: Mid,
+    rid: Option<Rid>,
+    kind: KeyframeRequestKind,
+) -> Result<(), String> {
+    if rtp_mode {
+        let mut api = rtc.direct_api();
+        let stream = api.stream_rx_by_mid(mid, rid).ok_or("no receive stream yet")?;
+        stream.request_keyframe(kind);
+        return Ok(());
     }
-}
-
-/// A wish (always in protocol v1's names, `l`/`m`/`h`, see `conclave_core::signal`) in the
-/// publisher's own layers, by rank, never by name (`h` is the top layer for v1 and half size for
-/// OpenTok.js): the best layer not above the wish, else the smallest there is.
-fn same_layer_in(wish: Rid, layers: &[Rid]) -> Option<Rid> {
-    let wanted = layer_rank(&wish, &[wish]);
-    let rank = |l: &Rid| layer_rank(l, layers);
-    layers
-        .iter()
-        .copied()
-        .filter(|l| rank(l) <= wanted)
-        .max_by_key(rank)
-        .or_else(|| layers.iter().copied().min_by_key(rank))
-}
-
-/// The preferred layer if the budget allows it, else the best one that fits (or the lowest).
-fn cap_layer(preferred: Rid, layers: &[Rid], budget_bps: u64) -> Rid {
-    if layer_need_bps(&preferred, layers) <= budget_bps {
-        return preferred;
-    }
-    let rank = |r: &Rid| layer_rank(r, layers);
-    layers
-        .iter()
-        .copied()
-        .filter(|r| rank(r) <= rank(&preferred) && layer_need_bps(r, layers) <= budget_bps)
-        .max_by_key(rank)
-        .or_else(|| layers.iter().copied().min_by_key(rank))
-        .unwrap_or(preferred)
-}
-
-/// The best simulcast layer of either naming scheme, else the first seen.
-fn best_layer(layers: &[Rid]) -> Option<Rid> {
-    layers.iter().copied().max_by_key(|r| layer_rank(r, layers))
+    let mut writer = rtc.writer(mid).ok_or("the rtc is closed")?;
+    writer.request_keyframe(rid, kind).map_err(|e| e.to_string())
 }
 
 /// The name a recorder needs for a codec.
@@ -496,32 +481,5 @@ fn codec_name(codec: str0m::format::Codec) -> &'static str {
         Codec::H264 => "h264",
         Codec::Av1 => "av1",
         _ => "other",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layers_follow_the_bandwidth_estimate() {
-        let layers: Vec<Rid> = ["l", "m", "h"].into_iter().map(Rid::from).collect();
-        let h = Rid::from("h");
-        assert_eq!(&*cap_layer(h, &layers, 3_000_000), "h");
-        assert_eq!(&*cap_layer(h, &layers, 600_000), "m");
-        assert_eq!(&*cap_layer(h, &layers, 100_000), "l");
-        assert_eq!(&*cap_layer(Rid::from("m"), &layers, 3_000_000), "m", "a preference is a ceiling");
-        assert_eq!(&*best_layer(&layers).unwrap(), "h");
-        // OpenTok.js names its layers q/h/f: there `h` is half, not high.
-        let otjs: Vec<Rid> = ["f", "h", "q"].into_iter().map(Rid::from).collect();
-        assert_eq!(&*best_layer(&otjs).unwrap(), "f");
-        assert_eq!(&*cap_layer(Rid::from("f"), &otjs, 600_000), "h");
-        assert_eq!(&*cap_layer(Rid::from("f"), &otjs, 100_000), "q");
-        assert_eq!(same_layer_in(Rid::from("l"), &otjs).as_deref(), Some("q"), "a v1 wish in OpenTok names");
-        assert_eq!(same_layer_in(Rid::from("m"), &otjs).as_deref(), Some("h"));
-        assert_eq!(same_layer_in(Rid::from("h"), &otjs).as_deref(), Some("f"), "by rank, never by name");
-        assert_eq!(same_layer_in(Rid::from("h"), &layers).as_deref(), Some("h"));
-        let two: Vec<Rid> = ["f", "h"].into_iter().map(Rid::from).collect();
-        assert_eq!(same_layer_in(Rid::from("l"), &two).as_deref(), Some("h"), "no quarter: the smallest there is");
     }
 }

@@ -291,6 +291,7 @@ impl Sfu {
                     layer: None,
                     target: None,
                     max_temporal: None,
+                    leg: None,
                 },
             ));
         }

@@ -13,7 +13,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::media::{MediaKind, Mid, Rid};
 use str0m::{Candidate, Event, IceCreds, Output, Rtc};
 
-use crate::sfu::SfuOutput;
+use crate::output::SfuOutput;
 
 /// Internal handle of a peer. Never reused, so a stale key finds nothing.
 pub(crate) type PeerKey = u64;
@@ -50,12 +50,16 @@ pub(crate) struct OutTrack {
     pub target: Option<Rid>,
     /// VP8 temporal layers above this are not forwarded (`None`: all, the full frame rate).
     pub max_temporal: Option<u8>,
+    /// RTP-mode forwarding state (see `Sfu::set_rtp_forwarding`), made at the first packet.
+    pub leg: Option<crate::rtp::leg::Leg>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub id: String,
     pub rtc: Rtc,
+    /// Its `Rtc` hands out and takes RTP packets, not frames (see `Sfu::set_rtp_forwarding`).
+    pub rtp_mode: bool,
     pub ufrag: String,
     /// Remote flows (source, destination) routed to this peer.
     pub routes: Vec<(SocketAddr, SocketAddr)>,
@@ -94,13 +98,14 @@ pub(crate) const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
 impl Peer {
     /// An ICE-lite `Rtc` with one host candidate and the codecs we forward. `bwe`: estimate
     /// the bandwidth towards the peer (and pace what goes to it), which only a peer that
-    /// receives media needs.
+    /// receives media needs. `rtp_mode`: str0m's RTP mode (packets, not frames).
     pub fn new(
         id: String,
         creds: IceCreds,
         host: SocketAddr,
         now: Instant,
         bwe: bool,
+        rtp_mode: bool,
     ) -> Result<Peer, crate::SfuError> {
         let ufrag = creds.ufrag.clone();
         let bwe = bwe.then(|| str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS));
@@ -114,6 +119,7 @@ impl Peer {
             .enable_h264(true)
             // TWCC bandwidth estimation: what each receiver can take decides its layers.
             .enable_bwe(bwe)
+            .set_rtp_mode(rtp_mode)
             .build(now);
         let candidate = Candidate::host(host, "udp").map_err(|e| crate::SfuError::Candidate(e.to_string()))?;
         if rtc.add_local_candidate(candidate).is_none() {
@@ -122,6 +128,7 @@ impl Peer {
         Ok(Peer {
             id,
             rtc,
+            rtp_mode,
             ufrag,
             routes: Vec::new(),
             deadline: now,

@@ -16,61 +16,9 @@ use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Event, IceCreds, Input};
 
 use crate::SfuError;
+use crate::output::{SfuEvent, SfuOutput};
 use crate::peer::{Peer, PeerKey};
 use crate::stun;
-
-/// What the SFU wants the caller to do.
-#[derive(Debug)]
-pub enum SfuOutput {
-    /// Send `bytes` from the local `source` address to `destination`.
-    Transmit { source: SocketAddr, destination: SocketAddr, bytes: Vec<u8> },
-    /// Call [`Sfu::handle_timeout`] at this instant (earliest over all peers).
-    /// The queue is drained when this is returned.
-    Timeout(Instant),
-    /// Something the application may act on.
-    Event(SfuEvent),
-    /// A frame of a tapped publisher, for recording (see [`Sfu::set_tap`]). Simulcast
-    /// publishers hand out their best layer only.
-    Recorded(RecordedFrame),
-}
-
-/// One depacketized frame of a tapped publisher.
-#[derive(Debug)]
-pub struct RecordedFrame {
-    pub publisher: String,
-    pub mid: Mid,
-    pub kind: MediaKind,
-    pub keyframe: bool,
-    /// False when frames were lost just before this one (the recorder waits for a keyframe).
-    pub contiguous: bool,
-    /// Lowercase codec name: `opus`, `vp8`, `vp9`, `h264`, `av1`.
-    pub codec: &'static str,
-    /// When its first packet arrived (a wall clock for muxing).
-    pub arrival: Instant,
-    /// Its capture time on the sender's media clock (the RTP timestamp, extended), in µs:
-    /// frames that arrive in a burst keep their real spacing.
-    pub media_time_us: u64,
-    pub data: Vec<u8>,
-}
-
-/// Things that happened to peers and tracks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SfuEvent {
-    /// ICE and DTLS are up: media can flow.
-    PeerConnected { peer_id: String },
-    /// ICE timed out, or the peer's WebRTC state failed. The peer stays
-    /// registered until [`Sfu::remove_peer`].
-    PeerDisconnected { peer_id: String },
-    /// The peer's offer carried a track it sends.
-    TrackPublished { peer_id: String, mid: Mid, kind: MediaKind },
-    /// The server asked a publisher for a keyframe (PLI, or FIR if only
-    /// that was negotiated). `subscriber` is the peer that caused it, if any.
-    KeyframeRequested { publisher: String, mid: Mid, subscriber: Option<String> },
-    /// The bandwidth towards a peer with audio fallback on (see [`Sfu::set_audio_fallback`])
-    /// stayed too low for video, so it gets audio only (`audio_only: true`), or came back
-    /// and video resumes from a keyframe (`false`).
-    AudioFallback { peer_id: String, audio_only: bool },
-}
 
 /// A sans-IO selective forwarding unit: one ICE-lite str0m `Rtc` per peer,
 /// all behind one advertised host address.
@@ -89,6 +37,8 @@ pub struct Sfu {
     deadlines: BTreeSet<(Instant, PeerKey)>,
     pub(crate) out: VecDeque<SfuOutput>,
     pub(crate) events: VecDeque<(PeerKey, Event)>,
+    /// Peers made from now on forward RTP packets (see [`Sfu::set_rtp_forwarding`]).
+    rtp_forwarding: bool,
 }
 
 impl Sfu {
@@ -105,7 +55,16 @@ impl Sfu {
             deadlines: BTreeSet::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
+            rtp_forwarding: false,
         }
+    }
+
+    /// Experimental (issue 16), off by default: peers added from now on run str0m in RTP
+    /// mode, and media goes from publishers to subscribers as RTP packets (rewritten per
+    /// subscriber by `rtp::leg`) instead of being depacketized and packetized again as
+    /// frames. Not done yet in this mode: recording taps hand out no frames.
+    pub fn set_rtp_forwarding(&mut self, on: bool) {
+        self.rtp_forwarding = on;
     }
 
     /// The advertised host candidate address.
@@ -152,7 +111,7 @@ impl Sfu {
                 break c;
             }
         };
-        Peer::new(peer_id, creds, self.host, now, bwe)
+        Peer::new(peer_id, creds, self.host, now, bwe, self.rtp_forwarding)
     }
 
     /// Registers a peer made by [`Sfu::new_peer`] (by id, by ufrag, in the deadline index).

@@ -371,7 +371,17 @@ fn without_audio_fallback_a_slow_subscriber_keeps_its_video() {
 
 #[test]
 fn a_subscriber_can_pause_and_resume_video_and_audio_on_its_own() {
+    pause_and_resume(false);
+}
+
+#[test]
+fn in_rtp_mode_a_subscriber_can_pause_and_resume_video_and_audio_on_its_own() {
+    pause_and_resume(true);
+}
+
+fn pause_and_resume(rtp_forwarding: bool) {
     let mut net = Net::new();
+    net.sfu.set_rtp_forwarding(rtp_forwarding);
     net.join_publisher("pub", 10001);
     let answer = net.join_offered("osub:1", 10002, "pub");
     net.deliver_answer("osub:1", &answer);

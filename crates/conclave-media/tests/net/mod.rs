@@ -75,6 +75,8 @@ pub struct Net {
     inflight: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Bottlenecks towards some clients (see `Net::cap_downlink`).
     links: Vec<Link>,
+    /// Clients that lose every n-th RTP packet the SFU sends them: (address, n, count so far).
+    rtp_loss: Vec<(SocketAddr, u32, u32)>,
 }
 
 /// A bottleneck towards one client: packets leave at `bps`, queueing up to `MAX_QUEUE`;
@@ -138,6 +140,7 @@ impl Net {
             capture: None,
             inflight: VecDeque::new(),
             links: Vec::new(),
+            rtp_loss: Vec::new(),
         }
     }
 
@@ -315,6 +318,27 @@ impl Net {
         }
     }
 
+    /// Loses every `every`-th RTP packet (never RTCP, STUN or DTLS) from the SFU to client
+    /// `name` from now on (`None`: no loss again).
+    pub fn lose_rtp_to(&mut self, name: &str, every: Option<u32>) {
+        let to = self.client(name).addr;
+        self.rtp_loss.retain(|(addr, _, _)| *addr != to);
+        if let Some(every) = every {
+            self.rtp_loss.push((to, every, 0));
+        }
+    }
+
+    /// Whether this datagram to `to` is lost on purpose (see `lose_rtp_to`).
+    fn lost_on_purpose(&mut self, to: SocketAddr, bytes: &[u8]) -> bool {
+        // RTP version 2, and a payload type outside RTCP's 200..=206 (72..=78 without the marker bit).
+        let rtp = bytes.len() > 12 && bytes[0] >> 6 == 2 && !(72..=78).contains(&(bytes[1] & 0x7f));
+        let Some((_, every, count)) = self.rtp_loss.iter_mut().find(|(addr, _, _)| *addr == to).filter(|_| rtp) else {
+            return false;
+        };
+        *count += 1;
+        *count % *every == 0
+    }
+
     pub fn stop_sending(&mut self, name: &str) {
         self.client(name).sending.enabled = false;
     }
@@ -447,6 +471,9 @@ impl Net {
                 link.busy_until = start + airtime;
                 link.queue.push_back((link.busy_until, source, bytes));
             } else if let Some(i) = self.clients.iter().position(|c| c.addr == destination) {
+                if source == self.sfu_addr && self.lost_on_purpose(destination, &bytes) {
+                    continue;
+                }
                 let input = Input::Receive(
                     self.now,
                     Receive {

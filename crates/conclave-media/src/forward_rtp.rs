@@ -1,0 +1,156 @@
+//! RTP-mode forwarding (issue 16; opt-in with [`Sfu::set_rtp_forwarding`]): a publisher's RTP
+//! packets go to each subscriber as RTP packets, decided and rewritten per subscriber by its
+//! `rtp::leg::Leg`, and written with str0m's direct API (`StreamTx::write_rtp`). The payload
+//! is shared between subscribers, never copied: VP8 fields are patched as str0m serializes,
+//! and str0m's send stream answers the subscriber's NACKs from its own cache of those shared
+//! payloads.
+//!
+//! Owns the glue between str0m's RTP mode and the legs: which track a packet belongs to, the
+//! payload type each subscriber negotiated, force-mute and audio fallback as leg pauses, and
+//! the legs' keyframe wishes as (throttled) requests to the publisher. It must not decide
+//! forwarding policy (that is `rtp`), nor negotiate (`negotiate`).
+
+use std::hash::{BuildHasher, RandomState};
+use std::time::Instant;
+
+use str0m::media::{MediaKind, Pt, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Vp8Descriptor, Vp8Patch};
+
+use crate::peer::PeerKey;
+use crate::rtp::RtpHeader;
+use crate::rtp::codec::Codec;
+use crate::rtp::leg::{Forwarded, Incoming, Leg};
+use crate::rtp::selector::LayerChoice;
+use crate::rtp::vp8::Vp8Rewrite;
+use crate::sfu::Sfu;
+
+impl Sfu {
+    /// Offers one publisher packet to each subscriber leg of its track.
+    pub(crate) fn forward_rtp(&mut self, key: PeerKey, packet: RtpPacket, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let ssrc = packet.header.ssrc;
+        let Some((mid, rid)) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| (s.mid(), s.rid())) else {
+            return;
+        };
+        let pt = packet.header.payload_type;
+        let Some(params) = peer.rtc.codec_config().find(|p| p.pt() == pt).copied() else {
+            tracing::trace!(publisher = %peer.id, %pt, "packet of an unknown payload type");
+            return;
+        };
+        let audio_forwarding = peer.audio_forwarding;
+        let Some(track) = peer.published.get_mut(&mid) else { return };
+        let kind = track.kind;
+        if let Some(rid) = rid.filter(|r| !track.layers.contains(r)) {
+            track.layers.push(rid);
+        }
+        let layers = track.layers.clone();
+        let subscribers = track.subscribers.clone();
+        if !track.keyframe_wanted.is_empty() {
+            self.flush_keyframe_request(key, mid, None, now);
+        }
+        let header = RtpHeader {
+            ssrc: *ssrc,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload_type: *pt,
+        };
+        let incoming = Incoming { header, rid, payload: &packet.payload };
+        let codec = leg_codec(params.spec().codec, kind);
+        let muted = kind == MediaKind::Audio && !audio_forwarding;
+        let mut wishes: Vec<(Option<Rid>, PeerKey)> = Vec::new();
+        for (sub_key, out_mid) in subscribers {
+            let audio_only = kind == MediaKind::Video && self.observe_fallback(sub_key, now);
+            let budget_bps = self.video_budget(sub_key);
+            let Some(sub) = self.peers.get_mut(&sub_key) else { continue };
+            if !sub.connected {
+                continue;
+            }
+            let Some(out) = sub.out.get_mut(&out_mid).filter(|o| o.active) else { continue };
+            let leg = out.leg.get_or_insert_with(|| new_leg(codec));
+            let needs_keyframe = std::mem::take(&mut out.needs_keyframe);
+            let pause = muted || audio_only || sub.paused[crate::peer::kind_index(kind)];
+            if pause && !leg.is_paused() {
+                leg.pause();
+            } else if !pause && leg.is_paused() {
+                leg.resume();
+            }
+            if needs_keyframe {
+                leg.require_keyframe();
+            }
+            leg.set_max_temporal(out.max_temporal);
+            let choice = LayerChoice { layers: &layers, preferred: out.target, budget_bps };
+            let decision = leg.on_packet(&incoming, &choice, now);
+            if rid.is_some() {
+                out.layer = leg.current_layer();
+            }
+            if let Some(layer) = decision.keyframe_wanted.filter(|l| !wishes.iter().any(|(w, _)| w == l)) {
+                wishes.push((layer, sub_key));
+            }
+            let Ok(forwarded) = decision.verdict else { continue };
+            let Some(out_pt) = sub.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
+                tracing::debug!(subscriber = %sub.id, "no matching codec; packet dropped");
+                continue;
+            };
+            let mut api = sub.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { continue };
+            stream.write_rtp(rtp_write(out_pt, &forwarded, &packet));
+            self.settle(sub_key);
+        }
+        for (layer, sub_key) in wishes {
+            self.request_keyframe(key, mid, layer, Some(sub_key), now);
+        }
+    }
+}
+
+/// A leg whose sequence numbers and timestamps start at random values (RFC 3550 §5.1). Its
+/// first sequence number is below 2^15, so the rollover counter stays 0 for a long while.
+fn new_leg(codec: Codec) -> Leg {
+    let random = RandomState::new().hash_one(0u8);
+    Leg::new(codec, (random as u16) & 0x7fff, (random >> 32) as u32)
+}
+
+/// The leg's view of a str0m codec.
+fn leg_codec(codec: str0m::format::Codec, kind: MediaKind) -> Codec {
+    use str0m::format::Codec as Str0m;
+    match codec {
+        Str0m::Opus => Codec::Opus,
+        Str0m::Vp8 => Codec::Vp8,
+        Str0m::Vp9 => Codec::Vp9,
+        Str0m::H264 => Codec::H264,
+        _ => Codec::Other { video: kind == MediaKind::Video },
+    }
+}
+
+/// The write of a forwarded packet: the publisher's payload (shared), the leg's header fields,
+/// the audio level and video orientation as received, and the VP8 patch.
+fn rtp_write(pt: Pt, forwarded: &Forwarded, packet: &RtpPacket) -> RtpWrite {
+    let received = &packet.header.ext_vals;
+    let ext_vals = ExtensionValues {
+        audio_level: received.audio_level,
+        voice_activity: received.voice_activity,
+        video_orientation: received.video_orientation,
+        ..Default::default()
+    };
+    let seq = SeqNo::from(forwarded.extended_seq);
+    let write = RtpWrite::new(pt, seq, forwarded.timestamp, packet.timestamp, packet.payload.clone())
+        .marker(forwarded.marker)
+        .ext_vals(ext_vals)
+        .nackable(true);
+    match forwarded.vp8.and_then(|rewrite| vp8_patch(&packet.payload, rewrite)) {
+        Some(patch) => write.vp8_patch(patch),
+        None => write,
+    }
+}
+
+/// The leg's VP8 rewrite as str0m's serialization-time patch.
+fn vp8_patch(payload: &[u8], rewrite: Vp8Rewrite) -> Option<Vp8Patch> {
+    let mut patch = Vp8Descriptor::parse(payload).ok()?.patch();
+    if let Some(picture_id) = rewrite.picture_id {
+        patch = patch.picture_id(picture_id);
+    }
+    if let Some(tl0) = rewrite.tl0picidx {
+        patch = patch.tl0_pic_idx(tl0);
+    }
+    patch.build().ok()
+}
