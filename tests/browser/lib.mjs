@@ -35,17 +35,17 @@ export async function startServer(extraArgs = []) {
     env: { ...process.env, CONCLAVE_DEMO_PASSWORD: PASSWORD, CONCLAVE_DEMO_MODERATOR_PASSWORD: MODERATOR_PASSWORD },
     stdio: ["ignore", "pipe", openSync(log, "w")],
   });
-  let mediaPort = null;
+  // Every media worker's UDP port (a session's media uses one of them).
+  let mediaPorts = [];
   const base = await new Promise((resolve, reject) => {
     createInterface({ input: proc.stdout }).on("line", (l) => {
-      const media = l.match(/^media on udp:\/\/[^:]+:(\d+)/);
-      if (media) mediaPort = Number(media[1]);
+      if (l.startsWith("media on ")) mediaPorts = [...l.matchAll(/udp:\/\/[^ ]+:(\d+)/g)].map((x) => Number(x[1]));
       if (l.startsWith("listening on ")) resolve(l.slice(13).trim());
     });
     proc.on("exit", () => reject(new Error("server exited: " + readFileSync(log, "utf8"))));
   });
   return {
-    base, dir, proc, mediaPort,
+    base, dir, proc, mediaPorts,
     logs: () => readFileSync(log, "utf8"),
     async stop() { proc.kill("SIGTERM"); await new Promise((r) => (proc.exitCode !== null ? r() : proc.on("exit", r))); },
   };

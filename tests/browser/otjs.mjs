@@ -70,13 +70,13 @@ export async function startConclave({ args = [] } = {}) {
     stdio: ["ignore", "pipe", openSync(log, "w")],
   });
   const stdout = [];
-  let mediaPort = null;
+  // Every media worker's UDP port (a session's media uses one of them).
+  let mediaPorts = [];
   const base = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("server did not print its address in 20 s: " + readFileSync(log, "utf8"))), 20000);
     createInterface({ input: proc.stdout }).on("line", (l) => {
       stdout.push(l);
-      const media = l.match(/^media on udp:\/\/[^:]+:(\d+)/);
-      if (media) mediaPort = Number(media[1]);
+      if (l.startsWith("media on ")) mediaPorts = [...l.matchAll(/udp:\/\/[^ ]+:(\d+)/g)].map((x) => Number(x[1]));
       if (l.startsWith("listening on ")) { clearTimeout(timer); resolve(l.slice(13).trim().split(/\s/)[0]); }
     });
     proc.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}): ` + readFileSync(log, "utf8"))); });
@@ -96,7 +96,7 @@ export async function startConclave({ args = [] } = {}) {
   const v2 = (path) => `/v2/project/${apiKey}/${path}`;
 
   const server = {
-    base, dir, data, proc, apiKey, apiSecret, mediaPort,
+    base, dir, data, proc, apiKey, apiSecret, mediaPorts,
     logs: () => `${stdout.join("\n")}\n${readFileSync(log, "utf8")}`,
     rest,
     /** POST /session/create as the Node SDK sends it: relayed = p2p.preference=enabled. */

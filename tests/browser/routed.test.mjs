@@ -23,7 +23,7 @@ test("routed: two browsers see each other through the SFU", { timeout: 90000 }, 
     // Through the SFU: the media path ends at the server's one UDP port.
     for (const s of [redStats, blueStats]) {
       assert.equal(s.pair?.remoteAddress, "127.0.0.1");
-      assert.equal(s.pair?.remotePort, server.mediaPort, JSON.stringify(s.pair));
+      assert.ok(server.mediaPorts.includes(s.pair?.remotePort), JSON.stringify(s.pair));
     }
     await screenshot(red.page, "routed-red");
     await screenshot(blue.page, "routed-blue");

@@ -74,9 +74,14 @@ pub struct ServeArgs {
     /// The address advertised to browsers as the SFU's host candidate, and bound for media.
     #[arg(long, default_value = "127.0.0.1", env = "CONCLAVE_RTC_HOST")]
     rtc_host: std::net::IpAddr,
-    /// The one UDP port for all routed media (0 picks a free one).
+    /// The first UDP port for routed media: media worker i binds this port + i (0: each
+    /// picks a free one).
     #[arg(long, default_value_t = 0, env = "CONCLAVE_RTC_PORT")]
     rtc_port: u16,
+    /// Media worker threads, each with its own SFU and UDP port; a session's media stays on
+    /// one worker (default: one per core).
+    #[arg(long, env = "CONCLAVE_MEDIA_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    media_workers: Option<u16>,
     /// A TURN server URL handed to clients (repeat for several), e.g.
     /// `turn:turn.example.com:3478?transport=udp`. Needs --turn-secret-env.
     #[arg(long = "turn-url", requires = "turn_secret_env")]
@@ -353,8 +358,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
-    let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port), metrics.clone()).await?;
-    println!("media on udp://{}", media.address);
+    let workers = args.media_workers.map_or_else(conclave_server::media::pool::default_workers, usize::from);
+    let media = conclave_server::media::MediaPool::start(
+        SocketAddr::new(args.rtc_host, args.rtc_port),
+        workers,
+        metrics.clone(),
+    )?;
+    let addresses: Vec<String> = media.addresses().iter().map(|a| format!("udp://{a}")).collect();
+    println!("media on {}", addresses.join(" "));
     let (hub_events, mut hub_rx) = tokio::sync::mpsc::unbounded_channel();
     let hub = Hub::new(store.clone(), signal, Some(hub_events), metrics.clone(), Some(media.clone()));
     let _sweeper = hub.spawn_sweeper();

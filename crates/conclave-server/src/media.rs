@@ -1,7 +1,7 @@
-//! Routed media: one UDP socket for all peers and the task that drives the sans-IO SFU
-//! (`conclave-media`) with real time and real datagrams.
+//! Routed media: one media worker per core (see [`pool`]), each a thread with its own UDP
+//! socket driving its own sans-IO SFU (`conclave-media`) with real time and real datagrams.
 //!
-//! Owns: the socket, the clock, and the command channel the hub uses. Must not touch:
+//! Owns: the sockets, the clock, and the command channels the hub uses. Must not touch:
 //! session rules (the hub decides who may publish or subscribe) or SDP policy (the SFU's).
 //! Peer IDs: `pub:{streamId}` for a publishing connection, `sub:{connectionId}` for a
 //! client's receiving connection, `osub:{subscriberId}` for an OpenTok.js subscriber's own
@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
+
+pub mod pool;
+pub use pool::MediaPool;
 
 pub fn publisher_peer(stream_id: &str) -> String {
     format!("pub:{stream_id}")
@@ -145,13 +148,12 @@ pub const MEDIA_EVENTS_QUEUE: usize = 1024;
 #[derive(Default)]
 struct Taps(HashMap<String, Vec<(String, FrameSink)>>);
 
-/// The hub's handle on the SFU task.
+/// The handle on one media worker: every peer of a session lives on the same worker (see
+/// [`MediaPool::for_session`]).
 #[derive(Clone)]
 pub struct MediaHandle {
     tx: mpsc::UnboundedSender<MediaCommand>,
     pub address: SocketAddr,
-    /// The SFU's reports, taken once by whoever acts on them (the hub).
-    events: std::sync::Arc<std::sync::Mutex<Option<mpsc::Receiver<MediaEvent>>>>,
 }
 
 /// A reply the SFU will give. The command is already in the SFU's queue when this exists, so
@@ -177,10 +179,6 @@ impl MediaHandle {
     /// bandwidth is too low for video.
     pub fn add_subscriber_peer(&self, peer: String, publisher: String, audio_fallback: bool) -> Pending<String> {
         self.ask(|reply| MediaCommand::AddSubscriberPeer { peer, publisher, audio_fallback, reply })
-    }
-    /// The SFU's reports; `None` once taken.
-    pub fn take_events(&self) -> Option<mpsc::Receiver<MediaEvent>> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
     pub fn accept_answer(&self, peer: String, answer: String) -> Pending<Option<String>> {
         self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply })
@@ -219,19 +217,28 @@ impl MediaHandle {
     }
 }
 
-/// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
-/// the host candidate every peer is offered.
-pub async fn start(
+/// Binds `address` (UDP; port 0 picks one) and starts one media worker on a thread of its
+/// own, reporting to `events`. The bound address is the host candidate its peers are offered.
+pub fn start_worker(
+    index: usize,
     address: SocketAddr,
+    events: mpsc::Sender<MediaEvent>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<MediaHandle> {
-    let socket = UdpSocket::bind(address).await?;
+    let socket = std::net::UdpSocket::bind(address)?;
+    socket.set_nonblocking(true)?;
     let address = socket.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let (events_tx, events_rx) = mpsc::channel(MEDIA_EVENTS_QUEUE);
-    tokio::spawn(run(socket, address, rx, events_tx, metrics));
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events_rx)));
-    Ok(MediaHandle { tx, address, events })
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name(format!("media-{index}")).spawn(move || {
+        runtime.block_on(async move {
+            match UdpSocket::from_std(socket) {
+                Ok(socket) => run(socket, address, rx, events, metrics).await,
+                Err(e) => tracing::error!(error = %e, "media worker could not use its socket"),
+            }
+        })
+    })?;
+    Ok(MediaHandle { tx, address })
 }
 
 fn apply(sfu: &mut Sfu, taps: &mut Taps, cmd: MediaCommand, now: Instant) {

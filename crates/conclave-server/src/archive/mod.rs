@@ -19,7 +19,7 @@ pub use alert::SmtpConfig;
 pub use retry::UploadRetry;
 
 use crate::clock;
-use crate::media::MediaHandle;
+use crate::media::MediaPool;
 use crate::metrics::{Metrics, inc};
 use crate::signal::hub::{Hub, HubEvent};
 use crate::signal::room::SessionEvent;
@@ -115,7 +115,7 @@ struct Active {
 pub struct Archiver {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
-    media: Option<MediaHandle>,
+    media: Option<MediaPool>,
     config: ArchiveConfig,
     fallback: FallbackStore,
     webhooks: Option<Webhooks>,
@@ -146,7 +146,7 @@ impl Archiver {
     pub fn new(
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
-        media: Option<MediaHandle>,
+        media: Option<MediaPool>,
         config: ArchiveConfig,
         webhooks: Option<Webhooks>,
         metrics: Arc<Metrics>,
@@ -359,7 +359,7 @@ impl Archiver {
             has_audio: req.has_audio,
             has_video: req.has_video,
             encrypt_to: key,
-            media: self.media.clone(),
+            media: self.media.as_ref().map(|m| m.for_session(&req.session_id).clone()),
         })
         .map_err(|e| ArchiveError::Internal(format!("cannot start recording: {e}")))?;
         {
@@ -436,6 +436,7 @@ impl Archiver {
         a.idle_since = None;
         a.recording.add_stream(stream_id, has_audio, has_video, recording::StreamTags::of(stream));
         if let Some(m) = &self.media {
+            let m = m.for_session(&a.session_id);
             m.tap(crate::media::publisher_peer(stream_id), archive_id.to_owned(), Some(a.recording.sink()));
         }
     }
@@ -447,7 +448,7 @@ impl Archiver {
             return;
         }
         if let Some(m) = &self.media {
-            m.tap(crate::media::publisher_peer(stream_id), archive_id.to_owned(), None);
+            m.for_session(&a.session_id).tap(crate::media::publisher_peer(stream_id), archive_id.to_owned(), None);
         }
         a.recording.remove_stream(stream_id);
         if a.recorded.is_empty() {
@@ -585,6 +586,7 @@ impl Archiver {
             return Err(ArchiveError::Conflict("the archive is recorded by another node or is finishing".into()));
         };
         if let Some(m) = &self.media {
+            let m = m.for_session(&a.session_id);
             for stream in a.recorded.keys() {
                 m.tap(crate::media::publisher_peer(stream), id.to_owned(), None);
             }

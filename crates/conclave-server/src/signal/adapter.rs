@@ -77,7 +77,7 @@ impl Hub {
         sdp: String,
     ) -> Result<crate::media::OfferAnswer, RoomError> {
         self.act(conn, |room| Ok((room.check_media(conn, Some(stream_id))?, Vec::new())))?;
-        let media = self.media.clone().ok_or_else(no_media)?;
+        let media = self.media_of_conn(conn).ok_or_else(no_media)?;
         let answer = media.offer(publisher_peer(stream_id), sdp, true).await.map_err(|e| media_failed(&e))?;
         if answer.renegotiated {
             return Ok(answer);
@@ -102,7 +102,7 @@ impl Hub {
         sdp: String,
     ) -> Result<crate::media::OfferAnswer, RoomError> {
         self.check_subscriber(conn, stream_id, subscriber_id)?;
-        let media = self.media.clone().ok_or_else(no_media)?;
+        let media = self.media_of_conn(conn).ok_or_else(no_media)?;
         media.offer(subscriber_peer(subscriber_id), sdp, false).await.map_err(|e| media_failed(&e))
     }
 
@@ -116,7 +116,7 @@ impl Hub {
         sdp: String,
     ) -> Result<Option<String>, RoomError> {
         self.check_subscriber(conn, stream_id, subscriber_id)?;
-        let media = self.media.clone().ok_or_else(no_media)?;
+        let media = self.media_of_conn(conn).ok_or_else(no_media)?;
         let next = media.accept_answer(subscriber_peer(subscriber_id), sdp).await.map_err(|e| media_failed(&e))?;
         self.act(conn, |room| Ok(((), room.confirm_subscription(conn, stream_id))))?;
         Ok(next)

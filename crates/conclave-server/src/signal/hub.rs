@@ -89,7 +89,7 @@ pub struct Hub {
     events: Option<mpsc::UnboundedSender<HubEvent>>,
     draining: std::sync::atomic::AtomicBool,
     metrics: Arc<crate::metrics::Metrics>,
-    pub(super) media: Option<crate::media::MediaHandle>,
+    pub(super) media: Option<crate::media::MediaPool>,
     /// Routed subscriptions waiting for both media peers to exist: (connection, stream).
     pub(super) pending_media: Mutex<HashSet<(String, String)>>,
     /// Connections whose receiving connection got its `mediaAnswer`: only then may the SFU
@@ -165,7 +165,7 @@ impl Hub {
         config: SignalConfig,
         events: Option<mpsc::UnboundedSender<HubEvent>>,
         metrics: Arc<crate::metrics::Metrics>,
-        media: Option<crate::media::MediaHandle>,
+        media: Option<crate::media::MediaPool>,
     ) -> Arc<Hub> {
         Arc::new_cyclic(|me| Hub {
             me: me.clone(),
@@ -229,6 +229,17 @@ impl Hub {
         })
     }
 
+    /// The media worker of a session's peers.
+    pub(super) fn media_of_session(&self, session_id: &str) -> Option<crate::media::MediaHandle> {
+        Some(self.media.as_ref()?.for_session(session_id).clone())
+    }
+
+    /// The media worker of a live connection's session (`None` once it left).
+    pub(super) fn media_of_conn(&self, conn: &str) -> Option<crate::media::MediaHandle> {
+        let session_id = lock(&self.conn_index).get(conn).cloned()?;
+        self.media_of_session(&session_id)
+    }
+
     /// Every live room, for the rare events that do not name their session.
     pub(super) fn live_rooms(&self) -> Vec<Arc<Mutex<LiveRoom>>> {
         lock(&self.rooms).values().cloned().collect()
@@ -272,7 +283,7 @@ impl Hub {
                     }
                     lock(&self.conn_index).remove(&conn);
                 }
-                Output::Media(intent) => self.apply_media(intent),
+                Output::Media(intent) => self.apply_media(&meta.session_id, intent),
                 Output::Revoke { fingerprint, expires_at } => {
                     lock(&self.revoked).insert(fingerprint, expires_at);
                     let store = self.store.clone();
@@ -502,8 +513,9 @@ impl Hub {
                 _ => None,
             };
             live.room.check_media(conn, stream)?;
-            let media =
-                self.media.clone().ok_or_else(|| RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU"))?;
+            let media = self
+                .media_of_conn(conn)
+                .ok_or_else(|| RoomError::new(ErrorCode::RoutedOnly, "this server runs no SFU"))?;
             drop(live);
             self.negotiate(&media, conn, env.id, env.msg);
             return Ok(());

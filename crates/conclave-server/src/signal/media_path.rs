@@ -22,8 +22,8 @@ fn receiver_peer_of(r: &Receiver) -> String {
 
 impl Hub {
     /// Applies one intent: commands are queued now; replies are awaited on their own tasks.
-    pub(super) fn apply_media(&self, intent: MediaIntent) {
-        let Some(media) = self.media.clone() else { return };
+    pub(super) fn apply_media(&self, session_id: &str, intent: MediaIntent) {
+        let Some(media) = self.media_of_session(session_id) else { return };
         match intent {
             MediaIntent::Subscribe { conn, stream } => {
                 lock(&self.pending_media).insert((conn.clone(), stream.clone()));
@@ -85,7 +85,9 @@ impl Hub {
     /// and whose peers may exist now. A subscription the SFU refuses (a peer still missing)
     /// waits again, if the room still wants it.
     pub(super) fn retry_pending(&self, matches: impl Fn(&str, &str) -> bool) {
-        let Some(media) = self.media.clone() else { return };
+        if self.media.is_none() {
+            return;
+        }
         let ready = lock(&self.receivers_ready).clone();
         let due: Vec<(String, String)> = {
             let mut pending = lock(&self.pending_media);
@@ -96,6 +98,8 @@ impl Hub {
             due
         };
         for (conn, stream) in due {
+            // A connection that left takes its pending subscriptions with it.
+            let Some(media) = self.media_of_conn(&conn) else { continue };
             let reply = media.subscribe(receiver_peer(&conn), publisher_peer(&stream));
             let hub = self.me.clone();
             tokio::spawn(async move {
@@ -129,6 +133,7 @@ impl Hub {
             due
         };
         for (subscriber, (conn, stream, audio_fallback)) in due {
+            let Some(media) = self.media_of_conn(&conn) else { continue };
             let peer = subscriber_peer(&subscriber);
             let reply = media.add_subscriber_peer(peer, publisher_peer(&stream), audio_fallback);
             let hub = self.me.clone();
