@@ -29,6 +29,7 @@ const START_CODE: [u8; 4] = [0, 0, 0, 1];
 /// One reassembled frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Frame {
+    /// A video keyframe (never set on audio, as in str0m's frame mode).
     pub keyframe: bool,
     /// False when something was lost just before it (or it follows a dropped frame).
     pub contiguous: bool,
@@ -196,10 +197,8 @@ fn assemble<'a>(codec: Codec, payloads: impl Iterator<Item = &'a [u8]>) -> (bool
                 keyframe |= h264::inspect(payload).is_some_and(|info| info.idr);
                 h264_annex_b(payload, &mut data);
             }
-            Codec::Opus | Codec::Other { .. } => {
-                keyframe = !codec.is_video();
-                data.extend_from_slice(payload);
-            }
+            // As in frame mode, audio frames are never flagged keyframes.
+            Codec::Opus | Codec::Other { .. } => data.extend_from_slice(payload),
         }
     }
     (keyframe, data)

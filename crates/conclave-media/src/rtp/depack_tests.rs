@@ -139,7 +139,7 @@ fn opus_one_packet_one_frame_reordered_and_duplicated() {
     let mut d = Depacketizer::new(Codec::Opus);
     let mut out = feed(&mut d, &shuffled, t0);
     assert_eq!(out.iter().map(|f| f.data[1]).collect::<Vec<_>>(), [0, 1, 2, 3, 4], "the duplicate is dropped");
-    assert!(out.iter().all(|f| f.keyframe && f.contiguous));
+    assert!(out.iter().all(|f| !f.keyframe && f.contiguous), "audio: no keyframes, as in frame mode");
     assert_eq!(out[1].media_time_us, 1_020_000);
     // A lost packet: the one after it waits, then is handed out as not contiguous.
     out = d.push(16, 48_000 + 6 * 960, false, &payload(6), t0);
