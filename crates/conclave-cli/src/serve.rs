@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// The one UDP port for all routed media (0 picks a free one).
     #[arg(long, default_value_t = 0, env = "CONCLAVE_RTC_PORT")]
     rtc_port: u16,
+    /// How the SFU forwards media: as whole frames (str0m's frame mode), or as RTP packets
+    /// rewritten per subscriber (issue 16; recording taps reassemble frames themselves).
+    #[arg(long, value_enum, default_value = "frames", env = "CONCLAVE_FORWARDING")]
+    forwarding: Forwarding,
     /// A TURN server URL handed to clients (repeat for several), e.g.
     /// `turn:turn.example.com:3478?transport=udp`. Needs --turn-secret-env.
     #[arg(long = "turn-url", requires = "turn_secret_env")]
@@ -353,7 +357,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
-    let media = conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port), metrics.clone()).await?;
+    let rtp_forwarding = matches!(args.forwarding, Forwarding::Rtp);
+    let media =
+        conclave_server::media::start(SocketAddr::new(args.rtc_host, args.rtc_port), rtp_forwarding, metrics.clone())
+            .await?;
     println!("media on udp://{}", media.address);
     let (hub_events, mut hub_rx) = tokio::sync::mpsc::unbounded_channel();
     let hub = Hub::new(store.clone(), signal, Some(hub_events), metrics.clone(), Some(media.clone()));
@@ -458,4 +465,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     serve(config, state, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--forwarding`: the SFU's forwarding mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Forwarding {
+    /// Whole frames, depacketized and repacketized by str0m (the default).
+    Frames,
+    /// RTP packets, rewritten per subscriber (`Sfu::set_rtp_forwarding`).
+    Rtp,
 }

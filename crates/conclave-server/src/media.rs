@@ -220,16 +220,18 @@ impl MediaHandle {
 }
 
 /// Binds `address` (UDP; port 0 picks one) and starts the SFU task. The bound address is
-/// the host candidate every peer is offered.
+/// the host candidate every peer is offered. `rtp_forwarding`: the SFU forwards RTP packets,
+/// not frames (see `Sfu::set_rtp_forwarding`).
 pub async fn start(
     address: SocketAddr,
+    rtp_forwarding: bool,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<MediaHandle> {
     let socket = UdpSocket::bind(address).await?;
     let address = socket.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::channel(MEDIA_EVENTS_QUEUE);
-    tokio::spawn(run(socket, address, rx, events_tx, metrics));
+    tokio::spawn(run(socket, address, rtp_forwarding, rx, events_tx, metrics));
     let events = std::sync::Arc::new(std::sync::Mutex::new(Some(events_rx)));
     Ok(MediaHandle { tx, address, events })
 }
@@ -333,6 +335,7 @@ const MAX_IMMEDIATE: u32 = 64;
 async fn run(
     socket: UdpSocket,
     local: SocketAddr,
+    rtp_forwarding: bool,
     mut commands: mpsc::UnboundedReceiver<MediaCommand>,
     events: mpsc::Sender<MediaEvent>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -340,6 +343,8 @@ async fn run(
     use crate::metrics::add;
     let c = &metrics.counters;
     let mut sfu = Sfu::new(local);
+    sfu.set_rtp_forwarding(rtp_forwarding);
+    tracing::info!(forwarding = if rtp_forwarding { "rtp" } else { "frames" }, "media forwarding mode");
     let mut taps = Taps::default();
     let mut rx = mmsg::RecvBatch::new();
     let mut pending: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
