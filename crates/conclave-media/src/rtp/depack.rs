@@ -23,6 +23,9 @@ const MAX_HELD_PACKETS: usize = 128;
 /// retransmission to fill the hole).
 const MAX_HOLD: Duration = Duration::from_millis(300);
 
+/// A sequence number this far from the expected one is a restarted stream, not reordering.
+const MAX_JUMP: u64 = 3000;
+
 /// The Annex B start code str0m's H.264 depacketizer puts before each NAL unit.
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
@@ -77,6 +80,10 @@ impl Depacketizer {
 
     /// Takes one packet and returns the frames it completes, in order.
     pub fn push(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &[u8], arrival: Instant) -> Vec<Frame> {
+        if self.next.is_some_and(|n| self.seqs.peek(u64::from(seq)).abs_diff(n) > MAX_JUMP) {
+            // A restarted sender (a new SSRC, new numbering): start over, after a break.
+            *self = Depacketizer { broken: true, ..Depacketizer::new(self.codec) };
+        }
         let seq = self.seqs.unwrap(u64::from(seq));
         if self.next.is_some_and(|n| seq < n) || payload.is_empty() {
             return Vec::new(); // a late duplicate, or a frame already given up

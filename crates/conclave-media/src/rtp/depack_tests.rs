@@ -189,6 +189,21 @@ fn joining_mid_frame_starts_at_the_next_whole_frame() {
     assert_eq!(out.iter().map(|f| (f.data[1], f.contiguous)).collect::<Vec<_>>(), [(1, true), (2, true)]);
 }
 
+#[test]
+fn a_restarted_stream_is_followed_after_a_break() {
+    let frames: Vec<Vec<u8>> = (0..4).map(|n| vp8_frame(n, n % 2 == 0, 1500)).collect();
+    let payloads: Vec<_> = frames.iter().map(|f| vp8_packets(f, 1000, 7)).collect();
+    let t0 = Instant::now();
+    let mut d = Depacketizer::new(Codec::Vp8);
+    let mut out = feed(&mut d, &rtp(&payloads[..2], 1000, 0, 3000), t0);
+    // The sender starts over: new sequence numbers (behind, far away) and timestamps.
+    out.extend(feed(&mut d, &rtp(&payloads[2..], 40_000, 7_000_000, 3000), t0));
+    assert_eq!(
+        out.iter().map(|f| (f.data[1], f.contiguous)).collect::<Vec<_>>(),
+        [(0, true), (1, true), (2, false), (3, true)]
+    );
+}
+
 proptest! {
     /// Known VP8 frames, randomly packetized, each frame's packets shuffled: every frame
     /// comes out whole, in order, contiguous, across sequence number wrap.
