@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// one worker (default: one per core).
     #[arg(long, env = "CONCLAVE_MEDIA_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     media_workers: Option<u16>,
+    /// How the SFU forwards media: as whole frames (str0m's frame mode), or as RTP packets
+    /// rewritten per subscriber (issue 16; recording taps reassemble frames themselves).
+    #[arg(long, value_enum, default_value = "frames", env = "CONCLAVE_FORWARDING")]
+    forwarding: Forwarding,
     /// A TURN server URL handed to clients (repeat for several), e.g.
     /// `turn:turn.example.com:3478?transport=udp`. Needs --turn-secret-env.
     #[arg(long = "turn-url", requires = "turn_secret_env")]
@@ -359,9 +363,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let policy = args.callbacks.policy();
     let metrics = Arc::new(Metrics::new(args.metrics_allow.clone()));
     let workers = args.media_workers.map_or_else(conclave_server::media::pool::default_workers, usize::from);
+    let rtp_forwarding = matches!(args.forwarding, Forwarding::Rtp);
     let media = conclave_server::media::MediaPool::start(
         SocketAddr::new(args.rtc_host, args.rtc_port),
         workers,
+        rtp_forwarding,
         metrics.clone(),
     )?;
     let addresses: Vec<String> = media.addresses().iter().map(|a| format!("udp://{a}")).collect();
@@ -469,4 +475,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     serve(config, state, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--forwarding`: the SFU's forwarding mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Forwarding {
+    /// Whole frames, depacketized and repacketized by str0m (the default).
+    Frames,
+    /// RTP packets, rewritten per subscriber (`Sfu::set_rtp_forwarding`).
+    Rtp,
 }

@@ -66,6 +66,7 @@ impl Sfu {
             last_keyframe_request: None,
             layers: Vec::new(),
             tap_layer: None,
+            taps: Vec::new(),
         };
         peer.published.insert(mid, track);
         let peer_id = peer.id.clone();
@@ -109,23 +110,7 @@ impl Sfu {
             // layer: the best, taken up at its keyframe (frames of two layers share capture
             // times, and a decoder cannot switch layers mid-picture).
             let muted = kind == MediaKind::Audio && !audio_forwarding;
-            let mut wants_switch = None;
-            let layer_ok = match data.rid {
-                None => true,
-                Some(rid) => {
-                    let best = best_layer(&track.layers);
-                    if track.tap_layer != Some(rid) && best == Some(rid) && data.is_keyframe() {
-                        track.tap_layer = Some(rid);
-                    }
-                    if track.tap_layer != best {
-                        wants_switch = best;
-                    }
-                    track.tap_layer == Some(rid)
-                }
-            };
-            if let Some(best) = wants_switch.filter(|b| !track.keyframe_wanted.contains(&Some(*b))) {
-                track.keyframe_wanted.push(Some(best));
-            }
+            let layer_ok = tap_takes(track, data.rid, data.is_keyframe());
             if !muted && layer_ok {
                 self.out.push_back(SfuOutput::Recorded(crate::RecordedFrame {
                     publisher,
@@ -441,6 +426,24 @@ impl Sfu {
     }
 }
 
+/// Whether a tapped track's frame of layer `rid` is recorded: one simulcast layer, the best,
+/// taken up at its keyframe (frames of two layers share capture times, and a decoder cannot
+/// switch layers mid-picture). While the tap is not on the best layer yet, a keyframe of the
+/// best is wanted. Frame and RTP mode both follow this rule.
+pub(crate) fn tap_takes(track: &mut PublishedTrack, rid: Option<Rid>, keyframe: bool) -> bool {
+    let Some(rid) = rid else { return true };
+    let best = best_layer(&track.layers);
+    if track.tap_layer != Some(rid) && best == Some(rid) && keyframe {
+        track.tap_layer = Some(rid);
+    }
+    if track.tap_layer != best
+        && let Some(best) = best.filter(|b| !track.keyframe_wanted.contains(&Some(*b)))
+    {
+        track.keyframe_wanted.push(Some(best));
+    }
+    track.tap_layer == Some(rid)
+}
+
 /// Whether the publisher negotiated this kind of keyframe request.
 fn keyframe_request_possible(rtc: &mut str0m::Rtc, rtp_mode: bool, mid: Mid, kind: KeyframeRequestKind) -> bool {
     if rtp_mode {
@@ -472,7 +475,7 @@ fn request_keyframe_on(
 }
 
 /// The name a recorder needs for a codec.
-fn codec_name(codec: str0m::format::Codec) -> &'static str {
+pub(crate) fn codec_name(codec: str0m::format::Codec) -> &'static str {
     use str0m::format::Codec;
     match codec {
         Codec::Opus => "opus",

@@ -7,18 +7,26 @@
 //!
 //! Owns the glue between str0m's RTP mode and the legs: which track a packet belongs to, the
 //! payload type each subscriber negotiated, force-mute and audio fallback as leg pauses, and
-//! the legs' keyframe wishes as (throttled) requests to the publisher. It must not decide
+//! the legs' keyframe wishes as (throttled) requests to the publisher, and recording taps:
+//! a tapped track's packets reassembled into frames (`rtp::depack`) under frame mode's
+//! layer rules, handed out as `SfuOutput::Recorded`. It must not decide
 //! forwarding policy (that is `rtp`), nor negotiate (`negotiate`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Instant;
 
-use str0m::media::{MediaKind, Pt, Rid};
+use std::collections::VecDeque;
+
+use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Vp8Descriptor, Vp8Patch};
 
-use crate::peer::PeerKey;
+use crate::forward::{codec_name, tap_takes};
+use crate::output::{RecordedFrame, SfuOutput};
+use crate::peer::{PeerKey, PublishedTrack};
 use crate::rtp::RtpHeader;
 use crate::rtp::codec::Codec;
+use crate::rtp::depack::Depacketizer;
+use crate::rtp::layer::best_layer;
 use crate::rtp::leg::{Forwarded, Incoming, Leg};
 use crate::rtp::selector::LayerChoice;
 use crate::rtp::vp8::Vp8Rewrite;
@@ -37,11 +45,20 @@ impl Sfu {
             tracing::trace!(publisher = %peer.id, %pt, "packet of an unknown payload type");
             return;
         };
-        let audio_forwarding = peer.audio_forwarding;
+        let (audio_forwarding, tapped) = (peer.audio_forwarding, peer.tapped);
         let Some(track) = peer.published.get_mut(&mid) else { return };
         let kind = track.kind;
         if let Some(rid) = rid.filter(|r| !track.layers.contains(r)) {
             track.layers.push(rid);
+        }
+        let codec = leg_codec(params.spec().codec, kind);
+        let muted = kind == MediaKind::Audio && !audio_forwarding;
+        if tapped && !muted && !matches!(codec, Codec::Other { .. }) {
+            let name = codec_name(params.spec().codec);
+            record(&mut self.out, &peer.id, mid, track, (codec, name), rid, &packet);
+        } else {
+            // Starts over when the tap (or the audio) comes back.
+            track.taps.clear();
         }
         let layers = track.layers.clone();
         let subscribers = track.subscribers.clone();
@@ -56,8 +73,6 @@ impl Sfu {
             payload_type: *pt,
         };
         let incoming = Incoming { header, rid, payload: &packet.payload };
-        let codec = leg_codec(params.spec().codec, kind);
-        let muted = kind == MediaKind::Audio && !audio_forwarding;
         let mut wishes: Vec<(Option<Rid>, PeerKey)> = Vec::new();
         for (sub_key, out_mid) in subscribers {
             let audio_only = kind == MediaKind::Video && self.observe_fallback(sub_key, now);
@@ -100,6 +115,51 @@ impl Sfu {
         for (layer, sub_key) in wishes {
             self.request_keyframe(key, mid, layer, Some(sub_key), now);
         }
+    }
+}
+
+/// Feeds a tapped track's packet to the frame reassembly of its layer, and hands out the
+/// frames the tap records (the layer rules of frame mode: `forward::tap_takes`). Only the
+/// layer recorded and the best one (whose keyframe the tap moves to) are reassembled.
+fn record(
+    out: &mut VecDeque<SfuOutput>,
+    publisher: &str,
+    mid: Mid,
+    track: &mut PublishedTrack,
+    (codec, name): (Codec, &'static str),
+    rid: Option<Rid>,
+    packet: &RtpPacket,
+) {
+    let (tap_layer, best) = (track.tap_layer, rid.and(best_layer(&track.layers)));
+    let reassembled = |r: &Option<Rid>| r.is_none() || *r == tap_layer || *r == best;
+    track.taps.retain(|(r, _)| reassembled(r));
+    if !reassembled(&rid) {
+        return;
+    }
+    let index = match track.taps.iter().position(|(r, _)| *r == rid) {
+        Some(i) => i,
+        None => {
+            track.taps.push((rid, Depacketizer::new(codec)));
+            track.taps.len() - 1
+        }
+    };
+    let h = &packet.header;
+    let frames = track.taps[index].1.push(h.sequence_number, h.timestamp, h.marker, &packet.payload, packet.timestamp);
+    for frame in frames {
+        if !tap_takes(track, rid, frame.keyframe) {
+            continue;
+        }
+        out.push_back(SfuOutput::Recorded(RecordedFrame {
+            publisher: publisher.to_owned(),
+            mid,
+            kind: track.kind,
+            keyframe: frame.keyframe,
+            contiguous: frame.contiguous,
+            codec: name,
+            arrival: frame.arrival,
+            media_time_us: frame.media_time_us,
+            data: frame.data,
+        }));
     }
 }
 

@@ -33,6 +33,9 @@ pub(crate) struct PublishedTrack {
     /// The simulcast layer the recording tap hands out (the best seen; it moves to a better
     /// one on that layer's keyframe, so a recording never mixes layers mid-picture).
     pub tap_layer: Option<Rid>,
+    /// RTP mode, tapped: frame reassembly per simulcast layer the tap may record (the one it
+    /// records and the best one, whose keyframe it moves to).
+    pub taps: Vec<(Option<Rid>, crate::rtp::depack::Depacketizer)>,
 }
 
 /// A track the server sends to this peer, copied from a publisher.

@@ -219,9 +219,11 @@ impl MediaHandle {
 
 /// Binds `address` (UDP; port 0 picks one) and starts one media worker on a thread of its
 /// own, reporting to `events`. The bound address is the host candidate its peers are offered.
+/// `rtp_forwarding`: its SFU forwards RTP packets, not frames (see `Sfu::set_rtp_forwarding`).
 pub fn start_worker(
     index: usize,
     address: SocketAddr,
+    rtp_forwarding: bool,
     events: mpsc::Sender<MediaEvent>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<MediaHandle> {
@@ -233,7 +235,7 @@ pub fn start_worker(
     std::thread::Builder::new().name(format!("media-{index}")).spawn(move || {
         runtime.block_on(async move {
             match UdpSocket::from_std(socket) {
-                Ok(socket) => run(socket, address, rx, events, metrics).await,
+                Ok(socket) => run(socket, address, rtp_forwarding, rx, events, metrics).await,
                 Err(e) => tracing::error!(error = %e, "media worker could not use its socket"),
             }
         })
@@ -340,6 +342,7 @@ const MAX_IMMEDIATE: u32 = 64;
 async fn run(
     socket: UdpSocket,
     local: SocketAddr,
+    rtp_forwarding: bool,
     mut commands: mpsc::UnboundedReceiver<MediaCommand>,
     events: mpsc::Sender<MediaEvent>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -347,6 +350,8 @@ async fn run(
     use crate::metrics::add;
     let c = &metrics.counters;
     let mut sfu = Sfu::new(local);
+    sfu.set_rtp_forwarding(rtp_forwarding);
+    tracing::info!(forwarding = if rtp_forwarding { "rtp" } else { "frames" }, "media forwarding mode");
     let mut taps = Taps::default();
     let mut rx = mmsg::RecvBatch::new();
     let mut pending: Vec<(SocketAddr, Vec<u8>)> = Vec::new();

@@ -13,9 +13,11 @@
 //! - [`layer`], [`selector`]: simulcast layer ranking and per-leg layer choice.
 //! - [`cache`]: the per-publisher packet cache that answers NACKs.
 //! - [`leg`]: one subscriber leg composed of the above.
+//! - [`depack`]: frames back from a tapped track's packets, for recording.
 
 pub(crate) mod cache;
 pub(crate) mod codec;
+pub(crate) mod depack;
 pub(crate) mod gate;
 pub(crate) mod h264;
 pub(crate) mod layer;

@@ -68,6 +68,10 @@ pub struct Net {
     pub sfu_events: Vec<SfuEvent>,
     /// Frames of tapped publishers (`Sfu::set_tap`), decoded: (kind, seq, keyframe).
     pub recorded: Vec<(MediaKind, u32, bool)>,
+    /// Alongside `recorded`: each frame's (codec, contiguous, media time in µs).
+    pub recorded_meta: Vec<(&'static str, bool, u64)>,
+    /// Recorded frames whose bytes are not a payload we sent.
+    pub recorded_undecodable: usize,
     pub clients: Vec<Client>,
     pub dropped_by_sfu: usize,
     /// Datagrams sent to the SFU from this address are also kept here.
@@ -131,6 +135,8 @@ impl Net {
             start,
             now: start,
             recorded: Vec::new(),
+            recorded_meta: Vec::new(),
+            recorded_undecodable: 0,
             sfu: Sfu::new(sfu_addr),
             sfu_addr,
             sfu_deadline: None,
@@ -355,11 +361,13 @@ impl Net {
                     return;
                 }
                 SfuOutput::Event(e) => self.sfu_events.push(e),
-                SfuOutput::Recorded(f) => {
-                    if let Some((seq, keyframe)) = decode(f.kind, &f.data) {
+                SfuOutput::Recorded(f) => match decode(f.kind, &f.data) {
+                    Some((seq, keyframe)) => {
                         self.recorded.push((f.kind, seq, keyframe));
+                        self.recorded_meta.push((f.codec, f.contiguous, f.media_time_us));
                     }
-                }
+                    None => self.recorded_undecodable += 1,
+                },
             }
         }
         self.sfu_deadline = None;

@@ -27,10 +27,12 @@ pub fn default_workers() -> usize {
 
 impl MediaPool {
     /// Starts `workers` media workers on `address`'s IP. Port 0: each binds a port of its own;
-    /// port P: worker i binds P + i (open that range in a firewall).
+    /// port P: worker i binds P + i (open that range in a firewall). `rtp_forwarding`: their
+    /// SFUs forward RTP packets, not frames.
     pub fn start(
         address: SocketAddr,
         workers: usize,
+        rtp_forwarding: bool,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> std::io::Result<MediaPool> {
         let workers = workers.max(1);
@@ -44,7 +46,7 @@ impl MediaPool {
                 })?,
             };
             let at = SocketAddr::new(address.ip(), port);
-            started.push(start_worker(i, at, events_tx.clone(), metrics.clone())?);
+            started.push(start_worker(i, at, rtp_forwarding, events_tx.clone(), metrics.clone())?);
         }
         Ok(MediaPool { workers: started.into(), events: Arc::new(Mutex::new(Some(events_rx))) })
     }
