@@ -34,6 +34,12 @@ pub enum RestAuthError {
     MissingTimes,
     #[error("credential is for another project")]
     WrongProject,
+    #[error(
+        "Authorization: Bearer must be an RS256 JWT with an application_id, signed with the application's private key"
+    )]
+    NotRs256,
+    #[error("credential lifetime exceeds 900 seconds")]
+    AppLifetimeTooLong,
 }
 
 #[derive(Deserialize)]
