@@ -14,7 +14,7 @@ pub const MAX_REST_LIFETIME_SECS: u64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestAuthError {
-    #[error("missing X-OPENTOK-AUTH header")]
+    #[error("missing X-OPENTOK-AUTH header (or Authorization: Bearer for an application)")]
     Missing,
     #[error("X-OPENTOK-AUTH is not an HS256 JWT")]
     Malformed,

@@ -2,7 +2,7 @@
 
 use super::ApiError;
 use crate::AppState;
-use crate::auth::{AuthFailure, verify_rest_credential};
+use crate::auth::{AuthFailure, verify_application_credential, verify_rest_credential};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 
 pub const AUTH_HEADER: &str = "x-opentok-auth";
 
-/// A caller whose `X-OPENTOK-AUTH` credential verified; `api_key` is its project.
+/// A caller whose credential verified: a project's `X-OPENTOK-AUTH` (HS256) or a Vonage
+/// application's `Authorization: Bearer` (RS256); `api_key` is its project or application ID.
 pub struct RestCaller {
     pub api_key: String,
     /// The source address, for the audit log.
@@ -41,10 +42,19 @@ impl FromRequestParts<AppState> for RestCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let raw = parts.headers.get(AUTH_HEADER).map(|v| v.to_str().unwrap_or("\u{0}"));
+        let bearer = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| {
+            let v = v.to_str().unwrap_or("\u{0}");
+            match v.get(..7) {
+                Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => &v[7..],
+                _ => "\u{0}",
+            }
+        });
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-        let result = match raw {
-            None => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Missing)),
-            Some(raw) => verify_rest_credential(state.store.as_ref(), raw).await,
+        let result = match (raw, bearer) {
+            (Some(_), Some(_)) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Malformed)),
+            (Some(raw), None) => verify_rest_credential(state.store.as_ref(), raw).await,
+            (None, Some(bearer)) => verify_application_credential(state.store.as_ref(), bearer).await,
+            (None, None) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Missing)),
         };
         match result {
             Ok(cred) => {
