@@ -138,7 +138,8 @@ impl SessionCreateRequest {
             return Err(invalid(format!("archiveResolution must be one of {}", ARCHIVE_RESOLUTIONS.join(", "))));
         }
         let location = match location.as_deref() {
-            None | Some("") => None,
+            // The Vonage Node SDK sends `location=null` when no location was given.
+            None | Some("") | Some("null") => None,
             Some(l) => Some(l.parse::<Ipv4Addr>().map_err(|_| invalid("location must be an IPv4 address"))?),
         };
         let e2ee = e2ee.as_deref().map(|v| parse_bool("e2ee", v)).transpose()?.unwrap_or(false);
@@ -287,6 +288,10 @@ mod tests {
         assert!(!py.e2ee);
         let old_py = SessionCreateRequest::from_form(b"p2p.preference=disabled&archiveMode=manual&e2ee=False").unwrap();
         assert!(!old_py.e2ee);
+        // @vonage/video: every field, sorted, with `location=null` when none was given.
+        let vonage =
+            SessionCreateRequest::from_form(b"archiveMode=manual&location=null&p2p.preference=disabled").unwrap();
+        assert_eq!((vonage.media_mode, vonage.location), (MediaMode::Routed, None));
         assert_eq!(SessionCreateRequest::from_form(b"").unwrap().media_mode, MediaMode::Relayed);
         let ext = SessionCreateRequest::from_form(b"p2p.preference=disabled&maxParticipants=10&unknown=1").unwrap();
         assert_eq!(ext.max_participants, Some(10));

@@ -17,6 +17,8 @@ use std::collections::HashMap;
 /// (path, feature) for every route answered 501.
 const ROUTES: &[(&str, &str)] = &[
     ("/v2/project/{api_key}/broadcast", "live-streaming broadcasts (HLS/RTMP)"),
+    // @vonage/video starts and lists broadcasts at `…/broadcast/`, with the slash.
+    ("/v2/project/{api_key}/broadcast/", "live-streaming broadcasts (HLS/RTMP)"),
     ("/v2/project/{api_key}/broadcast/{id}", "live-streaming broadcasts (HLS/RTMP)"),
     ("/v2/project/{api_key}/broadcast/{id}/{op}", "live-streaming broadcasts (HLS/RTMP)"),
     ("/v2/project/{api_key}/dial", "SIP interconnect (dial)"),
