@@ -234,7 +234,25 @@ pub(crate) struct ClientTokenClaims {
     iat: Option<u64>,
     exp: Option<u64>,
     connection_data: Option<String>,
-    initial_layout_class_list: Option<String>,
+    initial_layout_class_list: Option<ClassList>,
+}
+
+/// `initial_layout_class_list`: a space-separated string (Node SDK) or a list of strings
+/// (Python SDK).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ClassList {
+    Joined(String),
+    List(Vec<String>),
+}
+
+impl ClassList {
+    fn joined(self) -> String {
+        match self {
+            ClassList::Joined(s) => s,
+            ClassList::List(l) => l.join(" "),
+        }
+    }
 }
 
 /// An application client token, parsed but not verified (see `token::UnverifiedToken`).
@@ -278,7 +296,7 @@ impl<'a> UnverifiedAppToken<'a> {
             issued_at: c.iat.ok_or(TokenError::Malformed("JWT has no iat"))?,
             expires_at: c.exp.ok_or(TokenError::Malformed("JWT has no exp"))?,
             connection_data: c.connection_data,
-            layout: c.initial_layout_class_list,
+            layout: c.initial_layout_class_list.map(ClassList::joined),
         };
         Ok((self.application_id, raw))
     }

@@ -137,6 +137,15 @@ fn client_tokens_and_rest_credentials_do_not_cross() {
     assert_eq!(claims.role, crate::Role::Moderator);
     assert_eq!(claims.initial_layout_classes, ["full", "focus"]);
     assert_eq!(claims.connection_data.as_deref(), Some("user=7"));
+    // The Python SDK sends the class list as a JSON list.
+    let python = serde_json::json!({
+        "application_id": APP, "scope": "session.connect", "session_id": "1_abc", "role": "publisher",
+        "initial_layout_class_list": ["full", "focus"], "iat": NOW, "exp": NOW + 900, "jti": "x",
+        "acl": {"paths": {"/session/**": {}}},
+    });
+    let python = sign(python, &k.pair);
+    let claims = UnverifiedToken::parse(&python).unwrap().into_claims(NOW).unwrap();
+    assert_eq!(claims.initial_layout_classes, ["full", "focus"]);
     // A REST credential is not a client token.
     let rest_token = sign(rest_claims(), &k.pair);
     let rest = UnverifiedToken::parse(&rest_token).unwrap();

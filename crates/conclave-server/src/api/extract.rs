@@ -14,6 +14,8 @@ pub const AUTH_HEADER: &str = "x-opentok-auth";
 /// application's `Authorization: Bearer` (RS256); `api_key` is its project or application ID.
 pub struct RestCaller {
     pub api_key: String,
+    /// Authenticated as a Vonage application (`Authorization: Bearer`, RS256).
+    pub is_application: bool,
     /// The source address, for the audit log.
     pub ip: String,
 }
@@ -27,7 +29,11 @@ impl RestCaller {
         target: &str,
         detail: serde_json::Value,
     ) {
-        let actor = crate::audit::Actor::rest(&self.api_key, &self.ip);
+        let actor = if self.is_application {
+            crate::audit::Actor::application(&self.api_key, &self.ip)
+        } else {
+            crate::audit::Actor::rest(&self.api_key, &self.ip)
+        };
         crate::audit::record(store, &actor, Some(&self.api_key), action, target, detail).await;
     }
 
@@ -50,6 +56,7 @@ impl FromRequestParts<AppState> for RestCaller {
             }
         });
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+        let is_application = raw.is_none() && bearer.is_some();
         let result = match (raw, bearer) {
             (Some(_), Some(_)) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Malformed)),
             (Some(raw), None) => verify_rest_credential(state.store.as_ref(), raw).await,
@@ -63,7 +70,7 @@ impl FromRequestParts<AppState> for RestCaller {
                     tracing::warn!(api_key = %cred.api_key, "REST rate limit exceeded for an API key");
                     return Err(ApiError::too_many(wait, "API key"));
                 }
-                Ok(RestCaller { api_key: cred.api_key, ip: peer })
+                Ok(RestCaller { api_key: cred.api_key, is_application, ip: peer })
             }
             Err(AuthFailure::Rejected(reason)) => {
                 crate::metrics::inc(&state.metrics.counters.rest_auth_failures);
