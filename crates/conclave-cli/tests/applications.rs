@@ -248,6 +248,25 @@ async fn rotated_keys_verify_only_during_their_grace() {
     assert_eq!(listed[0]["keys"].as_array().unwrap().len(), 2, "the key out of grace was dropped: {listed}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("PRIVATE"));
     drop(second.private_pem);
+
+    // Project-level settings take the application ID; a project's secret rotation does not.
+    let d = data.to_str().unwrap();
+    let out = conclave(&["project", "set-max-participants", "--api-key", &a.id, "--max", "7", "--data-dir", d]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = conclave(&["project", "rotate-secret", "--api-key", &a.id, "--data-dir", d]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("application rotate-key"));
+    // Every change is audited, and no key material is in the log.
+    let out = conclave(&["audit", "--json", "--api-key", &a.id, "--data-dir", d]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let actions: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap().to_owned())
+        .collect();
+    for action in ["application.create", "application.rotate_key", "project.set_max_participants"] {
+        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    }
+    assert!(!text.contains("PRIVATE") && !text.contains(third.private_pem.lines().nth(2).unwrap()));
 }
 
 #[tokio::test]
