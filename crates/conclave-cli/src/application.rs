@@ -26,7 +26,8 @@ pub enum ApplicationCommand {
         /// A PEM public key (`BEGIN PUBLIC KEY`) whose private key stays with you.
         #[arg(long)]
         public_key_file: Option<PathBuf>,
-        /// Last line: `{"application_id": "…"}`, plus `"private_key"` when generated here.
+        /// Last line: `{"application_id": "…", "webhook_secret": "…"}`, plus `"private_key"`
+        /// when generated here.
         #[arg(long)]
         json: bool,
     },
@@ -65,13 +66,17 @@ pub async fn run(cmd: ApplicationCommand) -> anyhow::Result<ExitCode> {
             let store = data.open_store().await?;
             let app = application::create_application(&*store, &name, key.as_deref()).await?;
             if json {
-                let mut out = serde_json::json!({"application_id": app.application_id});
+                let mut out = serde_json::json!({"application_id": app.application_id, "webhook_secret": app.webhook_secret.as_str()});
                 if let Some(private) = &app.private_key_pem {
                     out["private_key"] = private.as_str().into();
                 }
                 println!("{out}");
             } else {
                 println!("Application ID: {}", app.application_id);
+                println!(
+                    "Webhook secret: {} (verifies the HS256 signatures of this application's webhooks; it is no credential)",
+                    app.webhook_secret.as_str()
+                );
                 if let Some(private) = &app.private_key_pem {
                     print!("{}", private.as_str());
                     println!(

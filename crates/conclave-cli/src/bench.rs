@@ -222,7 +222,8 @@ fn rs256_tokens(session: &str, now: u64, classes: &[String], iterations: u32) {
         c.signature_matches(key).then_some(())?;
         c.into_credential(now).ok().map(|_| ())
     };
-    let rows: [(&str, &str, Box<dyn Fn(&str) -> Option<()>>); 3] = [
+    type Verify<'a> = Box<dyn Fn(&str) -> Option<()> + 'a>;
+    let rows: [(&str, &str, Verify<'_>); 3] = [
         ("RS256 JWT (application client token)", &client, Box::new(|t| verify_client(t, &*parsed_public_key(&der)?))),
         ("RS256 JWT (application REST credential)", &rest, Box::new(|t| verify_rest(t, &*parsed_public_key(&der)?))),
         (

@@ -20,6 +20,7 @@ struct App {
     id: String,
     signer: Signer,
     private_pem: String,
+    webhook_secret: String,
 }
 
 /// `conclave application create --json`, with a generated pair or a given public key.
@@ -41,7 +42,9 @@ fn create_app(data: &Path, public_key_file: Option<&Path>, private_pem: Option<&
         None => v["private_key"].as_str().expect("a generated private key").to_owned(),
     };
     remember_secret(private_pem.lines().nth(2).unwrap());
-    App { id, signer: Signer::from_pem(&private_pem).unwrap(), private_pem }
+    let webhook_secret = v["webhook_secret"].as_str().unwrap().to_owned();
+    remember_secret(&webhook_secret);
+    App { id, signer: Signer::from_pem(&private_pem).unwrap(), private_pem, webhook_secret }
 }
 
 fn rest_cred(app: &App) -> String {
@@ -226,7 +229,12 @@ async fn rotated_keys_verify_only_during_their_grace() {
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         let pem = v["private_key"].as_str().unwrap().to_owned();
         remember_secret(pem.lines().nth(2).unwrap());
-        App { id: a.id.clone(), signer: Signer::from_pem(&pem).unwrap(), private_pem: pem }
+        App {
+            id: a.id.clone(),
+            signer: Signer::from_pem(&pem).unwrap(),
+            private_pem: pem,
+            webhook_secret: String::new(),
+        }
     };
     // Rotated with no grace: the old key is out at once, the new one works.
     let second = rotate("0s");
@@ -276,10 +284,20 @@ async fn client_tokens_join_over_protocol_v1_and_anvil() {
     let project = create_project(&data);
     let a = create_app(&data, None, None);
     let b = create_app(&data, None, None);
-    let server = Server::start(&data, &[]);
+    let server = Server::start(&data, &["--allow-private-callbacks", "--allow-http-callbacks"]);
     let base = server.base.clone();
     let ws = format!("{}/v1/signal", base.replace("http://", "ws://"));
     let session = create_session(&base, &rest_cred(&a), false).await;
+    // A webhook registered with the application's credential, signed with its webhook secret.
+    let (hook, received) = receiver(0).await;
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/project/{}/callback", a.id))
+        .header("Authorization", format!("Bearer {}", rest_cred(&a)))
+        .json(&json!({"group": "connection", "event": "created", "url": hook}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
     // A token from the CLI (`conclave token --private-key-file`) and one from the signer.
     let key_file = dir.path().join("a.key");
@@ -303,6 +321,21 @@ async fn client_tokens_join_over_protocol_v1_and_anvil() {
     let guest =
         Client::connect(&ws, &session, &client_token(&a.signer, &a.id, &session, Role::Publisher)).await.unwrap();
     assert_eq!(guest.initial_connections()[0].data, "name=cli");
+    let first_call = async {
+        loop {
+            if let Some((_, auth, _)) = received.lock().unwrap().calls.first().cloned() {
+                return auth;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let auth = tokio::time::timeout(std::time::Duration::from_secs(30), first_call).await.expect("a webhook arrives");
+    let jwt = auth.strip_prefix("Bearer ").unwrap();
+    let jws = conclave_core::jws::UnverifiedJws::split(jwt).unwrap();
+    assert!(
+        jws.signature_matches(a.webhook_secret.as_bytes()),
+        "the webhook verifies with the application's webhook secret"
+    );
 
     // Over REST with the application's credential: signal everyone, then force a disconnect.
     let signal = format!("/v2/project/{}/session/{session}/signal", a.id);

@@ -2,7 +2,7 @@
 //! public key the customer made), key rotation with a grace period, and RS256 signing for
 //! the CLI's tokens, the benchmark and tests.
 //!
-//! Owns: the CSPRNG use for application IDs and key pairs, PEM encoding of what is printed
+//! Owns: the CSPRNG use for application IDs, key pairs and webhook secrets, PEM encoding of what is printed
 //! once, and the claim sets Conclave signs (the same as the Vonage SDKs'). Must not touch:
 //! verification (core's `app_jwt` and `auth`), storage of anything private: the server keeps
 //! only public keys, and a generated private key is returned to the caller and forgotten.
@@ -37,9 +37,12 @@ pub enum ApplicationError {
 }
 
 /// A created application; `private_key_pem` only when Conclave generated the pair.
+/// `webhook_secret` signs its webhooks (HS256, as a project's secret signs a project's) and
+/// is no credential.
 pub struct CreatedApplication {
     pub application_id: String,
     pub private_key_pem: Option<Zeroizing<String>>,
+    pub webhook_secret: Zeroizing<String>,
 }
 
 /// A fresh RSA-2048 pair: (PKCS#8 private key in PEM, SubjectPublicKeyInfo DER).
@@ -90,12 +93,14 @@ pub async fn create_application(
             (Some(private), der)
         }
     };
+    let webhook_secret = crate::provision::generate_secret();
     loop {
         let application_id = generate_application_id();
         let app = NewApplication {
             application_id: application_id.clone(),
             name: name.to_owned(),
             public_key_der: der.clone(),
+            webhook_secret: webhook_secret.clone(),
             created_at_ms: clock::unix_ms(),
         };
         match store.insert_application(&app).await {
@@ -115,7 +120,7 @@ pub async fn create_application(
                     detail,
                 )
                 .await;
-                return Ok(CreatedApplication { application_id, private_key_pem });
+                return Ok(CreatedApplication { application_id, private_key_pem, webhook_secret });
             }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

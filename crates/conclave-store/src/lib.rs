@@ -63,8 +63,8 @@ pub trait Store: Send + Sync + 'static {
         previous_valid_until: u64,
         now_ms: u64,
     ) -> Result<(), StoreError>;
-    /// A Vonage application: a `projects` row of kind application (with a random sealed
-    /// secret that nothing uses) and its first public key; `Conflict` when the ID exists.
+    /// A Vonage application: a `projects` row of kind application (its sealed secret signs
+    /// webhooks only) and its first public key; `Conflict` when the ID exists.
     async fn insert_application(&self, app: &NewApplication) -> Result<(), StoreError>;
     /// Adds `new_der` as the application's current key; the keys current until now keep
     /// verifying until `previous_valid_until` (unix s), and keys whose grace is over are

@@ -14,7 +14,7 @@ use crate::records::{
 use crate::sealing::MasterKey;
 use crate::shared::{
     KEY_CHECK, KEY_CHECK_PLAINTEXT, clamp_u32, conflict_or, is_unique_violation, previous_secret_context,
-    secret_context, to_i64, to_u64, unseal_text, unused_application_secret, verify_key_check,
+    secret_context, to_i64, to_u64, unseal_text, verify_key_check,
 };
 use crate::{Store, StoreError};
 use async_trait::async_trait;
@@ -213,7 +213,7 @@ impl Store for PgStore {
     }
 
     async fn insert_application(&self, a: &NewApplication) -> Result<(), StoreError> {
-        let sealed = self.key.seal(&secret_context(&a.application_id), unused_application_secret().as_bytes());
+        let sealed = self.key.seal(&secret_context(&a.application_id), a.webhook_secret.as_bytes());
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO projects (api_key, name, secret_sealed, created_at_ms, kind) VALUES ($1, $2, $3, $4, 'application')")
             .bind(&a.application_id)

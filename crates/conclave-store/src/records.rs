@@ -32,11 +32,14 @@ impl ProjectKind {
     }
 }
 
-/// A new application: its ID and its first public key (SubjectPublicKeyInfo DER).
+/// A new application: its ID, its first public key (SubjectPublicKeyInfo DER) and the secret
+/// its webhooks are signed with (sealed like a project's secret, and never a credential: an
+/// application authenticates only with its keys).
 pub struct NewApplication {
     pub application_id: String,
     pub name: String,
     pub public_key_der: Vec<u8>,
+    pub webhook_secret: Zeroizing<String>,
     pub created_at_ms: u64,
 }
 
@@ -78,7 +81,8 @@ pub struct Project {
 impl Project {
     /// Secrets that verify signatures at `now` (unix s): the current one, plus the previous
     /// one while its rotation grace period lasts.
-    /// An application has none: it verifies only with its public keys.
+    /// An application has none: it verifies only with its public keys (its `secret` only
+    /// signs its webhooks).
     pub fn candidate_secrets(&self, now: u64) -> impl Iterator<Item = &[u8]> {
         let is_project = self.kind == ProjectKind::Project;
         let previous = self.previous_secret.as_ref().filter(|(_, until)| now < *until).map(|(s, _)| s.as_bytes());

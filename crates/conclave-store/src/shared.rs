@@ -66,11 +66,3 @@ pub(crate) fn decode_archive(doc: &str) -> Result<ArchiveRecord, StoreError> {
 pub(crate) fn encode_archive(r: &ArchiveRecord) -> String {
     serde_json::to_string(r).expect("archive records serialize")
 }
-
-/// The sealed secret of an application row: random, never shown, never used (applications
-/// verify only with public keys), so that no row of `projects` has a guessable secret.
-pub(crate) fn unused_application_secret() -> Zeroizing<String> {
-    let mut b = [0u8; 20];
-    getrandom::fill(&mut b).expect("the OS CSPRNG is available");
-    Zeroizing::new(hex::encode(b))
-}

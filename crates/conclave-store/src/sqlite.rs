@@ -11,7 +11,7 @@ use crate::records::{
 use crate::sealing::MasterKey;
 use crate::shared::{
     KEY_CHECK, KEY_CHECK_PLAINTEXT, clamp_u32, is_unique_violation, previous_secret_context, secret_context, to_i64,
-    unseal_text, unused_application_secret, verify_key_check,
+    unseal_text, verify_key_check,
 };
 use crate::{Store, StoreError};
 use async_trait::async_trait;
@@ -188,7 +188,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_application(&self, a: &NewApplication) -> Result<(), StoreError> {
-        let sealed = self.key.seal(&secret_context(&a.application_id), unused_application_secret().as_bytes());
+        let sealed = self.key.seal(&secret_context(&a.application_id), a.webhook_secret.as_bytes());
         let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO projects (api_key, name, secret_sealed, created_at_ms, kind) VALUES (?, ?, ?, ?, 'application')")
             .bind(&a.application_id)

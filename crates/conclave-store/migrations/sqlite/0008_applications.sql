@@ -1,6 +1,6 @@
 -- Vonage Video applications: rows of `projects` with kind 'application' (the application ID
--- where the API key is). Their secret_sealed is random and never used: applications verify
--- only with the public keys below. Conclave never stores an application's private key.
+-- where the API key is). Their secret_sealed only signs their webhooks: applications
+-- authenticate only with the public keys below. Conclave never stores a private key.
 ALTER TABLE projects ADD COLUMN kind TEXT NOT NULL DEFAULT 'project' CHECK (kind IN ('project', 'application'));
 
 CREATE TABLE application_keys (

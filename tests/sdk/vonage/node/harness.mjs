@@ -24,7 +24,8 @@ export async function startServer() {
     const v = JSON.parse(r.stdout.trim().split("\n").pop());
     assert.match(v.application_id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.match(v.private_key, /^-----BEGIN PRIVATE KEY-----\n/);
-    return { applicationId: v.application_id, privateKey: v.private_key };
+    assert.match(v.webhook_secret, /^[0-9a-f]{40}$/);
+    return { applicationId: v.application_id, privateKey: v.private_key, webhookSecret: v.webhook_secret };
   });
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
@@ -43,7 +44,7 @@ export async function startServer() {
   throw new Error("conclave serve did not become ready:\n" + readFileSync(logPath, "utf8").slice(-4000));
 }
 
-/** Stops the server, removes its directory, and checks that no private key reached its log. */
+/** Stops the server, removes its directory, and checks that no key or secret reached its log. */
 export async function stopServer(server) {
   if (!server) return;
   await stopProcess(server.proc, server.exited);
@@ -52,6 +53,7 @@ export async function stopServer(server) {
   for (const a of server.apps) {
     const body = a.privateKey.split("\n")[1];
     assert.ok(!logs.includes(body), "a private key reached the server log");
+    assert.ok(!logs.includes(a.webhookSecret), "a webhook secret reached the server log");
   }
 }
 

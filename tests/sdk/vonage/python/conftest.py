@@ -167,6 +167,7 @@ def server():
     logs = s.logs()
     for a in s.apps:
         assert a["private_key"].splitlines()[1] not in logs, "a private key reached the server log"
+        assert a["webhook_secret"] not in logs, "a webhook secret reached the server log"
     shutil.rmtree(s.dir, ignore_errors=True)
 
 
