@@ -632,6 +632,7 @@ async fn applications_keep_public_keys_and_rotate_with_grace(f: Fixture) {
         application_id: APP_ID.into(),
         name: "app".into(),
         public_key_der: first.clone(),
+        webhook_secret: Zeroizing::new("b4c1d2e3f4a5968778695a4b3c2d1e0f9a8b7c6d".into()),
         created_at_ms: 5,
     };
     s.insert_application(&app).await.unwrap();
@@ -639,7 +640,8 @@ async fn applications_keep_public_keys_and_rotate_with_grace(f: Fixture) {
     let p = s.project(APP_ID).await.unwrap().unwrap();
     assert_eq!(p.kind, ProjectKind::Application);
     assert_eq!(p.candidate_secrets(0).count(), 0, "an application never verifies with a secret");
-    assert_eq!(p.secret.as_str(), "b4c1d2e3f4a5968778695a4b3c2d1e0f9a8b7c6d", "the webhook secret, sealed");
+    assert_eq!(p.secret.as_str(), "b4c1d2e3f4a5968778695a4b3c2d1e0f9a8b7c6d", "the webhook secret");
+    f.assert_not_at_rest("b4c1d2e3f4a5968778695a4b3c2d1e0f9a8b7c6d").await;
     assert_eq!(p.candidate_public_keys(0).map(|k| k.der.clone()).collect::<Vec<_>>(), vec![first.clone()]);
     let plain = s.project(API_KEY).await.unwrap().unwrap();
     assert_eq!(plain.kind, ProjectKind::Project);
