@@ -185,6 +185,16 @@ async fn rest_bearer_credentials_and_forgeries() {
         call(&base, get.clone(), &project_streams, &rest_cred(&a), false).await,
     );
     refused("application credential in X-OPENTOK-AUTH")(call(&base, get.clone(), &streams, &rest_cred(&a), true).await);
+    // Both headers at once are refused, even when each would verify.
+    let r = reqwest::Client::new()
+        .get(format!("{base}{streams}"))
+        .header("Authorization", format!("Bearer {}", rest_cred(&a)))
+        .header("X-OPENTOK-AUTH", rest_jwt(&project))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("not both"));
     // A client token is not a REST credential.
     let (status, v) =
         call(&base, get.clone(), &streams, &client_token(&a.signer, &a.id, &session, Role::Moderator), false).await;

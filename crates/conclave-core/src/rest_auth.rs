@@ -40,6 +40,8 @@ pub enum RestAuthError {
     NotRs256,
     #[error("credential lifetime exceeds 900 seconds")]
     AppLifetimeTooLong,
+    #[error("give either X-OPENTOK-AUTH (a project) or Authorization: Bearer (an application), not both")]
+    TwoCredentials,
 }
 
 #[derive(Deserialize)]

@@ -58,7 +58,7 @@ impl FromRequestParts<AppState> for RestCaller {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
         let is_application = raw.is_none() && bearer.is_some();
         let result = match (raw, bearer) {
-            (Some(_), Some(_)) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Malformed)),
+            (Some(_), Some(_)) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::TwoCredentials)),
             (Some(raw), None) => verify_rest_credential(state.store.as_ref(), raw).await,
             (None, Some(bearer)) => verify_application_credential(state.store.as_ref(), bearer).await,
             (None, None) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Missing)),
