@@ -328,8 +328,8 @@ async fn client_tokens_join_over_protocol_v1_and_anvil() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cli_token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let mut moderator = Client::connect(&ws, &session, &cli_token).await.unwrap();
-    let guest =
-        Client::connect(&ws, &session, &client_token(&a.signer, &a.id, &session, Role::Publisher)).await.unwrap();
+    let guest_token = client_token(&a.signer, &a.id, &session, Role::Publisher);
+    let guest = Client::connect(&ws, &session, &guest_token).await.unwrap();
     assert_eq!(guest.initial_connections()[0].data, "name=cli");
     let first_call = async {
         loop {
@@ -359,6 +359,15 @@ async fn client_tokens_join_over_protocol_v1_and_anvil() {
         .unwrap();
     let kick = format!("/v2/project/{}/session/{session}/connection/{}", a.id, guest.connection_id);
     assert_eq!(call(&base, reqwest::Method::DELETE, &kick, &rest_cred(&a), false).await.0, 204);
+    // The kicked participant's RS256 token is revoked, here and at the OpenTok.js anvil.
+    assert!(Client::connect(&ws, &session, &guest_token).await.is_err(), "a kicked token cannot rejoin");
+    let r = reqwest::Client::new()
+        .get(format!("{base}/session/{session}?extended=true"))
+        .header("X-OPENTOK-AUTH", &guest_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.json::<Value>().await.unwrap()[0]["error"]["code"].as_u64().is_some(), "anvil refuses it too");
 
     // The OpenTok.js adapter's anvil accepts the RS256 token and names the application.
     let anvil = |token: String| {
