@@ -413,3 +413,66 @@ async fn client_tokens_join_over_protocol_v1_and_anvil() {
     assert!(Client::connect(&ws, &project_session, &t).await.is_err(), "application token for a project's session");
     moderator.disconnect().await.unwrap();
 }
+
+/// Joins as OpenTok.js does over the Rumor socket (CONNECT, SUBSCRIBE, the `create connection`
+/// request carrying the token); the socket, or the server's refusal.
+async fn rumor_join(base: &str, api_key: &str, session: &str, token: &str) -> Result<impl Sized, String> {
+    use conclave_core::opentok::raptor::SessionPath;
+    use conclave_core::opentok::rumor::{Limits, RumorFrame};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let uuid = || {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).unwrap();
+        conclave_core::ids::uuid_v4(b)
+    };
+    let url = format!("{}/rumorwebsocketsv2?socketId={}&attempt={}", base.replacen("http", "ws", 1), uuid(), uuid());
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| e.to_string())?;
+    let conn = uuid();
+    let send = |f: RumorFrame| Message::Binary(f.encode().unwrap().into());
+    ws.send(send(RumorFrame::connect(&conn, &uuid(), "symphony.conclave"))).await.unwrap();
+    ws.send(send(RumorFrame::subscribe(vec![SessionPath::new(api_key, session).address()]))).await.unwrap();
+    let create = format!(
+        r#"{{"method":"create","uri":"/v2/partner/{api_key}/session/{session}/connection/{conn}","content":{{"userAgent":"test","clientVersion":"js-2.35.2","capabilities":["forceMute"]}}}}"#
+    );
+    let txn = uuid();
+    ws.send(send(RumorFrame::client_message("symphony.conclave", &txn, &conn, Some(token), create))).await.unwrap();
+    let limits = Limits::format_only(1 << 20);
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), ws.next()).await;
+        let Ok(Some(Ok(msg))) = next else { return Err("the socket closed or stalled during the join".into()) };
+        let Message::Binary(bytes) = msg else { continue };
+        let f = RumorFrame::decode(&bytes, &limits).unwrap();
+        if f.transaction_id() == Some(txn.as_str()) && f.status_code().is_some() {
+            return if f.is_success() { Ok(ws) } else { Err(f.body.to_string()) };
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_tokens_join_over_the_opentok_js_rumor_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let a = create_app(&data, None, None);
+    let b = create_app(&data, None, None);
+    let server = Server::start(&data, &[]);
+    let base = server.base.clone();
+    let session = create_session(&base, &rest_cred(&a), false).await;
+    let token = client_token(&a.signer, &a.id, &session, Role::Publisher);
+    let _socket = rumor_join(&base, &a.id, &session, &token).await.expect("an application's token joins over Rumor");
+    // The participant is in the session, as REST (with the application's credential) shows.
+    let (status, v) = call(
+        &base,
+        reqwest::Method::GET,
+        &format!("/v2/project/{}/session/{session}/connection", a.id),
+        &rest_cred(&a),
+        false,
+    )
+    .await;
+    assert_eq!((status, v["count"].as_u64()), (200, Some(1)), "{v}");
+    // Another application's key claiming A, and B's own token, are refused on the socket too.
+    let forged = client_token(&b.signer, &a.id, &session, Role::Publisher);
+    assert!(rumor_join(&base, &a.id, &session, &forged).await.is_err(), "another key claiming the application");
+    let foreign = client_token(&b.signer, &b.id, &session, Role::Publisher);
+    assert!(rumor_join(&base, &b.id, &session, &foreign).await.is_err(), "another application's token");
+}

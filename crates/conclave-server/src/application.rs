@@ -73,10 +73,7 @@ pub fn public_key_pem(spki: &[u8]) -> String {
 fn generate_application_id() -> String {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).expect("the OS CSPRNG is available");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    conclave_core::ids::uuid_v4(b)
 }
 
 /// Creates an application with the customer's public key (PEM), or with a pair generated
