@@ -444,7 +444,7 @@ async fn rumor_join(base: &str, api_key: &str, session: &str, token: &str) -> Re
         let Message::Binary(bytes) = msg else { continue };
         let f = RumorFrame::decode(&bytes, &limits).unwrap();
         if f.transaction_id() == Some(txn.as_str()) && f.status_code().is_some() {
-            return if f.is_success() { Ok(ws) } else { Err(f.body.to_string()) };
+            return if f.is_success() { Ok(ws) } else { Err(f.body.clone()) };
         }
     }
 }
