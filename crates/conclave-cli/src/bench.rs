@@ -1,7 +1,8 @@
 //! `conclave bench`: reports numbers, never passes or fails.
 //!
-//! - `tokens`: client-token verifications per second on one core (T1 and JWT), with the
-//!   secret already in memory, i.e. the cost of the verifier itself.
+//! - `tokens`: client-token verifications per second on one core (T1 and HS256 JWT, with the
+//!   secret already in memory; RS256 application tokens and REST credentials, with the parsed
+//!   public key from the server's cache), i.e. the cost of the verifier itself.
 //! - `rest`: session creates per second through the real REST API of a `conclave serve`
 //!   child process on loopback, with latency percentiles, using the Rust SDK as the client.
 
@@ -27,7 +28,8 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// Client-token verifications per second per core.
+    /// Client-token verifications per second per core: T1 and HS256 (projects), RS256
+    /// (Vonage applications: client tokens and REST credentials).
     Tokens {
         #[arg(long, default_value_t = 1_000_000)]
         iterations: u32,
@@ -185,6 +187,62 @@ fn tokens(iterations: u32) {
             f64::from(iterations) / secs,
             secs * 1e9 / f64::from(iterations)
         );
+    }
+    rs256_tokens(session, now, &classes, (iterations / 20).max(1000));
+}
+
+/// RS256 rows: a Vonage application's client token and REST credential, verified as the server
+/// does (public key from the parsed-key cache), plus the cost the cache avoids (parsing the key
+/// on every verification).
+fn rs256_tokens(session: &str, now: u64, classes: &[String], iterations: u32) {
+    use conclave_core::app_jwt::{AppPublicKey, UnverifiedAppCredential};
+    use conclave_core::token::UnverifiedToken;
+    use conclave_server::application::{ClientTokenParams, Signer, generate_key_pair};
+    use conclave_server::auth::parsed_public_key;
+    const APP: &str = "29f760f8-7ce1-46c9-ade3-f2dedee4ed5f";
+    let (private, der) = generate_key_pair().expect("RSA key generation");
+    let signer = Signer::from_pem(&private).expect("a generated key parses");
+    let p = ClientTokenParams {
+        session_id: session,
+        role: Role::Publisher,
+        issued_at: now,
+        expires_at: now + 3600,
+        connection_data: Some("userId=8c1f2e"),
+        initial_layout_classes: classes,
+    };
+    let client = signer.client_token(APP, &p);
+    let rest = signer.rest_credential(APP, now, 900);
+    let verify_client = |token: &str, key: &AppPublicKey| {
+        let t = UnverifiedToken::parse(token).ok()?;
+        t.key_matches(key).then_some(())?;
+        t.into_claims(now).ok().map(|_| ())
+    };
+    let verify_rest = |token: &str, key: &AppPublicKey| {
+        let c = UnverifiedAppCredential::parse(token).ok()?;
+        c.signature_matches(key).then_some(())?;
+        c.into_credential(now).ok().map(|_| ())
+    };
+    type Verify<'a> = Box<dyn Fn(&str) -> Option<()> + 'a>;
+    let rows: [(&str, &str, Verify<'_>); 3] = [
+        ("RS256 JWT (application client token)", &client, Box::new(|t| verify_client(t, &*parsed_public_key(&der)?))),
+        ("RS256 JWT (application REST credential)", &rest, Box::new(|t| verify_rest(t, &*parsed_public_key(&der)?))),
+        (
+            "RS256 JWT, key parsed every time (what the cache avoids)",
+            &client,
+            Box::new(|t| verify_client(t, &AppPublicKey::from_der(&der).ok()?)),
+        ),
+    ];
+    for (name, token, verify) in rows {
+        let n = if name.contains("parsed every time") { (iterations / 5).max(200) } else { iterations };
+        for _ in 0..200 {
+            assert!(verify(token).is_some(), "{name}");
+        }
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(verify(std::hint::black_box(token)).is_some());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("| {name} | {} | {:.0} | {:.0} |", token.len(), f64::from(n) / secs, secs * 1e9 / f64::from(n));
     }
 }
 

@@ -1,8 +1,9 @@
-//! The `conclave` binary: `serve`, `project`, `token`, `client`, `audit`, `archive` and `bench`.
+//! The `conclave` binary: `serve`, `project`, `application`, `token`, `client`, `audit`, `archive` and `bench`.
 //!
 //! Owns: argument parsing, logging set-up and exit codes. Must not touch: business logic,
 //! which lives in the server, store, archive and core crates that these commands call.
 
+mod application;
 mod archive;
 mod audit;
 mod bench;
@@ -41,6 +42,10 @@ enum Command {
     /// Create, list and rotate projects (API key + secret).
     #[command(subcommand)]
     Project(project::ProjectCommand),
+    /// Create, list and rotate the keys of Vonage Video applications (application ID + RSA
+    /// key pair, for the Vonage server SDKs).
+    #[command(subcommand)]
+    Application(application::ApplicationCommand),
     /// Mint a client token for a session, or verify one (`token verify`).
     Token(token::TokenArgs),
     /// Join a session as a scriptable participant: events out as JSON lines, stdin lines in.
@@ -152,6 +157,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Project(cmd) => project::run(cmd).await,
+        Command::Application(cmd) => application::run(cmd).await,
         Command::Token(args) => token::run(args).await,
         Command::Client(args) => client::run(args).await,
         Command::Audit(args) => audit::run(args).await,

@@ -1,4 +1,5 @@
-//! `conclave project create | list | rotate-secret`. Safe to run while a server uses the
+//! `conclave project create | list | rotate-secret` and the project-level settings, which
+//! take a Vonage application's ID as `--api-key` too. Safe to run while a server uses the
 //! same data directory (SQLite WAL with a busy timeout).
 
 use crate::DataDirArg;
@@ -172,12 +173,13 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             if json {
                 let items: Vec<_> = projects
                     .iter()
-                    .map(|p| serde_json::json!({"api_key": p.api_key, "name": p.name, "created_at": p.created_at_ms, "rotation_grace_until": p.rotation_grace_until}))
+                    .map(|p| serde_json::json!({"api_key": p.api_key, "kind": p.kind.as_str(), "name": p.name, "created_at": p.created_at_ms, "rotation_grace_until": p.rotation_grace_until}))
                     .collect();
                 println!("{}", serde_json::Value::Array(items));
             } else {
                 for p in projects {
-                    println!("{}\t{}", p.api_key, p.name);
+                    let kind = if p.kind == conclave_store::ProjectKind::Application { "\t(application)" } else { "" };
+                    println!("{}\t{}{kind}", p.api_key, p.name);
                 }
             }
         }
@@ -328,6 +330,11 @@ pub async fn run(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
         }
         ProjectCommand::RotateSecret { data, api_key, grace, json } => {
             let store = data.open_store().await?;
+            if store.project(&api_key).await?.is_some_and(|p| p.kind == conclave_store::ProjectKind::Application) {
+                anyhow::bail!(
+                    "{api_key} is a Vonage application, which has no secret: use `conclave application rotate-key`"
+                );
+            }
             let (secret, until) = provision::rotate_secret(&*store, &api_key, grace).await?;
             if json {
                 println!(

@@ -1,4 +1,6 @@
-//! `conclave token` (mint a client token for a session) and `conclave token verify`.
+//! `conclave token` (mint a client token for a session: HS256 or T1 with the project's secret,
+//! or RS256 with an application's private key from `--private-key-file`) and
+//! `conclave token verify`.
 
 use crate::DataDirArg;
 use conclave_core::token::{MAX_CONNECTION_DATA_CHARS, MAX_LIFETIME_SECS, TokenParams, mint_jwt, mint_t1};
@@ -53,6 +55,10 @@ struct MintArgs {
     /// Project; defaults to the owner of the session according to the store.
     #[arg(long)]
     api_key: Option<String>,
+    /// The session belongs to a Vonage application: sign an RS256 client token with this
+    /// private key (PEM), as the Vonage SDKs' `generateClientToken` does.
+    #[arg(long)]
+    private_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -122,9 +128,38 @@ async fn mint(a: MintArgs) -> anyhow::Result<ExitCode> {
         connection_data: a.data.as_deref(),
         initial_layout_classes: &a.layout_classes,
     };
-    let token = match a.format {
-        Format::Jwt => mint_jwt(&project.api_key, project.secret.as_bytes(), &params),
-        Format::T1 => mint_t1(&project.api_key, project.secret.as_bytes(), &params),
+    let is_application = project.kind == conclave_store::ProjectKind::Application;
+    let token = match (&a.private_key_file, is_application) {
+        (Some(path), true) => {
+            let pem = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            );
+            let signer = conclave_server::application::Signer::from_pem(&pem)?;
+            let der = signer.public_key_der();
+            anyhow::ensure!(
+                project.candidate_public_keys(now).any(|k| k.der == der),
+                "--private-key-file is not a current key of application {}",
+                project.api_key
+            );
+            let p = conclave_server::application::ClientTokenParams {
+                session_id: id.as_str(),
+                role,
+                issued_at: now,
+                expires_at: now + a.expire_in.as_secs(),
+                connection_data: a.data.as_deref(),
+                initial_layout_classes: &a.layout_classes,
+            };
+            signer.client_token(&project.api_key, &p)
+        }
+        (None, true) => anyhow::bail!(
+            "session {id} belongs to application {}: give its private key with --private-key-file",
+            project.api_key
+        ),
+        (Some(_), false) => anyhow::bail!("session {id} belongs to a project (API key and secret), not an application"),
+        (None, false) => match a.format {
+            Format::Jwt => mint_jwt(&project.api_key, project.secret.as_bytes(), &params),
+            Format::T1 => mint_t1(&project.api_key, project.secret.as_bytes(), &params),
+        },
     };
     println!("{token}");
     Ok(ExitCode::SUCCESS)

@@ -320,8 +320,12 @@ pub struct ArchiveJson {
     pub name: Option<String>,
     pub reason: String,
     pub session_id: String,
+    /// The API key as a number; 0 for a Vonage application (see `application_id`).
     pub project_id: u64,
     pub partner_id: u64,
+    /// A Vonage application's ID (the Vonage SDKs read `applicationId`); absent for projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
     pub created_at: u64,
     pub updated_at: u64,
     pub size: u64,

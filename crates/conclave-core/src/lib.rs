@@ -1,13 +1,15 @@
 //! Conclave's pure core: session IDs, client-token codecs (T1 and JWT), REST credentials
 //! (`X-OPENTOK-AUTH`), the REST and archive wire types, the protocol v1 signaling messages
 //! (`signal`), the OpenTok.js Rumor/Raptor codec (`opentok`), roles, the SSRF address policy
-//! (`netpolicy`) and the personal-data scan of connection data (`pii`).
+//! (`netpolicy`), the personal-data scan of connection data (`pii`) and the RS256 credentials
+//! of Vonage applications (`app_jwt`).
 //!
 //! Owns: every byte-level format that the official OpenTok SDKs and clients, and Conclave's own
 //! clients, produce or parse.
 //! Must not touch: sockets, files, clocks or randomness. Callers pass the current time and
 //! the random bytes in, so everything here is deterministic and testable.
 
+pub mod app_jwt;
 pub mod archive;
 pub mod credentials;
 pub mod ids;

@@ -14,7 +14,7 @@ pub const MAX_REST_LIFETIME_SECS: u64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestAuthError {
-    #[error("missing X-OPENTOK-AUTH header")]
+    #[error("missing X-OPENTOK-AUTH header (or Authorization: Bearer for an application)")]
     Missing,
     #[error("X-OPENTOK-AUTH is not an HS256 JWT")]
     Malformed,
@@ -34,6 +34,14 @@ pub enum RestAuthError {
     MissingTimes,
     #[error("credential is for another project")]
     WrongProject,
+    #[error(
+        "Authorization: Bearer must be an RS256 JWT with an application_id, signed with the application's private key"
+    )]
+    NotRs256,
+    #[error("credential lifetime exceeds 900 seconds")]
+    AppLifetimeTooLong,
+    #[error("give either X-OPENTOK-AUTH (a project) or Authorization: Bearer (an application), not both")]
+    TwoCredentials,
 }
 
 #[derive(Deserialize)]

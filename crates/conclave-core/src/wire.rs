@@ -87,6 +87,13 @@ impl SessionCreateRequest {
     /// Parses an `application/x-www-form-urlencoded` body. Unknown fields are ignored (the
     /// Node SDK forwards caller options verbatim); a repeated known field is refused.
     pub fn from_form(body: &[u8]) -> Result<Self, InvalidRequest> {
+        Self::from_form_with_default(body, MediaMode::Relayed)
+    }
+
+    /// [`SessionCreateRequest::from_form`] with the media mode used when `p2p.preference` is
+    /// absent: relayed for OpenTok projects (as OpenTok did), routed for Vonage applications
+    /// (the Vonage SDKs' default; the Python SDK sends no field at all without options).
+    pub fn from_form_with_default(body: &[u8], default_media: MediaMode) -> Result<Self, InvalidRequest> {
         if std::str::from_utf8(body).is_err() {
             return Err(invalid("request body is not valid UTF-8"));
         }
@@ -109,7 +116,8 @@ impl SessionCreateRequest {
         }
         let [p2p, archive_mode, archive_name, archive_resolution, location, e2ee, max_participants] = seen;
         let media_mode = match p2p.as_deref() {
-            None | Some("enabled") => MediaMode::Relayed,
+            None => default_media,
+            Some("enabled") => MediaMode::Relayed,
             Some("disabled") => MediaMode::Routed,
             Some(_) => return Err(invalid("p2p.preference must be enabled (relayed) or disabled (routed)")),
         };
@@ -138,7 +146,8 @@ impl SessionCreateRequest {
             return Err(invalid(format!("archiveResolution must be one of {}", ARCHIVE_RESOLUTIONS.join(", "))));
         }
         let location = match location.as_deref() {
-            None | Some("") => None,
+            // The Vonage Node SDK sends `location=null` when no location was given.
+            None | Some("") | Some("null") => None,
             Some(l) => Some(l.parse::<Ipv4Addr>().map_err(|_| invalid("location must be an IPv4 address"))?),
         };
         let e2ee = e2ee.as_deref().map(|v| parse_bool("e2ee", v)).transpose()?.unwrap_or(false);
@@ -287,6 +296,13 @@ mod tests {
         assert!(!py.e2ee);
         let old_py = SessionCreateRequest::from_form(b"p2p.preference=disabled&archiveMode=manual&e2ee=False").unwrap();
         assert!(!old_py.e2ee);
+        // @vonage/video: every field, sorted, with `location=null` when none was given.
+        let vonage =
+            SessionCreateRequest::from_form(b"archiveMode=manual&location=null&p2p.preference=disabled").unwrap();
+        assert_eq!((vonage.media_mode, vonage.location), (MediaMode::Routed, None));
+        let python = SessionCreateRequest::from_form_with_default(b"", MediaMode::Routed).unwrap();
+        assert_eq!(python.media_mode, MediaMode::Routed);
+        assert_eq!(SessionCreateRequest::from_form(b"").unwrap().media_mode, MediaMode::Relayed);
         assert_eq!(SessionCreateRequest::from_form(b"").unwrap().media_mode, MediaMode::Relayed);
         let ext = SessionCreateRequest::from_form(b"p2p.preference=disabled&maxParticipants=10&unknown=1").unwrap();
         assert_eq!(ext.max_participants, Some(10));

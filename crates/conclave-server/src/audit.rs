@@ -18,6 +18,10 @@ impl Actor {
     pub fn rest(api_key: &str, ip: &str) -> Actor {
         Actor { who: format!("key:{api_key}"), source: ip.to_owned() }
     }
+    /// A Vonage application's REST credential.
+    pub fn application(application_id: &str, ip: &str) -> Actor {
+        Actor { who: format!("app:{application_id}"), source: ip.to_owned() }
+    }
     pub fn moderator(connection_id: &str) -> Actor {
         Actor { who: format!("moderator:{connection_id}"), source: "signaling".into() }
     }

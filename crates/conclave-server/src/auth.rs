@@ -1,15 +1,20 @@
 //! Credential checks against the store: REST credentials (`X-OPENTOK-AUTH`) and client
 //! tokens. This is the verification library that signaling uses.
 //!
-//! Owns: resolving API keys to candidate secrets and the session binding, which always comes
-//! from the store, never from the decoded session ID. Must not touch: token byte formats (in
-//! `conclave-core`). Never logs a token or a secret.
+//! Owns: resolving API keys to candidate secrets, application IDs to their public keys (parsed
+//! once and cached by the hash of their DER, so no request parses a key), and the session
+//! binding, which always comes from the store, never from the decoded session ID. Must not
+//! touch: token byte formats (in `conclave-core`). Never logs a token, a secret or a key.
 
 use crate::clock;
+use conclave_core::app_jwt::{AppPublicKey, UnverifiedAppCredential};
 use conclave_core::pii::PiiPolicy;
 use conclave_core::rest_auth::{RestAuthError, RestCredential, UnverifiedRestCredential};
 use conclave_core::token::{ClientClaims, TokenError, UnverifiedToken};
+use conclave_store::Project;
 use conclave_store::{SessionRecord, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// A token that may join its session, with what the store says about both.
 #[derive(Debug)]
@@ -28,6 +33,50 @@ pub enum AuthFailure<E> {
     Rejected(E),
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),
+}
+
+/// Parsed public keys by the SHA-256 of their DER. Keys are public and content-addressed, so a
+/// rotation needs no invalidation: the store says which DERs are valid, the cache only saves
+/// the parsing. Bounded: cleared when it grows past [`KEY_CACHE_MAX`] (many applications).
+static KEY_CACHE: LazyLock<Mutex<HashMap<[u8; 32], Arc<AppPublicKey>>>> = LazyLock::new(Default::default);
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// The verifier-ready form of a stored public key; `None` if it does not parse (it was
+/// checked when registered, so only a corrupt row gets here).
+pub fn parsed_public_key(der: &[u8]) -> Option<Arc<AppPublicKey>> {
+    use sha2::{Digest, Sha256};
+    let id: [u8; 32] = Sha256::digest(der).into();
+    if let Some(k) = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return Some(k.clone());
+    }
+    let key = Arc::new(AppPublicKey::from_der(der).ok()?);
+    let mut cache = KEY_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= KEY_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(id, key.clone());
+    Some(key)
+}
+
+/// Whether any public key of `project` valid at `now` verifies with `check`.
+fn any_public_key(project: &Project, now: u64, check: impl Fn(&AppPublicKey) -> bool) -> bool {
+    project.candidate_public_keys(now).any(|k| parsed_public_key(&k.der).is_some_and(|key| check(&key)))
+}
+
+/// Verifies an application's `Authorization: Bearer` credential (RS256) at the current time.
+pub async fn verify_application_credential(
+    store: &dyn Store,
+    raw: &str,
+) -> Result<RestCredential, AuthFailure<RestAuthError>> {
+    let now = clock::unix_secs();
+    let cred = UnverifiedAppCredential::parse(raw).map_err(AuthFailure::Rejected)?;
+    let Some(project) = store.project(cred.application_id()).await? else {
+        return Err(AuthFailure::Rejected(RestAuthError::BadSignature));
+    };
+    if !any_public_key(&project, now, |k| cred.signature_matches(k)) {
+        return Err(AuthFailure::Rejected(RestAuthError::BadSignature));
+    }
+    cred.into_credential(now).map_err(AuthFailure::Rejected)
 }
 
 /// Verifies a REST credential at the current time.
@@ -61,7 +110,14 @@ pub async fn verify_client_token(
     let Some(project) = store.project(token.api_key()).await? else {
         return Err(reject(TokenError::BadSignature));
     };
-    if !project.candidate_secrets(now).any(|s| token.signature_matches(s)) {
+    // An application's RS256 token meets only its public keys, a project's token only its
+    // secrets (an application has none, a project no public keys).
+    let signed = if token.is_application() {
+        any_public_key(&project, now, |k| token.key_matches(k))
+    } else {
+        project.candidate_secrets(now).any(|s| token.signature_matches(s))
+    };
+    if !signed {
         return Err(reject(TokenError::BadSignature));
     }
     let claims = token.into_claims(now).map_err(reject)?;

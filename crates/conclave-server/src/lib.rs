@@ -6,6 +6,7 @@
 //! Must not touch: wire formats (those live in `conclave-core`) or SQL (in `conclave-store`).
 
 pub mod api;
+pub mod application;
 pub mod archive;
 pub mod audit;
 pub mod auth;

@@ -7,7 +7,8 @@
 //! Must not touch: signaling. Events arrive on an unbounded channel, so a receiver that is
 //! down never blocks a room.
 //!
-//! Signing: `Authorization: Bearer <JWT>`, HS256 with the project's API secret, claims
+//! Signing: `Authorization: Bearer <JWT>`, HS256 with the project's API secret (a Vonage
+//! application's webhook secret, shown by `application create`), claims
 //! `iss` (API key), `ist` = `project`, `iat`, `exp` (iat + 300), `jti` (delivery ID) and
 //! `payload_hash` = lowercase hex SHA-256 of the exact body bytes.
 

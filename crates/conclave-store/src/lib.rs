@@ -16,7 +16,8 @@ mod sqlite_archives;
 
 pub use postgres::PgStore;
 pub use records::{
-    ArchiveRecord, AuditEntry, CallbackRecord, NewProject, OutboxRecord, Project, ProjectSummary, SessionRecord,
+    ArchiveRecord, AuditEntry, CallbackRecord, NewApplication, NewProject, OutboxRecord, Project, ProjectKind,
+    ProjectSummary, PublicKeyRecord, SessionRecord, public_key_id,
 };
 pub use sealing::{MasterKey, MasterKeyError};
 pub use sqlite::SqliteStore;
@@ -59,6 +60,20 @@ pub trait Store: Send + Sync + 'static {
         &self,
         api_key: &str,
         new_secret: &str,
+        previous_valid_until: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// A Vonage application: a `projects` row of kind application (its sealed secret signs
+    /// webhooks only) and its first public key; `Conflict` when the ID exists.
+    async fn insert_application(&self, app: &NewApplication) -> Result<(), StoreError>;
+    /// Adds `new_der` as the application's current key; the keys current until now keep
+    /// verifying until `previous_valid_until` (unix s), and keys whose grace is over are
+    /// dropped. `NotFound` unless `application_id` is an application; `Conflict` when the key
+    /// is already registered.
+    async fn rotate_application_key(
+        &self,
+        application_id: &str,
+        new_der: &[u8],
         previous_valid_until: u64,
         now_ms: u64,
     ) -> Result<(), StoreError>;

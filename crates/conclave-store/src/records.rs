@@ -10,8 +10,61 @@ pub struct NewProject {
     pub created_at_ms: u64,
 }
 
+/// What a `projects` row is: an OpenTok project (API key and secret) or a Vonage Video
+/// application (application ID and RSA public keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProjectKind {
+    #[default]
+    Project,
+    Application,
+}
+
+impl ProjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectKind::Project => "project",
+            ProjectKind::Application => "application",
+        }
+    }
+
+    pub(crate) fn from_db(s: &str) -> ProjectKind {
+        if s == "application" { ProjectKind::Application } else { ProjectKind::Project }
+    }
+}
+
+/// A new application: its ID, its first public key (SubjectPublicKeyInfo DER) and the secret
+/// its webhooks are signed with (sealed like a project's secret, and never a credential: an
+/// application authenticates only with its keys).
+pub struct NewApplication {
+    pub application_id: String,
+    pub name: String,
+    pub public_key_der: Vec<u8>,
+    pub webhook_secret: Zeroizing<String>,
+    pub created_at_ms: u64,
+}
+
+/// One registered public key of an application. Not a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyRecord {
+    /// The first 16 hex characters of the DER's SHA-256.
+    pub key_id: String,
+    pub der: Vec<u8>,
+    pub created_at_ms: u64,
+    /// `None` for the current key; after a rotation, when the previous one stops verifying (unix s).
+    pub valid_until: Option<u64>,
+}
+
+/// The key ID of a public key: hex SHA-256 of its DER, first 16 characters.
+pub fn public_key_id(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(der)[..8])
+}
+
 /// A project with its secrets unsealed. Debug output redacts them.
 pub struct Project {
+    pub kind: ProjectKind,
+    /// An application's public keys (empty for a project).
+    pub public_keys: Vec<PublicKeyRecord>,
     pub api_key: String,
     pub name: String,
     pub secret: Zeroizing<String>,
@@ -28,15 +81,26 @@ pub struct Project {
 impl Project {
     /// Secrets that verify signatures at `now` (unix s): the current one, plus the previous
     /// one while its rotation grace period lasts.
+    /// An application has none: it verifies only with its public keys (its `secret` only
+    /// signs its webhooks).
     pub fn candidate_secrets(&self, now: u64) -> impl Iterator<Item = &[u8]> {
+        let is_project = self.kind == ProjectKind::Project;
         let previous = self.previous_secret.as_ref().filter(|(_, until)| now < *until).map(|(s, _)| s.as_bytes());
-        std::iter::once(self.secret.as_bytes()).chain(previous)
+        std::iter::once(self.secret.as_bytes()).chain(previous).filter(move |_| is_project)
+    }
+
+    /// An application's public keys that verify at `now` (unix s): the current one, plus
+    /// the previous ones while their rotation grace period lasts. None for a project.
+    pub fn candidate_public_keys(&self, now: u64) -> impl Iterator<Item = &PublicKeyRecord> {
+        let is_application = self.kind == ProjectKind::Application;
+        self.public_keys.iter().filter(move |k| is_application && k.valid_until.is_none_or(|until| now < until))
     }
 }
 
 impl std::fmt::Debug for Project {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Project")
+            .field("kind", &self.kind)
             .field("api_key", &self.api_key)
             .field("name", &self.name)
             .field("secret", &"<redacted>")
@@ -46,6 +110,7 @@ impl std::fmt::Debug for Project {
 
 #[derive(Debug, Clone)]
 pub struct ProjectSummary {
+    pub kind: ProjectKind,
     pub api_key: String,
     pub name: String,
     pub created_at_ms: u64,

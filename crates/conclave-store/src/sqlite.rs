@@ -5,7 +5,8 @@
 //! sealed with the master key before it is bound to a statement).
 
 use crate::records::{
-    ArchiveRecord, AuditEntry, CallbackRecord, NewProject, OutboxRecord, Project, ProjectSummary, SessionRecord,
+    ArchiveRecord, AuditEntry, CallbackRecord, NewApplication, NewProject, OutboxRecord, Project, ProjectKind,
+    ProjectSummary, PublicKeyRecord, SessionRecord, public_key_id,
 };
 use crate::sealing::MasterKey;
 use crate::shared::{
@@ -33,6 +34,23 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// An application's public keys, current first.
+    async fn public_keys(&self, api_key: &str) -> Result<Vec<PublicKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT key_id, public_key, created_at_ms, valid_until FROM application_keys WHERE api_key = ? ORDER BY valid_until IS NOT NULL, created_at_ms DESC")
+            .bind(api_key)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PublicKeyRecord {
+                key_id: r.get("key_id"),
+                der: r.get("public_key"),
+                created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
+                valid_until: r.get::<Option<i64>, _>("valid_until").map(|v| v.max(0) as u64),
+            })
+            .collect())
+    }
+
     /// Opens (creating if needed) `DATA_DIR/conclave.db`, runs migrations and checks that
     /// `key` is the key this directory was sealed with.
     pub async fn open(data_dir: &Path, key: MasterKey) -> Result<SqliteStore, StoreError> {
@@ -89,7 +107,7 @@ impl Store for SqliteStore {
     }
 
     async fn project(&self, api_key: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms, default_max_participants, pii_policy, archive_recipient FROM projects WHERE api_key = ?")
+        let row = sqlx::query("SELECT name, secret_sealed, previous_secret_sealed, previous_valid_until, created_at_ms, default_max_participants, pii_policy, archive_recipient, kind FROM projects WHERE api_key = ?")
             .bind(api_key)
             .fetch_optional(&self.pool)
             .await?;
@@ -104,7 +122,14 @@ impl Store for SqliteStore {
             }
             _ => None,
         };
+        let kind = ProjectKind::from_db(&row.get::<String, _>("kind"));
+        let public_keys = match kind {
+            ProjectKind::Project => Vec::new(),
+            ProjectKind::Application => self.public_keys(api_key).await?,
+        };
         Ok(Some(Project {
+            kind,
+            public_keys,
             api_key: api_key.to_owned(),
             name: row.get("name"),
             secret,
@@ -118,13 +143,14 @@ impl Store for SqliteStore {
 
     async fn list_projects(&self) -> Result<Vec<ProjectSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT api_key, name, created_at_ms, previous_valid_until FROM projects ORDER BY created_at_ms, api_key",
+            "SELECT api_key, name, created_at_ms, previous_valid_until, kind FROM projects ORDER BY created_at_ms, api_key",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
             .map(|r| ProjectSummary {
+                kind: ProjectKind::from_db(&r.get::<String, _>("kind")),
                 api_key: r.get("api_key"),
                 name: r.get("name"),
                 created_at_ms: r.get::<i64, _>("created_at_ms").max(0) as u64,
@@ -155,6 +181,71 @@ impl Store for SqliteStore {
             .bind(to_i64(previous_valid_until))
             .bind(to_i64(now_ms))
             .bind(api_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_application(&self, a: &NewApplication) -> Result<(), StoreError> {
+        let sealed = self.key.seal(&secret_context(&a.application_id), a.webhook_secret.as_bytes());
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO projects (api_key, name, secret_sealed, created_at_ms, kind) VALUES (?, ?, ?, ?, 'application')")
+            .bind(&a.application_id)
+            .bind(&a.name)
+            .bind(sealed)
+            .bind(to_i64(a.created_at_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+        sqlx::query("INSERT INTO application_keys (api_key, key_id, public_key, created_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(&a.application_id)
+            .bind(public_key_id(&a.public_key_der))
+            .bind(&a.public_key_der)
+            .bind(to_i64(a.created_at_ms))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_application_key(
+        &self,
+        application_id: &str,
+        new_der: &[u8],
+        previous_valid_until: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM projects WHERE api_key = ?")
+            .bind(application_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if kind.as_deref() != Some("application") {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM application_keys WHERE api_key = ? AND valid_until IS NOT NULL AND valid_until <= ?")
+            .bind(application_id)
+            .bind(to_i64(now_ms / 1000))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE application_keys SET valid_until = ? WHERE api_key = ? AND valid_until IS NULL")
+            .bind(to_i64(previous_valid_until))
+            .bind(application_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO application_keys (api_key, key_id, public_key, created_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(application_id)
+            .bind(public_key_id(new_der))
+            .bind(new_der)
+            .bind(to_i64(now_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict } else { e.into() })?;
+        sqlx::query("UPDATE projects SET previous_valid_until = ?, rotated_at_ms = ? WHERE api_key = ?")
+            .bind(to_i64(previous_valid_until))
+            .bind(to_i64(now_ms))
+            .bind(application_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

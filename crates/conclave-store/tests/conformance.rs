@@ -12,8 +12,8 @@ use conclave_core::archive::{ArchiveStatus, OutputMode, StreamMode};
 use conclave_core::pii::PiiPolicy;
 use conclave_core::wire::{ArchiveMode, MediaMode};
 use conclave_store::{
-    ArchiveRecord, AuditEntry, CallbackRecord, MasterKey, NewProject, OutboxRecord, PgStore, SessionRecord,
-    SqliteStore, Store, StoreError,
+    ArchiveRecord, AuditEntry, CallbackRecord, MasterKey, NewApplication, NewProject, OutboxRecord, PgStore,
+    ProjectKind, SessionRecord, SqliteStore, Store, StoreError, public_key_id,
 };
 use sqlx::Row;
 use std::sync::Arc;
@@ -198,6 +198,7 @@ conformance!(
     archives_compare_and_set_and_page,
     racing_writers_on_two_instances_admit_one,
     archive_storage_is_sealed_and_recipients_stored,
+    applications_keep_public_keys_and_rotate_with_grace,
 );
 
 const API_KEY: &str = "47000001";
@@ -620,4 +621,50 @@ async fn racing_writers_on_two_instances_admit_one(f: Fixture) {
         matches!((&x, &y), (Ok(()), Err(StoreError::Conflict)) | (Err(StoreError::Conflict), Ok(()))),
         "{x:?} {y:?}"
     );
+}
+
+const APP_ID: &str = "29f760f8-7ce1-46c9-ade3-f2dedee4ed5f";
+
+async fn applications_keep_public_keys_and_rotate_with_grace(f: Fixture) {
+    let s = with_project(&f).await;
+    let first = vec![1u8; 300];
+    let app = NewApplication {
+        application_id: APP_ID.into(),
+        name: "app".into(),
+        public_key_der: first.clone(),
+        webhook_secret: Zeroizing::new("b4c1d2e3f4a5968778695a4b3c2d1e0f9a8b7c6d".into()),
+        created_at_ms: 5,
+    };
+    s.insert_application(&app).await.unwrap();
+    assert!(matches!(s.insert_application(&app).await, Err(StoreError::Conflict)));
+    let p = s.project(APP_ID).await.unwrap().unwrap();
+    assert_eq!(p.kind, ProjectKind::Application);
+    assert_eq!(p.candidate_secrets(0).count(), 0, "an application never verifies with a secret");
+    assert_eq!(p.secret.as_str(), "b4c1d2e3f4a5968778695a4b3c2d1e0f9a8b7c6d", "the webhook secret");
+    f.assert_not_at_rest("b4c1d2e3f4a5968778695a4b3c2d1e0f9a8b7c6d").await;
+    assert_eq!(p.candidate_public_keys(0).map(|k| k.der.clone()).collect::<Vec<_>>(), vec![first.clone()]);
+    let plain = s.project(API_KEY).await.unwrap().unwrap();
+    assert_eq!(plain.kind, ProjectKind::Project);
+    assert_eq!(plain.candidate_public_keys(0).count(), 0);
+    // Rotation: the first key verifies until 1000 (unix s), then only the second.
+    let second = vec![2u8; 300];
+    s.rotate_application_key(APP_ID, &second, 1000, 500_000).await.unwrap();
+    assert!(matches!(s.rotate_application_key(APP_ID, &second, 1000, 500_000).await, Err(StoreError::Conflict)));
+    let p = s.project(APP_ID).await.unwrap().unwrap();
+    let at = |now| p.candidate_public_keys(now).map(|k| k.der.clone()).collect::<Vec<_>>();
+    assert_eq!(at(999), vec![second.clone(), first.clone()]);
+    assert_eq!(at(1000), vec![second.clone()]);
+    // A later rotation drops keys whose grace is over.
+    let third = vec![3u8; 300];
+    s.rotate_application_key(APP_ID, &third, 3000, 2_000_000).await.unwrap();
+    let p = s.project(APP_ID).await.unwrap().unwrap();
+    assert_eq!(p.public_keys.len(), 2, "the first key was dropped");
+    assert_eq!(p.public_keys[0].der, third);
+    assert_eq!(p.public_keys[0].key_id, public_key_id(&third));
+    // Only applications rotate keys; a project or an unknown ID is NotFound.
+    assert!(matches!(s.rotate_application_key(API_KEY, &third, 1, 1).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.rotate_application_key("nope", &third, 1, 1).await, Err(StoreError::NotFound)));
+    let kinds: Vec<_> = s.list_projects().await.unwrap().into_iter().map(|p| (p.api_key, p.kind)).collect();
+    assert!(kinds.contains(&(APP_ID.to_owned(), ProjectKind::Application)));
+    assert!(kinds.contains(&(API_KEY.to_owned(), ProjectKind::Project)));
 }

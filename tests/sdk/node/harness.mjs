@@ -25,7 +25,7 @@ export function conclave(args) {
 }
 
 /** A loopback port that nothing listens on right now (the OS picks it). */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.on("error", reject);
@@ -63,7 +63,7 @@ export async function startServer() {
 }
 
 /** Polls GET /healthz until it answers 200 (true), the process exits or 30 s pass (false). */
-async function healthy(url, proc) {
+export async function healthy(url, proc) {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && proc.exitCode === null && proc.signalCode === null) {
     try {
@@ -77,7 +77,7 @@ async function healthy(url, proc) {
 }
 
 /** SIGTERM by PID (graceful shutdown), SIGKILL if still running after 5 s. */
-async function stopProcess(proc, exited) {
+export async function stopProcess(proc, exited) {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   proc.kill("SIGTERM");
   const timer = new Promise((r) => setTimeout(() => r("timeout"), 5000).unref());

@@ -116,14 +116,14 @@ impl ClientClaims {
     }
 }
 
-/// Claims as decoded, before the limits are applied. Shared by both formats.
-struct RawClaims {
-    session_id: String,
-    role: String,
-    issued_at: u64,
-    expires_at: u64,
-    connection_data: Option<String>,
-    layout: Option<String>,
+/// Claims as decoded, before the limits are applied. Shared by every format.
+pub(crate) struct RawClaims {
+    pub(crate) session_id: String,
+    pub(crate) role: String,
+    pub(crate) issued_at: u64,
+    pub(crate) expires_at: u64,
+    pub(crate) connection_data: Option<String>,
+    pub(crate) layout: Option<String>,
 }
 
 // Lives for one verification on the stack; boxing the JWT claims would only add an allocation.
@@ -131,6 +131,8 @@ struct RawClaims {
 enum Inner<'a> {
     T1(t1::UnverifiedT1),
     Jwt(jwt::UnverifiedJwt<'a>),
+    /// A Vonage application's RS256 JWT (see `app_jwt`).
+    App(crate::app_jwt::UnverifiedAppToken<'a>),
 }
 
 /// A token split into its signed part and signature; nothing in it is trusted yet.
@@ -145,6 +147,11 @@ impl<'a> UnverifiedToken<'a> {
         }
         let inner = match raw.strip_prefix("T1==") {
             Some(rest) => Inner::T1(t1::UnverifiedT1::parse(rest)?),
+            // The header picks the verifier: RS256 only ever meets public keys, HS256 only
+            // ever meets project secrets, so neither can be passed off as the other.
+            None if crate::app_jwt::peek_alg(raw).as_deref() == Some("RS256") => {
+                Inner::App(crate::app_jwt::UnverifiedAppToken::parse(raw)?)
+            }
             None => Inner::Jwt(jwt::UnverifiedJwt::parse(raw)?),
         };
         Ok(UnverifiedToken { inner })
@@ -153,7 +160,7 @@ impl<'a> UnverifiedToken<'a> {
     pub fn format(&self) -> TokenFormat {
         match self.inner {
             Inner::T1(_) => TokenFormat::T1,
-            Inner::Jwt(_) => TokenFormat::Jwt,
+            Inner::Jwt(_) | Inner::App(_) => TokenFormat::Jwt,
         }
     }
 
@@ -162,6 +169,21 @@ impl<'a> UnverifiedToken<'a> {
         match &self.inner {
             Inner::T1(t) => &t.partner_id,
             Inner::Jwt(j) => &j.iss,
+            Inner::App(a) => &a.application_id,
+        }
+    }
+
+    /// Whether this is an application's RS256 token, verified with
+    /// [`UnverifiedToken::key_matches`] and never with a secret.
+    pub fn is_application(&self) -> bool {
+        matches!(self.inner, Inner::App(_))
+    }
+
+    /// Checks an application token's RS256 signature; always false for project tokens.
+    pub fn key_matches(&self, key: &crate::app_jwt::AppPublicKey) -> bool {
+        match &self.inner {
+            Inner::App(a) => a.signature_matches(key),
+            _ => false,
         }
     }
 
@@ -170,6 +192,8 @@ impl<'a> UnverifiedToken<'a> {
         match &self.inner {
             Inner::T1(t) => t.signature_matches(secret),
             Inner::Jwt(j) => j.signature_matches(secret),
+            // Never with a secret: that would be the HS256/RS256 confusion.
+            Inner::App(_) => false,
         }
     }
 
@@ -193,6 +217,12 @@ impl<'a> UnverifiedToken<'a> {
                 h.update(b"\0");
                 h.update(j.signed_bytes());
             }
+            Inner::App(a) => {
+                h.update(b"conclave-revocation-rs256\0");
+                h.update(a.application_id.as_bytes());
+                h.update(b"\0");
+                h.update(a.signed_bytes());
+            }
         }
         h.finalize().into()
     }
@@ -204,6 +234,7 @@ impl<'a> UnverifiedToken<'a> {
         let (api_key, raw) = match self.inner {
             Inner::T1(t) => t.into_raw()?,
             Inner::Jwt(j) => j.into_raw()?,
+            Inner::App(a) => a.into_raw()?,
         };
         let role: Role = raw.role.parse().map_err(|_| TokenError::InvalidRole)?;
         if raw.expires_at < raw.issued_at {

@@ -208,12 +208,13 @@ pub async fn patch_streams(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT /v2/project/{apiKey}/archive/{archiveId}/layout` → 200.
+/// `PUT /v2/project/{apiKey}/archive/{archiveId}/layout` → 200 with the archive (the Vonage
+/// Python SDK's `change_archive_layout` returns it; the OpenTok SDKs ignore the body).
 #[utoipa::path(
     put, path = "/v2/project/{apiKey}/archive/{archiveId}/layout", tag = "archives",
     params(("apiKey" = String, Path), ("archiveId" = String, Path)),
     request_body(content = ArchiveLayout),
-    responses((status = 200, description = "Layout stored"), (status = 400, description = "Invalid layout", body = conclave_core::wire::ErrorBody), (status = 404, description = "Archive not found", body = conclave_core::wire::ErrorBody)),
+    responses((status = 200, description = "Layout stored: the archive", body = ArchiveJson), (status = 400, description = "Invalid layout", body = conclave_core::wire::ErrorBody), (status = 404, description = "Archive not found", body = conclave_core::wire::ErrorBody)),
     security(("opentok_auth" = []))
 )]
 pub async fn set_layout(
@@ -225,8 +226,10 @@ pub async fn set_layout(
     caller.require_project(&api_key)?;
     let layout: ArchiveLayout = parse_json(&body)?;
     layout.validate().map_err(|e| ApiError::bad_request(e.0))?;
-    archiver(&state)?.set_layout(&api_key, &id, layout).await?;
-    Ok(axum::Json(serde_json::json!({})).into_response())
+    let a = archiver(&state)?;
+    a.set_layout(&api_key, &id, layout).await?;
+    let r = a.get(&api_key, &id).await?;
+    Ok(axum::Json(a.to_json(&r)).into_response())
 }
 
 /// `PUT /v2/project/{apiKey}/archive/storage` → 200: checked with a real PutObject first.

@@ -2,7 +2,7 @@
 
 use super::ApiError;
 use crate::AppState;
-use crate::auth::{AuthFailure, verify_rest_credential};
+use crate::auth::{AuthFailure, verify_application_credential, verify_rest_credential};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -10,9 +10,12 @@ use std::net::SocketAddr;
 
 pub const AUTH_HEADER: &str = "x-opentok-auth";
 
-/// A caller whose `X-OPENTOK-AUTH` credential verified; `api_key` is its project.
+/// A caller whose credential verified: a project's `X-OPENTOK-AUTH` (HS256) or a Vonage
+/// application's `Authorization: Bearer` (RS256); `api_key` is its project or application ID.
 pub struct RestCaller {
     pub api_key: String,
+    /// Authenticated as a Vonage application (`Authorization: Bearer`, RS256).
+    pub is_application: bool,
     /// The source address, for the audit log.
     pub ip: String,
 }
@@ -26,7 +29,11 @@ impl RestCaller {
         target: &str,
         detail: serde_json::Value,
     ) {
-        let actor = crate::audit::Actor::rest(&self.api_key, &self.ip);
+        let actor = if self.is_application {
+            crate::audit::Actor::application(&self.api_key, &self.ip)
+        } else {
+            crate::audit::Actor::rest(&self.api_key, &self.ip)
+        };
         crate::audit::record(store, &actor, Some(&self.api_key), action, target, detail).await;
     }
 
@@ -41,10 +48,20 @@ impl FromRequestParts<AppState> for RestCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let raw = parts.headers.get(AUTH_HEADER).map(|v| v.to_str().unwrap_or("\u{0}"));
+        let bearer = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| {
+            let v = v.to_str().unwrap_or("\u{0}");
+            match v.get(..7) {
+                Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => &v[7..],
+                _ => "\u{0}",
+            }
+        });
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-        let result = match raw {
-            None => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Missing)),
-            Some(raw) => verify_rest_credential(state.store.as_ref(), raw).await,
+        let is_application = raw.is_none() && bearer.is_some();
+        let result = match (raw, bearer) {
+            (Some(_), Some(_)) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::TwoCredentials)),
+            (Some(raw), None) => verify_rest_credential(state.store.as_ref(), raw).await,
+            (None, Some(bearer)) => verify_application_credential(state.store.as_ref(), bearer).await,
+            (None, None) => Err(AuthFailure::Rejected(conclave_core::rest_auth::RestAuthError::Missing)),
         };
         match result {
             Ok(cred) => {
@@ -53,7 +70,7 @@ impl FromRequestParts<AppState> for RestCaller {
                     tracing::warn!(api_key = %cred.api_key, "REST rate limit exceeded for an API key");
                     return Err(ApiError::too_many(wait, "API key"));
                 }
-                Ok(RestCaller { api_key: cred.api_key, ip: peer })
+                Ok(RestCaller { api_key: cred.api_key, is_application, ip: peer })
             }
             Err(AuthFailure::Rejected(reason)) => {
                 crate::metrics::inc(&state.metrics.counters.rest_auth_failures);

@@ -11,6 +11,7 @@ mod moderation;
 mod openapi;
 mod ops;
 pub mod sessions;
+mod unserved;
 
 pub use callbacks::new_callback;
 pub use error::ApiError;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(demo)
         .merge(crate::opentok::router())
+        .merge(unserved::router())
         .route("/session/create", post(sessions::create))
         .route("/v2/project/{api_key}/session/{session_id}", get(sessions::get).delete(moderation::end_session))
         .route("/v2/project/{api_key}/session/{session_id}/connection", get(moderation::list_connections))

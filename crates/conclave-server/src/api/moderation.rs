@@ -333,13 +333,15 @@ pub struct ClassListItem {
     layout_class_list: Vec<String>,
 }
 
-/// `PUT …/session/{sessionId}/stream` → 200 (Python demands exactly 200).
+/// `PUT …/session/{sessionId}/stream` → 200 (Python demands exactly 200) with `{count, items}`:
+/// the streams whose class lists were set, as `GET …/stream` shows them (the Vonage Python
+/// SDK's `change_stream_layout` reads `items`; the OpenTok SDKs ignore the body).
 #[utoipa::path(
     put, path = "/v2/project/{apiKey}/session/{sessionId}/stream", tag = "sessions",
     params(("apiKey" = String, Path), ("sessionId" = String, Path)),
     request_body(content = ClassListBody),
     responses(
-        (status = 200, description = "Class lists replaced, all or nothing"),
+        (status = 200, description = "Class lists replaced, all or nothing: {count, items: [stream]} of the streams set"),
         (status = 400, body = conclave_core::wire::ErrorBody),
         (status = 403, description = "Missing or invalid X-OPENTOK-AUTH, or another project", body = conclave_core::wire::ErrorBody),
         (status = 404, description = "Session (or target) not found", body = conclave_core::wire::ErrorBody),
@@ -358,8 +360,11 @@ pub async fn set_class_lists(
         return Err(ApiError::bad_request("items must list at least one stream"));
     }
     let items: Vec<(String, Vec<String>)> = b.items.into_iter().map(|i| (i.id, i.layout_class_list)).collect();
+    let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
     on_room(&state, &session_id, "stream", |room| Ok(((), room.set_class_lists(items)?)))?;
-    Ok(axum::Json(serde_json::json!({})).into_response())
+    let set: Vec<RestStream> =
+        state.hub.streams(&session_id).into_iter().filter(|s| ids.contains(&s.stream_id)).map(Into::into).collect();
+    Ok(axum::Json(serde_json::json!({"count": set.len(), "items": set})).into_response())
 }
 
 /// Conclave extension: `GET …/session/{sessionId}/connection` → `{count, items}`.

@@ -1,11 +1,13 @@
 //! `GET /openapi.json`: the API description, generated from the handlers' annotations.
 
 use utoipa::OpenApi;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Conclave REST API", description = "OpenTok-compatible REST API of Conclave, plus Conclave extensions."),
+    info(title = "Conclave REST API", description = "OpenTok-compatible REST API of Conclave, plus Conclave extensions. Vonage Video applications call the same paths with their application ID in place of the API key and an RS256 `Authorization: Bearer` credential (docs/vonage.md). Broadcasts, SIP dial and DTMF, the Audio Connector, live captions and Experience Composer are not served: their paths answer 501 with a JSON message."),
     paths(
         super::sessions::create,
         super::sessions::get,
@@ -55,6 +57,27 @@ impl utoipa::Modify for AuthScheme {
                 "HS256 JWT signed with the project secret: iss=API key, ist=project, exp-iat <= 300 s, no scope/session_id",
             ))),
         );
+        components.add_security_scheme(
+            "vonage_application",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "RS256 JWT signed with a Vonage application's private key: application_id, iat, exp (exp-iat <= 900 s), jti; no scope/session_id. The path's {apiKey} is the application ID.",
+                    ))
+                    .build(),
+            ),
+        );
+        // Every operation that takes a project's credential takes an application's instead.
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                if let Some(security) = op.security.as_mut().filter(|s| !s.is_empty()) {
+                    security.push(SecurityRequirement::new("vonage_application", Vec::<String>::new()));
+                }
+            }
+        }
     }
 }
 

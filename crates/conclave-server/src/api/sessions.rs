@@ -74,7 +74,9 @@ pub async fn create(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let req = SessionCreateRequest::from_form(&body).map_err(|e| ApiError::bad_request(e.0))?;
+    let default_media = if caller.is_application { MediaMode::Routed } else { MediaMode::Relayed };
+    let req =
+        SessionCreateRequest::from_form_with_default(&body, default_media).map_err(|e| ApiError::bad_request(e.0))?;
     let record = create_session(state.store.as_ref(), &caller.api_key, &req).await?;
     let created_ms = record.created_at_ms;
     tracing::info!(api_key = %caller.api_key, media_mode = record.media_mode.as_str(), "session created");

@@ -214,6 +214,7 @@ impl Archiver {
             session_id: r.session_id.clone(),
             project_id: project,
             partner_id: project,
+            application_id: r.api_key.parse::<u64>().is_err().then(|| r.api_key.clone()),
             created_at: r.created_at_ms,
             updated_at: r.updated_at_ms,
             size: r.size,
