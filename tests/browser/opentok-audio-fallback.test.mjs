@@ -18,9 +18,9 @@ const tc = (...args) => execFileSync("tc", args, { encoding: "utf8" });
 
 /** Limits UDP from `ports` on this namespace's loopback to `rate`; returns the undo. */
 function bottleneck(ports, rate) {
-  tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10", "r2q", "100000");
-  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit");
-  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", rate, "ceil", rate);
+  tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10");
+  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit", "quantum", "60000");
+  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", rate, "ceil", rate, "quantum", "1514");
   tc("qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "tbf", "rate", rate, "burst", "4kb", "latency", "250ms");
   for (const port of ports) {
     tc("filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
