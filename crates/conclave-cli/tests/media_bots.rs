@@ -319,3 +319,38 @@ async fn rest_force_mute_stops_audio_at_the_subscriber_but_not_video() {
     assert!(video_after >= 40, "video continues: {video_after}");
     assert_in_order(&r.frames(Kind::Video));
 }
+
+/// A meeting: one receiver subscribed to five publishers gets every one of them. Its answer to
+/// the SFU's offer for ten tracks is about 20 KiB, over the 16 KiB message limit: session
+/// descriptions have a limit of their own (this failed before they had).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_of_five_publishers_gets_every_one_of_them() {
+    let env = env().await;
+    let s = env.session(SessionOptions::routed()).await;
+    let mut publishers = Vec::new();
+    for source in 1..=5u32 {
+        publishers.push(env.publisher(&s, source).await);
+    }
+    let mut c = env.join(&s, Role::Subscriber).await;
+    for (_, stream, _) in &publishers {
+        c.subscribe(&stream.stream_id).await.unwrap();
+    }
+    let bot = receive_routed(&mut c, BotConfig::default()).await.unwrap();
+    let end = Instant::now() + T;
+    let sources = |bot: &MediaBot| {
+        let mut seen: Vec<u32> = bot.frames(Kind::Video).iter().map(|f| f.source).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    };
+    while sources(&bot).len() < 5 {
+        assert!(
+            Instant::now() < end,
+            "video from {:?} only: {:?}",
+            sources(&bot),
+            bot.with_stats(|s| s.errors.clone())
+        );
+        bot.pump(&mut c, Duration::from_millis(50)).await.unwrap();
+    }
+    assert_eq!(sources(&bot), [1, 2, 3, 4, 5]);
+}

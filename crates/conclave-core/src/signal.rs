@@ -8,13 +8,17 @@ use crate::role::Role;
 use serde::{Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Largest text frame accepted from a client.
+/// Largest text frame accepted from a client, but for the session descriptions below.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// OpenTok's signal limits (compat doc 6.4).
 pub const MAX_SIGNAL_TYPE_BYTES: usize = 128;
 pub const MAX_SIGNAL_DATA_BYTES: usize = 8 * 1024;
 pub const MAX_STREAM_NAME_CHARS: usize = 256;
-pub const MAX_SDP_BYTES: usize = 12 * 1024;
+/// Largest session description: a routed receiver's answer grows by 1–2 KiB per track it
+/// receives (two per publisher), so a meeting of a few dozen publishers needs this much.
+pub const MAX_SDP_BYTES: usize = 128 * 1024;
+/// Largest frame carrying a session description (`mediaOffer`, `mediaAnswer`, `sdp`).
+pub const MAX_SDP_MESSAGE_BYTES: usize = MAX_SDP_BYTES + 4 * 1024;
 
 /// A client message with its optional request `id`, echoed in the `ack` or `error` reply.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -501,10 +505,25 @@ impl ErrorCode {
 
 /// Parses one client frame, enforcing the size limit first.
 pub fn parse_client_frame(text: &str) -> Result<ClientEnvelope, (ErrorCode, String)> {
-    if text.len() > MAX_MESSAGE_BYTES {
-        return Err((ErrorCode::MessageTooLarge, format!("messages are limited to {MAX_MESSAGE_BYTES} bytes")));
+    let too_large = || {
+        let limits = format!("{MAX_MESSAGE_BYTES} bytes, {MAX_SDP_MESSAGE_BYTES} for session descriptions");
+        (ErrorCode::MessageTooLarge, format!("messages are limited to {limits}"))
+    };
+    if text.len() > MAX_SDP_MESSAGE_BYTES {
+        return Err(too_large());
     }
-    serde_json::from_str(text).map_err(|e| (ErrorCode::BadMessage, format!("unreadable message: {e}")))
+    let envelope: ClientEnvelope = serde_json::from_str(text).map_err(|e| match text.len() > MAX_MESSAGE_BYTES {
+        true => too_large(),
+        false => (ErrorCode::BadMessage, format!("unreadable message: {e}")),
+    })?;
+    let carries_sdp = matches!(
+        envelope.msg,
+        ClientMessage::MediaOffer { .. } | ClientMessage::MediaAnswer { .. } | ClientMessage::Sdp { .. }
+    );
+    if text.len() > MAX_MESSAGE_BYTES && !carries_sdp {
+        return Err(too_large());
+    }
+    Ok(envelope)
 }
 
 #[cfg(test)]
@@ -528,6 +547,15 @@ mod tests {
     #[test]
     fn refuses_bad_frames_with_typed_codes() {
         assert_eq!(parse_client_frame(&"x".repeat(MAX_MESSAGE_BYTES + 1)).unwrap_err().0, ErrorCode::MessageTooLarge);
+        // Session descriptions may be larger (a receiver of many publishers), nothing else.
+        let big_sdp = format!("v=0\r\n{}", "a=x\r\n".repeat(10_000));
+        let answer = serde_json::json!({ "type": "mediaAnswer", "sdp": big_sdp }).to_string();
+        assert!(answer.len() > 3 * MAX_MESSAGE_BYTES);
+        assert!(matches!(parse_client_frame(&answer).unwrap().msg, ClientMessage::MediaAnswer { .. }));
+        let signal = serde_json::json!({ "type": "signal", "data": "x".repeat(3 * MAX_MESSAGE_BYTES) }).to_string();
+        assert_eq!(parse_client_frame(&signal).unwrap_err().0, ErrorCode::MessageTooLarge);
+        let huge = serde_json::json!({ "type": "mediaAnswer", "sdp": "x".repeat(MAX_SDP_MESSAGE_BYTES) }).to_string();
+        assert_eq!(parse_client_frame(&huge).unwrap_err().0, ErrorCode::MessageTooLarge);
         for bad in ["", "{", "[]", r#"{"type":"nope"}"#, r#"{"type":"subscribe"}"#, r#"{"type":"connect","v":"1"}"#] {
             assert_eq!(parse_client_frame(bad).unwrap_err().0, ErrorCode::BadMessage, "{bad}");
         }

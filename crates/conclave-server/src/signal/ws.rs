@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Frames above this are a protocol violation and close the socket outright; frames up to it
-/// but above the protocol limit get a typed `message_too_large` error.
-const HARD_FRAME_LIMIT: usize = 64 * 1024;
+/// but above the protocol limits (16 KiB, more for session descriptions) get a typed
+/// `message_too_large` error.
+const HARD_FRAME_LIMIT: usize = conclave_core::signal::MAX_SDP_MESSAGE_BYTES + 16 * 1024;
 
 pub async fn upgrade(
     ws: WebSocketUpgrade,
