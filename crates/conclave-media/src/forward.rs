@@ -389,6 +389,23 @@ impl Sfu {
         Ok(())
     }
 
+    /// An ICE restart: the peer is on a new network path, so what bandwidth estimation and
+    /// audio fallback learned on the old one (or during the outage that caused the restart)
+    /// no longer holds. Estimation starts again from its initial rate; a fallback ends.
+    pub(crate) fn forget_path(&mut self, key: PeerKey, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        peer.rtc.bwe().reset(str0m::bwe::Bitrate::kbps(crate::peer::INITIAL_ESTIMATE_KBPS));
+        peer.estimate_bps = crate::peer::INITIAL_ESTIMATE_KBPS * 1000;
+        let Some(fallback) = peer.audio_fallback.as_mut() else { return };
+        let was_audio_only = fallback.audio_only();
+        *fallback = crate::fallback::AudioFallback::default();
+        if was_audio_only {
+            let ev = SfuEvent::AudioFallback { peer_id: peer.id.clone(), audio_only: false };
+            self.out.push_back(SfuOutput::Event(ev));
+            self.resume_video(key, now);
+        }
+    }
+
     /// Feeds a subscriber's estimate to its audio fallback and applies a change. Returns
     /// whether it gets audio only now.
     pub(crate) fn observe_fallback(&mut self, key: PeerKey, now: Instant) -> bool {

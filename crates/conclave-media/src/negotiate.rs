@@ -153,7 +153,11 @@ impl Sfu {
             }
         };
         if let Some(ufrag) = sdp_ufrag(&answer) {
+            let restarted = self.peers.get(&key).is_some_and(|p| p.ufrag != ufrag);
             self.rekey_ufrag(key, ufrag);
+            if restarted {
+                self.forget_path(key, now);
+            }
         }
         for mid in crate::sfu::sdp_mids(&answer) {
             self.register_published(key, mid);

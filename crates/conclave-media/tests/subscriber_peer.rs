@@ -421,3 +421,31 @@ fn pause_and_resume(rtp_forwarding: bool) {
     assert!(net.received("osub:1", MediaKind::Video).len() > video_then + 40, "video goes on");
     assert!(net.sfu.set_receiving("nobody", MediaKind::Audio, false, net.now).is_err());
 }
+
+#[test]
+fn an_ice_restart_ends_an_audio_fallback_learned_on_the_old_path() {
+    let mut net = Net::new();
+    net.join_publisher("pub", 10001);
+    let answer = net.join_offered("osub:1", 10002, "pub");
+    net.deliver_answer("osub:1", &answer);
+    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let now = net.now;
+    net.sfu.set_audio_fallback("osub:1", true, now).unwrap();
+    net.start_sending("pub");
+    net.run_for(Duration::from_millis(2000));
+    let fallback = |n: &Net, audio_only: bool| {
+        n.sfu_events.iter().filter(|e| **e == SfuEvent::AudioFallback { peer_id: "osub:1".into(), audio_only }).count()
+    };
+    net.cap_downlink("osub:1", Some(60_000));
+    net.run_until(Duration::from_secs(30), |n| fallback(n, true) == 1);
+    net.cap_downlink("osub:1", None);
+    // A new path: the fallback ends at once, without waiting for the old estimate to recover.
+    net.restart_ice("osub:1");
+    assert_eq!(fallback(&net, false), 1, "the restart ends the fallback");
+    let video_then = net.received("osub:1", MediaKind::Video).len();
+    net.run_for(Duration::from_millis(2000));
+    let video = net.received("osub:1", MediaKind::Video);
+    assert!(video.len() >= video_then + 40, "video is back: {} frames", video.len() - video_then);
+    assert!(video[video_then..].iter().any(|r| r.keyframe), "from a keyframe");
+    assert_in_order(&video);
+}
