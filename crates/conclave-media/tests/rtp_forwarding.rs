@@ -132,12 +132,7 @@ fn a_simulcast_subscriber_gets_one_layer_and_switches_on_a_keyframe() {
 
 #[test]
 fn a_subscriber_whose_bandwidth_collapses_gets_audio_only_then_video_from_a_keyframe() {
-    let mut net = Net::new();
-    net.sfu.set_rtp_forwarding(true);
-    net.join_publisher("pub", 10001);
-    let answer = net.join_offered("osub:1", 10002, "pub");
-    net.deliver_answer("osub:1", &answer);
-    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let mut net = Net::with_offered_subscriber(true);
     let now = net.now;
     net.sfu.set_audio_fallback("osub:1", true, now).unwrap();
     net.start_sending("pub");

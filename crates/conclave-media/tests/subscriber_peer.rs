@@ -286,11 +286,7 @@ fn a_client_offer_voids_a_pending_server_offer_which_is_made_again() {
 
 #[test]
 fn a_publisher_that_restarts_ice_keeps_its_subscribers() {
-    let mut net = Net::new();
-    net.join_publisher("pub", 10001);
-    let answer = net.join_offered("osub:1", 10002, "pub");
-    net.deliver_answer("osub:1", &answer);
-    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let mut net = Net::with_offered_subscriber(false);
     net.start_sending("pub");
     net.run_for(Duration::from_millis(500));
     let tracks = net.sfu.published_tracks("pub").unwrap();
@@ -310,11 +306,7 @@ fn a_publisher_that_restarts_ice_keeps_its_subscribers() {
 
 #[test]
 fn a_subscriber_whose_bandwidth_collapses_falls_back_to_audio_and_gets_video_back() {
-    let mut net = Net::new();
-    net.join_publisher("pub", 10001);
-    let answer = net.join_offered("osub:1", 10002, "pub");
-    net.deliver_answer("osub:1", &answer);
-    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let mut net = Net::with_offered_subscriber(false);
     let now = net.now;
     net.sfu.set_audio_fallback("osub:1", true, now).unwrap();
     net.start_sending("pub");
@@ -354,11 +346,7 @@ fn a_subscriber_whose_bandwidth_collapses_falls_back_to_audio_and_gets_video_bac
 
 #[test]
 fn without_audio_fallback_a_slow_subscriber_keeps_its_video() {
-    let mut net = Net::new();
-    net.join_publisher("pub", 10001);
-    let answer = net.join_offered("osub:1", 10002, "pub");
-    net.deliver_answer("osub:1", &answer);
-    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let mut net = Net::with_offered_subscriber(false);
     net.start_sending("pub");
     net.run_for(Duration::from_millis(1000));
     net.cap_downlink("osub:1", Some(60_000));
@@ -380,12 +368,7 @@ fn in_rtp_mode_a_subscriber_can_pause_and_resume_video_and_audio_on_its_own() {
 }
 
 fn pause_and_resume(rtp_forwarding: bool) {
-    let mut net = Net::new();
-    net.sfu.set_rtp_forwarding(rtp_forwarding);
-    net.join_publisher("pub", 10001);
-    let answer = net.join_offered("osub:1", 10002, "pub");
-    net.deliver_answer("osub:1", &answer);
-    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let mut net = Net::with_offered_subscriber(rtp_forwarding);
     net.start_sending("pub");
     net.run_for(Duration::from_millis(1000));
     assert!(!net.received("osub:1", MediaKind::Video).is_empty());
@@ -424,11 +407,7 @@ fn pause_and_resume(rtp_forwarding: bool) {
 
 #[test]
 fn an_ice_restart_ends_an_audio_fallback_learned_on_the_old_path() {
-    let mut net = Net::new();
-    net.join_publisher("pub", 10001);
-    let answer = net.join_offered("osub:1", 10002, "pub");
-    net.deliver_answer("osub:1", &answer);
-    net.run_until(CONNECT_LIMIT, |n| n.all_connected());
+    let mut net = Net::with_offered_subscriber(false);
     let now = net.now;
     net.sfu.set_audio_fallback("osub:1", true, now).unwrap();
     net.start_sending("pub");

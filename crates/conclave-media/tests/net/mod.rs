@@ -225,6 +225,18 @@ impl Net {
     /// offers first (`Sfu::add_subscriber_peer`) and the client answers like a browser,
     /// with `a=setup:active`, recvonly m-lines and no `a=candidate` lines. Returns that
     /// answer, which has not reached the SFU yet (see `deliver_answer`).
+    /// A publisher "pub" and its subscriber "osub:1" on a server-offered peer, both connected
+    /// (`rtp`: the SFU forwards RTP packets, not frames).
+    pub fn with_offered_subscriber(rtp: bool) -> Net {
+        let mut net = Net::new();
+        net.sfu.set_rtp_forwarding(rtp);
+        net.join_publisher("pub", 10001);
+        let answer = net.join_offered("osub:1", 10002, "pub");
+        net.deliver_answer("osub:1", &answer);
+        net.run_until(Duration::from_secs(5), |n| n.all_connected());
+        net
+    }
+
     pub fn join_offered(&mut self, name: &str, port: u16, publisher: &str) -> String {
         self.join_offered_showing_offer(name, port, publisher).1
     }
