@@ -12,6 +12,7 @@ pub mod encrypt;
 pub mod error;
 pub mod ffmpeg;
 pub mod finalize;
+pub mod live;
 pub mod package;
 pub mod recorder;
 pub mod recover;

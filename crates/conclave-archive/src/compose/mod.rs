@@ -9,7 +9,7 @@
 //! Encoding is kept light for a 2-core box: `-preset veryfast`, one encoder/decoder/filter
 //! thread each.
 
-mod fifo;
+pub(crate) mod fifo;
 mod graph;
 mod layout;
 

@@ -10,6 +10,7 @@ mod t_encrypt;
 mod t_encrypted_duration;
 mod t_encrypted_rec;
 mod t_fallback;
+mod t_live;
 mod t_package;
 mod t_recorder;
 mod t_recover;
