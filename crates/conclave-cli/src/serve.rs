@@ -169,6 +169,13 @@ pub struct ArchiveArgs {
     /// Alert recipients (repeat or comma-separate).
     #[arg(long, value_delimiter = ',')]
     smtp_to: Vec<String>,
+    /// Broadcasts (live HLS/RTMP compositions) this node runs at once; a start beyond it is
+    /// answered 429. Each costs about one core at 1280x720 (see docs/broadcast.md).
+    #[arg(long, env = "CONCLAVE_MAX_BROADCASTS", default_value_t = 2)]
+    max_broadcasts: usize,
+    /// Audio Connector connections this node runs at once.
+    #[arg(long, env = "CONCLAVE_MAX_AUDIO_CONNECTIONS", default_value_t = 20)]
+    max_audio_connections: usize,
 }
 
 impl ArchiveArgs {
@@ -411,22 +418,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let archiver = conclave_server::archive::Archiver::new(
         store.clone(),
         hub.clone(),
-        Some(media),
+        Some(media.clone()),
         archive_config,
         Some(webhooks.clone()),
         metrics.clone(),
         cluster.clone(),
     )?;
-    // Session events feed the webhooks and the archiver, in order.
+    let mut broadcast_config = conclave_server::broadcast::BroadcastConfig::new(&args.data.data_dir);
+    broadcast_config.outbound = policy;
+    broadcast_config.public_url = args.archive.public_url.clone().unwrap_or_default();
+    broadcast_config.max_live = args.archive.max_broadcasts;
+    broadcast_config.max_connectors = args.archive.max_audio_connections;
+    let broadcaster = conclave_server::broadcast::Broadcaster::new(
+        store.clone(),
+        hub.clone(),
+        Some(media),
+        broadcast_config,
+        Some(webhooks.clone()),
+    )?;
+    broadcaster.spawn_timers();
+    // Session events feed the webhooks, the archiver and the broadcasts, in order.
     let events_archiver = archiver.clone();
+    let events_broadcaster = broadcaster.clone();
     tokio::spawn(async move {
         while let Some(e) = hub_rx.recv().await {
             if let Some(n) = webhook::Notification::of(&e) {
                 let _ = webhooks.send(n);
             }
             events_archiver.on_hub_event(&e).await;
+            events_broadcaster.on_hub_event(&e).await;
         }
     });
+    let drain_broadcaster = broadcaster.clone();
     archiver.recover().await;
     archiver.spawn_timers();
     let drain_archiver = archiver.clone();
@@ -443,6 +466,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store,
         hub,
         archiver: Some(archiver),
+        broadcaster: Some(broadcaster),
         cluster,
         http: reqwest::Client::new(),
         tls: tls.is_some(),
@@ -470,7 +494,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(drain_delay).await;
         }
         drain_hub.drain();
-        // Recordings stop, then each is packaged and uploaded (or kept) before exit.
+        // Broadcasts end their playlists; recordings stop, then each is packaged and
+        // uploaded (or kept) before exit.
+        drain_broadcaster.drain().await;
         drain_archiver.drain().await;
     };
     serve(config, state, shutdown).await?;

@@ -11,6 +11,7 @@
 
 pub mod app_jwt;
 pub mod archive;
+pub mod broadcast;
 pub mod credentials;
 pub mod ids;
 pub mod jws;

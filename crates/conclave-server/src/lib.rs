@@ -10,6 +10,7 @@ pub mod application;
 pub mod archive;
 pub mod audit;
 pub mod auth;
+pub mod broadcast;
 pub mod clock;
 pub mod cluster;
 pub mod conn_limit;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub demo: Option<Arc<demo::Demo>>,
     /// Archiving (routed sessions); `None` when the server runs without media.
     pub archiver: Option<Arc<archive::Archiver>>,
+    /// Live streaming and the Audio Connector (routed sessions); `None` without media.
+    pub broadcaster: Option<Arc<broadcast::Broadcaster>>,
     /// Which node hosts which session ([`cluster::SingleNode`] unless clustered).
     pub cluster: Arc<dyn cluster::Coordinator>,
     /// Outbound HTTP (forwarding to other nodes).

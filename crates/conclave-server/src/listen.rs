@@ -110,6 +110,9 @@ pub async fn serve(
                 if let Some(a) = &state.archiver {
                     a.default_public_url(&format!("{scheme}://{bound}"));
                 }
+                if let Some(b) = &state.broadcaster {
+                    b.default_public_url(&format!("{scheme}://{bound}"));
+                }
             }
             None => bail!("could not listen on {addr} (is the port in use?)"),
         }

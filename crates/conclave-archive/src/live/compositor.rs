@@ -56,7 +56,7 @@ pub struct LiveCompositor {
     stop: Arc<AtomicBool>,
     ticks: Arc<AtomicU64>,
     late: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl LiveCompositor {
@@ -72,10 +72,11 @@ impl LiveCompositor {
         let state = Arc::new(Mutex::new(State { layout: spec.layout, ..State::default() }));
         let stop = Arc::new(AtomicBool::new(false));
         let (ticks, late) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let mut me = Self { state, spec: spec.encode, names, outputs, encoder, stop, ticks, late, thread: None };
+        let me =
+            Self { state, spec: spec.encode, names, outputs, encoder, stop, ticks, late, thread: Mutex::new(None) };
         let (state, stop, ticks, late) = (me.state.clone(), me.stop.clone(), me.ticks.clone(), me.late.clone());
         let encoder = me.encoder.clone();
-        me.thread = Some(
+        *lock(&me.thread) = Some(
             std::thread::Builder::new()
                 .name("live-compositor".into())
                 .spawn(move || run(spec.encode, state, encoder, stop, ticks, late))?,
@@ -146,17 +147,18 @@ impl LiveCompositor {
 
     /// Stops composing, lets the encoder and the outputs finish (HLS writes its end-of-list)
     /// and waits for them, up to a few seconds each.
-    pub fn finish(mut self) {
+    /// Frames pushed afterwards are ignored. Idempotent.
+    pub fn finish(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        let thread = lock(&self.thread).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
-        lock(&self.state).streams.clear();
+        let streams = std::mem::take(&mut lock(&self.state).streams);
+        drop(streams);
         self.encoder.finish(Duration::from_secs(5));
-        if let Ok(outputs) = Arc::try_unwrap(std::mem::replace(&mut self.outputs, Arc::new(Vec::new()))) {
-            for o in outputs {
-                o.finish(Duration::from_secs(5));
-            }
+        for o in self.outputs.iter() {
+            o.finish(Duration::from_secs(5));
         }
     }
 }
@@ -164,7 +166,8 @@ impl LiveCompositor {
 impl Drop for LiveCompositor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        let thread = lock(&self.thread).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
     }

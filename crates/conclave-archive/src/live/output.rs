@@ -72,11 +72,11 @@ pub struct OutputStatus {
 
 /// A running output.
 pub struct Output {
-    tx: Option<SyncSender<Arc<[u8]>>>,
+    tx: Mutex<Option<SyncSender<Arc<[u8]>>>>,
     status: Arc<Mutex<OutputStatus>>,
     stop: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Output {
@@ -86,13 +86,20 @@ impl Output {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (status.clone(), stop.clone());
         let thread = std::thread::Builder::new().name("live-output".into()).spawn(move || run(kind, rx, s, st))?;
-        Ok(Self { tx: Some(tx), status, stop, dropped: Arc::new(AtomicU64::new(0)), thread: Some(thread) })
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            status,
+            stop,
+            dropped: Arc::new(AtomicU64::new(0)),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Hands a chunk of MPEG-TS to the output; never blocks (dropped when it is behind or
     /// down).
     pub fn feed(&self, chunk: &Arc<[u8]>) {
-        let Some(tx) = &self.tx else { return };
+        let tx = lock(&self.tx);
+        let Some(tx) = tx.as_ref() else { return };
         if let Err(TrySendError::Full(_)) = tx.try_send(chunk.clone()) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -108,10 +115,11 @@ impl Output {
 
     /// Ends the input (HLS then writes its end-of-list) and waits up to `grace` for the
     /// ffmpeg to finish before it is killed.
-    pub fn finish(mut self, grace: Duration) {
-        self.tx.take();
+    pub fn finish(&self, grace: Duration) {
+        lock(&self.tx).take();
         let deadline = Instant::now() + grace;
-        if let Some(t) = self.thread.take() {
+        let thread = lock(&self.thread).take();
+        if let Some(t) = thread {
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -124,8 +132,9 @@ impl Output {
 impl Drop for Output {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
+        lock(&self.tx).take();
+        let thread = lock(&self.thread).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
     }
@@ -134,7 +143,9 @@ impl Drop for Output {
 fn command(kind: &OutputKind, url: &str) -> Command {
     let mut c = Command::new(ffmpeg_bin());
     c.args(["-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1"]);
-    c.args(["-fflags", "nobuffer", "-analyzeduration", "1000000", "-f", "mpegts", "-i", "pipe:0", "-c", "copy"]);
+    // A restart joins the encoder's stream in the middle: probe long enough to see a
+    // keyframe's parameter sets and an AAC header (keyframes come every 1-2 s).
+    c.args(["-analyzeduration", "3000000", "-probesize", "4000000", "-f", "mpegts", "-i", "pipe:0", "-c", "copy"]);
     match kind {
         OutputKind::Hls { dir, segment_seconds, list_size } => {
             let segments = dir.join("segment-%06d.ts");

@@ -95,8 +95,8 @@ pub fn fit_rect(sw: u32, sh: u32, tile: Rect) -> Rect {
     let (sw, sh) = (sw.max(1) as u64, sh.max(1) as u64);
     let (w, h) = if tw * sh <= th * sw { (tw, tw * sh / sw) } else { (th * sw / sh, th) };
     let (w, h) = ((w as u32) & !1, (h as u32) & !1);
-    let x = tile.x + ((tile.w - w) / 2 & !1);
-    let y = tile.y + ((tile.h - h) / 2 & !1);
+    let x = tile.x + (((tile.w - w) / 2) & !1);
+    let y = tile.y + (((tile.h - h) / 2) & !1);
     Rect { x, y, w, h }
 }
 

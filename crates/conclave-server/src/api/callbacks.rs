@@ -13,12 +13,13 @@ use conclave_store::CallbackRecord;
 use serde::Deserialize;
 
 /// Groups and events Conclave delivers.
-pub const EVENTS: [(&str, &str); 5] = [
+pub const EVENTS: [(&str, &str); 6] = [
     ("connection", "created"),
     ("connection", "destroyed"),
     ("stream", "created"),
     ("stream", "destroyed"),
     ("archive", "status"),
+    ("broadcast", "status"),
 ];
 
 #[derive(Deserialize, utoipa::ToSchema)]

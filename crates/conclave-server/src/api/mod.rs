@@ -4,6 +4,7 @@
 //! `{code, message}`. Must not touch: credential formats (core) or SQL (store).
 
 mod archives;
+mod broadcasts;
 mod callbacks;
 mod error;
 mod extract;
@@ -64,6 +65,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/project/{api_key}/archive/{archive_id}/streams", patch(archives::patch_streams))
         .route("/v2/project/{api_key}/archive/{archive_id}/layout", put(archives::set_layout))
         .route("/v2/project/{api_key}/archive/{archive_id}/download", get(archives::download))
+        .route("/v2/project/{api_key}/broadcast", get(broadcasts::list).post(broadcasts::start))
+        // @vonage/video starts and lists broadcasts at `…/broadcast/`, with the slash.
+        .route("/v2/project/{api_key}/broadcast/", get(broadcasts::list).post(broadcasts::start))
+        .route("/v2/project/{api_key}/broadcast/{broadcast_id}", get(broadcasts::get))
+        .route("/v2/project/{api_key}/broadcast/{broadcast_id}/stop", post(broadcasts::stop))
+        .route("/v2/project/{api_key}/broadcast/{broadcast_id}/layout", put(broadcasts::set_layout))
+        .route("/v2/project/{api_key}/broadcast/{broadcast_id}/streams", patch(broadcasts::patch_streams))
+        .route("/v2/project/{api_key}/connect", post(broadcasts::connect))
+        .route("/v2/project/{api_key}/connect/{connect_id}/stop", post(broadcasts::disconnect))
+        .route("/hls/{broadcast_id}/{secret}/{file}", get(broadcasts::hls))
         .route("/openapi.json", get(openapi::serve))
         .route("/v2/project/{api_key}/callback", get(callbacks::list).post(callbacks::register))
         .route("/v2/project/{api_key}/callback/{callback_id}", delete(callbacks::remove))

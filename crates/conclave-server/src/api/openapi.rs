@@ -28,6 +28,14 @@ use utoipa::openapi::security::{
         super::archives::delete,
         super::archives::patch_streams,
         super::archives::set_layout,
+        super::broadcasts::start,
+        super::broadcasts::get,
+        super::broadcasts::list,
+        super::broadcasts::stop,
+        super::broadcasts::set_layout,
+        super::broadcasts::patch_streams,
+        super::broadcasts::connect,
+        super::broadcasts::disconnect,
         super::archives::set_storage,
         super::archives::delete_storage,
         super::archives::set_encryption,
@@ -40,7 +48,7 @@ use utoipa::openapi::security::{
         ready,
         signal_socket,
     ),
-    components(schemas(conclave_core::archive::ArchiveJson, conclave_core::archive::ArchiveList, conclave_core::wire::ErrorBody, conclave_core::wire::SessionCreated, conclave_core::wire::SessionInfo)),
+    components(schemas(conclave_core::archive::ArchiveJson, conclave_core::archive::ArchiveList, conclave_core::broadcast::BroadcastJson, conclave_core::broadcast::BroadcastList, conclave_core::broadcast::ConnectJson, conclave_core::wire::ErrorBody, conclave_core::wire::SessionCreated, conclave_core::wire::SessionInfo)),
     modifiers(&AuthScheme)
 )]
 pub struct ApiDoc;

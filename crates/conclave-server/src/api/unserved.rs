@@ -1,5 +1,5 @@
-//! OpenTok / Vonage Video REST features that Conclave does not serve (live-streaming
-//! broadcasts, SIP dial and DTMF, the Audio Connector, live captions, Experience Composer):
+//! OpenTok / Vonage Video REST features that Conclave does not serve (SIP dial and DTMF,
+//! live captions, Experience Composer):
 //! an authenticated caller gets 501 with a JSON `message` naming the feature, never a crash
 //! or an HTML page; an unauthenticated one gets the usual 403 first.
 //!
@@ -16,16 +16,9 @@ use std::collections::HashMap;
 
 /// (path, feature) for every route answered 501.
 const ROUTES: &[(&str, &str)] = &[
-    ("/v2/project/{api_key}/broadcast", "live-streaming broadcasts (HLS/RTMP)"),
-    // @vonage/video starts and lists broadcasts at `…/broadcast/`, with the slash.
-    ("/v2/project/{api_key}/broadcast/", "live-streaming broadcasts (HLS/RTMP)"),
-    ("/v2/project/{api_key}/broadcast/{id}", "live-streaming broadcasts (HLS/RTMP)"),
-    ("/v2/project/{api_key}/broadcast/{id}/{op}", "live-streaming broadcasts (HLS/RTMP)"),
     ("/v2/project/{api_key}/dial", "SIP interconnect (dial)"),
     ("/v2/project/{api_key}/session/{session_id}/play-dtmf", "SIP DTMF (play-dtmf)"),
     ("/v2/project/{api_key}/session/{session_id}/connection/{connection_id}/play-dtmf", "SIP DTMF (play-dtmf)"),
-    ("/v2/project/{api_key}/connect", "the Audio Connector (WebSocket audio)"),
-    ("/v2/project/{api_key}/connect/{id}/{op}", "the Audio Connector (WebSocket audio)"),
     ("/v2/project/{api_key}/captions", "live captions"),
     ("/v2/project/{api_key}/captions/{id}", "live captions"),
     ("/v2/project/{api_key}/captions/{id}/{op}", "live captions"),

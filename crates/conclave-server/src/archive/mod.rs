@@ -8,9 +8,9 @@
 //! the project credential; no client token can reach this module).
 
 mod alert;
-mod layout;
+pub(crate) mod layout;
 mod pipeline;
-mod recording;
+pub(crate) mod recording;
 mod retry;
 pub mod signed_url;
 pub mod storage;
