@@ -3,7 +3,8 @@
 //! recordings (`recover`), finishing the headers of live (encrypted) recordings
 //! (`finalize`), the individual-mode ZIP package (`package`), the composed-mode MP4
 //! (`compose`, via ffmpeg), age encryption (`encrypt`), S3 upload and the local fallback
-//! store (`upload`). It must not know about sessions, REST, the database or the SFU: callers pass
+//! store (`upload`), and live composition and decoding for broadcasts and the Audio
+//! Connector (`live`). It must not know about sessions, REST, the database or the SFU: callers pass
 //! plain frames, paths, ids and configs, and map the results onto the Archive object.
 
 pub mod compose;

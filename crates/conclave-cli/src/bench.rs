@@ -8,6 +8,8 @@
 
 #[path = "bench_archive.rs"]
 mod bench_archive;
+#[path = "bench_broadcast.rs"]
+mod bench_broadcast;
 #[path = "bench_cluster.rs"]
 mod bench_cluster;
 #[path = "bench_media.rs"]
@@ -120,6 +122,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1200)]
         bytes: usize,
     },
+    /// Live broadcasts: CPU per broadcast and glass-to-playlist latency of HLS (see
+    /// `bench_broadcast.rs`).
+    Broadcast {
+        #[arg(long, default_value_t = 1)]
+        broadcasts: usize,
+        /// Streams composed in each broadcast.
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+        #[arg(long, default_value = "640x480")]
+        resolution: String,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// One-second segments and keyframes (the broadcast's `lowLatency`).
+        #[arg(long)]
+        low_latency: bool,
+    },
     /// Session creates per second through the REST API, with p50/p99 latency.
     Rest {
         #[arg(long, default_value_t = 2000)]
@@ -146,6 +164,12 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?
         }
         BenchCommand::UdpFloor { receivers, rate, seconds, bytes } => bench_udp::run(receivers, rate, seconds, bytes)?,
+        BenchCommand::Broadcast { broadcasts, streams, resolution, seconds, low_latency } => {
+            let (width, height) = conclave_core::archive::parse_resolution(&resolution)
+                .ok_or_else(|| anyhow::anyhow!("--resolution must look like 640x480"))?;
+            let b = bench_broadcast::BroadcastBench { broadcasts, streams, width, height, seconds, low_latency };
+            tokio::task::spawn_blocking(move || bench_broadcast::run(b)).await??
+        }
         BenchCommand::Cluster { joins, commands } => bench_cluster::run(joins, commands).await?,
         BenchCommand::Archive { streams, seconds, output_mode, s3_endpoint } => {
             bench_archive::run(bench_archive::ArchiveBench { streams, seconds, output_mode, s3_endpoint }).await?

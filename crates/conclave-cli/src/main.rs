@@ -1,4 +1,5 @@
-//! The `conclave` binary: `serve`, `project`, `application`, `token`, `client`, `audit`, `archive` and `bench`.
+//! The `conclave` binary: `serve`, `project`, `application`, `token`, `client`, `audit`, `archive`,
+//! `broadcast` and `bench`.
 //!
 //! Owns: argument parsing, logging set-up and exit codes. Must not touch: business logic,
 //! which lives in the server, store, archive and core crates that these commands call.
@@ -7,6 +8,7 @@ mod application;
 mod archive;
 mod audit;
 mod bench;
+mod broadcast;
 mod client;
 mod duration;
 mod project;
@@ -55,6 +57,9 @@ enum Command {
     /// Archives: list by status, download from the fallback store, decrypt.
     #[command(subcommand)]
     Archive(archive::ArchiveCommand),
+    /// Live broadcasts of a running server: list, stop.
+    #[command(subcommand)]
+    Broadcast(broadcast::BroadcastCommand),
     /// Benchmarks that report numbers (never pass/fail).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -162,6 +167,7 @@ async fn main() -> ExitCode {
         Command::Client(args) => client::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Archive(cmd) => archive::run(cmd).await,
+        Command::Broadcast(cmd) => broadcast::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     };
     match result {

@@ -202,13 +202,16 @@ async fn rest_bearer_credentials_and_forgeries() {
     assert!(v["message"].as_str().unwrap().contains("client tokens"), "{v}");
 
     // What Conclave does not serve: an authenticated 501 with a message.
-    for path in ["broadcast", "dial", "captions", "render", "connect"] {
+    for path in ["dial", "captions", "render"] {
         let (status, v) =
             call(&base, reqwest::Method::POST, &format!("/v2/project/{}/{path}", a.id), &rest_cred(&a), false).await;
         assert_eq!(status, 501, "{path}: {v}");
         assert!(v["message"].as_str().unwrap().contains("does not serve"), "{v}");
     }
     refused("501 routes authenticate first")(
+        call(&base, reqwest::Method::POST, &format!("/v2/project/{}/dial", a.id), &hs, false).await,
+    );
+    refused("broadcasts need an application credential")(
         call(&base, reqwest::Method::POST, &format!("/v2/project/{}/broadcast", a.id), &hs, false).await,
     );
     assert!(server.stop());

@@ -211,6 +211,12 @@ async fn hls_broadcast_follows_the_layout_grows_and_goes_away_after_stop() {
 
     let (s, v) = e.call(reqwest::Method::GET, &format!("broadcast?sessionId={session}"), None).await;
     assert_eq!((s, v["count"].as_u64()), (200, Some(1)), "{v}");
+    // The operator's view: `conclave broadcast list` against the running server.
+    let data = e.dir.path().join("data");
+    let out = conclave(&["broadcast", "list", "--data-dir", data.to_str().unwrap(), "--url", &e.server.base]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&id) && text.contains("started") && text.contains(&url), "{text}");
 
     let (s, stopped) = e.call(reqwest::Method::POST, &format!("broadcast/{id}/stop"), None).await;
     assert_eq!(s, 200, "{stopped}");
@@ -283,8 +289,12 @@ async fn rtmp_output_reaches_the_server_and_reconnects_after_it_restarts() {
     assert!(server.try_wait().unwrap().is_none(), "the second RTMP server runs");
     e.until(&id, "live again after the server returns", |v| status(v) == "live").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (s, _) = e.call(reqwest::Method::POST, &format!("broadcast/{id}/stop"), None).await;
-    assert_eq!(s, 200);
+    // Stopped by the operator: `conclave broadcast stop`.
+    let data = e.dir.path().join("data");
+    let out = conclave(&["broadcast", "stop", "--data-dir", data.to_str().unwrap(), "--url", &e.server.base, &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{id} stopped"));
+    assert_eq!(status(&e.get(&id).await), "offline");
     let end = Instant::now() + T;
     while server.try_wait().unwrap().is_none() && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -36,8 +36,9 @@ export function freePort() {
   });
 }
 
-/** A running `conclave serve` with two fresh projects. */
-export async function startServer() {
+/** A running `conclave serve` with two fresh projects; `extraArgs` are added to `serve`'s
+ *  (e.g. the outbound policy flags that let broadcasts reach loopback RTMP/WebSocket servers). */
+export async function startServer(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), "conclave-sdk-node-"));
   const data = join(dir, "data");
   const logPath = join(dir, "server.log");
@@ -51,7 +52,7 @@ export async function startServer() {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const log = openSync(logPath, "a");
-    const proc = spawn(BIN, ["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", log, log] });
+    const proc = spawn(BIN, ["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`, ...extraArgs], { stdio: ["ignore", log, log] });
     closeSync(log);
     const exited = new Promise((resolve) => proc.once("exit", resolve));
     if (await healthy(url, proc)) {

@@ -46,7 +46,8 @@ def free_port():
 class ConclaveServer:
     """A running `conclave serve` plus the projects created in its data directory."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)
         self.dir = tempfile.mkdtemp(prefix="conclave-sdk-py-")
         self.data = os.path.join(self.dir, "data")
         self.log_path = os.path.join(self.dir, "server.log")
@@ -68,7 +69,7 @@ class ConclaveServer:
         self.ws = f"ws://127.0.0.1:{port}/v1/signal"
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
-                [BIN, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{port}"],
+                [BIN, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{port}", *self.extra_args],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + 30
@@ -108,8 +109,10 @@ class ConclaveServer:
 
 
 @pytest.fixture(scope="module")
-def server():
-    s = ConclaveServer()
+def server(request):
+    """The module's server; a module may add `serve` arguments with a SERVER_ARGS tuple (e.g.
+    the outbound policy flags that let broadcasts reach loopback RTMP/WebSocket servers)."""
+    s = ConclaveServer(getattr(request.module, "SERVER_ARGS", ()))
     try:
         yield s
     finally:
@@ -173,10 +176,7 @@ class Bot:
         self.proc.wait()
 
 
-@pytest.fixture
-def bots():
-    """bots(server, session_id, token, publish=..., subscribe_all=..., real_media=...) starts a Bot; all are
-    stopped at the end of the test."""
+def _bot_starter():
     started = []
 
     def start(*args, **kwargs):
@@ -187,3 +187,17 @@ def bots():
     yield start
     for b in started:
         b.stop()
+
+
+@pytest.fixture
+def bots():
+    """bots(server, session_id, token, publish=..., subscribe_all=..., real_media=...) starts a Bot; all are
+    stopped at the end of the test."""
+    yield from _bot_starter()
+
+
+@pytest.fixture(scope="module")
+def module_bots():
+    """Like `bots`, but its bots live until the module's tests are done (for a session that
+    several tests share)."""
+    yield from _bot_starter()

@@ -36,11 +36,15 @@ pub async fn metrics(
     }
     let (sessions, connections, streams) = state.hub.stats();
     let recording = state.archiver.as_ref().map_or(0, |a| a.active_count() as u64);
+    let broadcasting = state.broadcaster.as_ref().map_or(0, |b| b.active_count() as u64);
+    let connectors = state.broadcaster.as_ref().map_or(0, |b| b.connectors.count() as u64);
     let mut body = state.metrics.render(&[
         ("conclave_sessions_live", "Sessions with at least one connection", sessions),
         ("conclave_connections", "Signaling connections, suspended ones included", connections),
         ("conclave_streams", "Published streams", streams),
         ("conclave_archives_recording", "Archives recording on this node", recording),
+        ("conclave_broadcasts_live", "Broadcasts composing on this node", broadcasting),
+        ("conclave_audio_connections", "Audio Connector connections on this node", connectors),
     ]);
     match state.store.archive_status_counts().await {
         Ok(counts) => {

@@ -1,5 +1,6 @@
 //! REST on any node: a session-scoped call (moderation, signals, streams, connections,
-//! ending a session, starting or controlling an archive) that reaches a node which does not
+//! ending a session, starting or controlling an archive, starting a broadcast or an audio
+//! connection) that reaches a node which does not
 //! host the session is forwarded to the node that does, and its answer returned unchanged.
 //! Forwarding (rather than pub/sub) keeps OpenTok's synchronous answers (404 for an unknown
 //! connection, 409 for an archive conflict) exact.
@@ -21,8 +22,8 @@ const FORWARDED: &str = "x-conclave-forwarded";
 enum Target {
     Session(String),
     Archive(String),
-    /// `POST …/archive`: the session is in the JSON body.
-    ArchiveStart,
+    /// `POST …/archive`, `…/broadcast` and `…/connect`: the session is in the JSON body.
+    StartInBody,
 }
 
 fn target(method: &axum::http::Method, path: &str) -> Option<Target> {
@@ -31,7 +32,9 @@ fn target(method: &axum::http::Method, path: &str) -> Option<Target> {
     let _api_key = parts.next()?;
     match (parts.next()?, parts.next(), parts.next()) {
         ("session", Some(sid), _) => Some(Target::Session(sid.to_owned())),
-        ("archive", None, _) if method == axum::http::Method::POST => Some(Target::ArchiveStart),
+        ("archive" | "broadcast" | "connect", None | Some(""), _) if method == axum::http::Method::POST => {
+            Some(Target::StartInBody)
+        }
         // The archive's own node: it records it, and its fallback store holds the file.
         ("archive", Some(id), None | Some("stop" | "streams" | "layout" | "download"))
             if conclave_core::archive::is_archive_id(id) =>
@@ -47,10 +50,10 @@ pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next
         return next.run(req).await;
     }
     let Some(t) = target(req.method(), req.uri().path()) else { return next.run(req).await };
-    // Only an archive start needs its body to find the session; the others decide on the path
+    // Only a start needs its body to find the session; the others decide on the path
     // and leave the body to the handler unless the request is forwarded.
     let (parts, body, owner) = match t {
-        Target::ArchiveStart => {
+        Target::StartInBody => {
             let (parts, body) = req.into_parts();
             let Ok(body) = axum::body::to_bytes(body, state.limits.max_body_bytes).await else {
                 return crate::api::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")

@@ -156,13 +156,10 @@ for (const [name, make] of Object.entries(CLIENTS)) {
       const v = video();
       const session = (await v.createSession()).sessionId;
       for (const call of [
-        () => v.startBroadcast(session, { outputs: { hls: {} } }),
-        () => v.searchBroadcasts(),
         () => v.intiateSIPCall(session, { sip: { uri: "sip:user@example.com" }, token: v.generateClientToken(session) }),
         () => v.playDTMF(session, "1234"),
         () => v.enableCaptions(session, v.generateClientToken(session)),
         () => v.startExperienceComposerRender(session, v.generateClientToken(session), { url: "https://example.com" }),
-        () => v.connectToWebsocket(session, v.generateClientToken(session), { uri: "wss://example.com" }),
       ]) {
         try {
           await call();
@@ -173,6 +170,36 @@ for (const [name, make] of Object.entries(CLIENTS)) {
           assert.match(body.message ?? "", /does not serve/);
         }
       }
+    });
+
+    test("broadcasts: start with HLS, search, get, stop; the playlist is served, then gone", async () => {
+      const v = video();
+      const session = (await v.createSession({ mediaMode: MediaMode.ROUTED })).sessionId;
+      await withBots(async (bots) => {
+        const token = v.generateClientToken(session, { role: "publisher", data: "cam" });
+        bots.push(await bot(server, session, token, { publish: "cam", realMedia: true }));
+        const started = await v.startBroadcast(session, { outputs: { hls: {}, rtmp: [] }, resolution: "640x480" });
+        assert.equal(started.status, "started");
+        assert.equal(started.sessionId, session);
+        assert.equal(started.applicationId, app().applicationId);
+        const hls = started.broadcastUrls.hls;
+        assert.match(hls, /\/index\.m3u8$/);
+        const listed = await v.searchBroadcasts({ sessionId: session });
+        assert.equal(listed.count, 1);
+        assert.equal(listed.items[0].id, started.id);
+        // The playlist lists segments while the broadcast runs.
+        let playlist = "";
+        for (let i = 0; i < 80 && !/\.ts$/m.test(playlist); i++) {
+          await sleep(250);
+          const r = await fetch(hls);
+          playlist = r.status === 200 ? await r.text() : "";
+        }
+        assert.match(playlist, /segment-\d+\.ts$/m);
+        assert.equal((await v.getBroadcast(started.id)).status, "started");
+        const stopped = await v.stopBroadcast(started.id);
+        assert.equal(stopped.status, "stopped");
+        assert.equal((await fetch(hls)).status, 404);
+      });
     });
 
     test("archives: start, layout, list, stop, upload to S3 (moto), delete", async () => {
