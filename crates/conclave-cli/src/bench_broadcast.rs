@@ -189,7 +189,8 @@ pub fn run(b: BroadcastBench) -> anyhow::Result<()> {
     }
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let mut latencies = Vec::new();
-    let period = Duration::from_secs(3 * segment as u64 + 2);
+    // Not a multiple of the segment length, so the switches land at every phase of a segment.
+    let period = Duration::from_millis(3000 * segment as u64 + 2700);
     while t0.elapsed() < Duration::from_secs(b.seconds) {
         let want = 1 - switch.load(Ordering::Relaxed);
         let seen: Vec<String> = segments(&dirs[0]);

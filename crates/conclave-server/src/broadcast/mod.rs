@@ -509,7 +509,7 @@ impl Broadcaster {
         patch: conclave_core::archive::StreamPatch,
     ) -> Result<(), BroadcastError> {
         use conclave_core::archive::StreamPatch;
-        let (session_id, stream) = {
+        let session_id = {
             let mut all = lock(&self.all);
             let b = self.owned(&mut all, api_key, id)?;
             if b.stopped {
@@ -520,27 +520,28 @@ impl Broadcaster {
                     "streams can be added and removed in manual stream mode only".into(),
                 ));
             }
-            match &patch {
-                StreamPatch::Add(sel) => {
-                    b.selected.insert(sel.stream_id.clone(), (sel.has_audio, sel.has_video));
-                }
-                StreamPatch::Remove(sid) => {
-                    b.selected.remove(sid);
-                }
-            }
-            (b.req.session_id.clone(), patch)
+            b.req.session_id.clone()
         };
-        match stream {
+        match patch {
             StreamPatch::Add(sel) => {
+                // Only a stream of the session now is selected (an unknown ID changes nothing).
                 let s = self
                     .hub
                     .streams(&session_id)
                     .into_iter()
                     .find(|s| s.stream_id == sel.stream_id)
                     .ok_or_else(|| BroadcastError::NotFound("Stream not found in the session".into()))?;
+                if let Some(b) = lock(&self.all).get_mut(id) {
+                    b.selected.insert(sel.stream_id.clone(), (sel.has_audio, sel.has_video));
+                }
                 self.compose_stream(id, &s, sel.has_audio && s.has_audio, sel.has_video && s.has_video);
             }
-            StreamPatch::Remove(sid) => self.uncompose_stream(id, &sid),
+            StreamPatch::Remove(sid) => {
+                if let Some(b) = lock(&self.all).get_mut(id) {
+                    b.selected.remove(&sid);
+                }
+                self.uncompose_stream(id, &sid);
+            }
         }
         Ok(())
     }
