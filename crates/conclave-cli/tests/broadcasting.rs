@@ -511,3 +511,39 @@ async fn audio_connector_sends_the_sessions_audio_as_pcm_and_is_a_participant() 
     }
     drop(red);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dvr_playlist_keeps_its_segments_after_stop_and_low_latency_cuts_them_short() {
+    let e = env(OPEN);
+    let session = e.session(conclave_sdk::MediaMode::Routed).await;
+    let red = e.publisher(&session, "red", &[]).await;
+    let body = json!({"sessionId": session, "outputs": {"hls": {"dvr": true}}, "multiBroadcastTag": "dvr"});
+    let (s, dvr) = e.call(reqwest::Method::POST, "broadcast", Some(body)).await;
+    assert_eq!(s, 200, "{dvr}");
+    let url = dvr["broadcastUrls"]["hls"].as_str().unwrap().to_owned();
+    assert!(url.ends_with("/index.m3u8?DVR"), "OpenTok marks DVR URLs: {url}");
+    assert_eq!(dvr["settings"]["hls"], json!({"dvr": true, "lowLatency": false}));
+    let body = json!({"sessionId": session, "outputs": {"hls": {"lowLatency": true}}, "multiBroadcastTag": "ll"});
+    let (s, ll) = e.call(reqwest::Method::POST, "broadcast", Some(body)).await;
+    assert_eq!(s, 200, "{ll}");
+    let ll_url = ll["broadcastUrls"]["hls"].as_str().unwrap().to_owned();
+    let list = playlist_with(&url, 2, None).await;
+    let ll_list = playlist_with(&ll_url, 2, None).await;
+    let target = |l: &str| l.lines().find_map(|x| x.strip_prefix("#EXT-X-TARGETDURATION:")).map(str::to_owned);
+    assert_eq!(target(&list).as_deref(), Some("2"), "{list}");
+    assert_eq!(target(&ll_list).as_deref(), Some("1"), "lowLatency: one-second segments\n{ll_list}");
+    for id in [&dvr["id"], &ll["id"]] {
+        let (s, _) = e.call(reqwest::Method::POST, &format!("broadcast/{}/stop", id.as_str().unwrap()), None).await;
+        assert_eq!(s, 200);
+    }
+    // DVR: the recording stays watchable (ended playlist, segments) after the stop.
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let after = r.text().await.unwrap();
+    assert!(after.contains("#EXT-X-ENDLIST"), "{after}");
+    let seg = segments(&after)[0].clone();
+    let seg_url = format!("{}/{seg}", url.split('?').next().unwrap().rsplit_once('/').unwrap().0);
+    assert_eq!(reqwest::get(&seg_url).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(&ll_url).await.unwrap().status(), 404, "without DVR the files go");
+    drop(red);
+}
