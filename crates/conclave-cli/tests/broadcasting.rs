@@ -226,6 +226,8 @@ async fn hls_broadcast_follows_the_layout_grows_and_goes_away_after_stop() {
     );
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 404, "segments go after stop without DVR");
     assert!(!e.dir.path().join("data/broadcasts").join(&id).exists());
+    let capability = url.rsplit('/').nth(1).unwrap().to_owned();
+    assert!(!e.server.logs().contains(&capability), "the HLS capability is never logged");
     let (s, _) = e.call(reqwest::Method::POST, &format!("broadcast/{id}/stop"), None).await;
     assert_eq!(s, 409, "a second stop");
     drop((red, blue));

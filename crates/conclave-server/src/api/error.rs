@@ -117,7 +117,7 @@ pub async fn limit_per_ip(
 
 pub async fn log_requests(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = loggable_path(req.uri().path());
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
@@ -128,6 +128,18 @@ pub async fn log_requests(req: axum::extract::Request, next: axum::middleware::N
         tracing::debug!(%method, %path, status, micros, "request");
     }
     resp
+}
+
+/// A request path as logged: a broadcast's HLS capability (the secret part of its URL) is
+/// replaced by `<capability>`.
+pub fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/hls/").and_then(|rest| rest.split_once('/')) {
+        Some((id, rest)) => {
+            let file = rest.split_once('/').map(|(_, f)| f).unwrap_or("");
+            format!("/hls/{id}/<capability>/{file}")
+        }
+        None => path.to_owned(),
+    }
 }
 
 /// A handler that panicked answers 500 JSON and logs one error line; the connection, the
@@ -141,4 +153,14 @@ pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Respo
         .unwrap_or_else(|| "non-string panic payload".to_owned());
     tracing::error!(panic = %what, "a request handler panicked; answered 500");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; the request was not completed").into_response()
+}
+
+#[cfg(test)]
+mod log_tests {
+    #[test]
+    fn hls_capabilities_never_reach_the_log() {
+        assert_eq!(super::loggable_path("/hls/abc/s3cr3t/index.m3u8"), "/hls/abc/<capability>/index.m3u8");
+        assert_eq!(super::loggable_path("/hls/abc/s3cr3t"), "/hls/abc/<capability>/");
+        assert_eq!(super::loggable_path("/v2/project/1/broadcast"), "/v2/project/1/broadcast");
+    }
 }
