@@ -429,6 +429,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     broadcast_config.public_url = args.archive.public_url.clone().unwrap_or_default();
     broadcast_config.max_live = args.archive.max_broadcasts;
     broadcast_config.max_connectors = args.archive.max_audio_connections;
+    broadcast_config.node_id = cluster.node_id().map(str::to_owned);
     let broadcaster = conclave_server::broadcast::Broadcaster::new(
         store.clone(),
         hub.clone(),

@@ -353,6 +353,46 @@ async fn archives_are_controlled_from_any_node_and_served_by_the_recording_node(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_are_controlled_and_watched_through_any_node() {
+    let c = Cluster::start(3);
+    let session = c.sdk(0).create_session(&SessionOptions::routed()).await.unwrap().session_id;
+    let clip_dir = c.data.join("clip");
+    std::fs::create_dir_all(&clip_dir).unwrap();
+    let clip = std::sync::Arc::new(conclave_client::clip::EncodedClip::generate(&clip_dir, 4, 15).unwrap());
+    let mut a = Client::connect(&c.ws(0), &session, &c.token(&session, Role::Publisher)).await.unwrap();
+    let stream = a.publish(PublishOptions::default()).await.unwrap();
+    let config = BotConfig { clip: Some(clip), keep_frames: false, ..BotConfig::default() };
+    let bot = publish_routed(&mut a, &stream.stream_id, config).await.unwrap();
+    bot.wait_connected(T).await.unwrap();
+    let host = c.host_of(&a);
+    let (b, d) = ((host + 1) % 3, (host + 2) % 3);
+    // Started through another node: composed where the session's media is.
+    let body = serde_json::json!({"sessionId": session, "outputs": {"hls": {}}});
+    let (s, started) = c.call(b, reqwest::Method::POST, "broadcast", Some(body)).await;
+    assert_eq!(s, 200, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let hls = started["broadcastUrls"]["hls"].as_str().unwrap().to_owned();
+    assert!(hls.contains(&format!(":{}/", c.ports[host])), "served by the composing node: {hls}");
+    // Got, watched and stopped through a third node.
+    let (s, got) = c.call(d, reqwest::Method::GET, &format!("broadcast/{id}"), None).await;
+    assert_eq!((s, got["status"].as_str()), (200, Some("started")), "{got}");
+    let via_d = hls.replacen(&format!(":{}/", c.ports[host]), &format!(":{}/", c.ports[d]), 1);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = reqwest::get(&via_d).await.unwrap();
+        if r.status() == 200 && r.text().await.unwrap().contains(".ts") {
+            break;
+        }
+        assert!(Instant::now() < end, "the playlist through another node");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (s, stopped) = c.call(d, reqwest::Method::POST, &format!("broadcast/{id}/stop"), None).await;
+    assert_eq!((s, stopped["status"].as_str()), (200, Some("stopped")), "{stopped}");
+    assert_eq!(reqwest::get(&via_d).await.unwrap().status(), 404);
+    drop(bot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_node_takes_no_new_sessions_and_exits_cleanly() {
     let mut c = Cluster::start(3);
     let sdk = c.sdk(0);

@@ -363,6 +363,31 @@ impl ConnectBody {
     }
 }
 
+/// A broadcast or audio-connection ID: 32 random hex digits, prefixed in cluster mode with
+/// the running node's name (`n{hex(node)}-`), so that any node can forward a call naming it
+/// to the node that runs it.
+pub fn make_id(node: Option<&str>, random_hex: &str) -> String {
+    match node {
+        Some(n) => format!("n{}-{random_hex}", hex_encode(n.as_bytes())),
+        None => random_hex.to_owned(),
+    }
+}
+
+/// The node an ID of [`make_id`] names (`None` for a single node's IDs or anything else).
+pub fn node_of(id: &str) -> Option<String> {
+    let (node, rest) = id.strip_prefix('n')?.split_once('-')?;
+    if rest.is_empty() || node.len() % 2 != 0 || node.len() > 256 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..node.len()).step_by(2).map(|i| u8::from_str_radix(node.get(i..i + 2)?, 16).ok()).collect();
+    String::from_utf8(bytes?).ok()
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// The Audio Connector's reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -411,6 +436,17 @@ mod tests {
         let r = body(serde_json::json!({"sessionId": "s", "outputs": {"rtmp": [{"serverUrl": "rtmps://x:443/app", "streamName": "key"}]}})).unwrap();
         assert_eq!(r.rtmp[0].id, "rtmp0");
         assert!(!format!("{:?}", r.rtmp[0]).contains("key\""), "the stream key is never printed");
+    }
+
+    #[test]
+    fn ids_name_their_node() {
+        let id = make_id(Some("node-a"), "0123456789abcdef0123456789abcdef");
+        assert_eq!(id, "n6e6f64652d61-0123456789abcdef0123456789abcdef");
+        assert_eq!(node_of(&id).as_deref(), Some("node-a"));
+        assert_eq!(make_id(None, "abc"), "abc");
+        for plain in ["0123456789abcdef", "n-x", "nzz-1", "n6e6-", "", "n6e6f64652d6-1"] {
+            assert_eq!(node_of(plain), None, "{plain}");
+        }
     }
 
     #[test]

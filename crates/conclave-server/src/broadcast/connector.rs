@@ -125,7 +125,10 @@ impl Broadcaster {
                 return Err(BroadcastError::Gateway(format!("the WebSocket did not accept the connection: {e}")));
             }
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = conclave_core::broadcast::make_id(
+            self.config.node_id.as_deref(),
+            &uuid::Uuid::new_v4().simple().to_string(),
+        );
         let media = self.media.as_ref().map(|m| m.for_session(&req.session_id).clone());
         let Some(media) = media else { return Err(BroadcastError::Conflict("this server runs without media".into())) };
         let c = Arc::new(Connector {

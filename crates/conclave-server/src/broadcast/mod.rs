@@ -57,6 +57,9 @@ pub struct BroadcastConfig {
     pub public_url: String,
     /// How long a DVR playlist's segments are kept (OpenTok: two hours).
     pub dvr_window: Duration,
+    /// Cluster mode: this node's name, carried in the IDs it hands out
+    /// (`conclave_core::broadcast::make_id`).
+    pub node_id: Option<String>,
 }
 
 impl BroadcastConfig {
@@ -68,6 +71,7 @@ impl BroadcastConfig {
             outbound: CallbackPolicy::default(),
             public_url: String::new(),
             dvr_window: Duration::from_secs(2 * 3600),
+            node_id: None,
         }
     }
 }
@@ -212,7 +216,10 @@ impl Broadcaster {
                 .await
                 .map_err(|e| BroadcastError::Invalid(format!("outputs.rtmp {:?}: {e}", r.id)))?;
         }
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = conclave_core::broadcast::make_id(
+            self.config.node_id.as_deref(),
+            &uuid::Uuid::new_v4().simple().to_string(),
+        );
         let secret = {
             let mut b = [0u8; 24];
             getrandom::fill(&mut b).map_err(|e| BroadcastError::Internal(e.to_string()))?;

@@ -24,9 +24,14 @@ enum Target {
     Archive(String),
     /// `POST …/archive`, `…/broadcast` and `…/connect`: the session is in the JSON body.
     StartInBody,
+    /// A broadcast or an audio connection (its ID names its node), or a broadcast's HLS file.
+    Node(String),
 }
 
 fn target(method: &axum::http::Method, path: &str) -> Option<Target> {
+    if let Some(hls) = path.strip_prefix("/hls/") {
+        return conclave_core::broadcast::node_of(hls.split('/').next()?).map(Target::Node);
+    }
     let rest = path.strip_prefix("/v2/project/")?;
     let mut parts = rest.split('/');
     let _api_key = parts.next()?;
@@ -35,6 +40,8 @@ fn target(method: &axum::http::Method, path: &str) -> Option<Target> {
         ("archive" | "broadcast" | "connect", None | Some(""), _) if method == axum::http::Method::POST => {
             Some(Target::StartInBody)
         }
+        // The node that composes the broadcast or runs the connection answers for it.
+        ("broadcast" | "connect", Some(id), _) => conclave_core::broadcast::node_of(id).map(Target::Node),
         // The archive's own node: it records it, and its fallback store holds the file.
         ("archive", Some(id), None | Some("stop" | "streams" | "layout" | "download"))
             if conclave_core::archive::is_archive_id(id) =>
@@ -71,6 +78,19 @@ pub async fn forward_if_remote(State(state): State<AppState>, req: Request, next
         }
         Target::Session(sid) => {
             let owner = state.cluster.owner(&sid).await;
+            let (parts, body) = req.into_parts();
+            (parts, body, owner)
+        }
+        Target::Node(node) => {
+            let owner = if Some(node.as_str()) == state.cluster.node_id() {
+                Ok(Owner::Local)
+            } else {
+                match state.cluster.node(&node).await {
+                    Some(info) => Ok(Owner::Remote(info)),
+                    // Its node is gone, and the broadcast with it: answered here (404).
+                    None => Ok(Owner::Local),
+                }
+            };
             let (parts, body) = req.into_parts();
             (parts, body, owner)
         }
@@ -131,7 +151,8 @@ async fn forward(state: &AppState, node: super::NodeInfo, parts: axum::http::req
             out
         }
         Err(e) => {
-            tracing::warn!(node = %node.id, error = %e, "forwarding to the session's node failed");
+            // Without the URL: its path may carry a capability (an HLS URL).
+            tracing::warn!(node = %node.id, error = %e.without_url(), "forwarding to the session's node failed");
             crate::api::ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the node hosting this session ({}) is unreachable; retry", node.id),
