@@ -376,7 +376,7 @@ pub fn make_id(node: Option<&str>, random_hex: &str) -> String {
 /// The node an ID of [`make_id`] names (`None` for a single node's IDs or anything else).
 pub fn node_of(id: &str) -> Option<String> {
     let (node, rest) = id.strip_prefix('n')?.split_once('-')?;
-    if rest.is_empty() || node.len() % 2 != 0 || node.len() > 256 {
+    if rest.is_empty() || node.is_empty() || node.len() % 2 != 0 || node.len() > 256 {
         return None;
     }
     let bytes: Option<Vec<u8>> =
