@@ -9,9 +9,11 @@
 //!
 //! Order of the checks for a packet: simulcast layer (`selector`), duplicate or late
 //! (`munger`), pause, keyframe gate, temporal layer; a packet dropped after the layer check
-//! hands its sequence number to the next (no gaps at the subscriber).
+//! hands its sequence number to the next (no gaps at the subscriber). Video loss upstream
+//! that the publisher has not repaired within `LOSS_REPAIR_WINDOW` is given up, and the leg
+//! asks for a keyframe.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::media::Rid;
 
@@ -26,6 +28,11 @@ use super::vp8::{self, PictureMunger, Vp8Rewrite};
 
 /// How many sent packets a leg remembers for retransmission (about 2.5 s of 200 packets/s).
 const SENT_HISTORY: usize = 512;
+
+/// How long video waits for a packet lost upstream (the publisher resends it when NACKed)
+/// before the leg gives up on it and asks for a keyframe instead: the subscriber cannot
+/// decode past the hole, and would only ask for one itself seconds later.
+pub(crate) const LOSS_REPAIR_WINDOW: Duration = Duration::from_millis(300);
 
 /// A publisher packet offered to a leg.
 #[derive(Debug, Clone, Copy)]
@@ -206,31 +213,36 @@ impl Leg {
             }
         }
         let header = &packet.header;
+        if video && !self.paused && self.loss_unrepaired(now) {
+            // Frame mode's rule too: a picture that is not contiguous asks for a keyframe.
+            self.munger.give_up_missing();
+            keyframe_wanted = keyframe_wanted.or(Some(packet.rid));
+        }
         let order = self.munger.classify(header);
         match order {
             Order::Duplicate => return drop(Dropped::Duplicate, keyframe_wanted),
             Order::Late => {
                 let picture_dropped = info.vp8.is_some_and(|d| self.pictures.was_dropped(&d));
                 if self.paused || picture_dropped {
-                    self.munger.skip(header);
+                    self.munger.skip(header, now);
                     let why = if picture_dropped { Dropped::PartOfDroppedPicture } else { Dropped::Paused };
                     return drop(why, keyframe_wanted);
                 }
             }
             Order::New | Order::NewSource => {
                 if self.paused {
-                    self.munger.skip(header);
+                    self.munger.skip(header, now);
                     return drop(Dropped::Paused, None);
                 }
                 if video && order == Order::NewSource {
                     self.gate.close();
                 }
                 if video && !self.gate.admit(info.keyframe, now) {
-                    self.munger.skip(header);
+                    self.munger.skip(header, now);
                     return drop(Dropped::AwaitingKeyframe, keyframe_wanted.or(Some(packet.rid)));
                 }
                 if !self.temporal.admit(header.timestamp, info.temporal, info.layer_sync, info.keyframe) {
-                    self.munger.skip(header);
+                    self.munger.skip(header, now);
                     if let Some(d) = info.vp8 {
                         self.pictures.drop_picture(&d);
                     }
@@ -252,6 +264,12 @@ impl Leg {
         };
         self.remember(munged.extended_seq, header, forwarded);
         Decision { verdict: Ok(forwarded), keyframe_wanted }
+    }
+
+    /// Whether a packet lost upstream has been missing for longer than the publisher takes
+    /// to resend it.
+    fn loss_unrepaired(&self, now: Instant) -> bool {
+        self.munger.missing_since().is_some_and(|since| now.saturating_duration_since(since) >= LOSS_REPAIR_WINDOW)
     }
 
     /// How to answer a subscriber's NACK of outgoing sequence number `seq`, if the leg still

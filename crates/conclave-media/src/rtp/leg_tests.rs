@@ -370,3 +370,88 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_leg_told_to_wait_for_a_keyframe_keeps_the_publishers_tl0picidx() {
+    // The SFU tells a new leg to wait for a keyframe when its subscriber connects. Its
+    // keyframe and the pictures after it must share one TL0PICIDX mapping: a base-layer index
+    // one ahead of the keyframe's leaves a receiver waiting for a picture that never comes.
+    let t0 = Instant::now();
+    let mut layer = Layer::new(None, 3, 500, 0, 100);
+    let mut leg = Leg::new(Codec::Vp8, 40, 0);
+    leg.require_keyframe();
+    let mut sub = Subscriber::default();
+    let mut sent = Vec::new();
+    for i in 0..12usize {
+        let packets = layer.picture(i == 0, [0, 2, 1, 2][i % 4], false, 1);
+        sent.extend(packets.iter().map(|(_, p, _, _)| vp8::parse(p).unwrap().tl0picidx.unwrap()));
+        sub.offer(&mut leg, packets, &plain(), t0 + Duration::from_millis(33 * i as u64));
+    }
+    sub.assert_continuous();
+    let got: Vec<u8> = sub.got.iter().map(|(_, p, _)| vp8::parse(p).unwrap().tl0picidx.unwrap()).collect();
+    assert_eq!(got, sent, "TL0PICIDX as published (the first mapping of a leg keeps it)");
+}
+
+/// A stream of one-packet pictures in the L1T3 pattern, with a keyframe first.
+fn l1t3(layer: &mut Layer, count: usize) -> Vec<Packet> {
+    (0..count).flat_map(|i| layer.picture(i == 0, [0, 2, 1, 2][i % 4], false, 1)).collect()
+}
+
+#[test]
+fn upstream_loss_left_unrepaired_asks_for_a_keyframe() {
+    // A network blackout (an ICE restart): the publisher's packets of a second never reach
+    // the SFU, nor are they resent. The subscriber cannot decode past that hole; the leg asks
+    // the publisher for a keyframe once the loss has gone unrepaired for LOSS_REPAIR_WINDOW.
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut layer = Layer::new(None, 3, 65_500, 0, 100);
+    let mut leg = Leg::new(Codec::Vp8, 0, 0);
+    let mut sub = Subscriber::default();
+    let packets = l1t3(&mut layer, 60);
+    for (i, p) in packets[..10].iter().enumerate() {
+        sub.offer(&mut leg, vec![p.clone()], &plain(), at(33 * i as u64));
+    }
+    // 10..40 lost; 40.. arrive, and 35..40 come late, resent: they fill their gaps.
+    let resumed = 2000;
+    for (i, p) in packets[40..].iter().enumerate() {
+        let now = at(resumed + 33 * i as u64);
+        sub.offer(&mut leg, vec![p.clone()], &plain(), now);
+        if i == 1 {
+            sub.offer(&mut leg, packets[35..40].to_vec(), &plain(), now);
+        }
+        let waited = Duration::from_millis(33 * i as u64);
+        if waited < LOSS_REPAIR_WINDOW {
+            assert!(sub.wishes.is_empty(), "the publisher may still resend ({waited:?})");
+        }
+    }
+    assert_eq!(sub.wishes, [None], "one keyframe request, for the track");
+    assert_eq!(sub.got.len(), 10 + 5 + 20, "every packet that arrived went out");
+    let seqs: Vec<u16> = sub.got.iter().map(|(f, _, _)| f.seq).collect();
+    assert_eq!(&seqs[..10], &(0..10).collect::<Vec<u16>>()[..], "in order before the hole");
+    assert_eq!(seqs[10], 10 + 30, "the hole shows (the subscriber NACKs it)");
+    // Too late now: what was given up stays given up.
+    let straggler = packets[20].clone();
+    sub.offer(&mut leg, vec![straggler], &plain(), at(resumed + 1000));
+    assert_eq!(sub.drops.last(), Some(&Dropped::Duplicate));
+}
+
+#[test]
+fn upstream_loss_repaired_in_time_asks_for_nothing() {
+    let t0 = Instant::now();
+    let mut layer = Layer::new(None, 3, 0, 0, 100);
+    let mut leg = Leg::new(Codec::Vp8, 0, 0);
+    let mut sub = Subscriber::default();
+    let packets = l1t3(&mut layer, 40);
+    for (i, p) in packets.iter().enumerate() {
+        let now = t0 + Duration::from_millis(33 * i as u64);
+        if i % 10 == 5 {
+            continue; // lost, and resent two pictures later
+        }
+        sub.offer(&mut leg, vec![p.clone()], &plain(), now);
+        if i % 10 == 7 {
+            sub.offer(&mut leg, vec![packets[i - 2].clone()], &plain(), now);
+        }
+    }
+    assert!(sub.wishes.is_empty());
+    assert_eq!(sub.got.len(), 40);
+}

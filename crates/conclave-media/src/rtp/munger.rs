@@ -12,9 +12,10 @@
 //! Rules: every forwarded in-order packet gets the next outgoing sequence number; a packet
 //! the leg skips gives its number to the next one, so drops leave no gaps; a gap lost
 //! upstream keeps its numbers reserved for a late arrival (a retransmission), so the
-//! subscriber can NACK it. A new source (another SSRC, or a jump too large to be loss)
-//! re-anchors: its first packet follows the last one sent, and its timestamps continue
-//! from the last sent by the wall-clock time that passed.
+//! subscriber can NACK it, until the leg gives up on it (`give_up_missing`). A new source
+//! (another SSRC, or a jump too large to be loss) re-anchors: its first packet follows the
+//! last one sent, and its timestamps continue from the last sent by the wall-clock time
+//! that passed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -64,8 +65,9 @@ struct Source {
     seq_offset: u64,
     /// outgoing timestamp = incoming timestamp + `ts_offset` (wrapping).
     ts_offset: u32,
-    /// Incoming extended seqs lost upstream whose outgoing numbers are reserved.
-    missing: BTreeMap<u64, u64>,
+    /// Incoming extended seqs lost upstream whose outgoing numbers are reserved, and since
+    /// when (oldest first: gaps are found in sequence order).
+    missing: BTreeMap<u64, (u64, Instant)>,
 }
 
 /// The most recent in-order packet sent.
@@ -141,7 +143,7 @@ impl Munger {
             Order::Late => {
                 let source = self.source.as_mut().expect("late packets have a source");
                 let extended = source.seqs.peek(u64::from(header.seq));
-                let out = source.missing.remove(&extended).expect("classified late");
+                let (out, _) = source.missing.remove(&extended).expect("classified late");
                 let timestamp = header.timestamp.wrapping_add(source.ts_offset);
                 Some(Munged { seq: out as u16, extended_seq: out - OUT_BASE, timestamp, anchored: false })
             }
@@ -150,7 +152,7 @@ impl Munger {
                 let previous = source.seqs.highest().expect("a source has seen a packet");
                 let extended = source.seqs.unwrap(u64::from(header.seq));
                 for lost in (previous + 1)..extended {
-                    source.missing.insert(lost, lost.wrapping_add(source.seq_offset));
+                    source.missing.insert(lost, (lost.wrapping_add(source.seq_offset), now));
                 }
                 while source.missing.len() > MAX_SEQUENCE_JUMP as usize {
                     source.missing.pop_first();
@@ -164,9 +166,22 @@ impl Munger {
         }
     }
 
+    /// Since when the oldest packet lost upstream (and still awaited) has been missing.
+    pub fn missing_since(&self) -> Option<Instant> {
+        self.source.as_ref()?.missing.first_key_value().map(|(_, (_, since))| *since)
+    }
+
+    /// Stops waiting for the packets lost upstream: their gaps stay, and should they still
+    /// arrive, they are duplicates.
+    pub fn give_up_missing(&mut self) {
+        if let Some(source) = self.source.as_mut() {
+            source.missing.clear();
+        }
+    }
+
     /// The leg does not forward this packet. A new one gives its outgoing number to the
     /// next; a late one gives up its reservation (that gap stays).
-    pub fn skip(&mut self, header: &RtpHeader) {
+    pub fn skip(&mut self, header: &RtpHeader, now: Instant) {
         let order = self.classify(header);
         let Some(source) = self.source.as_mut() else { return };
         match order {
@@ -174,7 +189,7 @@ impl Munger {
                 let previous = source.seqs.highest().expect("a source has seen a packet");
                 let extended = source.seqs.unwrap(u64::from(header.seq));
                 for lost in (previous + 1)..extended {
-                    source.missing.insert(lost, lost.wrapping_add(source.seq_offset));
+                    source.missing.insert(lost, (lost.wrapping_add(source.seq_offset), now));
                 }
                 source.seq_offset = source.seq_offset.wrapping_sub(1);
             }
@@ -245,8 +260,8 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Munger::new(90_000, 10, 0);
         m.forward(&packet(1, 100, 0), t0);
-        m.skip(&packet(1, 101, 3000));
-        m.skip(&packet(1, 102, 3000));
+        m.skip(&packet(1, 101, 3000), t0);
+        m.skip(&packet(1, 102, 3000), t0);
         assert_eq!(m.forward(&packet(1, 103, 6000), t0).unwrap().seq, 11);
         assert_eq!(m.forward(&packet(1, 104, 6000), t0).unwrap().seq, 12);
     }
@@ -263,10 +278,27 @@ mod tests {
         assert!(m.forward(&packet(1, 101, 0), t0).is_none());
         assert!(m.forward(&packet(1, 103, 0), t0).is_none(), "a duplicate of a sent packet");
         // A skip after a gap keeps the gap's reservations and takes its own number back.
-        m.skip(&packet(1, 106, 0));
+        m.skip(&packet(1, 106, 0), t0);
         assert_eq!(m.forward(&packet(1, 107, 0), t0).unwrap().seq, 6);
         assert_eq!(m.forward(&packet(1, 105, 0), t0).unwrap().seq, 5);
         assert_eq!(m.forward(&packet(1, 102, 0), t0).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn losses_are_awaited_since_they_were_found_until_given_up() {
+        let t0 = Instant::now();
+        let mut m = Munger::new(90_000, 0, 0);
+        m.forward(&packet(1, 100, 0), t0);
+        assert_eq!(m.missing_since(), None);
+        m.forward(&packet(1, 102, 0), t0 + Duration::from_millis(10));
+        m.skip(&packet(1, 105, 0), t0 + Duration::from_millis(20));
+        assert_eq!(m.missing_since(), Some(t0 + Duration::from_millis(10)), "the oldest gap");
+        m.forward(&packet(1, 101, 0), t0 + Duration::from_millis(30));
+        assert_eq!(m.missing_since(), Some(t0 + Duration::from_millis(20)));
+        m.give_up_missing();
+        assert_eq!(m.missing_since(), None);
+        assert_eq!(m.classify(&packet(1, 103, 0)), Order::Duplicate, "too late now");
+        assert_eq!(m.forward(&packet(1, 106, 0), t0).unwrap().seq, 5, "the given-up numbers stay gaps");
     }
 
     #[test]
@@ -318,7 +350,7 @@ mod tests {
         let mut m = Munger::new(90_000, 0, 0);
         m.forward(&packet(1, 1, 100), t0);
         for seq in 2..300 {
-            m.skip(&packet(1, seq, 100 + u32::from(seq) * 300));
+            m.skip(&packet(1, seq, 100 + u32::from(seq) * 300), t0);
         }
         let back = m.forward(&packet(1, 300, 100 + 90_000), t0 + Duration::from_secs(1)).unwrap();
         assert_eq!((back.seq, back.timestamp, back.anchored), (1, 90_000, false));
@@ -350,7 +382,7 @@ mod tests {
                 let now = t0 + Duration::from_millis(10 * i as u64);
                 match s {
                     Step::Forward => sent.extend(m.forward(&packet(ssrc, seq, ts), now)),
-                    Step::Skip => m.skip(&packet(ssrc, seq, ts)),
+                    Step::Skip => m.skip(&packet(ssrc, seq, ts), now),
                     Step::Switch => {
                         ssrc += 1;
                         seq = seq.wrapping_mul(31).wrapping_add(7);

@@ -172,7 +172,10 @@ impl PictureMunger {
     /// The fields a forwarded packet goes out with. `anchored`: the sequence munger started a
     /// new source at this packet; `late`: it fills a gap (its picture may be an older one).
     pub fn rewrite(&mut self, d: &Vp8Descriptor, anchored: bool, late: bool) -> Vp8Rewrite {
-        let anchored = anchored || (!late && std::mem::take(&mut self.restart));
+        // A pending restart is used up by the first in-order picture, even one anchored
+        // anyway: left pending, it would re-anchor the next picture, mid-GOP.
+        let restart = !late && std::mem::take(&mut self.restart);
+        let anchored = anchored || restart;
         let mut out = Vp8Rewrite::default();
         if let Some(pid) = d.picture_id {
             let width_changed = self.pictures.as_ref().is_some_and(|(_, bits)| *bits != pid.bits());
@@ -325,6 +328,27 @@ pub(crate) mod tests {
         let s = m.rewrite(&d(9000, 77, 0), true, false);
         assert_eq!(s, Vp8Rewrite { picture_id: Some(102), tl0picidx: Some(7) });
         assert_eq!(m.rewrite(&d(9001, 77, 2), false, false), Vp8Rewrite { picture_id: Some(103), tl0picidx: Some(7) });
+    }
+
+    #[test]
+    fn a_restart_is_used_up_by_an_anchored_picture() {
+        // A new leg told to wait for a keyframe (the subscriber connected): its first picture
+        // anchors, and the pictures after it keep the publisher's TL0PICIDX sequence. A
+        // TL0PICIDX one ahead of the keyframe's makes a receiver wait for a base-layer
+        // picture that never comes (Chrome stashes every frame until the next keyframe).
+        let mut m = PictureMunger::default();
+        m.restart();
+        let d = |pid, tl0, tid, key| parse(&vp8_packet(pid, tl0, tid, false, true, key)).unwrap();
+        assert_eq!(
+            m.rewrite(&d(500, 40, 0, true), true, false),
+            Vp8Rewrite { picture_id: Some(500), tl0picidx: Some(40) }
+        );
+        assert_eq!(
+            m.rewrite(&d(501, 40, 2, false), false, false),
+            Vp8Rewrite { picture_id: Some(501), tl0picidx: Some(40) }
+        );
+        assert_eq!(m.rewrite(&d(502, 40, 1, false), false, false).tl0picidx, Some(40));
+        assert_eq!(m.rewrite(&d(504, 41, 0, false), false, false).tl0picidx, Some(41));
     }
 
     #[test]
