@@ -12,6 +12,8 @@ mod bench_archive;
 mod bench_broadcast;
 #[path = "bench_cluster.rs"]
 mod bench_cluster;
+#[path = "bench_janus.rs"]
+mod bench_janus;
 #[path = "bench_media.rs"]
 mod bench_media;
 #[path = "bench_otjs.rs"]
@@ -106,6 +108,19 @@ pub enum BenchCommand {
         /// Bytes per VP8 delta frame (one RTP packet each; keyframes are 3x).
         #[arg(long, default_value_t = 1100)]
         video_bytes: usize,
+        /// `janus`: also drive Janus 1.1.2's VideoRoom with the same bots and traffic, runs
+        /// alternating, and print both and their ratio (see `bench_janus.rs`).
+        #[arg(long, value_parser = ["janus"])]
+        against: Option<String>,
+        /// With `--against`: runs of each server (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Address the servers' media bind to. Janus needs one on a non-loopback interface.
+        #[arg(long, default_value = "127.0.0.1")]
+        rtc_host: String,
+        /// Janus's `event_loops` (default: the number of cores; 0: a thread per handle).
+        #[arg(long)]
+        janus_event_loops: Option<usize>,
     },
     /// The kernel's floor under forwarding: CPU of one thread that only sends datagrams to
     /// many loopback sockets with `sendmmsg` (no SFU, no crypto), per datagram, split into
@@ -160,9 +175,34 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        BenchCommand::Media { sessions, publishers, subscribers, seconds, fps, video_bytes } => {
-            bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes).await?
-        }
+        BenchCommand::Media {
+            sessions,
+            publishers,
+            subscribers,
+            seconds,
+            fps,
+            video_bytes,
+            against,
+            runs,
+            rtc_host,
+            janus_event_loops,
+        } => match against {
+            Some(_) => {
+                let a = bench_janus::SideBySide {
+                    sessions,
+                    publishers,
+                    subscribers,
+                    seconds,
+                    fps,
+                    video_bytes,
+                    rtc_host,
+                    runs,
+                    event_loops: janus_event_loops,
+                };
+                bench_janus::run(a).await?
+            }
+            None => bench_media::run(sessions, publishers, subscribers, seconds, fps, video_bytes, &rtc_host).await?,
+        },
         BenchCommand::UdpFloor { receivers, rate, seconds, bytes } => bench_udp::run(receivers, rate, seconds, bytes)?,
         BenchCommand::Broadcast { broadcasts, streams, resolution, seconds, low_latency } => {
             let (width, height) = conclave_core::archive::parse_resolution(&resolution)

@@ -1,9 +1,9 @@
 //! Media bots: small str0m peers that send and receive synthetic Opus and VP8 over real UDP on
 //! loopback, for integration tests and the load generator (`conclave bench media`).
 //!
-//! Owns: per bot, one UDP socket bound to `127.0.0.1:0` (its only ICE host candidate), one
-//! str0m `Rtc` (full ICE, frame mode), the tokio task that drives the `Rtc` with that socket
-//! and the real clock, and the synthetic payloads (which carry a source ID, a sequence number
+//! Owns: per bot, one UDP socket bound to `127.0.0.1:0` or [`set_bind_ip`]'s address (its only
+//! ICE host candidate), one str0m `Rtc` (full ICE, frame mode), the tokio task that drives the
+//! `Rtc` with that socket and the real clock, and the synthetic payloads (which carry a source ID, a sequence number
 //! and the send time, so receivers can check order, integrity, loss and latency).
 //! Must not touch: signaling rules or the WebSocket (SDP and candidates travel through the
 //! caller's [`crate::Client`]; the helpers here only send `mediaOffer`/`mediaAnswer`/`sdp`/
@@ -121,6 +121,8 @@ pub struct BotStats {
     pub rtp_in_by_pt: BTreeMap<u8, u64>,
     /// Incoming RTP datagrams with the padding bit set.
     pub rtp_in_padded: u64,
+    /// Payload types that carried media frames (not RTX), to tell media packets apart.
+    pub media_pts: BTreeSet<u8>,
     pub rtp_out: u64,
     pub rtp_out_bytes: u64,
     /// Where incoming datagrams came from.
@@ -305,6 +307,7 @@ impl Inner {
             Event::MediaData(d) => {
                 let kind = if d.params.spec().codec == Codec::Opus { MediaKind::Audio } else { MediaKind::Video };
                 let at_us = unix_us();
+                self.stats.media_pts.insert(*d.pt);
                 let Some((source, seq, keyframe, sent_us, intact)) = decode(kind, &d.data) else {
                     self.stats.damaged_frames += 1;
                     return;
@@ -380,12 +383,26 @@ async fn run(inner: Arc<Mutex<Inner>>, wake: Arc<Notify>, socket: UdpSocket, loc
     }
 }
 
+static BIND_IP: Mutex<std::net::IpAddr> = Mutex::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+
+/// The address every bot started afterwards in this process binds (default `127.0.0.1`). A
+/// server that pins its sockets to an interface (Janus sets `IP_UNICAST_IF`) can only reach
+/// bots on an address of that same interface (`conclave bench media --against janus`).
+pub fn set_bind_ip(ip: std::net::IpAddr) {
+    *BIND_IP.lock().unwrap() = ip;
+}
+
 impl MediaBot {
     /// Binds a loopback socket and starts driving a fresh `Rtc` (nothing negotiated yet).
     pub async fn start(cfg: BotConfig) -> Result<MediaBot, MediaError> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        Self::start_with(cfg, Rtc::builder()).await
+    }
+
+    async fn start_with(cfg: BotConfig, builder: str0m::RtcConfig) -> Result<MediaBot, MediaError> {
+        let ip = *BIND_IP.lock().unwrap();
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let local = socket.local_addr()?;
-        let mut rtc = Rtc::builder().build(Instant::now());
+        let mut rtc = builder.build(Instant::now());
         let candidate = Candidate::host(local, "udp").map_err(rtc_err)?;
         rtc.add_local_candidate(candidate.clone()).ok_or_else(|| MediaError::Rtc("candidate refused".into()))?;
         let inner = Arc::new(Mutex::new(Inner {
@@ -605,4 +622,33 @@ pub async fn receive_routed(client: &mut Client, cfg: BotConfig) -> Result<Media
     client.send(ClientMessage::MediaOffer { stream_id: None, sdp })?;
     bot.accept_answer(&media_answer(client, None, Duration::from_secs(10)).await?)?;
     Ok(bot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Janus's case: an ICE-lite peer offers `setup:actpass`, so the bot answers as the DTLS
+    /// server and must start ICE itself (the lite side never checks), with no DTLS timer armed,
+    /// at once.
+    #[tokio::test]
+    async fn connects_as_dtls_server_to_an_ice_lite_offerer() {
+        let cfg = |source| BotConfig { source, keep_frames: false, ..BotConfig::default() };
+        let lite = MediaBot::start_with(cfg(7), Rtc::builder().set_ice_lite(true)).await.unwrap();
+        let bot = MediaBot::start(cfg(u32::MAX)).await.unwrap();
+        let offer = lite.offer(true, false).unwrap();
+        assert!(offer.contains("a=ice-lite") && offer.contains("a=setup:actpass"), "{offer}");
+        let answer = bot.accept_offer(&offer).unwrap();
+        assert!(answer.contains("a=setup:passive"), "{answer}");
+        lite.accept_answer(&answer).unwrap();
+        lite.start_sending();
+        let t0 = Instant::now();
+        bot.wait_connected(Duration::from_secs(5)).await.unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(1), "connected after {:?}", t0.elapsed());
+        let end = Instant::now() + Duration::from_secs(5);
+        while bot.with_stats(|s| s.video_frames < 5 || s.audio_frames < 5) {
+            assert!(Instant::now() < end, "no media: {:?}", bot.stats().errors);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
