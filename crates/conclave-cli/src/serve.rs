@@ -82,9 +82,10 @@ pub struct ServeArgs {
     /// one worker (default: one per core).
     #[arg(long, env = "CONCLAVE_MEDIA_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     media_workers: Option<u16>,
-    /// How the SFU forwards media: as whole frames (str0m's frame mode), or as RTP packets
-    /// rewritten per subscriber (issue 16; recording taps reassemble frames themselves).
-    #[arg(long, value_enum, default_value = "frames", env = "CONCLAVE_FORWARDING")]
+    /// How the SFU forwards media: as RTP packets rewritten per subscriber (the default; the
+    /// recording and broadcast taps reassemble frames themselves), or as whole frames
+    /// (str0m's frame mode, the default before issue 16).
+    #[arg(long, value_enum, default_value = "rtp", env = "CONCLAVE_FORWARDING")]
     forwarding: Forwarding,
     /// A TURN server URL handed to clients (repeat for several), e.g.
     /// `turn:turn.example.com:3478?transport=udp`. Needs --turn-secret-env.
@@ -507,8 +508,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// `--forwarding`: the SFU's forwarding mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Forwarding {
-    /// Whole frames, depacketized and repacketized by str0m (the default).
+    /// Whole frames, depacketized and repacketized by str0m.
     Frames,
-    /// RTP packets, rewritten per subscriber (`Sfu::set_rtp_forwarding`).
+    /// RTP packets, rewritten per subscriber (`Sfu::set_rtp_forwarding`; the default).
     Rtp,
 }
