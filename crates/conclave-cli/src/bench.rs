@@ -371,7 +371,20 @@ async fn rest(requests: usize, concurrency: usize) -> anyhow::Result<()> {
 /// Starts `conclave serve` on a free loopback port; returns the child and its base URL.
 pub async fn spawn_server(dir: &std::path::Path, extra: &[&str]) -> anyhow::Result<(tokio::process::Child, String)> {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+    // `CONCLAVE_BENCH_WRAP=heaptrack` (or `perf record -g --`, …) runs the server under a
+    // profiler: where its memory and time go, with the bench's own traffic.
+    let exe = std::env::current_exe()?;
+    let wrap: Vec<String> =
+        std::env::var("CONCLAVE_BENCH_WRAP").unwrap_or_default().split_whitespace().map(String::from).collect();
+    let mut command = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg(exe);
+            c
+        }
+        None => tokio::process::Command::new(exe),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         // Every bench client comes from one loopback address: the per-address cap (a

@@ -295,6 +295,19 @@ pub(crate) fn bot_config(source: u32, fps: u32, video_bytes: usize) -> BotConfig
     }
 }
 
+/// What the server shed to stay on time (issue 16: graceful overload), and its memory at the
+/// end of the window, on stderr beside the row.
+async fn report_shedding(base: &str, pid: u32) {
+    let Ok(text) = async { reqwest::get(format!("{base}/metrics")).await?.text().await }.await else {
+        eprintln!("metrics unavailable");
+        return;
+    };
+    let wanted = ["conclave_media_shed_", "conclave_media_legs_shedding", "conclave_media_workers_overloaded"];
+    let shed: Vec<&str> =
+        text.lines().filter(|l| !l.starts_with('#') && wanted.iter().any(|w| l.starts_with(w))).collect();
+    eprintln!("server RSS at the end: {} KiB; {}", rss_kib(pid), shed.join(", "));
+}
+
 /// One run against a `conclave serve` child whose media binds `rtc_host`.
 pub(crate) async fn conclave(
     sessions: usize,
@@ -325,6 +338,8 @@ pub(crate) async fn conclave(
         "0",
         "--rest-rate-per-key",
         "0",
+        "--metrics-allow",
+        "127.0.0.1/32",
     ];
     let (mut child, base) = spawn_server(&dir, &flags).await?;
     let pid = child.id().unwrap_or(0);
@@ -378,6 +393,7 @@ pub(crate) async fn conclave(
         }
     }
     let row = measure(pid, &pub_bots, &sub_bots, publishers, subscribers, seconds, rss_before).await;
+    report_shedding(&base, pid).await;
     stop.store(true, Ordering::Relaxed);
     while pumps.join_next().await.is_some() {}
     drop(sub_bots);

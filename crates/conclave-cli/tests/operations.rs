@@ -56,6 +56,11 @@ async fn allow_listed_addresses_read_live_metrics() {
         "conclave_connections 1",
         "conclave_streams 1",
         "conclave_sessions_live 1",
+        // Nothing shed on an idle node.
+        "conclave_media_shed_backlog_packets_total 0",
+        "conclave_media_shed_overload_packets_total 0",
+        "conclave_media_legs_shedding 0",
+        "conclave_media_workers_overloaded 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }

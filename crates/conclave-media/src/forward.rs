@@ -191,17 +191,16 @@ impl Sfu {
             {
                 continue;
             }
-            let Some(writer) = sub.rtc.writer(out_mid) else {
-                continue;
-            };
-            let Some(pt) = writer.match_params(data.params) else {
-                tracing::debug!(subscriber = %sub.id, "no matching codec; frame dropped");
-                continue;
-            };
-            if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
-                tracing::debug!(subscriber = %sub.id, error = %e, "write failed");
-            }
-            self.settle(sub_key);
+            self.mutate(sub_key, |sub| {
+                let Some(writer) = sub.rtc.writer(out_mid) else { return };
+                let Some(pt) = writer.match_params(data.params) else {
+                    tracing::debug!(subscriber = %sub.id, "no matching codec; frame dropped");
+                    return;
+                };
+                if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+                    tracing::debug!(subscriber = %sub.id, error = %e, "write failed");
+                }
+            });
         }
         for rid in switch_wanted {
             self.request_keyframe(key, data.mid, Some(rid), None, now);

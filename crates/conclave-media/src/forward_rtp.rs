@@ -1,4 +1,4 @@
-//! RTP-mode forwarding (issue 16; opt-in with [`Sfu::set_rtp_forwarding`]): a publisher's RTP
+//! RTP-mode forwarding (the default of `conclave serve`; see [`Sfu::set_rtp_forwarding`]): a publisher's RTP
 //! packets go to each subscriber as RTP packets, decided and rewritten per subscriber by its
 //! `rtp::leg::Leg`, and written with str0m's direct API (`StreamTx::write_rtp`). The payload
 //! is shared between subscribers, never copied: VP8 fields are patched as str0m serializes,
@@ -7,27 +7,30 @@
 //!
 //! Owns the glue between str0m's RTP mode and the legs: which track a packet belongs to, the
 //! payload type each subscriber negotiated, force-mute and audio fallback as leg pauses, and
-//! the legs' keyframe wishes as (throttled) requests to the publisher, and recording taps:
+//! the legs' keyframe wishes as (throttled) requests to the publisher, the bound on each
+//! leg's str0m send queue (`rtp::backlog`) and the worker's overload level, and recording taps:
 //! a tapped track's packets reassembled into frames (`rtp::depack`) under frame mode's
 //! layer rules, handed out as `SfuOutput::Recorded`. It must not decide
 //! forwarding policy (that is `rtp`), nor negotiate (`negotiate`).
 
 use std::hash::{BuildHasher, RandomState};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::collections::VecDeque;
 
 use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Vp8Descriptor, Vp8Patch};
 
+use crate::Shed;
 use crate::forward::{codec_name, tap_takes};
 use crate::output::{RecordedFrame, SfuOutput};
 use crate::peer::{PeerKey, PublishedTrack};
 use crate::rtp::RtpHeader;
+use crate::rtp::backlog::QueueSample;
 use crate::rtp::codec::Codec;
 use crate::rtp::depack::Depacketizer;
 use crate::rtp::layer::best_layer;
-use crate::rtp::leg::{Forwarded, Incoming, Leg};
+use crate::rtp::leg::{Dropped, Forwarded, Incoming, Leg};
 use crate::rtp::selector::LayerChoice;
 use crate::rtp::vp8::Vp8Rewrite;
 use crate::sfu::Sfu;
@@ -74,17 +77,27 @@ impl Sfu {
         };
         let incoming = Incoming { header, rid, payload: &packet.payload };
         let mut wishes: Vec<(Option<Rid>, PeerKey)> = Vec::new();
+        let video = kind == MediaKind::Video;
+        let overload = if video { self.overload } else { Shed::Nothing };
         for (sub_key, out_mid) in subscribers {
-            let audio_only = kind == MediaKind::Video && self.observe_fallback(sub_key, now);
-            let budget_bps = self.video_budget(sub_key);
+            let audio_only = video && self.observe_fallback(sub_key, now);
+            let budget_bps = if overload == Shed::Nothing { self.video_budget(sub_key) } else { 0 };
             let Some(sub) = self.peers.get_mut(&sub_key) else { continue };
             if !sub.connected {
                 continue;
             }
+            let queue = queue_sample(&mut sub.rtc, out_mid, sub.estimate_bps, now);
             let Some(out) = sub.out.get_mut(&out_mid).filter(|o| o.active) else { continue };
+            let was = out.backlog.shed();
+            let backlog = queue.map_or(was, |q| out.backlog.observe(video, q));
+            if backlog != was {
+                tracing::info!(subscriber = %sub.id, ?kind, ?backlog, "send queue backlog: shedding changed");
+            }
+            let shed = backlog.max(overload);
             let leg = out.leg.get_or_insert_with(|| new_leg(codec));
             let needs_keyframe = std::mem::take(&mut out.needs_keyframe);
-            let pause = muted || audio_only || sub.paused[crate::peer::kind_index(kind)];
+            let unwanted = muted || audio_only || sub.paused[crate::peer::kind_index(kind)];
+            let pause = unwanted || shed == Shed::Everything;
             if pause && !leg.is_paused() {
                 leg.pause();
             } else if !pause && leg.is_paused() {
@@ -93,7 +106,8 @@ impl Sfu {
             if needs_keyframe {
                 leg.require_keyframe();
             }
-            leg.set_max_temporal(out.max_temporal);
+            let temporal_cap = if shed >= Shed::UpperTemporalLayers { Some(0) } else { out.max_temporal };
+            leg.set_max_temporal(temporal_cap);
             let choice = LayerChoice { layers: &layers, preferred: out.target, budget_bps };
             let decision = leg.on_packet(&incoming, &choice, now);
             if rid.is_some() {
@@ -102,15 +116,31 @@ impl Sfu {
             if let Some(layer) = decision.keyframe_wanted.filter(|l| !wishes.iter().any(|(w, _)| w == l)) {
                 wishes.push((layer, sub_key));
             }
+            let shed_here = match decision.verdict {
+                Err(Dropped::Paused) => !unwanted && shed == Shed::Everything,
+                Err(Dropped::TemporalLayer) => shed >= Shed::UpperTemporalLayers && out.max_temporal != Some(0),
+                _ => false,
+            };
+            if shed_here {
+                let counter =
+                    if backlog >= shed { &mut self.shed.backlog_packets } else { &mut self.shed.overload_packets };
+                *counter += 1;
+            }
             let Ok(forwarded) = decision.verdict else { continue };
             let Some(out_pt) = sub.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
                 tracing::debug!(subscriber = %sub.id, "no matching codec; packet dropped");
                 continue;
             };
-            let mut api = sub.rtc.direct_api();
-            let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { continue };
-            stream.write_rtp(rtp_write(out_pt, &forwarded, &packet));
-            self.settle(sub_key);
+            let size_cache = !std::mem::replace(&mut out.cache_sized, true);
+            let write = rtp_write(out_pt, &forwarded, &packet, video);
+            self.mutate(sub_key, |sub| {
+                let mut api = sub.rtc.direct_api();
+                let Some(stream) = api.stream_tx_by_mid(out_mid, None) else { return };
+                if size_cache {
+                    stream.set_rtx_cache(RESEND_CACHE_PACKETS, RESEND_CACHE_AGE, Some(RESEND_RATIO_CAP));
+                }
+                stream.write_rtp(write);
+            });
         }
         for (layer, sub_key) in wishes {
             self.request_keyframe(key, mid, layer, Some(sub_key), now);
@@ -163,6 +193,27 @@ fn record(
     }
 }
 
+/// How long str0m keeps a sent video packet to answer the subscriber's NACK with (its default
+/// is 3 s): a resend later than a second is never shown, and the cache, one per subscriber
+/// and track, is most of a subscriber's memory (about 450 bytes a packet besides the shared
+/// payload).
+const RESEND_CACHE_AGE: Duration = Duration::from_secs(1);
+/// At most this many packets in it (a second of 4 Mbit/s video).
+const RESEND_CACHE_PACKETS: usize = 400;
+/// str0m's default: resends stop while they are more than 15 % of what is sent.
+const RESEND_RATIO_CAP: f32 = 0.15;
+
+/// A look at str0m's send queue for a subscriber's outgoing track, from its pacer's latest
+/// sample (`None` before the pacer has seen the track). `estimate_bps`: the link's estimated
+/// rate, at which the queue drains.
+fn queue_sample(rtc: &mut str0m::Rtc, mid: Mid, estimate_bps: u64, now: Instant) -> Option<QueueSample> {
+    let mut api = rtc.direct_api();
+    let info = api.stream_tx_by_mid(mid, None)?.queue_info()?;
+    let oldest = info.first_unsent().map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+    let drain = Duration::from_micros((info.byte_size() as u64 * 8 * 1_000_000) / estimate_bps.max(1));
+    Some(QueueSample { packets: info.packet_count(), wait: oldest.max(drain) })
+}
+
 /// A leg whose sequence numbers and timestamps start at random values (RFC 3550 §5.1). Its
 /// first sequence number is below 2^15, so the rollover counter stays 0 for a long while.
 fn new_leg(codec: Codec) -> Leg {
@@ -184,7 +235,9 @@ fn leg_codec(codec: str0m::format::Codec, kind: MediaKind) -> Codec {
 
 /// The write of a forwarded packet: the publisher's payload (shared), the leg's header fields,
 /// the audio level and video orientation as received, and the VP8 patch.
-fn rtp_write(pt: Pt, forwarded: &Forwarded, packet: &RtpPacket) -> RtpWrite {
+/// Audio is not resent (WebRTC receivers do not NACK Opus: it conceals loss instead), so it
+/// is not `nackable` and str0m keeps no copy of it.
+fn rtp_write(pt: Pt, forwarded: &Forwarded, packet: &RtpPacket, video: bool) -> RtpWrite {
     let received = &packet.header.ext_vals;
     let ext_vals = ExtensionValues {
         audio_level: received.audio_level,
@@ -196,7 +249,7 @@ fn rtp_write(pt: Pt, forwarded: &Forwarded, packet: &RtpPacket) -> RtpWrite {
     let write = RtpWrite::new(pt, seq, forwarded.timestamp, packet.timestamp, packet.payload.clone())
         .marker(forwarded.marker)
         .ext_vals(ext_vals)
-        .nackable(true);
+        .nackable(video);
     match forwarded.vp8.and_then(|rewrite| vp8_patch(&packet.payload, rewrite)) {
         Some(patch) => write.vp8_patch(patch),
         None => write,

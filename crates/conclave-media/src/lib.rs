@@ -14,6 +14,7 @@ mod forward;
 mod forward_rtp;
 mod negotiate;
 mod output;
+mod overload;
 mod peer;
 #[cfg_attr(not(test), expect(dead_code, reason = "the RTP-mode pieces are wired into forwarding next (issue 16)"))]
 mod rtp;
@@ -21,7 +22,9 @@ mod sfu;
 mod stun;
 
 pub use error::SfuError;
-pub use output::{RecordedFrame, SfuEvent, SfuOutput};
+pub use output::{RecordedFrame, SfuEvent, SfuOutput, ShedStats};
+pub use overload::OverloadGuard;
+pub use rtp::backlog::{MAX_QUEUED_VIDEO_PACKETS, Shed};
 pub use sfu::Sfu;
 
 /// str0m types that appear in this crate's API.

@@ -109,11 +109,9 @@ impl Sfu {
     pub fn accept_answer(&mut self, peer_id: &str, answer_sdp: &str, now: Instant) -> Result<Option<String>, SfuError> {
         let key = self.key(peer_id)?;
         let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
-        let peer = self.peers.get_mut(&key).expect("key is valid");
-        let (pending, stops) =
-            peer.pending_offer.take().ok_or_else(|| SfuError::NoPendingOffer(peer_id.to_string()))?;
-        let result = peer.rtc.sdp_api().accept_answer(pending, answer);
-        self.settle(key);
+        let pending = self.peers.get_mut(&key).and_then(|p| p.pending_offer.take());
+        let (pending, stops) = pending.ok_or_else(|| SfuError::NoPendingOffer(peer_id.to_string()))?;
+        let result = self.mutate(key, |peer| peer.rtc.sdp_api().accept_answer(pending, answer)).expect("key is valid");
         if let Err(e) = result {
             self.requeue_void_offer(key, stops);
             self.process(now);
@@ -249,16 +247,15 @@ impl Sfu {
         // Tell bandwidth estimation what we would like to send this peer (every video at its
         // best layer), so it probes towards it. No sustained minimum: padding stays at str0m's
         // small floor instead of filling every subscriber connection up to a layer's rate.
-        if let Some(peer) = self.peers.get_mut(&key) {
+        self.mutate(key, |peer| {
             let videos = peer.out.values().filter(|o| o.active && o.kind == MediaKind::Video).count() as u64;
             let audios = peer.out.values().filter(|o| o.active && o.kind == MediaKind::Audio).count() as u64;
             if videos + audios > 0 {
                 use str0m::bwe::Bitrate;
                 let desired = Bitrate::bps(videos * 1_600_000 + audios * 64_000);
                 peer.rtc.bwe().set_bitrate(Bitrate::bps(0), desired);
-                self.settle(key);
             }
-        }
+        });
     }
 
     /// Makes the next server offer from the queued changes, unless one is
@@ -296,6 +293,8 @@ impl Sfu {
                     target: None,
                     max_temporal: None,
                     leg: None,
+                    backlog: Default::default(),
+                    cache_sized: false,
                 },
             ));
         }

@@ -65,3 +65,15 @@ pub enum SfuEvent {
     /// and video resumes from a keyframe (`false`).
     AudioFallback { peer_id: String, audio_only: bool },
 }
+
+/// What the SFU has shed so far to keep its send queues bounded and its worker on time (see
+/// [`Sfu::shed_stats`]). Counters only grow; `legs_shedding` is the number now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShedStats {
+    /// Packets a subscriber leg did not send because its send queue was too long (a slow link).
+    pub backlog_packets: u64,
+    /// Packets not sent because the worker was overloaded (see [`Sfu::set_overload`]).
+    pub overload_packets: u64,
+    /// Subscriber legs shedding for their backlog now.
+    pub legs_shedding: u64,
+}

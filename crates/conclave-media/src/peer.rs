@@ -55,6 +55,10 @@ pub(crate) struct OutTrack {
     pub max_temporal: Option<u8>,
     /// RTP-mode forwarding state (see `Sfu::set_rtp_forwarding`), made at the first packet.
     pub leg: Option<crate::rtp::leg::Leg>,
+    /// RTP mode: what the leg sheds while str0m's send queue for it is long.
+    pub backlog: crate::rtp::backlog::Backlog,
+    /// RTP mode: str0m's send stream for it has the SFU's resend cache size (see `forward_rtp`).
+    pub cache_sized: bool,
 }
 
 #[derive(Debug)]

@@ -39,6 +39,9 @@ pub struct Sfu {
     pub(crate) events: VecDeque<(PeerKey, Event)>,
     /// Peers made from now on forward RTP packets (see [`Sfu::set_rtp_forwarding`]).
     rtp_forwarding: bool,
+    /// What every video leg sheds because the worker is overloaded (see [`Sfu::set_overload`]).
+    pub(crate) overload: crate::Shed,
+    pub(crate) shed: crate::ShedStats,
 }
 
 impl Sfu {
@@ -56,6 +59,8 @@ impl Sfu {
             out: VecDeque::new(),
             events: VecDeque::new(),
             rtp_forwarding: false,
+            overload: crate::Shed::Nothing,
+            shed: crate::ShedStats::default(),
         }
     }
 
@@ -65,6 +70,28 @@ impl Sfu {
     /// frames. Not done yet in this mode: recording taps hand out no frames.
     pub fn set_rtp_forwarding(&mut self, on: bool) {
         self.rtp_forwarding = on;
+    }
+
+    /// RTP mode: what every video leg sheds because the worker running this SFU is overloaded
+    /// (see [`crate::OverloadGuard`]): `UpperTemporalLayers` forwards the lowest simulcast layer
+    /// and the base temporal layer only, `Everything` no video at all. Audio is never shed for
+    /// overload. Video comes back from a keyframe.
+    pub fn set_overload(&mut self, shed: crate::Shed) {
+        if shed != self.overload {
+            tracing::warn!(?shed, "media worker overload: video shed");
+        }
+        self.overload = shed;
+    }
+
+    /// What has been shed so far (RTP mode), and how many legs shed for their backlog now.
+    pub fn shed_stats(&self) -> crate::ShedStats {
+        let legs_shedding = self
+            .peers
+            .values()
+            .flat_map(|p| p.out.values())
+            .filter(|o| o.backlog.shed() != crate::Shed::Nothing)
+            .count() as u64;
+        crate::ShedStats { legs_shedding, ..self.shed }
     }
 
     /// The advertised host candidate address.
@@ -254,11 +281,11 @@ impl Sfu {
                 }
             },
         };
-        let peer = self.peers.get_mut(&key).expect("route index is consistent");
-        if let Err(e) = peer.rtc.handle_input(input) {
-            tracing::debug!(peer = %peer.id, error = %e, "rtc refused a datagram");
-        }
-        self.settle(key);
+        self.mutate(key, |peer| {
+            if let Err(e) = peer.rtc.handle_input(input) {
+                tracing::debug!(peer = %peer.id, error = %e, "rtc refused a datagram");
+            }
+        });
         self.process(now);
         true
     }
@@ -267,13 +294,11 @@ impl Sfu {
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<PeerKey> = self.deadlines.iter().take_while(|(t, _)| *t <= now).map(|(_, k)| *k).collect();
         for key in due {
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                tracing::debug!(peer = %peer.id, error = %e, "rtc timeout failed");
-            }
-            self.settle(key);
+            self.mutate(key, |peer| {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(peer = %peer.id, error = %e, "rtc timeout failed");
+                }
+            });
         }
         self.process(now);
     }
@@ -291,7 +316,17 @@ impl Sfu {
         self.by_id.get(peer_id).copied().ok_or_else(|| SfuError::UnknownPeer(peer_id.to_string()))
     }
 
-    /// Drains a peer after a mutation and re-files its deadline.
+    /// Applies one change to a peer (its `Rtc` included) and drains what the change produced:
+    /// str0m requires every mutation of an `Rtc` to be followed by `poll_output` down to a
+    /// timeout, and this keeps that rule in one place. `None` if the peer is gone.
+    pub(crate) fn mutate<T>(&mut self, key: PeerKey, change: impl FnOnce(&mut Peer) -> T) -> Option<T> {
+        let result = change(self.peers.get_mut(&key)?);
+        self.settle(key);
+        Some(result)
+    }
+
+    /// Drains a peer after a mutation and re-files its deadline. Prefer [`Sfu::mutate`]; the
+    /// few callers left change several peers' state around one mutation.
     pub(crate) fn settle(&mut self, key: PeerKey) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;

@@ -357,7 +357,9 @@ async fn run(
     let mut pending: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
     // Timeouts handled in a row without a look at the socket and the commands.
     let mut immediate = 0;
+    let mut load = WorkerLoad::new(Instant::now());
     loop {
+        load.maybe_report(&mut sfu, &metrics, Instant::now());
         // Drain everything the SFU wants done, and learn its next deadline (none without
         // peers: then just look again in a second).
         let mut deadline = Instant::now() + Duration::from_secs(1);
@@ -416,17 +418,17 @@ async fn run(
         }
         pending.clear();
         let sleep_until = tokio::time::Instant::from_std(deadline.max(now).min(now + Duration::from_secs(1)));
-        tokio::select! {
+        let wake = tokio::select! {
             biased;
-            cmd = commands.recv() => match cmd {
-                Some(cmd) => apply(&mut sfu, &mut taps, cmd, Instant::now()),
-                None => return,
-            },
-            ready = socket.readable() => {
-                if let Err(e) = ready {
-                    tracing::debug!(error = %e, "media receive failed");
-                    continue;
-                }
+            cmd = commands.recv() => Wake::Command(cmd),
+            ready = socket.readable() => Wake::Readable(ready),
+            _ = tokio::time::sleep_until(sleep_until) => Wake::Timer,
+        };
+        match wake {
+            Wake::Command(Some(cmd)) => apply(&mut sfu, &mut taps, cmd, Instant::now()),
+            Wake::Command(None) => return,
+            Wake::Readable(Err(e)) => tracing::debug!(error = %e, "media receive failed"),
+            Wake::Readable(Ok(())) => {
                 let now = Instant::now();
                 let (mut packets, mut bytes) = (0, 0u64);
                 for _ in 0..RECV_BATCHES {
@@ -452,9 +454,76 @@ async fn run(
                 }
                 add(&c.media_packets_received, packets);
                 add(&c.media_bytes_received, bytes);
-            },
-            _ = tokio::time::sleep_until(sleep_until) => sfu.handle_timeout(Instant::now()),
+            }
+            Wake::Timer => sfu.handle_timeout(Instant::now()),
         }
+    }
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec for the call to write; the clock ID is a constant.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// What woke a media worker up.
+enum Wake {
+    Command(Option<MediaCommand>),
+    Readable(std::io::Result<()>),
+    Timer,
+}
+
+/// How busy a media worker's thread is, what its SFU sheds for it, and what the SFU has shed:
+/// looked at every `LOAD_INTERVAL` and reported to the SFU (`Sfu::set_overload`) and `/metrics`.
+/// Busy is the CPU time the thread itself used over the wall time: a worker that has a core to
+/// itself and uses all of it is overloaded; one that waits for a core other processes hold is
+/// not (shedding its video would not give it the core).
+struct WorkerLoad {
+    since: Instant,
+    cpu_since: Duration,
+    guard: conclave_media::OverloadGuard,
+    /// What was last added to the metrics, so each report adds the change.
+    reported: conclave_media::ShedStats,
+}
+
+const LOAD_INTERVAL: Duration = Duration::from_millis(500);
+
+impl WorkerLoad {
+    fn new(now: Instant) -> WorkerLoad {
+        WorkerLoad { since: now, cpu_since: thread_cpu_time(), guard: Default::default(), reported: Default::default() }
+    }
+
+    fn maybe_report(&mut self, sfu: &mut Sfu, metrics: &crate::metrics::Metrics, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed < LOAD_INTERVAL {
+            return;
+        }
+        let cpu = thread_cpu_time();
+        let busy = cpu.saturating_sub(self.cpu_since).as_secs_f64() / elapsed.as_secs_f64();
+        (self.since, self.cpu_since) = (now, cpu);
+        let c = &metrics.counters;
+        let before = self.guard.level();
+        if let Some(level) = self.guard.observe(busy, now) {
+            sfu.set_overload(level);
+            let was_overloaded = before != conclave_media::Shed::Nothing;
+            let overloaded = level != conclave_media::Shed::Nothing;
+            if overloaded && !was_overloaded {
+                crate::metrics::inc(&c.media_workers_overloaded);
+            } else if was_overloaded && !overloaded {
+                c.media_workers_overloaded.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let stats = sfu.shed_stats();
+        let old = std::mem::replace(&mut self.reported, stats);
+        crate::metrics::add(&c.media_shed_backlog_packets, stats.backlog_packets - old.backlog_packets);
+        crate::metrics::add(&c.media_shed_overload_packets, stats.overload_packets - old.overload_packets);
+        // A gauge shared by the workers: each adds the change of its own share.
+        c.media_legs_shedding
+            .fetch_add(stats.legs_shedding.wrapping_sub(old.legs_shedding), std::sync::atomic::Ordering::Relaxed);
     }
 }
 

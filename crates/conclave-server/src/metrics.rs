@@ -30,6 +30,11 @@ pub struct Counters {
     pub archives_expired: AtomicU64,
     pub archive_upload_failures: AtomicU64,
     pub archive_frames_dropped: AtomicU64,
+    pub media_shed_backlog_packets: AtomicU64,
+    pub media_shed_overload_packets: AtomicU64,
+    /// Gauges the media workers keep (each adds the change of its own share).
+    pub media_legs_shedding: AtomicU64,
+    pub media_workers_overloaded: AtomicU64,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {
@@ -136,6 +141,16 @@ impl Metrics {
                 "conclave_archive_frames_dropped_total",
                 "Frames a recorder could not keep up with",
                 &c.archive_frames_dropped,
+            ),
+            (
+                "conclave_media_shed_backlog_packets_total",
+                "Media packets not sent to a subscriber whose send queue was too long (a slow link)",
+                &c.media_shed_backlog_packets,
+            ),
+            (
+                "conclave_media_shed_overload_packets_total",
+                "Video packets not sent because a media worker was overloaded",
+                &c.media_shed_overload_packets,
             ),
         ];
         let mut out = String::new();

@@ -13,8 +13,10 @@
 //! - [`layer`], [`selector`]: simulcast layer ranking and per-leg layer choice.
 //! - [`cache`]: the per-publisher packet cache that answers NACKs.
 //! - [`leg`]: one subscriber leg composed of the above.
+//! - [`backlog`]: the bound on a leg's send queue, and what it sheds past it.
 //! - [`depack`]: frames back from a tapped track's packets, for recording.
 
+pub(crate) mod backlog;
 pub(crate) mod cache;
 pub(crate) mod codec;
 pub(crate) mod depack;

@@ -45,6 +45,8 @@ pub struct Sending {
     pub video_rids: Vec<Rid>,
     /// Sequence numbers of the video keyframes sent.
     pub keyframes_sent: Vec<u32>,
+    /// When each video frame was sent, by sequence number.
+    pub video_sent_at: Vec<Instant>,
 }
 
 pub struct Client {
@@ -462,6 +464,7 @@ impl Net {
                 w.write(pt, start + VIDEO_EVERY * seq, t, video_payload(seq, keyframe)).unwrap();
             }
             c.sending.video_seq += 1;
+            c.sending.video_sent_at.push(now);
             c.sending.next_video = Some(at + VIDEO_EVERY);
             self.drain_client(i);
         }

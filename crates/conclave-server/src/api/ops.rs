@@ -38,6 +38,9 @@ pub async fn metrics(
     let recording = state.archiver.as_ref().map_or(0, |a| a.active_count() as u64);
     let broadcasting = state.broadcaster.as_ref().map_or(0, |b| b.active_count() as u64);
     let connectors = state.broadcaster.as_ref().map_or(0, |b| b.connectors.count() as u64);
+    let media = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let c = &state.metrics.counters;
+    let (shedding, overloaded) = (media(&c.media_legs_shedding), media(&c.media_workers_overloaded));
     let mut body = state.metrics.render(&[
         ("conclave_sessions_live", "Sessions with at least one connection", sessions),
         ("conclave_connections", "Signaling connections, suspended ones included", connections),
@@ -45,6 +48,8 @@ pub async fn metrics(
         ("conclave_archives_recording", "Archives recording on this node", recording),
         ("conclave_broadcasts_live", "Broadcasts composing on this node", broadcasting),
         ("conclave_audio_connections", "Audio Connector connections on this node", connectors),
+        ("conclave_media_legs_shedding", "Subscriber tracks shedding for a long send queue now", shedding),
+        ("conclave_media_workers_overloaded", "Media workers shedding video for overload now", overloaded),
     ]);
     match state.store.archive_status_counts().await {
         Ok(counts) => {
