@@ -17,28 +17,23 @@ use tokio::sync::{mpsc, oneshot};
 pub mod pool;
 pub use pool::MediaPool;
 
-pub fn publisher_peer(stream_id: &str) -> String {
-    format!("pub:{stream_id}")
+pub mod peer_id;
+pub use peer_id::PeerId;
+
+/// The peer publishing `stream_id`.
+pub fn publisher_peer(stream_id: &str) -> PeerId {
+    PeerId::Publisher(stream_id.to_owned())
 }
 
-/// The stream a publisher peer ID names (`None` for a receiving peer).
-pub fn stream_of_publisher(peer: &str) -> Option<&str> {
-    peer.strip_prefix("pub:")
-}
-
-/// The OpenTok.js subscriber a peer ID names (`None` for other peers).
-pub fn subscriber_of_peer(peer: &str) -> Option<&str> {
-    peer.strip_prefix("osub:")
-}
-
-pub fn receiver_peer(connection_id: &str) -> String {
-    format!("sub:{connection_id}")
+/// Protocol v1: the one receiving peer of `connection_id`.
+pub fn receiver_peer(connection_id: &str) -> PeerId {
+    PeerId::Receiver(connection_id.to_owned())
 }
 
 /// The peer of one OpenTok.js subscriber: its own peer connection, which receives one
 /// publisher's tracks (see [`MediaHandle::add_subscriber_peer`]).
-pub fn subscriber_peer(subscriber_id: &str) -> String {
-    format!("osub:{subscriber_id}")
+pub fn subscriber_peer(subscriber_id: &str) -> PeerId {
+    PeerId::Subscriber(subscriber_id.to_owned())
 }
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -136,7 +131,7 @@ pub struct OfferAnswer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     /// A peer with audio fallback on gets audio only now (`audio_only`), or video again.
-    AudioFallback { peer: String, audio_only: bool },
+    AudioFallback { peer: PeerId, audio_only: bool },
 }
 
 /// Events the hub has not taken yet, at most: past that, new events are dropped (and
@@ -170,50 +165,55 @@ impl MediaHandle {
         })
     }
 
-    pub fn add_peer(&self, peer: String, offer: String) -> Pending<String> {
-        self.ask(|reply| MediaCommand::AddPeer { peer, offer, reply })
+    pub fn add_peer(&self, peer: PeerId, offer: String) -> Pending<String> {
+        self.ask(|reply| MediaCommand::AddPeer { peer: peer.into(), offer, reply })
     }
     /// Adds `peer` (see [`subscriber_peer`]) receiving every track `publisher` publishes now,
     /// and returns the server's offer for it. Fails if the peer exists, or the publisher is
     /// unknown or has no tracks yet. With `audio_fallback`, the peer gets audio only while its
     /// bandwidth is too low for video.
-    pub fn add_subscriber_peer(&self, peer: String, publisher: String, audio_fallback: bool) -> Pending<String> {
+    pub fn add_subscriber_peer(&self, peer: PeerId, publisher: PeerId, audio_fallback: bool) -> Pending<String> {
+        let (peer, publisher) = (peer.into(), publisher.into());
         self.ask(|reply| MediaCommand::AddSubscriberPeer { peer, publisher, audio_fallback, reply })
     }
-    pub fn accept_answer(&self, peer: String, answer: String) -> Pending<Option<String>> {
-        self.ask(|reply| MediaCommand::AcceptAnswer { peer, answer, reply })
+    pub fn accept_answer(&self, peer: PeerId, answer: String) -> Pending<Option<String>> {
+        self.ask(|reply| MediaCommand::AcceptAnswer { peer: peer.into(), answer, reply })
     }
     /// A client's offer for `peer`: answered as a new peer's first offer when `may_create`
     /// and the peer does not exist yet, else as a later offer on the peer (fails if unknown).
-    pub fn offer(&self, peer: String, offer: String, may_create: bool) -> Pending<OfferAnswer> {
-        self.ask(|reply| MediaCommand::Offer { peer, offer, may_create, reply })
+    pub fn offer(&self, peer: PeerId, offer: String, may_create: bool) -> Pending<OfferAnswer> {
+        self.ask(|reply| MediaCommand::Offer { peer: peer.into(), offer, may_create, reply })
     }
-    pub fn subscribe(&self, receiver: String, publisher: String) -> Pending<Option<String>> {
+    pub fn subscribe(&self, receiver: PeerId, publisher: PeerId) -> Pending<Option<String>> {
+        let (receiver, publisher) = (receiver.into(), publisher.into());
         self.ask(|reply| MediaCommand::Subscribe { receiver, publisher, reply })
     }
-    pub fn unsubscribe(&self, receiver: String, publisher: String) -> Pending<Option<String>> {
+    pub fn unsubscribe(&self, receiver: PeerId, publisher: PeerId) -> Pending<Option<String>> {
+        let (receiver, publisher) = (receiver.into(), publisher.into());
         self.ask(|reply| MediaCommand::Unsubscribe { receiver, publisher, reply })
     }
-    pub fn remove_peer(&self, peer: String) {
-        let _ = self.tx.send(MediaCommand::RemovePeer { peer });
+    pub fn remove_peer(&self, peer: PeerId) {
+        let _ = self.tx.send(MediaCommand::RemovePeer { peer: peer.into() });
     }
-    pub fn audio_forwarding(&self, peer: String, enabled: bool) {
-        let _ = self.tx.send(MediaCommand::AudioForwarding { peer, enabled });
+    pub fn audio_forwarding(&self, peer: PeerId, enabled: bool) {
+        let _ = self.tx.send(MediaCommand::AudioForwarding { peer: peer.into(), enabled });
     }
-    pub fn preferred_layer(&self, receiver: String, publisher: String, rid: Option<&'static str>) {
+    pub fn preferred_layer(&self, receiver: PeerId, publisher: PeerId, rid: Option<&'static str>) {
+        let (receiver, publisher) = (receiver.into(), publisher.into());
         let _ = self.tx.send(MediaCommand::PreferredLayer { receiver, publisher, rid });
     }
-    pub fn max_temporal_layer(&self, receiver: String, publisher: String, max: Option<u8>) {
+    pub fn max_temporal_layer(&self, receiver: PeerId, publisher: PeerId, max: Option<u8>) {
+        let (receiver, publisher) = (receiver.into(), publisher.into());
         let _ = self.tx.send(MediaCommand::MaxTemporalLayer { receiver, publisher, max });
     }
-    pub fn receiving(&self, peer: String, video: bool, receive: bool) {
-        let _ = self.tx.send(MediaCommand::Receiving { peer, video, receive });
+    pub fn receiving(&self, peer: PeerId, video: bool, receive: bool) {
+        let _ = self.tx.send(MediaCommand::Receiving { peer: peer.into(), video, receive });
     }
-    pub fn tap(&self, peer: String, archive: String, sink: Option<FrameSink>) {
-        let _ = self.tx.send(MediaCommand::Tap { peer, archive, sink });
+    pub fn tap(&self, peer: PeerId, archive: String, sink: Option<FrameSink>) {
+        let _ = self.tx.send(MediaCommand::Tap { peer: peer.into(), archive, sink });
     }
-    pub fn request_keyframe(&self, peer: String) {
-        let _ = self.tx.send(MediaCommand::RequestKeyframe { peer });
+    pub fn request_keyframe(&self, peer: PeerId) {
+        let _ = self.tx.send(MediaCommand::RequestKeyframe { peer: peer.into() });
     }
 }
 
@@ -371,7 +371,8 @@ async fn run(
                     break;
                 }
                 SfuOutput::Event(SfuEvent::AudioFallback { peer_id, audio_only }) => {
-                    let event = MediaEvent::AudioFallback { peer: peer_id, audio_only };
+                    let Some(peer) = PeerId::parse(&peer_id) else { continue };
+                    let event = MediaEvent::AudioFallback { peer, audio_only };
                     if let Err(mpsc::error::TrySendError::Full(e)) = events.try_send(event) {
                         tracing::warn!(event = ?e, "media events queue full: event dropped");
                     }

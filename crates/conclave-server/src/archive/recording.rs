@@ -335,7 +335,9 @@ impl Worker {
     }
 
     fn frame(&mut self, f: Arc<RecordedFrame>) {
-        let Some(stream_id) = crate::media::stream_of_publisher(&f.publisher).map(str::to_owned) else { return };
+        let Some(crate::media::PeerId::Publisher(stream_id)) = crate::media::PeerId::parse(&f.publisher) else {
+            return;
+        };
         let Some(mut t) = self.tracks.remove(&stream_id) else { return };
         if t.recorder.is_none() {
             let is_video = f.kind == MediaKind::Video;

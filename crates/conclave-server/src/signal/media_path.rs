@@ -10,10 +10,10 @@
 
 use super::hub::{Hub, lock};
 use super::room::{MediaIntent, Receiver};
-use crate::media::{MediaEvent, MediaHandle, publisher_peer, receiver_peer, subscriber_of_peer, subscriber_peer};
+use crate::media::{MediaEvent, MediaHandle, PeerId, publisher_peer, receiver_peer, subscriber_peer};
 use conclave_core::signal::{ClientMessage, ErrorCode, ServerMessage};
 
-fn receiver_peer_of(r: &Receiver) -> String {
+fn receiver_peer_of(r: &Receiver) -> PeerId {
     match r {
         Receiver::Connection(conn) => receiver_peer(conn),
         Receiver::Subscriber(sub) => subscriber_peer(sub),
@@ -167,7 +167,7 @@ impl Hub {
                 let Some(hub) = hub.upgrade() else { return };
                 match event {
                     MediaEvent::AudioFallback { peer, audio_only } => {
-                        let Some(subscriber) = subscriber_of_peer(&peer) else { continue };
+                        let PeerId::Subscriber(subscriber) = &peer else { continue };
                         for cell in hub.live_rooms() {
                             let mut live = lock(&cell);
                             let out = live.room.audio_fallback(subscriber, audio_only);
