@@ -24,7 +24,7 @@ mod stun;
 pub use error::SfuError;
 pub use output::{RecordedFrame, SfuEvent, SfuOutput, ShedStats};
 pub use overload::OverloadGuard;
-pub use rtp::backlog::{MAX_QUEUED_VIDEO_PACKETS, Shed};
+pub use rtp::backlog::Shed;
 pub use sfu::Sfu;
 
 /// str0m types that appear in this crate's API.

@@ -43,27 +43,26 @@ impl OverloadGuard {
     /// Takes one observation (`busy`: the share of the last interval the thread worked, 0 to
     /// 1). Returns the new level when it changes.
     pub fn observe(&mut self, busy: f64, now: Instant) -> Option<Shed> {
-        if busy >= OVERLOADED {
-            self.relieved_since = None;
-            let since = *self.overloaded_since.get_or_insert(now);
-            if now.saturating_duration_since(since) >= STEP_UP_AFTER && self.level != Shed::Everything {
-                self.overloaded_since = Some(now);
-                self.level = if self.level == Shed::Nothing { Shed::UpperTemporalLayers } else { Shed::Everything };
-                return Some(self.level);
-            }
+        // The side this observation is on, the other side, how long it must last, and the
+        // level one step that way.
+        let (side, other, after, next) = if busy >= OVERLOADED {
+            let up = if self.level == Shed::Nothing { Shed::UpperTemporalLayers } else { Shed::Everything };
+            (&mut self.overloaded_since, &mut self.relieved_since, STEP_UP_AFTER, up)
         } else if busy < RELIEVED {
-            self.overloaded_since = None;
-            let since = *self.relieved_since.get_or_insert(now);
-            if now.saturating_duration_since(since) >= STEP_DOWN_AFTER && self.level != Shed::Nothing {
-                self.relieved_since = Some(now);
-                self.level = if self.level == Shed::Everything { Shed::UpperTemporalLayers } else { Shed::Nothing };
-                return Some(self.level);
-            }
+            let down = if self.level == Shed::Everything { Shed::UpperTemporalLayers } else { Shed::Nothing };
+            (&mut self.relieved_since, &mut self.overloaded_since, STEP_DOWN_AFTER, down)
         } else {
-            self.overloaded_since = None;
-            self.relieved_since = None;
+            (self.overloaded_since, self.relieved_since) = (None, None);
+            return None;
+        };
+        *other = None;
+        let since = *side.get_or_insert(now);
+        if now.saturating_duration_since(since) < after || next == self.level {
+            return None;
         }
-        None
+        *side = Some(now);
+        self.level = next;
+        Some(next)
     }
 }
 

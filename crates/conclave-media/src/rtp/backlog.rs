@@ -58,9 +58,6 @@ const AUDIO: Limits = Limits {
     drained: (2, Duration::from_millis(40)),
 };
 
-/// The most packets an outgoing track's send queue holds: the bound this module keeps.
-pub const MAX_QUEUED_VIDEO_PACKETS: usize = VIDEO.hard.0;
-
 /// The shedding state of one leg.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Backlog {

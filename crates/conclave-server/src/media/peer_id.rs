@@ -31,14 +31,6 @@ impl PeerId {
             _ => None,
         }
     }
-
-    /// The stream a publisher peer publishes.
-    pub fn stream(&self) -> Option<&str> {
-        match self {
-            PeerId::Publisher(stream) => Some(stream),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for PeerId {
@@ -70,8 +62,6 @@ mod tests {
         ] {
             assert_eq!(PeerId::parse(&peer.to_string()), Some(peer));
         }
-        assert_eq!(PeerId::Publisher("s".into()).stream(), Some("s"));
-        assert_eq!(PeerId::Receiver("c".into()).stream(), None);
         assert_eq!(PeerId::parse("stream-without-kind"), None);
         assert_eq!(PeerId::parse("other:x"), None);
     }
